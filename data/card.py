@@ -1,0 +1,176 @@
+"""Persona cards: `persona.toml`, decoded strictly by msgspec.
+
+Unknown keys are refused with their name, and a wrong type names the path to the field.
+Sampling fields left out of a card stay `None`, so the server can fall through to the base
+model's and then the server's defaults.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import msgspec
+
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+"""Persona names are safe folder names and model ids; never paths."""
+
+
+class CardError(Exception):
+    """A persona card could not be read; the message names the file and the bad key."""
+
+
+class Sampling(msgspec.Struct, forbid_unknown_fields=True, frozen=True, omit_defaults=True):
+    """Default sampling for a persona; `None` means "not set here"."""
+
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    min_p: float | None = None
+    repetition_penalty: float | None = None
+    repetition_context_size: int | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    min_tokens: int | None = None
+    max_tokens: int | None = None
+    stop: list[str] | None = None
+    seed: int | None = None
+
+
+class Training(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Training defaults for `persona train`."""
+
+    fine_tune_type: str = "lora"
+    """`lora`, `dora` or `full`."""
+    rank: int = 8
+    scale: float = 20.0
+    dropout: float = 0.0
+    layers: int = 8
+    """How many of the last transformer blocks get adapters (-1 for all)."""
+    keys: list[str] | None = None
+    """Module names to adapt inside each block; None means mlx-lm's defaults."""
+    learning_rate: float = 1e-4
+    lr_schedule: str = "cosine"
+    """`constant`, `linear` or `cosine`, after `warmup` steps."""
+    warmup: int = 10
+    epochs: int = 3
+    batch_size: int = 4
+    max_seq_length: int = 512
+    grad_checkpoint: bool = False
+    val_fraction: float = 0.1
+    val_every: int = 25
+    checkpoint_every: int = 50
+    patience: int = 0
+    """Early stopping after this many validations without improvement (0 = off)."""
+    seed: int = 0
+
+
+class Style(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """What evaluation looks for in this persona's replies."""
+
+    catchphrases: list[str] = []
+    markers: list[str] = []
+    """Words or short phrases typical of the voice."""
+    reply_words: list[int] = msgspec.field(default_factory=lambda: [20, 200])
+    """Target reply length range in words: [min, max]."""
+    banned: list[str] = []
+    """Phrases the persona must never use."""
+    rubric: str = ""
+    """Guidance for an optional LLM judge."""
+
+
+class PersonaCard(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """One persona: who it is, how it samples, how it trains, how it is judged."""
+
+    name: str
+    system_prompt: str
+    display_name: str = ""
+    description: str = ""
+    base_model: str = "embedded"
+    sampling: Sampling = Sampling()
+    training: Training = Training()
+    style: Style = Style()
+
+    @property
+    def title(self) -> str:
+        """The name to show people."""
+        return self.display_name or self.name
+
+
+def validate(card: PersonaCard) -> list[str]:
+    """Every semantic problem with a decoded card (empty when fine)."""
+    problems: list[str] = []
+    if not NAME_PATTERN.match(card.name):
+        problems.append(
+            f"name: {card.name!r} must be lowercase letters, digits, '-' or '_' (max 63)"
+        )
+    if not card.system_prompt.strip():
+        problems.append("system_prompt: must not be empty")
+    s = card.sampling
+    checks = [
+        ("sampling.temperature", s.temperature, 0.0, 2.0),
+        ("sampling.top_p", s.top_p, 0.0, 1.0),
+        ("sampling.min_p", s.min_p, 0.0, 1.0),
+        ("sampling.repetition_penalty", s.repetition_penalty, 0.0, 10.0),
+        ("sampling.presence_penalty", s.presence_penalty, -2.0, 2.0),
+        ("sampling.frequency_penalty", s.frequency_penalty, -2.0, 2.0),
+    ]
+    for key, value, low, high in checks:
+        if value is not None and not low <= value <= high:
+            problems.append(f"{key}: {value} is outside [{low}, {high}]")
+    for key, value in (("sampling.min_tokens", s.min_tokens), ("sampling.top_k", s.top_k)):
+        if value is not None and value < 0:
+            problems.append(f"{key}: must be >= 0")
+    if s.max_tokens is not None and s.max_tokens < 1:
+        problems.append("sampling.max_tokens: must be >= 1")
+    t = card.training
+    if t.fine_tune_type not in ("lora", "dora", "full"):
+        problems.append(f"training.fine_tune_type: {t.fine_tune_type!r} is not lora, dora or full")
+    if t.lr_schedule not in ("constant", "linear", "cosine"):
+        problems.append(f"training.lr_schedule: {t.lr_schedule!r} is not constant, linear or cosine")
+    for key, value in (("rank", t.rank), ("batch_size", t.batch_size), ("epochs", t.epochs)):
+        if value < 1:
+            problems.append(f"training.{key}: must be >= 1")
+    if not 0.0 <= t.val_fraction < 1.0:
+        problems.append("training.val_fraction: must be in [0, 1)")
+    if len(card.style.reply_words) != 2 or card.style.reply_words[0] > card.style.reply_words[1]:
+        problems.append("style.reply_words: must be [min, max] with min <= max")
+    return problems
+
+
+def parse_card(text: str | bytes, source: str = "persona.toml") -> PersonaCard:
+    """Decode and validate a card from TOML text; raise CardError listing every problem."""
+    try:
+        card = msgspec.toml.decode(text, type=PersonaCard)
+    except msgspec.ValidationError as exc:
+        raise CardError(f"{source}: {_friendly(str(exc))}") from None
+    except msgspec.DecodeError as exc:
+        raise CardError(f"{source}: not valid TOML: {exc}") from None
+    problems = validate(card)
+    if problems:
+        raise CardError("\n".join(f"{source}: {p}" for p in problems))
+    return card
+
+
+def load_card(path: Path) -> PersonaCard:
+    """Read `persona.toml` (or a folder holding one)."""
+    if path.is_dir():
+        path = path / "persona.toml"
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise CardError(f"{path}: cannot read: {exc.strerror}") from None
+    return parse_card(text, str(path))
+
+
+def _friendly(message: str) -> str:
+    # msgspec says "Object contains unknown field `foo` - at `$.sampling`"; make the key explicit.
+    match = re.match(r"Object contains unknown field `(.+?)`(?: - at `\$\.?(.*)`)?", message)
+    if match:
+        where = match.group(2)
+        key = f"{where}.{match.group(1)}" if where else match.group(1)
+        return f"unknown key {key!r}"
+    match = re.match(r"(.*) - at `\$\.?(.*)`", message)
+    if match:
+        return f"{match.group(2)}: {match.group(1)}"
+    return message

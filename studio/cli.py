@@ -1,0 +1,60 @@
+"""The `persona` console command: one parser, with a subcommand per part of the product.
+
+Each subcommand lives in the package that owns it, as a module with `configure(parser)` and
+`run(args) -> int`. Those modules import nothing heavy at import time, so `persona --help`
+stays instant and the TUI never pulls in mlx.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from adapters.blas import ensure_fast_blas
+
+COMMANDS: tuple[tuple[str, str, str], ...] = (
+    ("model", "adapters.model_cli", "prepare and inspect base models"),
+)
+"""(name, module, help) for each subcommand."""
+
+DEFAULT_COMMAND = "model"
+"""What a bare `persona` runs."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full `persona` parser, subcommands included."""
+    parser = argparse.ArgumentParser(
+        prog="persona",
+        description="persona studio: give a language model a personality, then serve it.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module_name, help_text in COMMANDS:
+        module = importlib.import_module(module_name)
+        sub = subparsers.add_parser(name, help=help_text, description=help_text)
+        module.configure(sub)
+        sub.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `persona` console script."""
+    # Before anything can import mlx: bind MLX's CPU matmuls to OpenBLAS.
+    ensure_fast_blas()
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if not args_list:
+        args_list = [DEFAULT_COMMAND]
+    parser = build_parser()
+    args = parser.parse_args(args_list)
+    if getattr(args, "_module", None) is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args._module.run(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

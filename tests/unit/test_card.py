@@ -1,0 +1,40 @@
+"""Persona card decoding names the bad key."""
+
+from __future__ import annotations
+
+import pytest
+
+from data.card import CardError, parse_card
+
+GOOD = """
+name = "pip"
+system_prompt = "You are Pip."
+[sampling]
+temperature = 0.7
+"""
+
+
+def test_good_card_keeps_unset_sampling_fields_none() -> None:
+    card = parse_card(GOOD)
+    assert card.sampling.temperature == 0.7
+    assert card.sampling.top_p is None
+    assert card.training.rank == 8
+
+
+def test_unknown_key_is_named() -> None:
+    with pytest.raises(CardError, match="sampling.temprature"):
+        parse_card(GOOD.replace("temperature", "temprature"))
+
+
+def test_wrong_type_names_path() -> None:
+    with pytest.raises(CardError, match=r"sampling\.temperature"):
+        parse_card(GOOD.replace("0.7", '"hot"'))
+
+
+def test_every_semantic_problem_is_listed() -> None:
+    bad = GOOD.replace('"pip"', '"Bad Name"').replace("0.7", "5.0")
+    with pytest.raises(CardError) as info:
+        parse_card(bad)
+    message = str(info.value)
+    assert "name:" in message
+    assert "sampling.temperature" in message
