@@ -3,6 +3,9 @@
 The mlx-cpu wheel links the reference BLAS, which makes every matmul 10-30x slower than OpenBLAS.
 Loading Debian's OpenBLAS with RTLD_GLOBAL before libmlx is loaded makes libmlx's `cblas_*`
 symbols resolve to it. This module must not import mlx.
+
+`PERSONA_BLAS=/path/to/libblas.so.3` picks another library; `PERSONA_BLAS=off` keeps the
+reference BLAS (for benchmarks).
 """
 
 from __future__ import annotations
