@@ -1,0 +1,260 @@
+"""Run an eval suite against model ids through any OpenAI-compatible API, and score it.
+
+Each case is sent N times per model with seeds `seed + i`, using the persona's defaults unless
+overridden. A model id that is not the persona itself (the base model, another endpoint) gets the
+persona's system prompt, so "prompting alone" is the baseline a trained adapter must beat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+
+import msgspec
+
+from .card import PersonaCard
+from .criteria import CriteriaResult, check_reply
+from .judge import Judge, JudgeScore
+from .metrics import (
+    MEMO_N,
+    LengthStats,
+    Markers,
+    MemoIndex,
+    Memorisation,
+    length_stats,
+    markers,
+    memorisation,
+    repetition,
+    word_count,
+)
+from .suite import EvalCase
+
+WEIGHTS = {
+    "completion": 0.2,
+    "length_in_range": 0.15,
+    "no_loops": 0.15,
+    "not_memorised": 0.1,
+    "criteria": 0.25,
+    "voice": 0.1,
+    "no_banned": 0.05,
+}
+"""How the aggregate score (0-1) weighs each component; documented in the README."""
+
+
+class SampleResult(msgspec.Struct, frozen=True):
+    """One reply to one case from one model."""
+
+    case_id: str
+    category: str
+    model: str
+    sample: int
+    seed: int
+    text: str
+    finish_reason: str
+    words: int
+    completion_tokens: int
+    looping: bool
+    memorised_span: int
+    criteria: CriteriaResult
+    adapter: str | None = None
+    error: str | None = None
+    judge: JudgeScore | None = None
+
+
+class ModelScores(msgspec.Struct, frozen=True):
+    """Every metric for one model over the whole suite."""
+
+    model: str
+    replies: int
+    errors: int
+    completion_rate: float
+    length: LengthStats
+    looping_rate: float
+    distinct_1: float
+    distinct_2: float
+    memorisation: Memorisation
+    markers: Markers
+    criteria_pass: float
+    by_category: dict[str, float]
+    judge: float | None
+    judge_status: str
+    score: float
+    adapter: str | None = None
+
+
+class EvalResult(msgspec.Struct, frozen=True):
+    """A whole evaluation: per-model scores and every sample."""
+
+    persona: str
+    models: list[ModelScores]
+    samples: list[SampleResult]
+    seed: int
+    samples_per_prompt: int
+    created: float
+
+
+class Target(msgspec.Struct, frozen=True):
+    """Where to send requests."""
+
+    base_url: str = "http://127.0.0.1:8000/v1"
+    api_key: str = "not-needed"
+    concurrency: int = 4
+    timeout: float = 600.0
+
+
+def aggregate(
+    model: str, samples: Sequence[SampleResult], card: PersonaCard, reference: Sequence[int],
+    memo: MemoIndex, judge_status: str,
+) -> ModelScores:
+    """Fold the samples of one model into its scores."""
+    ok = [s for s in samples if s.error is None]
+    texts = [s.text for s in ok]
+    n = len(ok) or 1
+    length = length_stats(texts, card.style.reply_words, reference)
+    reps = [repetition(t) for t in texts]
+    memo_result = memorisation(texts, memo) if texts else Memorisation(0.0, 0)
+    voice = markers(texts, card.style.catchphrases, card.style.markers, card.style.banned)
+    by_cat: dict[str, list[bool]] = defaultdict(list)
+    for s in ok:
+        by_cat[s.category].append(s.criteria.passed)
+    judged = [s.judge.score for s in ok if s.judge is not None]
+    completion = sum(s.finish_reason == "stop" for s in ok) / n
+    looping = sum(r.looping for r in reps) / n
+    criteria_pass = sum(s.criteria.passed for s in ok) / n
+    parts = {
+        "completion": completion,
+        "length_in_range": length.in_range,
+        "no_loops": 1.0 - looping,
+        "not_memorised": 1.0 - memo_result.share,
+        "criteria": criteria_pass,
+        "voice": voice.marker_rate,
+        "no_banned": 1.0 - voice.banned_rate,
+    }
+    score = sum(WEIGHTS[k] * v for k, v in parts.items()) if ok else 0.0
+    adapters = {s.adapter for s in ok if s.adapter}
+    return ModelScores(
+        model=model,
+        replies=len(ok),
+        errors=len(samples) - len(ok),
+        completion_rate=completion,
+        length=length,
+        looping_rate=looping,
+        distinct_1=sum(r.distinct_1 for r in reps) / n,
+        distinct_2=sum(r.distinct_2 for r in reps) / n,
+        memorisation=memo_result,
+        markers=voice,
+        criteria_pass=criteria_pass,
+        by_category={k: sum(v) / len(v) for k, v in sorted(by_cat.items())},
+        judge=sum(judged) / len(judged) if judged else None,
+        judge_status=judge_status,
+        score=score,
+        adapter=", ".join(sorted(adapters)) or None,
+    )
+
+
+def _messages(case: EvalCase, card: PersonaCard, model: str) -> list[dict[str, str]]:
+    messages = [{"role": m.role, "content": m.content} for m in case.messages]
+    is_persona = model == card.name or model.startswith(card.name + "@")
+    if not is_persona and not any(m["role"] == "system" for m in messages):
+        messages.insert(0, {"role": "system", "content": card.system_prompt})
+    return messages
+
+
+async def run_eval(
+    card: PersonaCard,
+    cases: Sequence[EvalCase],
+    training_replies: Sequence[str],
+    models: Sequence[str],
+    *,
+    target: Target = Target(),
+    samples: int = 1,
+    seed: int = 0,
+    overrides: dict[str, float | int] | None = None,
+    judge: Judge | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> EvalResult:
+    """Evaluate every model on every case, `samples` times each, and score the replies."""
+    import httpx
+    import openai
+
+    client = openai.AsyncOpenAI(
+        base_url=target.base_url, api_key=target.api_key, max_retries=0,
+        timeout=httpx.Timeout(target.timeout),
+    )
+    memo = MemoIndex(training_replies)
+    reference = [word_count(t) for t in training_replies]
+    gate = asyncio.Semaphore(max(1, target.concurrency))
+    extras = dict(overrides or {})
+    total = len(models) * len(cases) * samples
+    done = 0
+
+    async def one(model: str, case: EvalCase, i: int) -> SampleResult:
+        nonlocal done
+        sample_seed = seed + i
+        async with gate:
+            try:
+                reply = await client.chat.completions.create(
+                    model=model,
+                    messages=_messages(case, card, model),  # type: ignore[arg-type]
+                    seed=sample_seed,
+                    extra_body=extras or None,
+                )
+                choice = reply.choices[0]
+                text = choice.message.content or ""
+                finish = choice.finish_reason or "stop"
+                used = reply.usage.completion_tokens if reply.usage else 0
+                adapter = getattr(reply, "persona_adapter", None) or (reply.model_extra or {}).get(
+                    "persona_adapter"
+                )
+                error = None
+            except openai.OpenAIError as exc:
+                text, finish, used, adapter, error = "", "error", 0, None, str(exc)
+        verdict = check_reply(
+            text,
+            category=case.category,
+            must_include_any=case.must_include_any,
+            must_not_include=list(case.must_not_include) + list(card.style.banned),
+            length=case.length or card.style.reply_words,
+            persona_markers=[*card.style.catchphrases, *card.style.markers],
+        )
+        judged = None
+        if judge is not None and error is None:
+            judged = await judge.score(card, case, text)
+        done += 1
+        if progress is not None:
+            progress(done, total)
+        return SampleResult(
+            case_id=case.id,
+            category=case.category,
+            model=model,
+            sample=i,
+            seed=sample_seed,
+            text=text,
+            finish_reason=finish,
+            words=word_count(text),
+            completion_tokens=used,
+            looping=repetition(text).looping,
+            memorised_span=memo.longest_shared(text) if text else 0,
+            criteria=verdict,
+            adapter=adapter,
+            error=error,
+            judge=judged,
+        )
+
+    try:
+        results = await asyncio.gather(
+            *(one(m, c, i) for m in models for c in cases for i in range(samples))
+        )
+    finally:
+        await client.close()
+    judge_status = "skipped (no --judge-url)" if judge is None else f"judged by {judge.model}"
+    scores = [
+        aggregate(m, [r for r in results if r.model == m], card, reference, memo, judge_status)
+        for m in models
+    ]
+    return EvalResult(card.name, scores, list(results), seed, samples, time.time())
+
+
+__all__ = ["MEMO_N", "EvalResult", "ModelScores", "SampleResult", "Target", "run_eval"]

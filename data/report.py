@@ -1,0 +1,132 @@
+"""Render eval results: a terminal table, markdown, JSON, and side-by-side deltas."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import msgspec
+
+from .evaluate import EvalResult, ModelScores
+
+Row = tuple[str, Callable[[ModelScores], float | None], bool]
+"""(label, getter, higher_is_better)."""
+
+ROWS: tuple[Row, ...] = (
+    ("score", lambda m: m.score, True),
+    ("completion (stop, not length)", lambda m: m.completion_rate, True),
+    ("length in card range", lambda m: m.length.in_range, True),
+    ("length mean (words)", lambda m: m.length.mean, True),
+    ("length CV", lambda m: m.length.cv, True),
+    ("length KS vs training", lambda m: m.length.ks, False),
+    ("looping replies", lambda m: m.looping_rate, False),
+    ("distinct-2", lambda m: m.distinct_2, True),
+    ("memorised (8-gram)", lambda m: m.memorisation.share, False),
+    ("longest copied span", lambda m: float(m.memorisation.longest), False),
+    ("catchphrase rate", lambda m: m.markers.catchphrase_rate, True),
+    ("voice marker rate", lambda m: m.markers.marker_rate, True),
+    ("banned phrases", lambda m: m.markers.banned_rate, False),
+    ("criteria pass", lambda m: m.criteria_pass, True),
+    ("judge (0-1)", lambda m: m.judge, True),
+)
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.0f}" if abs(value) >= 10 else f"{value:.2f}"
+
+
+def _delta(value: float | None, base: float | None) -> str:
+    if value is None or base is None:
+        return ""
+    diff = value - base
+    return f" ({diff:+.2f})" if abs(diff) < 10 else f" ({diff:+.0f})"
+
+
+def table_rows(result: EvalResult) -> list[list[str]]:
+    """Metric rows with one column per model; later models show deltas against the first."""
+    models = result.models
+    categories = sorted({c for m in models for c in m.by_category})
+    rows = [["metric", *[m.model for m in models]]]
+    getters: list[tuple[str, Callable[[ModelScores], float | None]]] = [
+        (label, get) for label, get, _ in ROWS
+    ]
+    getters += [(f"criteria: {c}", _category(c)) for c in categories]
+    for label, get in getters:
+        first = get(models[0]) if models else None
+        cells = [_fmt(get(m)) + (_delta(get(m), first) if i else "") for i, m in enumerate(models)]
+        rows.append([label, *cells])
+    return rows
+
+
+def _category(name: str) -> Callable[[ModelScores], float | None]:
+    return lambda m: m.by_category.get(name)
+
+
+def terminal_table(result: EvalResult) -> str:
+    """A fixed-width table for the terminal."""
+    rows = table_rows(result)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for n, row in enumerate(rows):
+        lines.append("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    judge = result.models[0].judge_status if result.models else ""
+    lines.append(f"\n{len(result.samples)} replies, {result.samples_per_prompt} per prompt, "
+                 f"seed {result.seed}; judge: {judge}")
+    return "\n".join(lines)
+
+
+def markdown(result: EvalResult, examples: int = 3) -> str:
+    """A markdown report: the comparison table, then failing replies per model."""
+    rows = table_rows(result)
+    out = [f"# Eval: {result.persona}", ""]
+    out.append("| " + " | ".join(rows[0]) + " |")
+    out.append("|" + "---|" * len(rows[0]))
+    out += ["| " + " | ".join(row) + " |" for row in rows[1:]]
+    for model in result.models:
+        failing = [
+            s for s in result.samples if s.model == model.model and not s.criteria.passed
+        ][:examples]
+        if not failing:
+            continue
+        out += ["", f"## {model.model}: failing replies (first {len(failing)})", ""]
+        for s in failing:
+            reasons = "; ".join(s.criteria.failures)
+            text = s.text.replace("\n", " ")[:300]
+            out.append(f"- `{s.case_id}` ({s.category}): {reasons}\n  > {text}")
+    return "\n".join(out) + "\n"
+
+
+def to_json(result: EvalResult) -> bytes:
+    """The whole result as indented JSON."""
+    return msgspec.json.format(msgspec.json.encode(result), indent=2)
+
+
+def from_json(payload: bytes) -> EvalResult:
+    """Read a result written by `to_json`."""
+    return msgspec.json.decode(payload, type=EvalResult)
+
+
+def summary(scores: ModelScores) -> dict[str, float]:
+    """The compact per-checkpoint scores stored in a run's run.json."""
+    return {
+        "score": round(scores.score, 4),
+        "completion": round(scores.completion_rate, 4),
+        "length_in_range": round(scores.length.in_range, 4),
+        "looping": round(scores.looping_rate, 4),
+        "memorised": round(scores.memorisation.share, 4),
+        "voice": round(scores.markers.marker_rate, 4),
+        "criteria": round(scores.criteria_pass, 4),
+    }
+
+
+def merge_results(results: Sequence[EvalResult]) -> EvalResult:
+    """Combine results of the same persona into one side-by-side comparison."""
+    first = results[0]
+    return msgspec.structs.replace(
+        first,
+        models=[m for r in results for m in r.models],
+        samples=[s for r in results for s in r.samples],
+    )

@@ -1,0 +1,151 @@
+"""`persona eval PERSONA`: score a persona's held-out suite on one or more model ids."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+from data.atomic import write_bytes, write_text
+
+from .persona_files import PersonaFiles, find_persona
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add the `eval` options."""
+    parser.add_argument("persona", help="persona name (or a persona folder)")
+    parser.add_argument(
+        "--models", nargs="+", metavar="ID",
+        help="model ids to compare (default: the persona); e.g. gemma-3-270m juni juni@run-2:100",
+    )
+    parser.add_argument("--samples", type=int, default=1, help="replies per prompt (seeds S..S+N-1)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--base-url", default="http://127.0.0.1:8000/v1")
+    parser.add_argument("--api-key", default=None, help="default: $PERSONA_API_KEY")
+    parser.add_argument("--concurrency", type=int, default=4, help="requests in flight at once")
+    parser.add_argument("--temperature", type=float, help="override the persona's default")
+    parser.add_argument("--max-tokens", type=int, help="override the persona's default")
+    parser.add_argument("--judge-url", help="an OpenAI-compatible endpoint for an LLM judge")
+    parser.add_argument("--judge-model", default="judge", help="the judge's model id")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="write the full result as JSON")
+    parser.add_argument("--markdown", type=Path, metavar="FILE", help="write a markdown report")
+    parser.add_argument(
+        "--watch", action="store_true",
+        help="evaluate each new checkpoint of the persona's newest run as it lands",
+    )
+    parser.add_argument("--personas", type=Path, action="append", default=[], metavar="DIR")
+    parser.add_argument("--adapters", type=Path, metavar="DIR", help="adapter registry folder")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run `persona eval`."""
+    import os
+
+    try:
+        files = find_persona(args.persona, args.personas)
+    except LookupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if files.cases_problems:
+        for problem in files.cases_problems:
+            print(problem, file=sys.stderr)
+        return 1
+    if not files.cases:
+        print(f"error: {files.name} has no eval suite (eval.jsonl)", file=sys.stderr)
+        return 1
+    api_key = args.api_key or os.environ.get("PERSONA_API_KEY") or "not-needed"
+    if args.watch:
+        return asyncio.run(_watch(args, files, api_key))
+    models = args.models or [files.card.name]
+    result = asyncio.run(_evaluate(args, files, models, api_key))
+    return _emit(args, result)
+
+
+async def _evaluate(args: argparse.Namespace, files: PersonaFiles, models: list[str], key: str):  # type: ignore[no-untyped-def]
+    from data.evaluate import Target, run_eval
+    from data.judge import Judge
+
+    overrides: dict[str, float | int] = {}
+    if args.temperature is not None:
+        overrides["temperature"] = args.temperature
+    if args.max_tokens is not None:
+        overrides["max_tokens"] = args.max_tokens
+    judge = Judge(args.judge_url, args.judge_model) if args.judge_url else None
+
+    def progress(done: int, total: int) -> None:
+        print(f"\r  {done}/{total} replies", end="", file=sys.stderr, flush=True)
+
+    try:
+        result = await run_eval(
+            files.card, files.cases, files.training_replies, models,
+            target=Target(args.base_url, key, args.concurrency),
+            samples=args.samples, seed=args.seed, overrides=overrides,
+            judge=judge, progress=progress,
+        )
+    finally:
+        if judge is not None:
+            await judge.aclose()
+    print(file=sys.stderr)
+    return result
+
+
+def _emit(args: argparse.Namespace, result) -> int:  # type: ignore[no-untyped-def]
+    from data.report import markdown, terminal_table, to_json
+
+    print(terminal_table(result))
+    if args.json:
+        write_bytes(args.json, to_json(result))
+    if args.markdown:
+        write_text(args.markdown, markdown(result))
+    failed = all(m.replies == 0 for m in result.models)
+    if failed:
+        first = next((s.error for s in result.samples if s.error), "no replies")
+        print(f"error: every request failed: {first}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+async def _watch(args: argparse.Namespace, files: PersonaFiles, key: str) -> int:
+    """Poll the registry; evaluate each new checkpoint and store its scores in run.json."""
+    from adapters.registry import Registry
+    from data.home import adapters_dir
+    from data.report import summary, terminal_table
+
+    registry = Registry(args.adapters or adapters_dir())
+    seen: set[tuple[str, int]] = set()
+    print(f"watching {registry.root / files.name} for new checkpoints (Ctrl-C to stop)",
+          file=sys.stderr)
+    try:
+        while True:
+            runs = registry.runs(files.name)
+            if runs:
+                run = runs[-1]
+                for ckpt in registry.checkpoints(files.name, run):
+                    step = ckpt.manifest.step
+                    if (run, step) in seen:
+                        continue
+                    seen.add((run, step))
+                    model = f"{files.name}@{run}:{step}"
+                    result = await _evaluate(args, files, [model], key)
+                    print(terminal_table(result))
+                    if result.models and result.models[0].replies:
+                        store_eval(registry.run_dir(files.name, run), step,
+                                   summary(result.models[0]))
+            await asyncio.sleep(2.0)
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        return 0
+
+
+def store_eval(run_dir: Path, step: int, scores: dict[str, float]) -> None:
+    """Merge one checkpoint's scores into `run.json` under `eval.<step>` (atomic)."""
+    import json
+
+    path = run_dir / "run.json"
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        record = {}
+    evals = record.setdefault("eval", {})
+    evals[str(step)] = {**scores, "time": round(time.time(), 3)}
+    write_text(path, json.dumps(record, indent=2))
