@@ -1,0 +1,454 @@
+"""Which adapter each persona serves: version resolution, hot reload, pins and vLLM-style names.
+
+A persona either follows its newest checkpoint that loads, or is pinned to one. New checkpoints
+arrive through the watcher; each is checked, loaded on the engine's MLX thread, and only then
+made active, so a bad one is recorded and refused while the previous version keeps serving.
+Call `start()` after the engine has started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from adapters.registry import (
+    SAFE_NAME,
+    Checkpoint,
+    ModelRef,
+    Registry,
+    RegistryError,
+    parse_model_id,
+    read_manifest,
+    run_sort_key,
+    step_dirname,
+)
+from adapters.verify import checkpoint_problems
+from data.atomic import write_bytes
+from data.home import home_dir
+
+from .adapter_state import describe, pinned_ids
+from .admin_types import AdapterEvent, EventType, LoadError, Mode, PersonaAdapters
+from .events import EventHub, Subscription
+from .watch import watch_registry
+
+if TYPE_CHECKING:
+    from .engine import AdapterRef, Engine
+
+log = logging.getLogger("persona.adapters")
+
+
+READY_SECONDS = 10.0
+"""How long `start()` waits for the watcher's OS watches before carrying on without them."""
+
+
+class AdapterNotFoundError(RegistryError):
+    """A persona, run, checkpoint or LoRA name that does not exist."""
+
+
+class AdapterRefusedError(RegistryError):
+    """An adapter failed its checks or the engine refused to load it."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Pin(msgspec.Struct, frozen=True):
+    """A persona pinned to one checkpoint, as stored in `pins.json`."""
+
+    run: str
+    step: int
+
+
+@dataclass
+class PersonaSlot:
+    """What one persona serves right now."""
+
+    mode: Mode = "follow"
+    pin: Pin | None = None
+    active: Checkpoint | None = None
+    last_error: LoadError | None = None
+
+
+def order(ckpt: Checkpoint) -> tuple[float, tuple[int, str], int]:
+    """Newest last: by creation time, then run number, then step."""
+    m = ckpt.manifest
+    return (m.created, run_sort_key(m.run), m.step)
+
+
+class AdapterService:
+    """Owns the persona -> active adapter mapping and keeps it in step with the registry."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        engine: Engine,
+        personas: Callable[[], Sequence[str]],
+        *,
+        watch: bool = True,
+        debounce_ms: int = 10,
+        step_ms: int = 10,
+        pins_path: Path | None = None,
+    ) -> None:
+        self.registry = registry
+        self.engine = engine
+        self.personas = personas
+        """The configured persona names; only these can be requested."""
+        self.watch = watch
+        self.debounce_ms = debounce_ms
+        self.step_ms = step_ms
+        self.pins_path = pins_path or home_dir() / "pins.json"
+        self.hub = EventHub()
+        self._index: dict[str, list[Checkpoint]] = {}
+        self._slots: dict[str, PersonaSlot] = {}
+        self._loras: dict[str, Checkpoint] = {}
+        self._failed: dict[str, str] = {}
+        self._verified: set[str] = set()
+        self._lock = asyncio.Lock()
+        self._stop = asyncio.Event()
+        self._ready = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Read pins, scan the registry, load each persona's active version, start watching."""
+        for persona, pin in self._read_pins().items():
+            self._slots[persona] = PersonaSlot("pinned", pin)
+        async with self._lock:
+            await self._refresh(None)
+        if self.watch:
+            self._stop.clear()
+            self._task = asyncio.create_task(
+                watch_registry(
+                    self.registry.root,
+                    self._on_change,
+                    self._stop,
+                    ready=self._ready,
+                    debounce_ms=self.debounce_ms,
+                    step_ms=self.step_ms,
+                ),
+                name="adapter-watcher",
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ready.wait(), READY_SECONDS)
+
+    async def aclose(self) -> None:
+        """Stop watching and end every event subscription."""
+        self._stop.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(self._task, 5)
+            except TimeoutError:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+            self._task = None
+        self.hub.close()
+
+    def subscribe(self) -> Subscription:
+        """Adapter events from now on (loaded, failed, activated, unloaded)."""
+        return self.hub.subscribe()
+
+    # ----------------------------------------------------------------- resolution
+
+    def resolve(self, ref: ModelRef) -> AdapterRef | None:
+        """The adapter a model id runs with; None for a persona without checkpoints."""
+        if ref.run is None and ref.persona in self._loras:
+            return self._adapter_ref(self._loras[ref.persona])
+        self._require_persona(ref.persona)
+        if ref.run is None:
+            slot = self._slots.get(ref.persona)
+            return self._adapter_ref(slot.active) if slot and slot.active else None
+        ckpt = self._find(ref.persona, ref.run, ref.step)
+        key = ckpt.manifest.key
+        if key not in self._verified and key not in self._failed:
+            problems = checkpoint_problems(ckpt, self.engine.base_hash)
+            if problems:
+                self._failed[key] = "; ".join(problems)
+            else:
+                self._verified.add(key)
+        if key in self._failed:
+            raise AdapterRefusedError(f"{ref} cannot be loaded: {self._failed[key]}")
+        return self._adapter_ref(ckpt)
+
+    def model_ids(self) -> list[str]:
+        """Every pinned model id that exists, plus the names given through load_lora_adapter."""
+        ids: list[str] = []
+        for persona in self.personas():
+            usable = [c for c in self._index.get(persona, []) if c.manifest.key not in self._failed]
+            ids += pinned_ids(self.registry, persona, usable)
+        return ids + sorted(self._loras)
+
+    def active_version(self, persona: str) -> str | None:
+        """The version bare `persona` runs with, or None for the base model."""
+        if persona in self._loras:
+            return self._loras[persona].manifest.version
+        slot = self._slots.get(persona)
+        return slot.active.manifest.version if slot and slot.active else None
+
+    def state(self, persona: str) -> PersonaAdapters:
+        """The admin API's view of one persona."""
+        self._require_persona(persona)
+        slot = self._slots.get(persona) or PersonaSlot()
+        return describe(
+            self.registry,
+            persona,
+            slot.mode,
+            slot.active.manifest.version if slot.active else None,
+            self.engine.loaded_adapters(),
+            slot.last_error,
+            self._index.get(persona, []),
+        )
+
+    def states(self) -> list[PersonaAdapters]:
+        """The admin API's view of every configured persona."""
+        return [self.state(p) for p in sorted(set(self.personas()))]
+
+    # ----------------------------------------------------------------- pin / follow
+
+    async def activate(self, persona: str, run: str, step: int | None = None) -> PersonaAdapters:
+        """Pin a persona to a checkpoint (a run's latest when `step` is None)."""
+        self._require_persona(persona)
+        async with self._lock:
+            await self._rescan(persona)
+            ckpt = self._find(persona, run, step)
+            reason = await self._load(persona, ckpt)
+            if reason is not None:
+                raise AdapterRefusedError(
+                    f"{persona}@{ckpt.manifest.version} cannot be loaded: {reason}"
+                )
+            slot = self._slots.setdefault(persona, PersonaSlot())
+            slot.mode, slot.pin, slot.active = "pinned", Pin(run, ckpt.manifest.step), ckpt
+            await self._write_pins()
+            self._emit("activated", persona, ckpt.manifest.version, "pinned")
+        return self.state(persona)
+
+    async def follow(self, persona: str) -> PersonaAdapters:
+        """Let a persona follow its newest checkpoint again."""
+        self._require_persona(persona)
+        async with self._lock:
+            slot = self._slots.setdefault(persona, PersonaSlot())
+            slot.mode, slot.pin = "follow", None
+            await self._write_pins()
+            await self._rescan(persona)
+            await self._settle(persona, announce=False)
+            version = slot.active.manifest.version if slot.active else None
+            self._emit("activated", persona, version, "following the newest checkpoint")
+        return self.state(persona)
+
+    # ----------------------------------------------------------------- vLLM names
+
+    async def load_lora(self, name: str, lora_path: str) -> Checkpoint:
+        """Register `name` as a model id served by the checkpoint folder at `lora_path`."""
+        ref = parse_model_id(name)
+        if ref.run is not None:
+            raise RegistryError(f"lora_name {name!r} must not contain '@'")
+        if name in self._loras or name in set(self.personas()) or name == self.engine.model_id:
+            raise RegistryError(f"the model name {name!r} is already in use")
+        ckpt = self.checkpoint_at(lora_path)
+        async with self._lock:
+            reason = await self._load(ckpt.manifest.persona, ckpt)
+            if reason is not None:
+                raise AdapterRefusedError(f"{lora_path} cannot be loaded: {reason}")
+            self._loras[name] = ckpt
+        self._emit("loaded", name, ckpt.manifest.version, f"loaded from {ckpt.path.name}")
+        return ckpt
+
+    async def unload_lora(self, name: str) -> None:
+        """Forget a name registered by `load_lora` and release its weights if nothing uses them."""
+        ckpt = self._loras.pop(name, None)
+        if ckpt is None:
+            raise AdapterNotFoundError(f"no LoRA adapter named {name!r} is loaded")
+        in_use = {s.active.manifest.key for s in self._slots.values() if s.active}
+        in_use |= {c.manifest.key for c in self._loras.values()}
+        if ckpt.manifest.key not in in_use:
+            try:
+                await self.engine.unload_adapter(ckpt.manifest.key)
+            except Exception:
+                log.exception("unloading %s failed", ckpt.manifest.key)
+        self._emit("unloaded", name, ckpt.manifest.version, "unloaded")
+
+    def checkpoint_at(self, lora_path: str) -> Checkpoint:
+        """The complete checkpoint a client's path names; refuses anything outside the registry."""
+        root = self.registry.root.resolve()
+        path = Path(lora_path)
+        if "\x00" in lora_path or not lora_path.strip():
+            raise RegistryError("lora_path is empty or invalid")
+        try:
+            real = (path if path.is_absolute() else root / path).resolve(strict=True)
+        except (OSError, RuntimeError):
+            raise RegistryError(f"lora_path {lora_path!r} does not exist") from None
+        if not real.is_relative_to(root):
+            raise RegistryError("lora_path must be a checkpoint folder inside the adapters folder")
+        parts = real.relative_to(root).parts
+        if not (
+            len(parts) == 4
+            and parts[2] == "checkpoints"
+            and SAFE_NAME.match(parts[0])
+            and SAFE_NAME.match(parts[1])
+            and parts[3].isdigit()
+        ):
+            raise RegistryError(
+                "lora_path must be a checkpoint folder <persona>/<run>/checkpoints/<step>"
+                " inside the adapters folder"
+            )
+        manifest = read_manifest(real)
+        if manifest is None:
+            raise RegistryError(
+                f"lora_path {lora_path!r} is not a complete checkpoint (no manifest)"
+            )
+        persona, run, _, step = parts
+        if (manifest.persona, manifest.run, step_dirname(manifest.step)) != (persona, run, step):
+            raise RegistryError(f"the manifest in {lora_path!r} does not match its folder")
+        return Checkpoint(manifest, self.registry.root / persona / run / "checkpoints" / step)
+
+    # ----------------------------------------------------------------- internals
+
+    def _require_persona(self, persona: str) -> None:
+        if not SAFE_NAME.match(persona):
+            raise RegistryError(f"invalid persona name {persona!r}")
+        if persona not in set(self.personas()):
+            raise AdapterNotFoundError(f"unknown persona {persona!r}")
+
+    def _find(self, persona: str, run: str, step: int | str | None) -> Checkpoint:
+        if not SAFE_NAME.match(run):
+            raise RegistryError(f"invalid run name {run!r}")
+        ckpts = [c for c in self._index.get(persona, []) if c.manifest.run == run]
+        if not ckpts:
+            raise AdapterNotFoundError(f"{persona} has no checkpoints in run {run!r}")
+        if step in ("best", "latest"):
+            marked = self.registry.marker(persona, run, str(step))
+            if marked is None:
+                raise AdapterNotFoundError(f"{persona}@{run} has no {step} marker")
+            step = marked
+        if step is None:
+            return max(ckpts, key=lambda c: c.manifest.step)
+        for ckpt in ckpts:
+            if ckpt.manifest.step == step:
+                return ckpt
+        raise AdapterNotFoundError(f"{persona}@{run} has no checkpoint at step {step}")
+
+    async def _on_change(self, personas: set[str] | None) -> None:
+        async with self._lock:
+            await self._refresh(personas)
+
+    async def _refresh(self, personas: set[str] | None) -> None:
+        if personas is None:
+            found = await asyncio.to_thread(self.registry.personas)
+            personas = set(found) | set(self._index) | set(self._slots)
+        for persona in sorted(personas):
+            try:
+                await self._rescan(persona)
+                await self._settle(persona, announce=True)
+            except Exception as exc:
+                log.exception("refreshing adapters of %s failed", persona)
+                self._record(persona, None, f"refresh failed: {exc}")
+
+    async def _rescan(self, persona: str) -> None:
+        def scan() -> list[Checkpoint]:
+            found = [
+                c
+                for run in self.registry.runs(persona)
+                for c in self.registry.checkpoints(persona, run)
+            ]
+            return sorted(found, key=order)
+
+        self._index[persona] = await asyncio.to_thread(scan)
+
+    async def _settle(self, persona: str, *, announce: bool) -> None:
+        slot = self._slots.setdefault(persona, PersonaSlot())
+        ckpts = self._index.get(persona, [])
+        if slot.mode == "pinned" and slot.pin is not None:
+            pinned = [
+                c
+                for c in ckpts
+                if (c.manifest.run, c.manifest.step) == (slot.pin.run, slot.pin.step)
+            ]
+            if slot.active is not None and slot.active.manifest.key in {
+                c.manifest.key for c in pinned
+            }:
+                return
+            if pinned and await self._load(persona, pinned[0]) is None:
+                slot.active = pinned[0]
+                return
+            if not pinned:
+                self._record(
+                    persona,
+                    f"{slot.pin.run}:{slot.pin.step}",
+                    "the pinned checkpoint is gone; following the newest",
+                )
+            slot.mode, slot.pin = "follow", None
+        current = slot.active.manifest.key if slot.active else None
+        for ckpt in reversed(ckpts):
+            key = ckpt.manifest.key
+            if key == current:
+                return
+            if key in self._failed:
+                continue
+            if await self._load(persona, ckpt) is None:
+                slot.active = ckpt
+                if announce:
+                    self._emit("loaded", persona, ckpt.manifest.version, "now serving")
+                return
+        if slot.active is not None:
+            slot.active = None
+            self._emit("activated", persona, None, "no loadable checkpoint; serving the base model")
+
+    async def _load(self, persona: str, ckpt: Checkpoint) -> str | None:
+        """Check and load one checkpoint; on failure record, log and announce the reason."""
+        problems = await asyncio.to_thread(checkpoint_problems, ckpt, self.engine.base_hash)
+        reason = "; ".join(problems) if problems else None
+        if reason is None:
+            try:
+                await self.engine.load_adapter(self._adapter_ref(ckpt))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
+        version = ckpt.manifest.version
+        if reason is None:
+            self._verified.add(ckpt.manifest.key)
+            self._failed.pop(ckpt.manifest.key, None)
+            return None
+        self._failed[ckpt.manifest.key] = reason
+        log.warning("adapter %s@%s refused: %s", persona, version, reason)
+        self._record(persona, version, reason)
+        self._emit("failed", persona, version, reason)
+        return reason
+
+    def _record(self, persona: str, version: str | None, message: str) -> None:
+        slot = self._slots.setdefault(persona, PersonaSlot())
+        slot.last_error = LoadError(version, message, time.time())
+
+    def _emit(self, kind: EventType, persona: str, version: str | None, message: str) -> None:
+        self.hub.publish(AdapterEvent(kind, persona, version, message, time.time()))
+
+    @staticmethod
+    def _adapter_ref(ckpt: Checkpoint) -> AdapterRef:
+        from .engine import AdapterRef
+
+        return AdapterRef(ckpt.manifest, ckpt.path)
+
+    def _read_pins(self) -> dict[str, Pin]:
+        try:
+            pins = msgspec.json.decode(self.pins_path.read_bytes(), type=dict[str, Pin])
+        except FileNotFoundError:
+            return {}
+        except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+            log.warning("ignoring %s: %s", self.pins_path, exc)
+            return {}
+        return {
+            p: pin for p, pin in pins.items() if SAFE_NAME.match(p) and SAFE_NAME.match(pin.run)
+        }
+
+    async def _write_pins(self) -> None:
+        pins = {p: s.pin for p, s in sorted(self._slots.items()) if s.mode == "pinned" and s.pin}
+        payload = msgspec.json.format(msgspec.json.encode(pins), indent=2)
+        await asyncio.to_thread(write_bytes, self.pins_path, payload)
