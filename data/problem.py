@@ -1,0 +1,44 @@
+"""One reported problem in a file, located by line, shared by every data check."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+Severity = Literal["error", "warning"]
+
+
+class Problem(msgspec.Struct, frozen=True, order=True):
+    """A problem at `file:line`; line 0 means the file as a whole."""
+
+    file: str
+    line: int
+    severity: Severity
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        label = "" if self.severity == "error" else f"{self.severity}: "
+        return f"{where}: {label}{self.message}"
+
+
+def error(file: str, line: int, message: str) -> Problem:
+    """An error: the data cannot be used as it is."""
+    return Problem(file, line, "error", message)
+
+
+def warning(file: str, line: int, message: str) -> Problem:
+    """A warning: the data can be used, but probably not as intended."""
+    return Problem(file, line, "warning", message)
+
+
+def friendly_validation(message: str) -> str:
+    """Rewrite "Expected `str`, got `int` - at `$.a[0].b`" as "a[0].b: expected str, got int"."""
+    text, _, where = message.partition(" - at `$")
+    where = where.rstrip("`").lstrip(".")
+    text = text.replace("`", "")
+    if text.startswith("Object missing required field "):
+        text = "missing required key " + repr(text.removeprefix("Object missing required field "))
+    text = text[:1].lower() + text[1:]
+    return f"{where}: {text}" if where else text

@@ -1,0 +1,256 @@
+"""`dataset_stats`: what a dataset will teach, measured before training.
+
+Reply lengths (the original persona experiment had every reply at 52-76 words and its model
+learned that length as "correct"), failure-mode coverage, formulaic openers and phrases, the
+card's catchphrases, single- vs multi-turn, and duplicates. Pure Python: safe for the TUI.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+import msgspec
+
+from .card import PersonaCard
+from .records import FAILURE_MODES, Record, prompt_text, replies, user_turns
+from .similar import normalise, similar_pairs
+from .tokens import ChatTokenizer, text_tokens
+
+WORD_BAND = 20
+"""Width of a reply-length band in words."""
+TOKEN_BAND = 32
+UNIFORM_CV = 0.25
+"""Below this coefficient of variation, reply lengths count as uniform."""
+MAX_BAND_SHARE = 0.35
+MIN_FAILURE_SHARE = 0.15
+DOMINANT = 0.2
+"""A phrase, opener or catchphrase in more than this share of replies is a formula."""
+TOP = 10
+
+_STOPWORD_TEXT = """
+a an and are as at be but by can do does for from had has have he her him his how i if in into is
+it its me my no not of on or our she so that the their them then there they this to up us was we
+were what when where which who why will with you your yes m s t ll re ve d
+"""
+_STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+
+
+class Band(msgspec.Struct, frozen=True):
+    """Values in `[low, high)` and how many there are."""
+
+    low: int
+    high: int
+    count: int
+
+
+class Lengths(msgspec.Struct, frozen=True):
+    """Summary and histogram of reply lengths in one unit (words or tokens)."""
+
+    unit: str
+    count: int
+    min: int
+    max: int
+    mean: float
+    median: float
+    stdev: float
+    cv: float
+    """Coefficient of variation: stdev / mean."""
+    histogram: tuple[Band, ...]
+
+
+class Share(msgspec.Struct, frozen=True):
+    """A label, how often it occurs, and that as a share of its whole."""
+
+    text: str
+    count: int
+    share: float
+
+
+class DatasetStats(msgspec.Struct, frozen=True):
+    """Everything `persona data stats` shows, as one value the TUI can render."""
+
+    records: int
+    single_turn: int
+    multi_turn: int
+    replies: int
+    words: Lengths
+    tokens: Lengths | None
+    tags: tuple[Share, ...]
+    """Every tag, as a share of records."""
+    failure_modes: tuple[Share, ...]
+    """The four failure modes (even at zero), as a share of records."""
+    failure_share: float
+    """Records tagged with any failure mode, as a share of records."""
+    openers: tuple[Share, ...]
+    """The commonest first two words of replies, as a share of replies."""
+    phrases: tuple[Share, ...]
+    """The commonest 2-4 word phrases, by share of replies that use them."""
+    catchphrases: tuple[Share, ...]
+    """The card's catchphrases and markers, by share of replies that use them."""
+    duplicate_prompts: int
+    near_duplicate_prompts: int
+    duplicate_replies: int
+    warnings: tuple[str, ...]
+
+
+def dataset_stats(
+    records: Sequence[Record],
+    card: PersonaCard | None = None,
+    tokenizer: ChatTokenizer | None = None,
+) -> DatasetStats:
+    """Measure a dataset; `card` adds catchphrase rates, `tokenizer` adds token lengths."""
+    texts = [reply for record in records for reply in replies(record)]
+    words = lengths("words", [len(t.split()) for t in texts], WORD_BAND)
+    tokens = None
+    if tokenizer is not None:
+        tokens = lengths("tokens", [text_tokens(tokenizer, t) for t in texts], TOKEN_BAND)
+    n = max(len(records), 1)
+    tag_counts = Counter(tag for record in records for tag in dict.fromkeys(record.tags))
+    tags = tuple(Share(t, c, c / n) for t, c in sorted(tag_counts.items(), key=_by_count))
+    modes = tuple(Share(m, tag_counts[m], tag_counts[m] / n) for m in FAILURE_MODES)
+    failing = sum(1 for r in records if set(r.tags) & set(FAILURE_MODES))
+    multi = sum(1 for r in records if user_turns(r) > 1)
+    marks = (card.style.catchphrases + card.style.markers) if card else []
+    pairs = similar_pairs([prompt_text(r) for r in records])
+    exact_later = {p.right for p in pairs if p.exact}
+    near_later = {p.right for p in pairs if not p.exact} - exact_later
+    reply_norms = Counter(normalise(t) for t in texts)
+    stats = DatasetStats(
+        records=len(records),
+        single_turn=len(records) - multi,
+        multi_turn=multi,
+        replies=len(texts),
+        words=words,
+        tokens=tokens,
+        tags=tags,
+        failure_modes=modes,
+        failure_share=failing / n,
+        openers=_top((_opener(t) for t in texts), len(texts)),
+        phrases=_phrases(texts),
+        catchphrases=tuple(_usage(texts, m) for m in marks),
+        duplicate_prompts=len(exact_later),
+        near_duplicate_prompts=len(near_later),
+        duplicate_replies=sum(c - 1 for c in reply_norms.values()),
+        warnings=(),
+    )
+    return msgspec.structs.replace(stats, warnings=tuple(stats_warnings(stats)))
+
+
+def lengths(unit: str, values: Sequence[int], band: int) -> Lengths:
+    """Summary statistics and a fixed-width histogram of lengths."""
+    if not values:
+        return Lengths(unit, 0, 0, 0, 0.0, 0.0, 0.0, 0.0, ())
+    mean = statistics.fmean(values)
+    stdev = statistics.pstdev(values)
+    counts = Counter(v // band for v in values)
+    bands = tuple(
+        Band(k * band, (k + 1) * band, counts.get(k, 0))
+        for k in range(min(counts), max(counts) + 1)
+    )
+    return Lengths(
+        unit=unit,
+        count=len(values),
+        min=min(values),
+        max=max(values),
+        mean=round(mean, 2),
+        median=float(statistics.median(values)),
+        stdev=round(stdev, 2),
+        cv=round(stdev / mean, 3) if mean else 0.0,
+        histogram=bands,
+    )
+
+
+def stats_warnings(stats: DatasetStats) -> list[str]:
+    """What in these numbers is likely to teach the model the wrong thing."""
+    found: list[str] = []
+    words = stats.words
+    if words.count >= 5 and words.cv < UNIFORM_CV:
+        found.append(
+            f"reply lengths are uniform (CV {words.cv:.2f}, {words.min}-{words.max} words): "
+            "the model will learn one length as correct"
+        )
+    if words.count:
+        widest = max(words.histogram, key=lambda b: b.count)
+        if widest.count / words.count > MAX_BAND_SHARE:
+            found.append(
+                f"{widest.count / words.count:.0%} of replies are {widest.low}-{widest.high - 1} "
+                f"words (more than {MAX_BAND_SHARE:.0%} in one {WORD_BAND}-word band)"
+            )
+    if stats.records and stats.failure_share < MIN_FAILURE_SHARE:
+        found.append(
+            f"failure-mode examples are {stats.failure_share:.0%} of records "
+            f"(aim for at least {MIN_FAILURE_SHARE:.0%})"
+        )
+    found += [f"no records tagged {m.text!r}" for m in stats.failure_modes if not m.count]
+    for kind, shares in (
+        ("catchphrase", stats.catchphrases),
+        ("opener", stats.openers),
+        ("phrase", stats.phrases),
+    ):
+        found += [
+            f"{kind} {s.text!r} is in {s.share:.0%} of replies: one formula dominates"
+            for s in shares
+            if s.share > DOMINANT and s.count > 1
+        ]
+    if stats.duplicate_prompts or stats.near_duplicate_prompts:
+        found.append(
+            f"{stats.duplicate_prompts} duplicate and {stats.near_duplicate_prompts} "
+            "near-duplicate prompts"
+        )
+    return found
+
+
+def _by_count(item: tuple[str, int]) -> tuple[int, str]:
+    return (-item[1], item[0])
+
+
+def _top(items: Iterable[str], total: int | None = None) -> tuple[Share, ...]:
+    values = [i for i in items if i]
+    counts = Counter(values)
+    whole = total or max(len(values), 1)
+    ranked = sorted(counts.items(), key=_by_count)[:TOP]
+    return tuple(Share(text, count, count / whole) for text, count in ranked)
+
+
+def _opener(text: str) -> str:
+    return " ".join(normalise(text).split()[:2])
+
+
+def _phrases(texts: Sequence[str]) -> tuple[Share, ...]:
+    counts: Counter[str] = Counter()
+    for text in texts:
+        words = normalise(text).split()
+        seen = {
+            " ".join(words[i : i + n])
+            for n in (2, 3, 4)
+            for i in range(len(words) - n + 1)
+            if sum(w not in _STOPWORDS for w in words[i : i + n]) >= 2
+        }
+        counts.update(seen)
+    ranked = sorted(
+        ((p, c) for p, c in counts.items() if c > 1),
+        key=lambda item: (-item[1], -len(item[0]), item[0]),
+    )[: TOP * 4]
+    kept: list[tuple[str, int]] = []
+    for phrase, count in ranked:
+        # Windows of one repeated sentence overlap; the first (longest) stands for them all.
+        if not any(count == c and _overlap(phrase, p) for p, c in kept):
+            kept.append((phrase, count))
+    whole = max(len(texts), 1)
+    return tuple(Share(text, count, count / whole) for text, count in kept[:TOP])
+
+
+def _overlap(a: str, b: str) -> bool:
+    if a in b or b in a:
+        return True
+    x, y = a.split(), b.split()
+    return any(x[-k:] == y[:k] or y[-k:] == x[:k] for k in range(1, min(len(x), len(y))))
+
+
+def _usage(texts: Sequence[str], phrase: str) -> Share:
+    pattern = re.compile(rf"(?<!\w){re.escape(phrase.casefold())}(?!\w)")
+    count = sum(1 for t in texts if pattern.search(t.casefold()))
+    return Share(phrase, count, count / max(len(texts), 1))

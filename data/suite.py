@@ -1,0 +1,89 @@
+"""The held-out eval suite of a persona: `eval.jsonl`, one probe per line with its criteria."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+
+from .jsonl import read_json_lines, unknown_keys
+from .problem import Problem, error, friendly_validation, warning
+from .records import MESSAGE_KEYS, Message, turn_order_problems
+
+CATEGORIES = ("general", "idk", "clarify", "off_topic", "boundary", "multi_turn")
+"""What a probe tests: plain persona voice, one of the four failure modes, or a follow-up."""
+
+
+class EvalCase(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One probe: a conversation ending with a user turn, and what a good reply must do."""
+
+    id: str
+    category: str
+    messages: tuple[Message, ...]
+    must_include_any: tuple[str, ...] = ()
+    """The reply passes only if it contains at least one of these (empty = no such rule)."""
+    must_not_include: tuple[str, ...] = ()
+    length: tuple[int, ...] = ()
+    """`[min_words, max_words]`; empty means the card's `style.reply_words`."""
+
+    @property
+    def prompt(self) -> str:
+        """The last user turn: what the persona is answering."""
+        return self.messages[-1].content if self.messages else ""
+
+
+CASE_KEYS = frozenset(EvalCase.__struct_fields__)
+
+
+def load_suite(path: Path) -> tuple[list[EvalCase], list[Problem]]:
+    """Every valid case in an eval suite and every problem, as file:line; never raises."""
+    name = str(path)
+    lines, problems = read_json_lines(path)
+    cases: list[EvalCase] = []
+    first_line: dict[str, int] = {}
+    for item in lines:
+        problems += unknown_keys(name, item.line, item.value, CASE_KEYS)
+        messages = item.value.get("messages")
+        if isinstance(messages, list):
+            for index, message in enumerate(messages):
+                if isinstance(message, dict):
+                    where = f"messages[{index}]"
+                    problems += unknown_keys(name, item.line, message, MESSAGE_KEYS, where)
+        try:
+            case = msgspec.convert(item.value, EvalCase)
+        except msgspec.ValidationError as exc:
+            problems.append(error(name, item.line, friendly_validation(str(exc))))
+            continue
+        found = case_problems(case)
+        if case.id in first_line:
+            found.append(f"id: {case.id!r} is already used on line {first_line[case.id]}")
+        first_line.setdefault(case.id, item.line)
+        problems += [error(name, item.line, text) for text in found]
+        if case.category == "multi_turn" and len(case.messages) < 3:
+            problems.append(warning(name, item.line, "a multi_turn probe has only one user turn"))
+        if not found:
+            cases.append(case)
+    return cases, problems
+
+
+def case_problems(case: EvalCase) -> list[str]:
+    """Everything wrong with one decoded case."""
+    problems: list[str] = []
+    if not case.id.strip():
+        problems.append("id: must not be empty")
+    if case.category not in CATEGORIES:
+        problems.append(f"category: {case.category!r} is not one of {', '.join(CATEGORIES)}")
+    problems += turn_order_problems(case.messages, last="user")
+    problems += [
+        f"messages[{i}].content: empty {m.role} turn"
+        for i, m in enumerate(case.messages)
+        if not m.content.strip()
+    ]
+    for key in ("must_include_any", "must_not_include"):
+        if any(not phrase.strip() for phrase in getattr(case, key)):
+            problems.append(f"{key}: holds an empty phrase")
+    if case.length and (
+        len(case.length) != 2 or case.length[0] < 0 or case.length[0] > case.length[1]
+    ):
+        problems.append(f"length: {list(case.length)} must be [min_words, max_words], min <= max")
+    return problems
