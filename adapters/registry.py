@@ -181,6 +181,41 @@ class Registry:
                 return ckpt
         raise RegistryError(f"no checkpoint {ref.persona}@{ref.run}:{step}")
 
+    def checkpoint_at(self, path_text: str) -> Checkpoint:
+        """The complete checkpoint a client-given path names; refuses anything outside the folder.
+
+        The path (relative paths are taken from the adapters folder) must resolve, symlinks
+        followed, to `<persona>/<run>/checkpoints/<step>` inside it and hold a manifest that
+        names that same folder.
+        """
+        root = self.root.resolve()
+        if "\x00" in path_text or not path_text.strip():
+            raise RegistryError("the adapter path is empty or invalid")
+        path = Path(path_text)
+        try:
+            real = (path if path.is_absolute() else root / path).resolve(strict=True)
+        except (OSError, RuntimeError):
+            raise RegistryError(f"the adapter path {path_text!r} does not exist") from None
+        parts = real.relative_to(root).parts if real.is_relative_to(root) else ()
+        if not (
+            len(parts) == 4
+            and parts[2] == "checkpoints"
+            and SAFE_NAME.match(parts[0])
+            and SAFE_NAME.match(parts[1])
+            and parts[3].isdigit()
+        ):
+            raise RegistryError(
+                f"the adapter path {path_text!r} is not a checkpoint folder "
+                "<persona>/<run>/checkpoints/<step> inside the adapters folder"
+            )
+        manifest = read_manifest(real)
+        if manifest is None:
+            raise RegistryError(f"{path_text!r} is not a complete checkpoint (no manifest)")
+        persona, run, _, step = parts
+        if (manifest.persona, manifest.run, step_dirname(manifest.step)) != (persona, run, step):
+            raise RegistryError(f"the manifest in {path_text!r} does not match its folder")
+        return Checkpoint(manifest, self.root / persona / run / "checkpoints" / step)
+
     def new_run(self, persona: str) -> tuple[str, Path]:
         """Create the next `run-N` folder exclusively; never reuses an existing one."""
         folder = self.persona_dir(persona)

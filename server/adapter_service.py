@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import msgspec
-
 from adapters.registry import (
     SAFE_NAME,
     Checkpoint,
@@ -26,17 +24,15 @@ from adapters.registry import (
     Registry,
     RegistryError,
     parse_model_id,
-    read_manifest,
     run_sort_key,
-    step_dirname,
 )
 from adapters.verify import checkpoint_problems
-from data.atomic import write_bytes
 from data.home import home_dir
 
 from .adapter_state import describe, pinned_ids
 from .admin_types import AdapterEvent, EventType, LoadError, Mode, PersonaAdapters
 from .events import EventHub, Subscription
+from .pins import Pin, read_pins, write_pins
 from .watch import watch_registry
 
 if TYPE_CHECKING:
@@ -59,13 +55,6 @@ class AdapterRefusedError(RegistryError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-class Pin(msgspec.Struct, frozen=True):
-    """A persona pinned to one checkpoint, as stored in `pins.json`."""
-
-    run: str
-    step: int
 
 
 @dataclass
@@ -119,7 +108,7 @@ class AdapterService:
 
     async def start(self) -> None:
         """Read pins, scan the registry, load each persona's active version, start watching."""
-        for persona, pin in self._read_pins().items():
+        for persona, pin in read_pins(self.pins_path).items():
             self._slots[persona] = PersonaSlot("pinned", pin)
         async with self._lock:
             await self._refresh(None)
@@ -252,7 +241,7 @@ class AdapterService:
             raise RegistryError(f"lora_name {name!r} must not contain '@'")
         if name in self._loras or name in set(self.personas()) or name == self.engine.model_id:
             raise RegistryError(f"the model name {name!r} is already in use")
-        ckpt = self.checkpoint_at(lora_path)
+        ckpt = self.registry.checkpoint_at(lora_path)
         async with self._lock:
             reason = await self._load(ckpt.manifest.persona, ckpt)
             if reason is not None:
@@ -274,40 +263,6 @@ class AdapterService:
             except Exception:
                 log.exception("unloading %s failed", ckpt.manifest.key)
         self._emit("unloaded", name, ckpt.manifest.version, "unloaded")
-
-    def checkpoint_at(self, lora_path: str) -> Checkpoint:
-        """The complete checkpoint a client's path names; refuses anything outside the registry."""
-        root = self.registry.root.resolve()
-        path = Path(lora_path)
-        if "\x00" in lora_path or not lora_path.strip():
-            raise RegistryError("lora_path is empty or invalid")
-        try:
-            real = (path if path.is_absolute() else root / path).resolve(strict=True)
-        except (OSError, RuntimeError):
-            raise RegistryError(f"lora_path {lora_path!r} does not exist") from None
-        if not real.is_relative_to(root):
-            raise RegistryError("lora_path must be a checkpoint folder inside the adapters folder")
-        parts = real.relative_to(root).parts
-        if not (
-            len(parts) == 4
-            and parts[2] == "checkpoints"
-            and SAFE_NAME.match(parts[0])
-            and SAFE_NAME.match(parts[1])
-            and parts[3].isdigit()
-        ):
-            raise RegistryError(
-                "lora_path must be a checkpoint folder <persona>/<run>/checkpoints/<step>"
-                " inside the adapters folder"
-            )
-        manifest = read_manifest(real)
-        if manifest is None:
-            raise RegistryError(
-                f"lora_path {lora_path!r} is not a complete checkpoint (no manifest)"
-            )
-        persona, run, _, step = parts
-        if (manifest.persona, manifest.run, step_dirname(manifest.step)) != (persona, run, step):
-            raise RegistryError(f"the manifest in {lora_path!r} does not match its folder")
-        return Checkpoint(manifest, self.registry.root / persona / run / "checkpoints" / step)
 
     # ----------------------------------------------------------------- internals
 
@@ -436,19 +391,6 @@ class AdapterService:
 
         return AdapterRef(ckpt.manifest, ckpt.path)
 
-    def _read_pins(self) -> dict[str, Pin]:
-        try:
-            pins = msgspec.json.decode(self.pins_path.read_bytes(), type=dict[str, Pin])
-        except FileNotFoundError:
-            return {}
-        except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
-            log.warning("ignoring %s: %s", self.pins_path, exc)
-            return {}
-        return {
-            p: pin for p, pin in pins.items() if SAFE_NAME.match(p) and SAFE_NAME.match(pin.run)
-        }
-
     async def _write_pins(self) -> None:
         pins = {p: s.pin for p, s in sorted(self._slots.items()) if s.mode == "pinned" and s.pin}
-        payload = msgspec.json.format(msgspec.json.encode(pins), indent=2)
-        await asyncio.to_thread(write_bytes, self.pins_path, payload)
+        await asyncio.to_thread(write_pins, self.pins_path, pins)
