@@ -77,10 +77,10 @@ def write_weights(path: Path, shapes: dict[str, tuple[int, ...]], seed: int, std
     """Random LoRA weights; lora_b is non-zero so the adapter really changes the output."""
     import mlx.core as mx
 
-    key = mx.random.key(seed)
+    keys = mx.random.split(mx.random.key(seed), max(len(shapes), 2))
     arrays = {}
     for i, (name, shape) in enumerate(sorted(shapes.items())):
-        arrays[name] = mx.random.normal(shape, key=mx.random.fold_in(key, i)) * std
+        arrays[name] = mx.random.normal(shape, key=keys[i]) * std
     mx.save_safetensors(str(path), arrays)
 
 
