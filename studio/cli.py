@@ -16,6 +16,7 @@ from adapters.blas import ensure_fast_blas
 
 COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("model", "adapters.model_cli", "prepare and inspect base models"),
+    ("data", "data.cli", "check, measure and split persona datasets"),
     ("eval", "studio.eval_cli", "score a persona's held-out eval suite on one or more models"),
     ("tune-sampling", "studio.tune_cli", "sweep sampling settings and recommend defaults"),
 )
