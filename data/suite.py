@@ -37,9 +37,15 @@ CASE_KEYS = frozenset(EvalCase.__struct_fields__)
 
 def load_suite(path: Path) -> tuple[list[EvalCase], list[Problem]]:
     """Every valid case in an eval suite and every problem, as file:line; never raises."""
+    numbered, problems = read_suite(path)
+    return [case for _, case in numbered], problems
+
+
+def read_suite(path: Path) -> tuple[list[tuple[int, EvalCase]], list[Problem]]:
+    """Like `load_suite`, with each valid case's line number."""
     name = str(path)
     lines, problems = read_json_lines(path)
-    cases: list[EvalCase] = []
+    cases: list[tuple[int, EvalCase]] = []
     first_line: dict[str, int] = {}
     for item in lines:
         problems += unknown_keys(name, item.line, item.value, CASE_KEYS)
@@ -62,7 +68,7 @@ def load_suite(path: Path) -> tuple[list[EvalCase], list[Problem]]:
         if case.category == "multi_turn" and len(case.messages) < 3:
             problems.append(warning(name, item.line, "a multi_turn probe has only one user turn"))
         if not found:
-            cases.append(case)
+            cases.append((item.line, case))
     return cases, problems
 
 

@@ -1,0 +1,141 @@
+"""The actions behind `persona data check|stats|split`, printing to the terminal."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import msgspec
+
+from .check import check_dataset
+from .cli import Target, UsageError, is_sample, load_tokenizer, read_card, resolve_targets
+from .dataset import read_datasets
+from .problem import Problem
+from .render import render_stats
+from .split import contamination, split_rows, write_split
+from .stats import dataset_stats
+from .suite import read_suite
+from .tokens import ChatTokenizer
+
+
+def check(targets: list[Target], use_tokenizer: bool) -> int:
+    """Print every problem as file:line; 1 when any is an error."""
+    errors = warnings = records = 0
+    tokenizers: dict[str, tuple[ChatTokenizer | None, str | None]] = {}
+    for target in targets:
+        card, problems = read_card(target)
+        tokenizer, note = None, None
+        if use_tokenizer and card is not None and target.datasets:
+            if card.base_model not in tokenizers:
+                tokenizers[card.base_model] = load_tokenizer(card.base_model)
+            tokenizer, note = tokenizers[card.base_model]
+        report = check_dataset(target.datasets, card, tokenizer)
+        problems += report.problems
+        records += len(report.rows)
+        if target.eval_file is not None:
+            numbered, found = read_suite(target.eval_file)
+            problems += found
+            problems += contamination(str(target.eval_file), numbered, report.rows)
+            records += len(numbered)
+        for problem in problems:
+            print(problem)
+        notes = [note] if note else [n for n in report.notes if use_tokenizer or "token" not in n]
+        if not use_tokenizer:
+            notes.append("token checks skipped (--no-tokenizer)")
+        for text in notes:
+            print(f"{target.label}: note: {text}", file=sys.stderr)
+        errors += sum(p.severity == "error" for p in problems)
+        warnings += sum(p.severity == "warning" for p in problems)
+    print(f"{records} records checked: {errors} errors, {warnings} warnings", file=sys.stderr)
+    return 1 if errors else 0
+
+
+def stats(targets: list[Target], use_tokenizer: bool, as_json: bool, width: int) -> int:
+    """Print the stats of each target's datasets; 1 when a file could not be read fully."""
+    failed = False
+    for target in targets:
+        if not target.datasets:
+            continue
+        card, problems = read_card(target)
+        loaded = read_datasets(target.datasets)
+        tokenizer, note = (None, None)
+        if use_tokenizer and card is not None:
+            tokenizer, note = load_tokenizer(card.base_model)
+        result = dataset_stats([r.record for r in loaded.rows], card, tokenizer)
+        bad = [p for p in (*problems, *loaded.problems) if p.severity == "error"]
+        failed = failed or bool(bad)
+        if as_json:
+            sys.stdout.write(msgspec.json.encode(result).decode() + "\n")
+        else:
+            names = ", ".join(p.name for p in target.datasets)
+            print(f"== {target.label} ({names})")
+            print(render_stats(result, width))
+        if bad:
+            print(
+                f"{target.label}: {len(bad)} problems left records out; "
+                "run `persona data check` to see them",
+                file=sys.stderr,
+            )
+        if note:
+            print(f"{target.label}: note: {note}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def split(args: argparse.Namespace) -> int:
+    """Write train/valid(/test) files; refuse to overwrite the input or a sample persona."""
+    targets = resolve_targets([args.path])
+    target = targets[0]
+    source = _split_source(target, Path(args.path))
+    card, problems = read_card(target)
+    report = check_dataset([source], card)
+    problems += report.errors
+    if problems:
+        for problem in problems:
+            print(problem)
+        print(f"{source}: fix these errors before splitting", file=sys.stderr)
+        return 1
+    out = args.out or source.parent
+    if args.out is None and is_sample(out):
+        raise UsageError(f"{out} is a read-only sample persona; pass --out")
+    valid = args.valid if args.valid is not None else (card.training.val_fraction if card else 0.1)
+    seed = args.seed if args.seed is not None else (card.training.seed if card else 0)
+    try:
+        result = split_rows(report.rows, valid, args.test, seed)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    targets_out = [out / f"{n}.jsonl" for n in ("train", "valid", "test")]
+    if any(p.resolve() == source.resolve() for p in targets_out):
+        raise UsageError(f"writing to {out} would overwrite {source.name}; pass --out")
+    for path in write_split(result, out):
+        print(f"wrote {path} ({_count(path)} records)")
+    print(f"{'stratum':<12} {'train':>6} {'valid':>6} {'test':>6}")
+    for s in result.strata:
+        print(f"{s.stratum:<12} {s.train:>6} {s.valid:>6} {s.test:>6}")
+    print(f"{result.groups} groups of near-duplicate prompts were kept within one split")
+    eval_file = args.eval or target.eval_file
+    if eval_file is not None:
+        numbered, found = read_suite(eval_file)
+        overlaps = found + contamination(str(eval_file), numbered, result.train)
+        for problem in overlaps:
+            print(problem)
+        print(f"{eval_file}: {len(numbered)} eval cases, {_overlaps(overlaps)} overlap training")
+    return 0
+
+
+def _split_source(target: Target, given: Path) -> Path:
+    if given.is_file():
+        return given
+    folder = Path(target.label)
+    for name in ("dataset.jsonl", "train.jsonl"):
+        if (folder / name).is_file():
+            return folder / name
+    raise UsageError(f"{folder}: no dataset.jsonl or train.jsonl to split")
+
+
+def _count(path: Path) -> int:
+    return sum(1 for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+
+
+def _overlaps(problems: list[Problem]) -> int:
+    return sum(1 for p in problems if "training" in p.message)
