@@ -100,7 +100,9 @@ class AdapterService:
         self._slots: dict[str, PersonaSlot] = {}
         self._loras: dict[str, Checkpoint] = {}
         self._failed: dict[str, str] = {}
-        self._verified: set[str] = set()
+        """Manifest keys a load attempt refused, with the reason."""
+        self._checked: dict[str, str | None] = {}
+        """Manifest keys the file checks have seen: the problem found, or None."""
         self._lock = asyncio.Lock()
         self._stop = asyncio.Event()
         self._ready = asyncio.Event()
@@ -156,22 +158,17 @@ class AdapterService:
             slot = self._slots.get(ref.persona)
             return self._adapter_ref(slot.active) if slot and slot.active else None
         ckpt = self._find(ref.persona, ref.run, ref.step)
-        key = ckpt.manifest.key
-        if key not in self._verified and key not in self._failed:
-            problems = checkpoint_problems(ckpt, self.engine.base_hash)
-            if problems:
-                self._failed[key] = "; ".join(problems)
-            else:
-                self._verified.add(key)
-        if key in self._failed:
-            raise AdapterRefusedError(f"{ref} cannot be loaded: {self._failed[key]}")
+        reason = self._refusal(ckpt.manifest.key)
+        if reason is not None:
+            raise AdapterRefusedError(f"{ref} cannot be loaded: {reason}")
         return self._adapter_ref(ckpt)
 
     def model_ids(self) -> list[str]:
         """Every pinned model id that exists, plus the names given through load_lora_adapter."""
         ids: list[str] = []
         for persona in self.personas():
-            usable = [c for c in self._index.get(persona, []) if c.manifest.key not in self._failed]
+            ckpts = self._index.get(persona, [])
+            usable = [c for c in ckpts if self._refusal(c.manifest.key) is None]
             ids += pinned_ids(self.registry, persona, usable)
         return ids + sorted(self._loras)
 
@@ -307,15 +304,27 @@ class AdapterService:
                 self._record(persona, None, f"refresh failed: {exc}")
 
     async def _rescan(self, persona: str) -> None:
-        def scan() -> list[Checkpoint]:
+        """Re-read a persona's checkpoints; file checks of new ones run in the same thread."""
+        known = set(self._checked)
+
+        def scan() -> tuple[list[Checkpoint], dict[str, str | None]]:
             found = [
                 c
                 for run in self.registry.runs(persona)
                 for c in self.registry.checkpoints(persona, run)
             ]
-            return sorted(found, key=order)
+            fresh = {c.manifest.key: self._check(c) for c in found if c.manifest.key not in known}
+            return sorted(found, key=order), fresh
 
-        self._index[persona] = await asyncio.to_thread(scan)
+        self._index[persona], fresh = await asyncio.to_thread(scan)
+        self._checked.update(fresh)
+
+    def _check(self, ckpt: Checkpoint) -> str | None:
+        problems = checkpoint_problems(ckpt, self.engine.base_hash)
+        return "; ".join(problems) if problems else None
+
+    def _refusal(self, key: str) -> str | None:
+        return self._failed.get(key) or self._checked.get(key)
 
     async def _settle(self, persona: str, *, announce: bool) -> None:
         slot = self._slots.setdefault(persona, PersonaSlot())
@@ -358,8 +367,10 @@ class AdapterService:
 
     async def _load(self, persona: str, ckpt: Checkpoint) -> str | None:
         """Check and load one checkpoint; on failure record, log and announce the reason."""
-        problems = await asyncio.to_thread(checkpoint_problems, ckpt, self.engine.base_hash)
-        reason = "; ".join(problems) if problems else None
+        key = ckpt.manifest.key
+        if key not in self._checked:
+            self._checked[key] = await asyncio.to_thread(self._check, ckpt)
+        reason = self._checked[key]
         if reason is None:
             try:
                 await self.engine.load_adapter(self._adapter_ref(ckpt))
@@ -369,8 +380,7 @@ class AdapterService:
                 reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
         version = ckpt.manifest.version
         if reason is None:
-            self._verified.add(ckpt.manifest.key)
-            self._failed.pop(ckpt.manifest.key, None)
+            self._failed.pop(key, None)
             return None
         self._failed[ckpt.manifest.key] = reason
         log.warning("adapter %s@%s refused: %s", persona, version, reason)
