@@ -1,0 +1,182 @@
+"""The Litestar app factory: OpenAI routes, persona and adapter admin routes, one error handler.
+
+`create_app(settings)` loads the base model in the background after the server starts
+listening, so `/health` answers 503 with Retry-After until it is ready. Tests and embedders pass
+an engine (and optionally an adapter service) they own and close themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from litestar import Litestar
+from litestar.connection import ASGIConnection
+from litestar.handlers import BaseRouteHandler
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin
+
+from adapters.registry import Registry
+
+from .catalog import Catalog, generation_config_layer
+from .errors import AuthError, handle_exception
+from .metrics import ServerMetrics
+from .routes.adapters import adapter_routes
+from .routes.chat import chat_completions
+from .routes.completions import completions
+from .routes.health import health, metrics, openapi_json
+from .routes.models import model, models
+from .routes.personas import persona, personas
+from .settings import ServerSettings
+from .state import ServerState
+
+if TYPE_CHECKING:
+    from .adapter_service import AdapterService
+    from .engine import Engine
+
+log = logging.getLogger("persona.server")
+
+OPEN_PATHS = frozenset({"/health"})
+"""Routes that answer without an API key."""
+
+
+def create_app(
+    settings: ServerSettings,
+    engine: Engine | None = None,
+    adapters: AdapterService | None = None,
+    *,
+    catalog: Catalog | None = None,
+) -> Litestar:
+    """Build the server; with no `engine` it loads `settings.model` itself once listening."""
+    found = catalog or Catalog.discover(settings.persona_paths())
+    holder: dict[str, Any] = {}
+    server_metrics = ServerMetrics(
+        settings.max_adapters,
+        lambda: holder["engine"].stats() if holder.get("engine") is not None else None,
+    )
+    state = ServerState.create(settings, found, server_metrics)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Litestar) -> AsyncIterator[None]:
+        owned: list[Any] = []
+        if engine is not None:
+            await _attach(state, engine, adapters, owned)
+            holder["engine"] = engine
+            task = None
+        else:
+            task = asyncio.create_task(_load(state, owned, holder), name="engine-load")
+        try:
+            yield
+        finally:
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            for closeable in reversed(owned):
+                with contextlib.suppress(Exception):
+                    await closeable.aclose()
+
+    guards = [_api_key_guard(settings.api_key)] if settings.api_key else []
+    return Litestar(
+        route_handlers=[
+            chat_completions,
+            completions,
+            models,
+            model,
+            health,
+            metrics,
+            openapi_json,
+            personas,
+            persona,
+            *adapter_routes(),
+        ],
+        state=state,
+        guards=guards,
+        middleware=[server_metrics.middleware],
+        exception_handlers={Exception: handle_exception},
+        request_max_body_size=settings.max_body_bytes,
+        lifespan=[lifespan],
+        openapi_config=OpenAPIConfig(
+            title="persona studio",
+            version="1.0",
+            description="OpenAI-compatible API serving a base model and its personas.",
+            path="/docs",
+            render_plugins=[ScalarRenderPlugin(path="/")],
+        ),
+        debug=False,
+    )
+
+
+async def _attach(
+    state: ServerState, engine: Engine, adapters: AdapterService | None, owned: list[Any]
+) -> None:
+    """Make `engine` serve: start an adapter service if none was given, read base defaults."""
+    if adapters is None:
+        from .adapter_service import AdapterService
+
+        catalog = state.catalog
+        adapters = AdapterService(
+            Registry(state.settings.adapters_path()),
+            engine,
+            lambda: [p.name for p in catalog.personas()],
+        )
+        await adapters.start()
+        owned.append(adapters)
+    model_dir = await asyncio.to_thread(_model_dir, engine, state.settings.model)
+    state.ready(engine, adapters, generation_config_layer(model_dir))
+
+
+async def _load(state: ServerState, owned: list[Any], holder: dict[str, Any]) -> None:
+    """Load the base model off the event loop, then start serving with it."""
+    settings = state.settings
+    try:
+        from .engine import Engine
+
+        engine = await asyncio.to_thread(
+            Engine.load,
+            settings.model,
+            max_batch=settings.max_batch,
+            max_adapters=settings.max_adapters,
+        )
+        engine.start()
+        owned.append(engine)
+        holder["engine"] = engine
+        await _attach(state, engine, None, owned)
+        log.info("serving %s", engine.model_id)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        log.exception("the model %s failed to load", settings.model)
+        state.load_error = f"the model {settings.model!r} failed to load: {exc}"
+
+
+def _model_dir(engine: Engine, model: str) -> Path | None:
+    path = getattr(engine, "model_path", None)
+    if path is not None:
+        return Path(path)
+    from adapters.base import resolve_model
+
+    resolved = resolve_model(model)
+    return resolved if isinstance(resolved, Path) else None
+
+
+def _api_key_guard(api_key: str) -> Any:
+    expected = api_key.encode()
+
+    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        if connection.scope["path"] in OPEN_PATHS:
+            return
+        scheme, _sep, token = connection.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise AuthError(
+                "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'."
+            )
+        if not hmac.compare_digest(token.strip().encode(), expected):
+            raise AuthError("Incorrect API key provided.")
+
+    return guard

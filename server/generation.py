@@ -1,0 +1,183 @@
+"""Run one generation for a handler: stream or collect it, count it, stop it when the client goes.
+
+Nothing here touches MLX: the engine's own thread does the work and this module only awaits its
+async iterator. A non-streaming request races its generation against the client's disconnect,
+so a caller that hangs up frees its batch row within one decode step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from litestar.types import Receive
+
+from .errors import AppError
+from .metrics import ServerMetrics
+
+if TYPE_CHECKING:
+    from .engine import Delta, Engine, GenerationRequest, TokenLogprob
+
+
+class AdapterUnavailableError(AppError):
+    """The adapter a model id names could not be loaded; the previous version keeps serving."""
+
+    default_code = "adapter_unavailable"
+
+
+class ClientDisconnectedError(Exception):
+    """The client hung up before the reply was complete."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """One generation to run, with the names it is counted under."""
+
+    request: GenerationRequest
+    label: str
+    """Persona name or base model id, for metrics."""
+    persona: str | None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A finished generation."""
+
+    text: str
+    finish_reason: str
+    prompt_tokens: int
+    completion_tokens: int
+    logprobs: tuple[TokenLogprob, ...]
+    adapter_version: str | None
+
+
+class Runner:
+    """Runs jobs on the engine and records their metrics."""
+
+    def __init__(self, engine: Engine, metrics: ServerMetrics) -> None:
+        self.engine = engine
+        self.metrics = metrics
+
+    async def stream(self, job: Job) -> AsyncIterator[Delta]:
+        """The engine's deltas for a job; closing this iterator cancels the sequence."""
+        from .engine import AdapterError
+
+        m = self.metrics
+        start = time.perf_counter()
+        first = True
+        version: str | None = None
+        adapter = job.request.adapter
+        if adapter is not None:
+            version = adapter.manifest.version
+        m.running.inc()
+        if job.persona is not None:
+            m.adapter_started(job.persona, version)
+        last: Delta | None = None
+        source = self.engine.stream(job.request)
+        try:
+            try:
+                async for delta in source:
+                    if first:
+                        m.ttft.labels(job.label).observe(time.perf_counter() - start)
+                        first = False
+                    last = delta
+                    yield delta
+            except AdapterError as exc:
+                raise AdapterUnavailableError(
+                    f"the adapter could not be loaded: {exc.reason}"
+                ) from None
+        finally:
+            await _close(source)
+            m.running.dec()
+            if job.persona is not None:
+                m.adapter_finished(job.persona, version)
+            if last is not None:
+                m.prompt_tokens.labels(job.label).inc(last.prompt_tokens)
+                m.generation_tokens.labels(job.label).inc(last.token_count)
+                if last.finish_reason is not None:
+                    m.finished.labels(last.finish_reason).inc()
+                    m.e2e.labels(job.label).observe(time.perf_counter() - start)
+                else:
+                    m.finished.labels("abort").inc()
+
+    async def collect(self, job: Job, receive: Receive) -> Outcome:
+        """Run a job to its end; raise ClientDisconnectedError if the client hangs up first."""
+        work = asyncio.create_task(self._gather(job))
+        gone = asyncio.create_task(wait_disconnect(receive))
+        try:
+            done, _ = await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (work, gone):
+                if not task.done():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+        if work in done:
+            return work.result()
+        raise ClientDisconnectedError
+
+    async def first(self, job: Job, receive: Receive) -> tuple[Delta | None, AsyncIterator[Delta]]:
+        """Start streaming a job: its first delta (None if the client left first) and the rest.
+
+        Waiting for the first delta before answering lets a bad adapter still become a 4xx.
+        """
+        deltas = self.stream(job)
+        head = asyncio.ensure_future(anext(deltas))
+        gone = asyncio.create_task(wait_disconnect(receive))
+        try:
+            await asyncio.wait({head, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (head, gone):
+                if not task.done():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+        if head.cancelled():
+            await _close(deltas)
+            return None, deltas
+        try:
+            return head.result(), deltas
+        except StopAsyncIteration:
+            raise RuntimeError("the engine ended a sequence without a delta") from None
+
+    async def _gather(self, job: Job) -> Outcome:
+        pieces: list[str] = []
+        logprobs: list[TokenLogprob] = []
+        last: Delta | None = None
+        async for delta in self.stream(job):
+            pieces.append(delta.text)
+            logprobs.extend(delta.logprobs)
+            last = delta
+        if last is None:
+            raise RuntimeError("the engine ended a sequence without a final delta")
+        return Outcome(
+            text="".join(pieces),
+            finish_reason=last.finish_reason or "stop",
+            prompt_tokens=last.prompt_tokens,
+            completion_tokens=last.token_count,
+            logprobs=tuple(logprobs),
+            adapter_version=last.adapter_version,
+        )
+
+
+async def wait_disconnect(receive: Receive) -> None:
+    """Return when the ASGI server reports that the client has gone."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+async def _close(source: Any) -> None:
+    aclose = getattr(source, "aclose", None)
+    if aclose is not None:
+        with contextlib.suppress(Exception):
+            await aclose()
+
+
+AdapterUnavailable = AdapterUnavailableError
+"""Short name, as route modules import it."""

@@ -1,0 +1,67 @@
+"""Turn a checked request into an engine job: defaults merged, context fitted, parameters built."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .catalog import request_layer
+from .errors import InvalidRequestError
+from .generation import Job
+from .params import Extras, check_stop, fit_context
+from .state import Resolved, ServerState
+from .wire import SamplingFields, is_set
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+SEED_MASK = 2**64 - 1
+
+
+def plan(
+    state: ServerState,
+    engine: Engine,
+    resolved: Resolved,
+    prompt: tuple[int, ...],
+    request: SamplingFields,
+    *,
+    max_tokens: int | None,
+    extras: Extras,
+) -> Job:
+    """Merge defaults field by field and build the generation request for one job."""
+    from .engine import GenerationRequest, SamplingParams
+
+    sampling = state.merged(request_layer(request, max_tokens), resolved.persona)
+    budget = fit_context(
+        len(prompt),
+        sampling.max_tokens,
+        explicit=max_tokens is not None,
+        context_length=engine.context_length,
+    )
+    min_tokens = sampling.min_tokens
+    if min_tokens > budget:
+        if is_set(request.min_tokens):
+            raise InvalidRequestError(
+                f"min_tokens ({min_tokens}) exceeds the completion budget ({budget})",
+                param="min_tokens",
+            )
+        min_tokens = budget
+    params = SamplingParams(
+        max_tokens=budget,
+        temperature=sampling.temperature,
+        top_p=sampling.top_p,
+        top_k=max(sampling.top_k, 0),
+        min_p=sampling.min_p,
+        repetition_penalty=sampling.repetition_penalty,
+        repetition_context_size=sampling.repetition_context_size,
+        presence_penalty=sampling.presence_penalty,
+        frequency_penalty=sampling.frequency_penalty,
+        min_tokens=min_tokens,
+        stop=check_stop(sampling.stop),
+        seed=None if sampling.seed is None else sampling.seed & SEED_MASK,
+        logit_bias=extras.logit_bias,
+        logprobs=extras.logprobs,
+        top_logprobs=extras.top_logprobs,
+    )
+    generation = GenerationRequest(prompt=prompt, params=params, adapter=resolved.adapter)
+    persona = resolved.persona.name if resolved.persona else None
+    return Job(generation, resolved.label, persona)

@@ -1,0 +1,47 @@
+"""`GET /v1/personas` and `GET /v1/personas/{id}`: who each persona is and how it samples."""
+
+from __future__ import annotations
+
+from litestar import get
+
+from data.personas import PersonaEntry
+
+from ..errors import NotFoundError, error_responses
+from ..state import ServerState
+from ..wire import PersonaInfo, PersonaList
+
+
+def describe(state: ServerState, entry: PersonaEntry) -> PersonaInfo:
+    """A persona's card, resolved sampling defaults and active adapter version."""
+    card = entry.card
+    return PersonaInfo(
+        id=entry.name,
+        display_name=card.title,
+        description=card.description,
+        system_prompt=card.system_prompt,
+        base_model=card.base_model,
+        defaults=state.defaults(entry),
+        active_adapter=state.active_version(entry.name),
+    )
+
+
+@get("/v1/personas", summary="List personas", tags=["personas"])
+async def personas(state: ServerState) -> PersonaList:
+    """Every persona served here."""
+    return PersonaList([describe(state, e) for e in state.catalog.personas()])
+
+
+@get(
+    "/v1/personas/{persona_id:str}",
+    summary="Show a persona",
+    tags=["personas"],
+    responses=error_responses(404),
+)
+async def persona(persona_id: str, state: ServerState) -> PersonaInfo:
+    """One persona: system prompt, resolved defaults and active adapter."""
+    entry = state.catalog.get(persona_id)
+    if entry is None:
+        raise NotFoundError(
+            f"no persona named '{persona_id}'", param="persona_id", code="persona_not_found"
+        )
+    return describe(state, entry)

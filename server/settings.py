@@ -1,0 +1,114 @@
+"""The server's one typed settings Struct and how it is loaded.
+
+Precedence, lowest first: built-in defaults, the `[server]` table of `config.toml` in the home
+folder, `PERSONA_<FIELD>` environment variables, then command-line flags. Nothing here runs at
+import time; the CLI calls `load_settings` once.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from data.home import home_dir
+
+
+class SettingsError(Exception):
+    """The configuration file or an environment override is invalid."""
+
+
+class ServerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Everything `persona serve` can be told."""
+
+    host: str = "127.0.0.1"
+    """Interface to bind; loopback unless told otherwise."""
+    port: int = 8000
+    """TCP port to listen on."""
+    model: str = "embedded"
+    """Base model: `embedded`, an MLX model folder, or a Hugging Face repo id."""
+    personas_dirs: tuple[str, ...] = ()
+    """Extra persona folders, searched after the user's personas and before the samples."""
+    adapters_dir: str | None = None
+    """The adapter registry; None means the home folder's `adapters`."""
+    api_key: str | None = None
+    """When set, every route but /health needs `Authorization: Bearer <key>`."""
+    max_body_bytes: int = 2_000_000
+    """Requests with a larger body are refused with 413."""
+    max_batch: int = 8
+    """Most sequences decoded together in one step."""
+    max_adapters: int = 8
+    """Most adapters kept loaded at once (least recently used leave first)."""
+    max_tokens: int = 512
+    """Completion length when neither the request, the persona nor the base model sets one."""
+    log_level: str = "info"
+    """uvicorn's log level."""
+
+    def adapters_path(self) -> Path:
+        """The adapter registry folder."""
+        from data.home import adapters_dir
+
+        return Path(self.adapters_dir).expanduser() if self.adapters_dir else adapters_dir()
+
+    def persona_paths(self) -> list[Path]:
+        """The extra persona folders as paths."""
+        return [Path(p).expanduser() for p in self.personas_dirs]
+
+
+class _ConfigFile(msgspec.Struct):
+    """`config.toml`: other packages may own other tables, so only `[server]` is read."""
+
+    server: ServerSettings = ServerSettings()
+
+
+def config_path() -> Path:
+    """Where the user's configuration file lives."""
+    return home_dir() / "config.toml"
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    path: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> ServerSettings:
+    """Build the settings: file, then `PERSONA_*` environment, then explicit overrides."""
+    settings = _from_file(path or config_path())
+    changes = _from_env(os.environ if environ is None else environ)
+    changes.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    if not changes:
+        return settings
+    merged = msgspec.structs.asdict(settings) | changes
+    try:
+        return msgspec.convert(merged, ServerSettings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise SettingsError(f"invalid setting: {exc}") from None
+
+
+def _from_file(path: Path) -> ServerSettings:
+    try:
+        payload = path.read_bytes()
+    except FileNotFoundError:
+        return ServerSettings()
+    except OSError as exc:
+        raise SettingsError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        return msgspec.toml.decode(payload, type=_ConfigFile).server
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise SettingsError(f"{path}: {exc}") from None
+
+
+def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    changes: dict[str, Any] = {}
+    for field in msgspec.structs.fields(ServerSettings):
+        value = environ.get(f"PERSONA_{field.name.upper()}")
+        if value is None or value == "":
+            continue
+        if field.name == "personas_dirs":
+            changes[field.name] = tuple(p for p in value.split(os.pathsep) if p)
+        else:
+            changes[field.name] = value
+    return changes

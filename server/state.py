@@ -1,0 +1,172 @@
+"""The server's long-lived state: the engine once it has loaded, the catalog, adapters and metrics.
+
+Handlers receive it through dependency injection. While the engine loads, generation routes get a
+503 with Retry-After (a retry is the right response then), and everything else keeps answering.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from litestar.datastructures import State
+
+from adapters.base import EMBEDDED, EMBEDDED_ID
+from adapters.registry import ModelRef, RegistryError
+from data.card import Sampling
+from data.personas import PersonaEntry
+
+from .catalog import Catalog, Target, card_layer, merge, server_defaults
+from .errors import ModelLoadingError, ModelNotFoundError
+from .generation import AdapterUnavailableError, Runner
+from .metrics import ServerMetrics
+from .settings import ServerSettings
+from .wire import ResolvedSampling
+
+if TYPE_CHECKING:
+    from .adapter_service import AdapterService
+    from .engine import AdapterRef, Engine
+
+RETRY_AFTER_SECONDS = 5
+
+
+def vocab_size(engine: Engine) -> int:
+    """How many token ids the model accepts (for logit_bias and token prompts)."""
+    size = getattr(engine, "vocab_size", None)
+    return int(size) if size else len(engine.tokenizer)
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A request's target with the adapter it runs on."""
+
+    target: Target
+    adapter: AdapterRef | None
+
+    @property
+    def persona(self) -> PersonaEntry | None:
+        """The persona named, if any."""
+        return self.target.persona
+
+    @property
+    def label(self) -> str:
+        """The name metrics count this request under."""
+        return self.persona.name if self.persona else self.target.model
+
+
+class ServerState(State):
+    """Everything handlers share, filled in as the engine finishes loading.
+
+    It is the app's `State`: handlers that declare `state: ServerState` get a live view of it.
+    Attributes live in the state mapping, so nothing here may have a class-level default.
+    """
+
+    settings: ServerSettings
+    catalog: Catalog
+    metrics: ServerMetrics
+    engine: Engine | None
+    """Set once the base model has loaded and the engine thread runs."""
+    adapters: AdapterService | None
+    """The hot-reload service; None serves personas on the base weights only."""
+    runner: Runner | None
+    base_layer: Sampling
+    """The base model's generation_config defaults."""
+    load_error: str | None
+    """Why the engine failed to load, if it did."""
+    started: float
+    """When this server started; the `created` time of its models."""
+
+    @classmethod
+    def create(
+        cls, settings: ServerSettings, catalog: Catalog, metrics: ServerMetrics
+    ) -> ServerState:
+        """A state with no engine yet."""
+        return cls(
+            {
+                "settings": settings,
+                "catalog": catalog,
+                "metrics": metrics,
+                "engine": None,
+                "adapters": None,
+                "runner": None,
+                "base_layer": Sampling(),
+                "load_error": None,
+                "started": time.time(),
+            }
+        )
+
+    def ready(self, engine: Engine, adapters: AdapterService | None, base_layer: Sampling) -> None:
+        """Start serving generation with this engine."""
+        self.adapters = adapters
+        self.base_layer = base_layer
+        self.runner = Runner(engine, self.metrics)
+        self.engine = engine
+
+    def require_runner(self) -> tuple[Engine, Runner]:
+        """The engine and runner, or a 503 while the model is still loading."""
+        if self.engine is None or self.runner is None:
+            if self.load_error is not None:
+                raise ModelLoadingError(self.load_error, code="model_load_failed")
+            raise ModelLoadingError(
+                "the model is still loading; retry shortly",
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
+        return self.engine, self.runner
+
+    def base_id(self) -> str:
+        """The base model's id: the engine's once loaded, else derived from the settings."""
+        if self.engine is not None:
+            return self.engine.model_id
+        model = self.settings.model
+        if model in (EMBEDDED, EMBEDDED_ID):
+            return EMBEDDED_ID
+        path = Path(model).expanduser()
+        return path.name if path.is_dir() else model
+
+    def base_ids(self) -> list[str]:
+        """Names of the base model: its id and the name it was configured by."""
+        return [self.base_id(), self.settings.model]
+
+    def lora_names(self) -> list[str]:
+        """Model ids registered through load_lora_adapter (not personas, not pinned forms)."""
+        if self.adapters is None:
+            return []
+        return [i for i in self.adapters.model_ids() if "@" not in i]
+
+    def resolve(self, model: str) -> Resolved:
+        """The target and adapter of a request's `model`; 404 for anything not served here."""
+        if model in self.lora_names() and self.catalog.get(model) is None:
+            target = Target(model, None, ModelRef(model))
+        else:
+            target = self.catalog.target(model, self.base_ids())
+        if target.ref is None:
+            return Resolved(target, None)
+        if self.adapters is None:
+            if target.ref.run is not None:
+                raise ModelNotFoundError(
+                    f"The model '{model}' does not exist: no adapters are served.", param="model"
+                )
+            return Resolved(target, None)
+        try:
+            return Resolved(target, self.adapters.resolve(target.ref))
+        except RegistryError as exc:
+            if hasattr(exc, "reason"):
+                raise AdapterUnavailableError(str(exc), param="model") from None
+            raise ModelNotFoundError(
+                f"The model '{model}' does not exist: {exc}", param="model"
+            ) from None
+
+    def defaults(self, persona: PersonaEntry | None) -> ResolvedSampling:
+        """A persona's (or the base model's) resolved defaults, before any request field."""
+        return self.merged(Sampling(), persona)
+
+    def merged(self, request: Sampling, persona: PersonaEntry | None) -> ResolvedSampling:
+        """Request fields over the persona card over the base model over the server."""
+        layers = [request, card_layer(persona.card if persona else None), self.base_layer]
+        return merge(layers, server_defaults(self.settings.max_tokens))
+
+    def active_version(self, persona: str) -> str | None:
+        """The adapter version a bare persona id runs with now."""
+        return self.adapters.active_version(persona) if self.adapters is not None else None
