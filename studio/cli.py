@@ -19,10 +19,11 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("data", "data.cli", "check, measure and split persona datasets"),
     ("eval", "studio.eval_cli", "score a persona's held-out eval suite on one or more models"),
     ("tune-sampling", "studio.tune_cli", "sweep sampling settings and recommend defaults"),
+    ("serve", "server.cli", "serve the base model and every persona over the OpenAI API"),
 )
 """(name, module, help) for each subcommand."""
 
-DEFAULT_COMMAND = "model"
+DEFAULT_COMMAND = "serve"
 """What a bare `persona` runs."""
 
 

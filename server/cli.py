@@ -1,0 +1,67 @@
+"""`persona serve`: serve the base model and every persona over the OpenAI API with uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add the `serve` options; each overrides config.toml and `PERSONA_*` variables."""
+    parser.add_argument("--host", help="interface to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port to listen on (default 8000)")
+    parser.add_argument(
+        "--model", help="base model: embedded (default), an MLX folder or a repo id"
+    )
+    parser.add_argument(
+        "--personas",
+        action="append",
+        metavar="DIR",
+        help="extra folder of personas, searched after your own (repeatable)",
+    )
+    parser.add_argument("--adapters", metavar="DIR", help="the adapter registry folder")
+    parser.add_argument(
+        "--api-key", help="require 'Authorization: Bearer KEY' (or PERSONA_API_KEY)"
+    )
+    parser.add_argument("--max-batch", type=int, help="most sequences decoded together (default 8)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the settings once, print the BLAS in use, and serve until interrupted."""
+    from adapters.blas import ensure_fast_blas
+
+    from .settings import SettingsError, load_settings
+
+    blas = ensure_fast_blas()
+    overrides = {
+        "host": args.host,
+        "port": args.port,
+        "model": args.model,
+        "personas_dirs": tuple(args.personas) if args.personas else None,
+        "adapters_dir": args.adapters,
+        "api_key": args.api_key,
+        "max_batch": args.max_batch,
+    }
+    try:
+        settings = load_settings(overrides)
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(blas.note, file=sys.stderr)
+    if settings.host not in ("127.0.0.1", "localhost", "::1") and not settings.api_key:
+        print(
+            f"warning: listening on {settings.host} without an API key; set --api-key",
+            file=sys.stderr,
+        )
+    import uvicorn
+
+    from .app import create_app
+
+    app = create_app(settings)
+    print(
+        f"persona studio: OpenAI API at http://{settings.host}:{settings.port}/v1 "
+        f"(model {settings.model}; loading in the background)",
+        file=sys.stderr,
+    )
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level)
+    return 0
