@@ -31,12 +31,13 @@ from data.home import home_dir
 
 from .adapter_state import describe, pinned_ids
 from .admin_types import AdapterEvent, EventType, LoadError, Mode, PersonaAdapters
+from .engine_types import AdapterRef
 from .events import EventHub, Subscription
 from .pins import Pin, read_pins, write_pins
 from .watch import watch_registry
 
 if TYPE_CHECKING:
-    from .engine import AdapterRef, Engine
+    from .engine import Engine
 
 log = logging.getLogger("persona.adapters")
 
@@ -397,8 +398,6 @@ class AdapterService:
 
     @staticmethod
     def _adapter_ref(ckpt: Checkpoint) -> AdapterRef:
-        from .engine import AdapterRef
-
         return AdapterRef(ckpt.manifest, ckpt.path)
 
     async def _write_pins(self) -> None:
