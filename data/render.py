@@ -8,6 +8,7 @@ from .stats import DatasetStats, Lengths, Share
 
 BLOCKS = " ▏▎▍▌▋▊▉█"
 """Eighth-width blocks, so short bars still show their size."""
+TAGS_SHOWN = 15
 
 
 def bar(value: float, width: int) -> str:
@@ -64,7 +65,9 @@ def render_stats(stats: DatasetStats, width: int = 40) -> str:
     lines += [""]
     lines += shares("Failure modes", stats.failure_modes, "records")
     lines += [f"  any failure mode: {stats.failure_share:.0%} of records", ""]
-    lines += shares("Tags", stats.tags, "records")
+    lines += shares("Tags", stats.tags[:TAGS_SHOWN], "records")
+    if len(stats.tags) > TAGS_SHOWN:
+        lines.append(f"  ... and {len(stats.tags) - TAGS_SHOWN} more tags")
     for title, items in (
         ("Catchphrases and markers", stats.catchphrases),
         ("Top openers", stats.openers),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import statistics
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
@@ -33,9 +34,10 @@ TOP = 10
 _STOPWORD_TEXT = """
 a an and are as at be but by can do does for from had has have he her him his how i if in into is
 it its me my no not of on or our she so that the their them then there they this to up us was we
-were what when where which who why will with you your yes m s t ll re ve d
+were what when where which who why will with you your yes i'm it's that's don't i'll
 """
 _STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+_WORD = re.compile(r"\w+(?:'\w+)*")
 
 
 class Band(msgspec.Struct, frozen=True):
@@ -215,14 +217,19 @@ def _top(items: Iterable[str], total: int | None = None) -> tuple[Share, ...]:
     return tuple(Share(text, count, count / whole) for text, count in ranked)
 
 
+def _words(text: str) -> list[str]:
+    # Unlike `normalise`, keep apostrophes inside words: "don't know", not "don t know".
+    return _WORD.findall(unicodedata.normalize("NFKC", text).casefold().replace("’", "'"))
+
+
 def _opener(text: str) -> str:
-    return " ".join(normalise(text).split()[:2])
+    return " ".join(_words(text)[:2])
 
 
 def _phrases(texts: Sequence[str]) -> tuple[Share, ...]:
     counts: Counter[str] = Counter()
     for text in texts:
-        words = normalise(text).split()
+        words = _words(text)
         seen = {
             " ".join(words[i : i + n])
             for n in (2, 3, 4)
