@@ -11,6 +11,7 @@ import asyncio
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import msgspec
 
@@ -174,15 +175,22 @@ async def run_eval(
     overrides: dict[str, float | int] | None = None,
     judge: Judge | None = None,
     progress: Callable[[int, int], None] | None = None,
+    client: Any = None,
 ) -> EvalResult:
-    """Evaluate every model on every case, `samples` times each, and score the replies."""
+    """Evaluate every model on every case, `samples` times each, and score the replies.
+
+    `client` may be an `openai.AsyncOpenAI` the caller owns (tests pass one bound to an
+    in-process app); otherwise one is made for `target` and closed at the end.
+    """
     import httpx
     import openai
 
-    client = openai.AsyncOpenAI(
-        base_url=target.base_url, api_key=target.api_key, max_retries=0,
-        timeout=httpx.Timeout(target.timeout),
-    )
+    owned = client is None
+    if client is None:
+        client = openai.AsyncOpenAI(
+            base_url=target.base_url, api_key=target.api_key, max_retries=0,
+            timeout=httpx.Timeout(target.timeout),
+        )
     memo = MemoIndex(training_replies)
     reference = [word_count(t) for t in training_replies]
     gate = asyncio.Semaphore(max(1, target.concurrency))
@@ -248,7 +256,8 @@ async def run_eval(
             *(one(m, c, i) for m in models for c in cases for i in range(samples))
         )
     finally:
-        await client.close()
+        if owned:
+            await client.close()
     judge_status = "skipped (no --judge-url)" if judge is None else f"judged by {judge.model}"
     scores = [
         aggregate(m, [r for r in results if r.model == m], card, reference, memo, judge_status)
