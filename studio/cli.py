@@ -20,10 +20,11 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("eval", "studio.eval_cli", "score a persona's held-out eval suite on one or more models"),
     ("tune-sampling", "studio.tune_cli", "sweep sampling settings and recommend defaults"),
     ("serve", "server.cli", "serve the base model and every persona over the OpenAI API"),
+    ("tui", "tui.cli", "open the persona studio terminal UI (what a bare `persona` runs)"),
 )
 """(name, module, help) for each subcommand."""
 
-DEFAULT_COMMAND = "serve"
+DEFAULT_COMMAND = "tui"
 """What a bare `persona` runs."""
 
 

@@ -1,0 +1,174 @@
+"""Run `persona eval PERSONA --models ... --json FILE` and read its result for the Eval screen."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import msgspec
+
+from .api import ApiError
+from .commands import missing_subcommand, run_command
+
+
+class LengthView(msgspec.Struct, frozen=True):
+    """Reply lengths against the card's range."""
+
+    mean: float = 0.0
+    cv: float = 0.0
+    in_range: float = 0.0
+    ks: float | None = None
+
+
+class MarkersView(msgspec.Struct, frozen=True):
+    """How often the persona's voice shows."""
+
+    catchphrase_rate: float = 0.0
+    marker_rate: float = 0.0
+    banned_rate: float = 0.0
+
+
+class MemoView(msgspec.Struct, frozen=True):
+    """How much was copied from the training data."""
+
+    share: float = 0.0
+    longest: int = 0
+
+
+class ModelScore(msgspec.Struct, frozen=True):
+    """One model's scores over the suite."""
+
+    model: str
+    replies: int = 0
+    errors: int = 0
+    score: float = 0.0
+    completion_rate: float = 0.0
+    looping_rate: float = 0.0
+    distinct_2: float = 0.0
+    criteria_pass: float = 0.0
+    judge: float | None = None
+    length: LengthView = LengthView()
+    markers: MarkersView = MarkersView()
+    memorisation: MemoView = MemoView()
+    by_category: dict[str, float] = {}
+    adapter: str | None = None
+
+
+class Criteria(msgspec.Struct, frozen=True):
+    """Whether a reply met its case's rules, and which it broke."""
+
+    passed: bool = False
+    failures: list[str] = []
+
+
+class EvalSample(msgspec.Struct, frozen=True):
+    """One reply to one case."""
+
+    case_id: str
+    model: str
+    category: str = ""
+    text: str = ""
+    finish_reason: str = ""
+    words: int = 0
+    criteria: Criteria = Criteria()
+    adapter: str | None = None
+    error: str | None = None
+
+
+class EvalReport(msgspec.Struct, frozen=True):
+    """The parts of `persona eval --json` the TUI shows."""
+
+    persona: str
+    models: list[ModelScore] = []
+    samples: list[EvalSample] = []
+
+
+METRICS: tuple[tuple[str, Callable[[ModelScore], float | None]], ...] = (
+    ("score (0-1)", lambda m: m.score),
+    ("completed (stop)", lambda m: m.completion_rate),
+    ("criteria pass", lambda m: m.criteria_pass),
+    ("length in range", lambda m: m.length.in_range),
+    ("length mean (words)", lambda m: m.length.mean),
+    ("length KS vs training", lambda m: m.length.ks),
+    ("looping", lambda m: m.looping_rate),
+    ("distinct-2", lambda m: m.distinct_2),
+    ("memorised (8-gram)", lambda m: m.memorisation.share),
+    ("catchphrase rate", lambda m: m.markers.catchphrase_rate),
+    ("voice marker rate", lambda m: m.markers.marker_rate),
+    ("banned phrases", lambda m: m.markers.banned_rate),
+    ("judge", lambda m: m.judge),
+)
+"""(label, getter) of each row of the side-by-side table."""
+
+
+def metric_rows(report: EvalReport) -> tuple[list[str], list[list[str]]]:
+    """Column titles (one per model) and a row per metric, then per category."""
+    columns = ["metric", *[m.model for m in report.models]]
+    rows = [[label, *[_fmt(get(m)) for m in report.models]] for label, get in METRICS]
+    categories = sorted({c for m in report.models for c in m.by_category})
+    rows += [
+        [f"pass: {c}", *[_fmt(m.by_category.get(c)) for m in report.models]] for c in categories
+    ]
+    return columns, rows
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.0f}" if abs(value) >= 10 else f"{value:.2f}"
+
+
+_PROGRESS = re.compile(r"(\d+)/(\d+) replies")
+
+
+def parse_progress(line: str) -> tuple[int, int] | None:
+    """`(done, total)` from the eval command's progress line."""
+    match = _PROGRESS.search(line)
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def eval_argv(
+    base: Sequence[str], persona: str, models: Sequence[str], api_url: str, out: Path
+) -> list[str]:
+    """`persona eval PERSONA --models ... --base-url URL/v1 --json OUT`."""
+    argv = [*base, "eval", persona, "--base-url", f"{api_url}/v1", "--json", str(out)]
+    if models:
+        argv += ["--models", *models]
+    return argv
+
+
+async def run_eval(
+    base: Sequence[str],
+    persona: str,
+    models: Sequence[str],
+    api_url: str,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> EvalReport:
+    """Run the eval command and decode its JSON result."""
+
+    def progress(line: str) -> None:
+        parsed = parse_progress(line)
+        if parsed is not None and on_progress is not None:
+            on_progress(*parsed)
+
+    with tempfile.TemporaryDirectory(prefix="persona-eval-") as folder:
+        out = Path(folder) / "result.json"
+        try:
+            await run_command(
+                eval_argv(base, persona, models, api_url, out), progress, "Eval failed"
+            )
+        except ApiError as error:
+            if missing_subcommand(error.message, "eval"):
+                raise ApiError(
+                    "Eval is not available",
+                    "this installation has no `persona eval` command yet",
+                ) from None
+            raise
+        try:
+            return msgspec.json.decode(out.read_bytes(), type=EvalReport)
+        except OSError:
+            raise ApiError("Eval failed", "the eval command wrote no result") from None
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise ApiError("Eval failed", f"unreadable result: {exc}") from None

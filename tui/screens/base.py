@@ -1,0 +1,58 @@
+"""What every screen shares: the screen names, the status bar, the footer, and error reports."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar, cast
+
+from textual.app import ComposeResult
+from textual.screen import Screen
+from textual.widgets import Footer
+
+from ..api import ApiClient, ApiError
+from ..widgets.nav_bar import NavBar
+from ..widgets.status_bar import StatusBar
+
+if TYPE_CHECKING:
+    from ..app import StudioApp
+
+
+class StudioScreen(Screen[None]):
+    """A top-level screen of the studio (one app mode)."""
+
+    MODE: ClassVar[str] = ""
+    """The app mode this screen is shown in."""
+
+    @property
+    def studio(self) -> StudioApp:
+        """The app, typed."""
+        return cast("StudioApp", self.app)
+
+    @property
+    def api(self) -> ApiClient:
+        """The server client."""
+        return self.studio.client
+
+    def compose(self) -> ComposeResult:
+        """Screen names and status on top, the screen's own body, the footer below."""
+        yield NavBar(self.MODE)
+        yield StatusBar()
+        yield from self.compose_body()
+        yield Footer()
+
+    def compose_body(self) -> ComposeResult:
+        """The screen's own widgets."""
+        yield from ()
+
+    def report(self, error: ApiError) -> None:
+        """Show a failed request as a readable notification."""
+        self.notify(error.message, title=error.title, severity="error", timeout=8)
+
+    def on_mount(self) -> None:
+        """Reload server-backed content every time the connection is (re)established."""
+        self.watch(self.studio, "connection", self._reconnected, init=False)
+
+    def _reconnected(self, _count: int) -> None:
+        self.reload()
+
+    def reload(self) -> None:
+        """Fetch what this screen shows from the server (override in screens that need it)."""

@@ -1,0 +1,168 @@
+"""Data: a persona's dataset checks (file:line, with the record) and its stats."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable, Label, Select, TabbedContent, TabPane
+from textual_plotext import PlotextPlot
+
+from ..api import ApiError
+from ..cards import local_personas
+from ..data_report import ProblemLine, StatsView, read_record, run_check, run_stats
+from .base import StudioScreen
+
+
+class DataScreen(StudioScreen):
+    """What `persona data check` and `persona data stats` report, browsable."""
+
+    MODE = "data"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+r", "run_checks", "Check again"),
+        Binding("ctrl+t", "toggle_tab", "Problems/Stats"),
+        Binding("ctrl+g", "pick_persona", "Persona"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.problems: list[ProblemLine] = []
+        """The problems table's rows, in order."""
+        self.stats: StatsView | None = None
+        """The stats shown."""
+
+    def compose_body(self) -> ComposeResult:
+        """Persona and summary on the left; problems and stats in tabs on the right."""
+        with Horizontal(id="data-main"):
+            with Vertical(classes="side-panel"):
+                yield Label("Persona", classes="section-title")
+                yield Select[str]([], id="data-persona", prompt="choose a persona")
+                yield Label("", id="data-summary", markup=False)
+                yield Label("", id="data-warning", markup=False)
+            with Vertical(id="data-body"), TabbedContent(id="data-tabs"):
+                with TabPane("Problems", id="tab-problems"):
+                    yield DataTable(id="data-problems", cursor_type="row", zebra_stripes=True)
+                    yield Label("", id="data-record", markup=False)
+                with TabPane("Stats", id="tab-stats"):
+                    yield PlotextPlot(id="length-plot")
+                    with Horizontal(id="data-tables"):
+                        yield DataTable(id="data-tags", zebra_stripes=True)
+                        yield DataTable(id="data-phrases", zebra_stripes=True)
+
+    @property
+    def persona_select(self) -> Select[str]:
+        """The persona picker."""
+        return self.query_one("#data-persona", Select)
+
+    @property
+    def problem_table(self) -> DataTable[str]:
+        """Every problem, as file:line."""
+        return self.query_one("#data-problems", DataTable)
+
+    @property
+    def record(self) -> Label:
+        """The record the selected problem points at."""
+        return self.query_one("#data-record", Label)
+
+    @property
+    def summary(self) -> Label:
+        """Records, errors, warnings."""
+        return self.query_one("#data-summary", Label)
+
+    @property
+    def warning(self) -> Label:
+        """Stats warnings such as uniform reply lengths."""
+        return self.query_one("#data-warning", Label)
+
+    def on_mount(self) -> None:
+        """List the personas and check the first."""
+        self.problem_table.add_columns("where", "severity", "problem")
+        names = local_personas()
+        self.persona_select.set_options([(n, n) for n in names])
+        if names:
+            self.persona_select.value = names[0]
+
+    @on(Select.Changed, "#data-persona")
+    def _persona_chosen(self) -> None:
+        self.action_run_checks()
+
+    def action_run_checks(self) -> None:
+        """Check the dataset and measure it again."""
+        persona = self.persona_select.value
+        if isinstance(persona, str):
+            self.summary.update(f"Checking {persona}…")
+            self.check(persona)
+            self.measure(persona)
+
+    @work(exclusive=True, group="data-check")
+    async def check(self, persona: str) -> None:
+        """Run `persona data check` and list the problems."""
+        try:
+            outcome = await run_check(self.studio.settings.command(), persona)
+        except ApiError as error:
+            self.summary.update(f"{error.title}: {error.message}")
+            self.report(error)
+            return
+        self.problems = outcome.problems
+        table = self.problem_table
+        table.clear()
+        for problem in self.problems:
+            table.add_row(problem.location, problem.severity, problem.message)
+        self.summary.update(outcome.summary or f"{len(self.problems)} problems")
+        self.record.update("" if self.problems else "No problems found.")
+
+    @work(exclusive=True, group="data-stats")
+    async def measure(self, persona: str) -> None:
+        """Run `persona data stats --json` and show it."""
+        try:
+            stats = await run_stats(self.studio.settings.command(), persona)
+        except ApiError as error:
+            self.warning.update(f"{error.title}: {error.message}")
+            return
+        self.show_stats(stats)
+
+    def show_stats(self, stats: StatsView) -> None:
+        """Histogram, tag and failure-mode coverage, phrase rates, warnings."""
+        self.stats = stats
+        warnings = "\n".join(f"⚠ {w}" for w in stats.warnings)
+        self.warning.update(warnings or "No warnings: lengths vary and failure modes are covered.")
+        plot = self.query_one("#length-plot", PlotextPlot)
+        plt = plot.plt
+        plt.clear_data()
+        plt.clear_figure()
+        bands = stats.words.histogram
+        plt.bar([f"{b.low}-{b.high}" for b in bands], [b.count for b in bands])
+        plt.title(
+            f"reply length ({stats.words.unit}): mean {stats.words.mean:.0f}, "
+            f"CV {stats.words.cv:.2f}, {stats.records} records"
+        )
+        plot.refresh()
+        tags = self.query_one("#data-tags", DataTable)
+        tags.clear(columns=True)
+        tags.add_columns("tag / failure mode", "records", "share")
+        names = {s.text for s in stats.failure_modes}
+        for share in [*stats.failure_modes, *[t for t in stats.tags if t.text not in names]]:
+            tags.add_row(share.text, str(share.count), f"{share.share:.0%}")
+        phrases = self.query_one("#data-phrases", DataTable)
+        phrases.clear(columns=True)
+        phrases.add_columns("phrase / catchphrase", "replies")
+        for share in [*stats.catchphrases, *stats.phrases, *stats.openers]:
+            phrases.add_row(share.text, f"{share.share:.0%}")
+
+    @on(DataTable.RowHighlighted, "#data-problems")
+    def _problem_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if 0 <= event.cursor_row < len(self.problems):
+            problem = self.problems[event.cursor_row]
+            self.record.update(f"{problem.location}\n\n{read_record(problem.file, problem.line)}")
+
+    def action_toggle_tab(self) -> None:
+        """Switch between the problems and the stats."""
+        tabs = self.query_one(TabbedContent)
+        tabs.active = "tab-stats" if tabs.active == "tab-problems" else "tab-problems"
+
+    def action_pick_persona(self) -> None:
+        """Focus the persona picker."""
+        self.persona_select.focus()

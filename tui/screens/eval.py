@@ -1,0 +1,160 @@
+"""Eval: run a persona's held-out suite on chosen model ids and compare them side by side."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable, Input, Label, ProgressBar, Select
+
+from ..api import ApiError
+from ..cards import local_personas
+from ..eval_runner import EvalReport, EvalSample, metric_rows, run_eval
+from .base import StudioScreen
+
+
+class EvalScreen(StudioScreen):
+    """Metrics per model, then every reply with the rules it broke."""
+
+    MODE = "eval"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+s", "run_eval", "Run eval"),
+        Binding("escape", "stop", "Stop"),
+        Binding("ctrl+g", "pick_persona", "Persona"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.report_shown: EvalReport | None = None
+        """The result on screen."""
+        self.samples: list[EvalSample] = []
+        """The replies table's rows, in order."""
+
+    def compose_body(self) -> ComposeResult:
+        """Persona and model ids on the left, results on the right."""
+        with Horizontal(id="eval-main"):
+            with Vertical(classes="side-panel"):
+                yield Label("Persona", classes="section-title")
+                yield Select[str]([], id="eval-persona", prompt="choose a persona")
+                yield Label("Model ids (space-separated)", classes="section-title")
+                yield Input(id="eval-models", placeholder="e.g. juni gemma-3-270m juni@run-1:best")
+                yield Label(
+                    "Ctrl+S sends every prompt of the persona's eval.jsonl to each model id "
+                    "and scores the replies.",
+                    classes="hint",
+                )
+                yield ProgressBar(id="eval-progress", show_eta=False)
+            with Vertical(id="eval-body"):
+                yield Label("Metrics", classes="section-title")
+                yield DataTable(id="eval-metrics", zebra_stripes=True, cursor_type="row")
+                yield Label("Replies (select one to read it)", classes="section-title")
+                yield DataTable(id="eval-samples", zebra_stripes=True, cursor_type="row")
+                yield Label("", id="eval-output", markup=False)
+
+    @property
+    def persona_select(self) -> Select[str]:
+        """The persona picker."""
+        return self.query_one("#eval-persona", Select)
+
+    @property
+    def models_input(self) -> Input:
+        """Which model ids to compare."""
+        return self.query_one("#eval-models", Input)
+
+    @property
+    def metrics(self) -> DataTable[str]:
+        """Metrics side by side."""
+        return self.query_one("#eval-metrics", DataTable)
+
+    @property
+    def sample_table(self) -> DataTable[str]:
+        """Every reply."""
+        return self.query_one("#eval-samples", DataTable)
+
+    @property
+    def output(self) -> Label:
+        """The selected reply in full."""
+        return self.query_one("#eval-output", Label)
+
+    @property
+    def progress(self) -> ProgressBar:
+        """Replies done of the total."""
+        return self.query_one("#eval-progress", ProgressBar)
+
+    def on_mount(self) -> None:
+        """List the personas with a card on this machine."""
+        names = local_personas()
+        self.persona_select.set_options([(n, n) for n in names])
+        if names:
+            self.persona_select.value = names[0]
+
+    @on(Select.Changed, "#eval-persona")
+    def _persona_chosen(self, event: Select.Changed) -> None:
+        if isinstance(event.value, str):
+            base = self.studio.status.model or "gemma-3-270m"
+            self.models_input.value = f"{event.value} {base}"
+
+    def action_run_eval(self) -> None:
+        """Run the suite."""
+        persona = self.persona_select.value
+        if not isinstance(persona, str):
+            self.notify("Choose a persona first.", severity="warning")
+            return
+        self.evaluate(persona, self.models_input.value.split())
+
+    @work(exclusive=True, group="eval")
+    async def evaluate(self, persona: str, models: list[str]) -> None:
+        """Run `persona eval` and show the result."""
+        self.progress.update(total=None, progress=0)
+        self.notify(f"Evaluating {', '.join(models) or persona}…", title="Eval")
+        try:
+            report = await run_eval(
+                self.studio.settings.command(),
+                persona,
+                models,
+                self.api.base_url,
+                lambda done, total: self.progress.update(total=total, progress=done),
+            )
+        except ApiError as error:
+            self.report(error)
+            self.progress.update(total=100, progress=0)
+            return
+        self.show_report(report)
+
+    def show_report(self, report: EvalReport) -> None:
+        """Fill both tables from a result."""
+        self.report_shown = report
+        columns, rows = metric_rows(report)
+        self.metrics.clear(columns=True)
+        self.metrics.add_columns(*columns)
+        self.metrics.add_rows(rows)
+        self.samples = list(report.samples)
+        table = self.sample_table
+        table.clear(columns=True)
+        table.add_columns("case", "category", "model", "result", "why")
+        for sample in self.samples:
+            if sample.error:
+                result, why = "error", sample.error
+            else:
+                result = "pass" if sample.criteria.passed else "fail"
+                why = "; ".join(sample.criteria.failures)
+            table.add_row(sample.case_id, sample.category, sample.model, result, why)
+        self.output.update("")
+
+    @on(DataTable.RowHighlighted, "#eval-samples")
+    def _sample_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if 0 <= event.cursor_row < len(self.samples):
+            sample = self.samples[event.cursor_row]
+            adapter = f" (adapter {sample.adapter})" if sample.adapter else ""
+            self.output.update(f"{sample.case_id} · {sample.model}{adapter}\n\n{sample.text}")
+
+    def action_stop(self) -> None:
+        """Cancel a running eval."""
+        self.workers.cancel_group(self, "eval")
+
+    def action_pick_persona(self) -> None:
+        """Focus the persona picker."""
+        self.persona_select.focus()

@@ -1,0 +1,71 @@
+"""The hyperparameters of the next training run, prefilled from the persona's card."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from textual.app import ComposeResult
+from textual.containers import Grid, Vertical
+from textual.widgets import Input, Label
+
+from ..training import TrainOverrides
+from .sampling_form import show_number
+
+FIELDS: tuple[tuple[str, str, str], ...] = (
+    ("epochs", "epochs", "integer"),
+    ("learning_rate", "learning rate", "number"),
+    ("rank", "LoRA rank", "integer"),
+    ("scale", "LoRA scale", "number"),
+    ("layers", "layers", "integer"),
+    ("batch_size", "batch size", "integer"),
+    ("max_seq_length", "max seq length", "integer"),
+    ("val_every", "val every", "integer"),
+    ("checkpoint_every", "checkpoint every", "integer"),
+)
+"""(field, label, input type) of each editable hyperparameter."""
+
+
+def parse_values(texts: dict[str, str]) -> tuple[TrainOverrides, list[str]]:
+    """Values typed in the form, and a problem per field that is not a valid number."""
+    values: dict[str, Any] = {}
+    problems = []
+    for name, label, kind in FIELDS:
+        text = texts.get(name, "").strip()
+        if not text:
+            continue
+        try:
+            value = int(text) if kind == "integer" else float(text)
+        except ValueError:
+            problems.append(f"{label}: {text!r} is not a number")
+            continue
+        if value <= 0 and name != "layers":
+            problems.append(f"{label}: must be greater than 0")
+            continue
+        values[name] = value
+    return msgspec.convert(values, TrainOverrides), problems
+
+
+class TrainForm(Vertical):
+    """One input per hyperparameter; blank keeps the card's value."""
+
+    def compose(self) -> ComposeResult:
+        """A label and an input per field."""
+        yield Label("Hyperparameters (from the card; edit freely)", classes="section-title")
+        with Grid(classes="form-grid"):
+            for name, label, kind in FIELDS:
+                yield Label(label)
+                yield Input(id=f"train-{name}", type=kind, compact=True)
+
+    def _input(self, name: str) -> Input:
+        return self.query_one(f"#train-{name}", Input)
+
+    def fill(self, values: TrainOverrides) -> None:
+        """Show a full set of values."""
+        for name, _, _ in FIELDS:
+            value = getattr(values, name)
+            self._input(name).value = "" if value is None else show_number(value)
+
+    def read(self) -> tuple[TrainOverrides, list[str]]:
+        """The values as typed, and any problems with them."""
+        return parse_values({name: self._input(name).value for name, _, _ in FIELDS})
