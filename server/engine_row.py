@@ -1,0 +1,107 @@
+"""One sequence in the batch: its sampler and adapter slot, and how its tokens become Deltas.
+
+Token ids turn into text through mlx-lm's streaming detokenizer, then pass the stop-string
+filter; stop ids end the sequence without adding text, and `max_tokens` ends it with `length`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import mlx.core as mx
+
+from .engine_sampling import RowSampler
+from .engine_stops import StopText
+from .engine_tokens import TokenText
+from .engine_types import Delta, GenerationRequest, TokenLogprob
+
+Sink = Callable[[Any], None]
+"""Receives each Delta, or the exception that ends the sequence; safe to call from any thread."""
+
+PendingLogprob = tuple[mx.array, mx.array | None, mx.array | None]
+"""(chosen logprob (1, 1), top ids (1, k), top logprobs (1, k)), still being computed."""
+
+
+@dataclass(eq=False)
+class Handle:
+    """A submitted sequence, as the MLX thread sees it."""
+
+    id: int
+    request: GenerationRequest
+    sink: Sink
+
+
+class Row:
+    """The live state of one sequence while it holds a batch row."""
+
+    def __init__(
+        self, handle: Handle, sampler: RowSampler, detokenizer: Any, slot: int, adapter_key: str
+    ) -> None:
+        self.handle = handle
+        self.sampler = sampler
+        self.slot = slot
+        """Bank slot of its adapter (0 = base model), fixed for the sequence's life."""
+        self.adapter_key = adapter_key
+        """The manifest key of its adapter, or "" for the base model."""
+        params = handle.request.params
+        self.top_logprobs = params.top_logprobs if params.logprobs else 0
+        self.wants_logprobs = params.logprobs
+        self.pending: PendingLogprob | None = None
+        """Logprob data of the token sampled last and not yet consumed."""
+        self.cache: list[Any] | None = None
+        """Its own KV cache between prefill and joining the batch."""
+        self.first: mx.array | None = None
+        """Its first sampled token between prefill and joining the batch."""
+        self._detok = detokenizer
+        self._stops = StopText(params.stop)
+        self._generated = 0
+        adapter = handle.request.adapter
+        self._version = None if adapter is None else adapter.manifest.version
+
+    def consume(
+        self, token: int, logprob: TokenLogprob | None, stop_ids: frozenset[int]
+    ) -> Delta | None:
+        """Advance by one generated token; the Delta to send (None if nothing to say yet)."""
+        self._generated += 1
+        logprobs = (logprob,) if logprob is not None else ()
+        if token in stop_ids:
+            self._detok.finalize()
+            text, hit = self._stops.feed(self._detok.last_segment)
+            return self._delta(text if hit else text + self._stops.flush(), logprobs, "stop")
+        self._detok.add_token(token)
+        text, hit = self._stops.feed(self._detok.last_segment)
+        if hit:
+            return self._delta(text, logprobs, "stop")
+        if self._generated >= self.handle.request.params.max_tokens:
+            self._detok.finalize()
+            more, hit = self._stops.feed(self._detok.last_segment)
+            text += more if hit else more + self._stops.flush()
+            return self._delta(text, logprobs, "stop" if hit else "length")
+        if text or logprobs:
+            return self._delta(text, logprobs, None)
+        return None
+
+    def _delta(self, text: str, logprobs: tuple[TokenLogprob, ...], finish: str | None) -> Delta:
+        return Delta(
+            text=text,
+            token_count=self._generated,
+            prompt_tokens=len(self.handle.request.prompt),
+            logprobs=logprobs,
+            finish_reason=finish,
+            adapter_version=self._version,
+        )
+
+
+def read_logprob(token: int, pending: PendingLogprob, names: TokenText) -> TokenLogprob:
+    """Turn a consumed token's computed logprob data into a TokenLogprob."""
+    chosen, top_ids, top_values = pending
+    text, raw = names(token)
+    top: tuple[tuple[str, float], ...] = ()
+    if top_ids is not None and top_values is not None:
+        pairs = sorted(
+            zip(top_ids.tolist()[0], top_values.tolist()[0], strict=True), key=lambda p: -p[1]
+        )
+        top = tuple((names(i)[0], float(v)) for i, v in pairs)
+    return TokenLogprob(token=text, logprob=float(chosen.item()), bytes=raw, top=top)

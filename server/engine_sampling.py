@@ -1,0 +1,124 @@
+"""Per-row sampling: each sequence has its own filters, logits processors and random key.
+
+Sampling filters are mlx-lm's (`sample_utils`: top_p, min_p, top_k, applied in `make_sampler`'s
+order) and repetition penalty and logit bias come from `make_logits_processors`. Presence and
+frequency penalties follow OpenAI's definition (over the completion so far, not a window that
+includes the prompt), and `min_tokens` masks every stop id until that many tokens exist. Each row
+draws from its own key, split once per token, so a seeded reply does not depend on its neighbours.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from collections.abc import Callable
+
+import mlx.core as mx
+from mlx_lm.models.cache import TokenBuffer
+from mlx_lm.sample_utils import apply_min_p, apply_top_k, apply_top_p, make_logits_processors
+
+from .engine_types import SamplingParams
+
+Processor = Callable[[mx.array, mx.array], mx.array]
+Filter = Callable[[mx.array], mx.array]
+
+
+def presence_penalty(penalty: float, prompt_len: int) -> Processor:
+    """Subtract `penalty` once from every token already in the completion."""
+
+    def apply(tokens: mx.array, logits: mx.array) -> mx.array:
+        completion = tokens[prompt_len:]
+        if completion.size:
+            logits[:, completion] = logits[:, completion] - penalty
+        return logits
+
+    return apply
+
+
+def frequency_penalty(penalty: float, prompt_len: int) -> Processor:
+    """Subtract `penalty` from a token once per time it occurs in the completion."""
+
+    def apply(tokens: mx.array, logits: mx.array) -> mx.array:
+        completion = tokens[prompt_len:]
+        if completion.size:
+            logits = logits.at[:, completion].subtract(penalty)
+        return logits
+
+    return apply
+
+
+def _filters(params: SamplingParams, vocab_size: int) -> list[Filter]:
+    filters: list[Filter] = []
+    if 0.0 < params.top_p < 1.0:
+        filters.append(lambda x: apply_top_p(x, params.top_p))
+    if params.min_p > 0.0:
+        filters.append(lambda x: apply_min_p(x, params.min_p))
+    if 0 < params.top_k < vocab_size:
+        filters.append(lambda x: apply_top_k(x, params.top_k))
+    return filters
+
+
+def _processors(params: SamplingParams, prompt_len: int) -> list[Processor]:
+    processors: list[Processor] = list(
+        make_logits_processors(
+            logit_bias=dict(params.logit_bias) or None,
+            repetition_penalty=(
+                params.repetition_penalty if params.repetition_penalty != 1.0 else None
+            ),
+            repetition_context_size=params.repetition_context_size,
+        )
+    )
+    if params.presence_penalty:
+        processors.append(presence_penalty(params.presence_penalty, prompt_len))
+    if params.frequency_penalty:
+        processors.append(frequency_penalty(params.frequency_penalty, prompt_len))
+    return processors
+
+
+class RowSampler:
+    """Turns one row's logits into its next token."""
+
+    def __init__(
+        self,
+        params: SamplingParams,
+        prompt: tuple[int, ...],
+        stop_ids: tuple[int, ...],
+        vocab_size: int,
+    ) -> None:
+        self.count = 0
+        """Tokens sampled so far (including ones still being computed)."""
+        self._params = params
+        self._greedy = params.temperature <= 0.0
+        self._inv_temp = 0.0 if self._greedy else 1.0 / params.temperature
+        self._filters = [] if self._greedy else _filters(params, vocab_size)
+        self._processors = _processors(params, len(prompt))
+        self._context = TokenBuffer(list(prompt)) if self._processors else None
+        self._stop_ids = mx.array(stop_ids) if params.min_tokens > 0 and stop_ids else None
+        seed = params.seed if params.seed is not None else secrets.randbits(63)
+        self._key = None if self._greedy else mx.random.key(seed)
+        self.plain = (
+            self._greedy and not self._processors and self._stop_ids is None and not params.logprobs
+        )
+        """True when plain argmax over the raw logits gives this row's token."""
+
+    def process(self, logits: mx.array, token: mx.array | None) -> mx.array:
+        """Apply this row's processors to its (1, vocab) logits; `token` is its latest token."""
+        if self._context is not None:
+            context = (
+                self._context.update_and_fetch(token) if token is not None else self._context.tokens
+            )
+            for processor in self._processors:
+                logits = processor(context, logits)
+        if self._stop_ids is not None and self.count < self._params.min_tokens:
+            logits[:, self._stop_ids] = -math.inf
+        return logits
+
+    def sample(self, logprobs: mx.array) -> mx.array:
+        """The next token, shape (1,), from processed and normalised (1, vocab) log-probs."""
+        self.count += 1
+        if self._greedy or self._key is None:
+            return mx.argmax(logprobs, axis=-1)
+        for apply in self._filters:
+            logprobs = apply(logprobs)
+        self._key, draw = mx.random.split(self._key)
+        return mx.random.categorical(logprobs * self._inv_temp, key=draw)

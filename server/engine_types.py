@@ -1,0 +1,153 @@
+"""What goes into the engine and what comes out: plain frozen dataclasses, no MLX.
+
+`server/engine.py` re-exports all of these; modules that only need the types (wire conversion,
+test fakes) can import this one without pulling in mlx.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from adapters.manifest import Manifest
+
+MAX_TOP_LOGPROBS = 20
+"""OpenAI's limit for `top_logprobs`."""
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How one request samples; defaults are OpenAI's (temperature 1, no penalties)."""
+
+    max_tokens: int = 256
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    min_p: float = 0.0
+    repetition_penalty: float = 1.0
+    repetition_context_size: int = 20
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    min_tokens: int = 0
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    logit_bias: tuple[tuple[int, float], ...] = ()
+    logprobs: bool = False
+    top_logprobs: int = 0
+
+
+@dataclass(frozen=True)
+class AdapterRef:
+    """Which adapter a request runs with."""
+
+    manifest: Manifest
+    path: Path
+    """The checkpoint folder (adapters.safetensors + adapter_config.json)."""
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One sequence to generate."""
+
+    prompt: tuple[int, ...]
+    """Token ids, BOS already included (the chat template adds it)."""
+    params: SamplingParams
+    adapter: AdapterRef | None = None
+    """None runs the base model."""
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """The log probability of one generated token, with the most likely alternatives."""
+
+    token: str
+    logprob: float
+    bytes: tuple[int, ...]
+    top: tuple[tuple[str, float], ...]
+
+
+@dataclass(frozen=True)
+class Delta:
+    """One streamed piece of a reply."""
+
+    text: str
+    """New visible text; stop strings are withheld and never returned."""
+    token_count: int
+    """Completion tokens so far."""
+    prompt_tokens: int
+    logprobs: tuple[TokenLogprob, ...] = ()
+    finish_reason: str | None = None
+    """`stop` or `length` on the last Delta, else None."""
+    adapter_version: str | None = None
+    """`run-3:200` for an adapter, None for the base model."""
+
+
+@dataclass(frozen=True)
+class EngineStats:
+    """Counters since start-up and the current load, for /metrics."""
+
+    requests: int
+    """Sequences accepted."""
+    finished: int
+    cancelled: int
+    failed: int
+    prompt_tokens: int
+    completion_tokens: int
+    active: int
+    """Rows in the decode batch now."""
+    queued: int
+    """Sequences waiting for a row."""
+    steps: int
+    """Batched decode steps run."""
+    prefills: int
+    adapters_loaded: int
+    adapter_loads: int
+    adapter_failures: int
+    adapter_evictions: int
+    max_batch: int
+    max_adapters: int
+    batch_sizes: tuple[tuple[int, int], ...] = ()
+    """(rows in the batch, decode steps run at that size), smallest first."""
+
+
+class EngineError(Exception):
+    """Base of every error the engine raises to a caller."""
+
+
+class AdapterError(EngineError):
+    """An adapter was refused; whatever was serving keeps serving."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        """Why, in one line a person can act on."""
+
+
+class ContextLengthError(EngineError):
+    """The prompt plus max_tokens does not fit the model's context."""
+
+    def __init__(self, prompt_tokens: int, max_tokens: int, limit: int) -> None:
+        super().__init__(
+            f"this model's maximum context length is {limit} tokens; the prompt has "
+            f"{prompt_tokens} tokens and {max_tokens} more were requested for the completion"
+        )
+        self.prompt_tokens = prompt_tokens
+        self.max_tokens = max_tokens
+        self.limit = limit
+
+
+class InvalidParams(EngineError, ValueError):  # noqa: N818
+    """A sampling parameter the engine cannot run (checked before the request is queued)."""
+
+    def __init__(self, message: str, param: str) -> None:
+        super().__init__(message)
+        self.param = param
+        """The offending field, in OpenAI's naming."""
+
+
+class EngineClosed(EngineError):  # noqa: N818
+    """The engine shut down before the sequence finished."""
+
+
+class GenerationFailed(EngineError):  # noqa: N818
+    """The MLX thread hit an unexpected error while running this sequence."""
