@@ -59,6 +59,8 @@ async def run_command(
                         on_progress(line)
         if pending.strip():
             tail.append(pending.strip())
+            if on_progress is not None:
+                on_progress(pending.strip())
 
     try:
         stdout, _ = await asyncio.gather(process.stdout.read(), read_stderr(process.stderr))

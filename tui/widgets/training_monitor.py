@@ -44,7 +44,7 @@ class TrainingMonitor(Vertical):
     def compose(self) -> ComposeResult:
         """Summary line, progress bar, loss plot, checkpoint table."""
         yield Label(self.progress.summary(), id="train-stats", markup=False)
-        yield ProgressBar(id="train-progress", show_eta=True)
+        yield ProgressBar(id="train-progress", show_eta=False)
         yield PlotextPlot(id="loss-plot")
         yield Label("Checkpoints (each one is served as soon as it lands)", classes="section-title")
         yield DataTable(id="checkpoints", cursor_type="row", zebra_stripes=True)

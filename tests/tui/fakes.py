@@ -1,0 +1,118 @@
+"""A scripted stand-in for the server client: canned answers, replies streamed word by word."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+
+from tui.api import ApiClient, ApiError, ServerHealth
+from tui.wire import (
+    AdapterEvent,
+    ChatMessage,
+    CheckpointInfo,
+    LoadError,
+    ModelInfo,
+    PersonaAdapters,
+    PersonaInfo,
+    ReplyPiece,
+    ResolvedSampling,
+    RunInfo,
+    SamplingOverrides,
+)
+
+JUNI = PersonaInfo(
+    id="juni",
+    display_name="Juni Pebblewick",
+    description="A curious young otter who keeps the little lighthouse.",
+    system_prompt="You are Juni.",
+    base_model="embedded",
+    defaults=ResolvedSampling(temperature=0.8, top_p=0.95, max_tokens=320, min_p=0.05),
+    active_adapter="run-1:40",
+)
+
+RUN = RunInfo(
+    run="run-1",
+    status="done",
+    best=40,
+    latest=40,
+    checkpoints=[
+        CheckpointInfo(20, "run-1:20", 1700000000.0, {"train_loss": 2.5, "val_loss": 2.61}),
+        CheckpointInfo(
+            40, "run-1:40", 1700000100.0, {"train_loss": 1.9, "val_loss": 2.12, "score": 0.71}
+        ),
+    ],
+)
+
+
+class ScriptedClient(ApiClient):
+    """Answers like a small server with one persona; records what was asked."""
+
+    def __init__(self, reply: str = "Splish-splash! I love **tide pools**.") -> None:
+        super().__init__("http://127.0.0.1:8000")
+        self.reply = reply
+        self.delay = 0.0
+        """Seconds between streamed words (tests of Esc set it)."""
+        self.requests: list[tuple[str, list[ChatMessage], SamplingOverrides]] = []
+        self.activations: list[tuple[str, str, int | None]] = []
+        self.fail_chat: ApiError | None = None
+        self.adapter_state = PersonaAdapters(
+            persona="juni",
+            mode="follow",
+            active="run-1:40",
+            loaded=["run-1:40"],
+            last_error=LoadError(
+                "run-1:60", "adapter rank 4 does not match config rank 8", 1700000200.0
+            ),
+            runs=[RUN],
+        )
+
+    async def health(self) -> ServerHealth:
+        return ServerHealth("ready", "ok", "gemma-3-270m")
+
+    async def models(self) -> list[ModelInfo]:
+        return [ModelInfo("juni"), ModelInfo("juni@run-1:20"), ModelInfo("gemma-3-270m")]
+
+    async def personas(self) -> list[PersonaInfo]:
+        return [JUNI]
+
+    async def persona(self, persona_id: str) -> PersonaInfo:
+        if persona_id != "juni":
+            raise ApiError("Not found (404)", f"no persona {persona_id!r}", status=404)
+        return JUNI
+
+    async def adapters(self) -> list[PersonaAdapters]:
+        return [self.adapter_state]
+
+    async def activate(self, persona: str, run: str, step: int | None = None) -> PersonaAdapters:
+        self.activations.append((persona, run, step))
+        import msgspec
+
+        self.adapter_state = msgspec.structs.replace(
+            self.adapter_state, mode="pinned", active=f"{run}:{step}"
+        )
+        return self.adapter_state
+
+    async def follow(self, persona: str) -> PersonaAdapters:
+        self.activations.append((persona, "follow", None))
+        import msgspec
+
+        self.adapter_state = msgspec.structs.replace(self.adapter_state, mode="follow")
+        return self.adapter_state
+
+    async def chat(
+        self, model: str, messages: Sequence[ChatMessage], overrides: SamplingOverrides
+    ) -> AsyncIterator[ReplyPiece]:
+        self.requests.append((model, list(messages), overrides))
+        if self.fail_chat is not None:
+            raise self.fail_chat
+        words = self.reply.split(" ")
+        adapter = "run-1:40" if model.startswith("juni") else None
+        for i, word in enumerate(words):
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            yield ReplyPiece(word if i == 0 else " " + word, adapter=adapter)
+        yield ReplyPiece("", "stop", adapter, len(words))
+
+    async def adapter_events(self) -> AsyncIterator[AdapterEvent]:
+        await asyncio.Event().wait()
+        yield AdapterEvent("loaded")

@@ -1,0 +1,191 @@
+"""The TUI's pure logic: conversations, reply metering, training progress, adapter views."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import msgspec
+import pytest
+from fakes import JUNI, RUN
+
+from tui.adapter_view import checkpoint_lines, last_error, rollback_target, summary
+from tui.api import ServerHealth
+from tui.cards import changed, training_defaults
+from tui.conversations import ConversationError, ConversationStore, Turn, new_conversation
+from tui.meter import ReplyMeter, reply_caption
+from tui.status import ServerStatus, describe_event, describe_health, describe_status
+from tui.train_progress import TrainProgress, format_duration
+from tui.training import (
+    BestEvent,
+    CheckpointEvent,
+    DoneEvent,
+    StartEvent,
+    StepEvent,
+    TrainOverrides,
+    ValEvent,
+)
+from tui.wire import AdapterEvent, LoadError, PersonaAdapters, ReplyPiece, SamplingOverrides
+
+
+def test_conversation_round_trip_and_listing(tmp_path: Path) -> None:
+    store = ConversationStore(tmp_path / "conversations")
+    first = new_conversation("juni", SamplingOverrides(temperature=0.4))
+    first = msgspec.structs.replace(
+        first,
+        turns=(
+            Turn("user", "Where do crabs sleep?"),
+            Turn(
+                "assistant",
+                "In tide pools!",
+                model="juni",
+                adapter="run-1:40",
+                tokens=5,
+                tokens_per_sec=9.5,
+                finish_reason="stop",
+            ),
+        ),
+    )
+    saved = store.save(first)
+    second = store.save(new_conversation("gemma-3-270m"))
+    loaded = store.load(saved.id)
+    assert loaded == saved
+    assert loaded.overrides.temperature == 0.4
+    assert [m.role for m in loaded.messages()] == ["user", "assistant"]
+    listed = store.list()
+    assert [s.id for s in listed] == [second.id, saved.id]  # newest first
+    assert listed[1].label == "Where do crabs sleep?"
+    assert not list((tmp_path / "conversations").glob("*.tmp"))  # atomic: no leftovers
+
+
+def test_conversation_store_refuses_paths_and_skips_broken_files(tmp_path: Path) -> None:
+    store = ConversationStore(tmp_path)
+    with pytest.raises(ConversationError, match="invalid conversation id"):
+        store.load("../../etc/passwd")
+    (tmp_path / "20260101-000000-abcdef.json").write_text("{not json")
+    with pytest.raises(ConversationError, match=r"20260101-000000-abcdef\.json"):
+        store.load("20260101-000000-abcdef")
+    assert store.list() == []
+
+
+def test_reply_meter_counts_tokens_and_speed() -> None:
+    meter = ReplyMeter(started=0.0)
+    meter.add(ReplyPiece("Hel", adapter="run-1:20"), 1.0)
+    meter.add(ReplyPiece("lo"), 1.5)
+    meter.add(ReplyPiece("!"), 2.0)
+    assert meter.token_count == 3
+    assert meter.tokens_per_sec() == pytest.approx(2.0)  # 2 tokens after the first in 1 s
+    meter.add(ReplyPiece("", "stop", None, 4), 2.0)
+    assert meter.token_count == 4
+    assert meter.adapter == "run-1:20"
+    assert reply_caption(4, 3.0, "run-1:20", "stop") == "4 tokens · 3.0 tok/s · adapter run-1:20"
+    assert reply_caption(9, None, None, "length") == "9 tokens · base model · cut at max_tokens"
+
+
+def events() -> list:  # type: ignore[type-arg]
+    return [
+        StartEvent(run="run-2", persona="juni", total_steps=100),
+        StepEvent(step=10, train_loss=3.0, epoch=0.1, tokens_per_sec=38.0, eta_sec=200.0),
+        StepEvent(step=20, train_loss=2.6, epoch=0.2, tokens_per_sec=40.0, eta_sec=150.0),
+        ValEvent(step=20, val_loss=2.7),
+        CheckpointEvent(step=20, version="run-2:20"),
+        BestEvent(step=20, val_loss=2.7),
+    ]
+
+
+def test_train_progress_folds_events() -> None:
+    progress = TrainProgress()
+    for event in events():
+        progress.apply(event)
+    assert progress.train_points == [(10, 3.0), (20, 2.6)]
+    assert progress.val_points == [(20, 2.7)]
+    row = progress.checkpoints[0]
+    assert (row.version, row.val_loss, row.best, row.live) == ("run-2:20", 2.7, True, False)
+    text = progress.summary()
+    assert "step 20/100" in text
+    assert "val loss 2.700" in text
+    assert "ETA 2m 30s" in text
+    progress.apply(DoneEvent(step=100, reason="finished"))
+    assert progress.state == "done"
+    assert "done: finished" in progress.summary()
+
+
+def test_a_hot_load_report_can_arrive_before_the_checkpoint_event() -> None:
+    progress = TrainProgress()
+    progress.apply(StartEvent(run="run-2", persona="juni", total_steps=10))
+    assert progress.mark_live("run-2:5")
+    assert not progress.mark_live("run-1:5")  # another run's checkpoint is not ours
+    progress.apply(CheckpointEvent(step=5, version="run-2:5"))
+    assert progress.checkpoints[0].live
+
+
+def test_format_duration() -> None:
+    assert format_duration(None) == "-"
+    assert format_duration(45) == "45s"
+    assert format_duration(200) == "3m 20s"
+    assert format_duration(3720) == "1h 02m"
+
+
+def test_adapter_view_rows_rollback_and_error() -> None:
+    entry = PersonaAdapters(
+        persona="juni",
+        mode="pinned",
+        active="run-1:40",
+        loaded=["run-1:40"],
+        last_error=LoadError("run-1:60", "rank mismatch", 0.0),
+        runs=[RUN],
+    )
+    columns, lines = checkpoint_lines(entry)
+    assert columns == ["run", "step", "created", "val_loss", "train_loss", "score", "state"]
+    assert lines[1].cells[3:] == (
+        "2.120",
+        "1.900",
+        "0.710",
+        "active (pinned), loaded, best, latest",
+    )
+    assert rollback_target(entry) == ("run-1", 20)
+    first = PersonaAdapters("juni", "pinned", "run-1:20", [], None, [RUN])
+    assert rollback_target(first) is None
+    assert "pinned" in summary(entry)
+    assert "Could not load run-1:60" in last_error(entry)
+    assert "rank mismatch" in last_error(entry)
+
+
+def test_status_line() -> None:
+    status = ServerStatus(
+        url="http://127.0.0.1:8000",
+        health=ServerHealth("ready", "ok", "gemma-3-270m"),
+        model="gemma-3-270m",
+        adapters=(PersonaAdapters("juni", "follow", "run-1:40", [], None, []),),
+        last_event=AdapterEvent("loaded", "juni", "run-1:40", "", 0.0),
+    )
+    line = describe_status(status)
+    assert "model gemma-3-270m" in line
+    assert "juni run-1:40" in line
+    assert "last: juni run-1:40 loaded" in line
+    assert describe_health(status)[1] == "-ready"
+    down = ServerStatus(url="u", health=ServerHealth("down", "refused"))
+    assert describe_health(down) == ("○ disconnected, retrying", "-down")
+    assert "rank" in describe_event(AdapterEvent("failed", "juni", "run-1:9", "rank", 0.0))
+
+
+def test_training_defaults_come_from_the_card() -> None:
+    defaults = training_defaults("juni")
+    assert (defaults.epochs, defaults.max_seq_length) == (2, 384)  # the sample card's values
+    edited = msgspec.structs.replace(defaults, epochs=1)
+    assert changed(edited, defaults) == TrainOverrides(epochs=1)
+    assert JUNI.title == "Juni Pebblewick"
+
+
+def test_tui_app_imports_neither_mlx_nor_litestar() -> None:
+    code = (
+        "import sys, tui.app, tui.cli\n"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'mlx', 'mlx_lm', 'litestar', 'transformers', 'uvicorn'})\n"
+        "server = sorted(m for m in sys.modules if m.startswith('server.') "
+        "and m != 'server.admin_types')\n"
+        "print(heavy, server)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[] []"
