@@ -34,6 +34,7 @@ from .engine_tokens import TokenText
 from .engine_types import (
     AdapterError,
     AdapterRef,
+    Delta,
     EngineClosed,
     EngineError,
     EngineStats,
@@ -153,6 +154,7 @@ class Scheduler:
                 except Exception as exc:
                     log.exception("decode step failed; failing the sequences in the batch")
                     self._fail_all(GenerationFailed(f"generation failed: {exc}"))
+            mx.synchronize()
         if self._on_exit is not None:
             self._on_exit(None)
 
@@ -324,28 +326,44 @@ class Scheduler:
         self.batch_sizes[len(rows)] += 1
         tokens = inputs.tolist()
         self._next = upcoming
-        done = [i for i, row in enumerate(rows) if self._deliver(row, tokens[i], current[i])]
+        outbox: list[tuple[Handle, Any]] = []
+        done: list[int] = []
+        for i, row in enumerate(rows):
+            item = self._advance(row, tokens[i], current[i])
+            if item is None:
+                continue
+            outbox.append((row.handle, item))
+            if isinstance(item, BaseException) or item.finish_reason is not None:
+                done.append(i)
+        # Rows leave the batch before their consumers hear they are done, so stats never lag.
         if done:
             self._remove(done)
+        for handle, item in outbox:
+            self._send(handle, item)
         if self.counts["steps"] % CLEAR_EVERY == 0:
             mx.clear_cache()
 
-    def _deliver(self, row: Row, token: int, pending: Any) -> bool:
-        """Hand one token to its row's consumer; True when the row is finished."""
+    def _advance(self, row: Row, token: int, pending: Any) -> Delta | BaseException | None:
+        """One token for one row: the Delta to send, the error that ends it, or None."""
         try:
             logprob = read_logprob(token, pending, self._names) if pending is not None else None
             delta = row.consume(token, logprob, self.stop_ids)
-            self.counts["completion_tokens"] += 1
-            if delta is not None:
-                row.handle.sink(delta)
-                if delta.finish_reason is not None:
-                    self.counts["finished"] += 1
-                    return True
         except Exception as exc:
-            log.exception("delivering a token failed")
-            self._fail(row.handle, GenerationFailed(f"generation failed: {exc}"))
-            return True
-        return False
+            log.exception("turning a token into text failed")
+            self.counts["failed"] += 1
+            return GenerationFailed(f"generation failed: {exc}")
+        self.counts["completion_tokens"] += 1
+        if delta is not None and delta.finish_reason is not None:
+            self.counts["finished"] += 1
+        return delta
+
+    def _send(self, handle: Handle, item: Any) -> None:
+        try:
+            handle.sink(item)
+        except Exception:
+            # The consumer's event loop is gone: nobody will read this sequence any more.
+            log.warning("sequence %d lost its consumer; cancelling it", handle.id)
+            self._cancel(handle.id)
 
     def _remove(self, indices: list[int]) -> None:
         drop = set(indices)
