@@ -232,15 +232,19 @@ class AdapterService:
 
     # ----------------------------------------------------------------- vLLM names
 
-    async def load_lora(self, name: str, lora_path: str) -> Checkpoint:
-        """Register `name` as a model id served by the checkpoint folder at `lora_path`."""
-        ref = parse_model_id(name)
-        if ref.run is not None:
-            raise RegistryError(f"lora_name {name!r} must not contain '@'")
+    def check_lora_name(self, name: str) -> None:
+        """Refuse a LoRA name that is not a safe, unused model id without a version."""
+        if "@" in name or parse_model_id(name).run is not None:
+            raise RegistryError(f"the LoRA name {name!r} must not contain '@'")
         if name in self._loras or name in set(self.personas()) or name == self.engine.model_id:
             raise RegistryError(f"the model name {name!r} is already in use")
+
+    async def load_lora(self, name: str, lora_path: str) -> Checkpoint:
+        """Register `name` as a model id served by the checkpoint folder at `lora_path`."""
+        self.check_lora_name(name)
         ckpt = self.registry.checkpoint_at(lora_path)
         async with self._lock:
+            self.check_lora_name(name)
             reason = await self._load(ckpt.manifest.persona, ckpt)
             if reason is not None:
                 raise AdapterRefusedError(f"{lora_path} cannot be loaded: {reason}")

@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 from litestar import get, post
 from litestar.handlers import HTTPRouteHandler
+from litestar.params import FromPath, JSONBody
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from adapters.registry import RegistryError
@@ -61,7 +62,7 @@ def adapter_routes(keepalive_seconds: float = KEEPALIVE_SECONDS) -> list[HTTPRou
         tags=["adapters"],
         responses=ERRORS,
     )
-    async def persona_adapters(state: ServerState, persona: str) -> PersonaAdapters:
+    async def persona_adapters(state: ServerState, persona: FromPath[str]) -> PersonaAdapters:
         """One persona's runs, checkpoints, active version, loaded versions and last error."""
         try:
             return service(state).state(persona)
@@ -75,7 +76,9 @@ def adapter_routes(keepalive_seconds: float = KEEPALIVE_SECONDS) -> list[HTTPRou
         tags=["adapters"],
         responses=ERRORS,
     )
-    async def activate(state: ServerState, persona: str, data: ActivateRequest) -> PersonaAdapters:
+    async def activate(
+        state: ServerState, persona: FromPath[str], data: JSONBody[ActivateRequest]
+    ) -> PersonaAdapters:
         """Pin (or roll back) a persona to a run's checkpoint; no step means the run's latest."""
         try:
             return await service(state).activate(persona, data.run, data.step)
@@ -89,7 +92,7 @@ def adapter_routes(keepalive_seconds: float = KEEPALIVE_SECONDS) -> list[HTTPRou
         tags=["adapters"],
         responses=ERRORS,
     )
-    async def follow(state: ServerState, persona: str) -> PersonaAdapters:
+    async def follow(state: ServerState, persona: FromPath[str]) -> PersonaAdapters:
         """Let a persona serve its newest loadable checkpoint again."""
         try:
             return await service(state).follow(persona)
@@ -113,7 +116,7 @@ def adapter_routes(keepalive_seconds: float = KEEPALIVE_SECONDS) -> list[HTTPRou
         tags=["adapters"],
         responses=ERRORS,
     )
-    async def load_lora_adapter(state: ServerState, data: LoadLoraRequest) -> str:
+    async def load_lora_adapter(state: ServerState, data: JSONBody[LoadLoraRequest]) -> str:
         """Register `lora_name` for a checkpoint folder inside the adapters folder."""
         adapters = service(state)
         try:
@@ -133,7 +136,7 @@ def adapter_routes(keepalive_seconds: float = KEEPALIVE_SECONDS) -> list[HTTPRou
         tags=["adapters"],
         responses=ERRORS,
     )
-    async def unload_lora_adapter(state: ServerState, data: UnloadLoraRequest) -> str:
+    async def unload_lora_adapter(state: ServerState, data: JSONBody[UnloadLoraRequest]) -> str:
         """Forget `lora_name`; its weights leave memory unless a persona still serves them."""
         try:
             await service(state).unload_lora(data.lora_name)
