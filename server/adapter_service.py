@@ -300,10 +300,13 @@ class AdapterService:
         if personas is None:
             found = await asyncio.to_thread(self.registry.personas)
             personas = set(found) | set(self._index) | set(self._slots)
+        # Only configured personas take engine slots; others are indexed for when they appear.
+        configured = set(self.personas())
         for persona in sorted(personas):
             try:
                 await self._rescan(persona)
-                await self._settle(persona, announce=True)
+                if persona in configured:
+                    await self._settle(persona, announce=True)
             except Exception as exc:
                 log.exception("refreshing adapters of %s failed", persona)
                 self._record(persona, None, f"refresh failed: {exc}")
