@@ -24,7 +24,7 @@ class PersonaFiles:
 def find_persona(name_or_path: str, extra_dirs: Sequence[Path] = ()) -> PersonaFiles:
     """Resolve a persona (user dir, extra dirs, samples; or a folder path) and load its files."""
     from data.dataset import read_dataset
-    from data.personas import discover
+    from data.personas import default_dirs, discover
     from data.records import replies
     from data.suite import load_suite
 
@@ -32,7 +32,7 @@ def find_persona(name_or_path: str, extra_dirs: Sequence[Path] = ()) -> PersonaF
     if (path / "persona.toml").exists():
         folder, card = path, load_card(path)
     else:
-        entries, _ = discover(list(extra_dirs))
+        entries, _ = discover(default_dirs(list(extra_dirs)))
         match = next((e for e in entries if e.name == name_or_path), None)
         if match is None:
             known = ", ".join(e.name for e in entries) or "none"

@@ -8,6 +8,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 from .persona_files import PersonaFiles, find_persona
 
@@ -81,8 +82,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-async def sweep(args: argparse.Namespace, files: PersonaFiles, grid: list[dict], key: str):  # type: ignore[no-untyped-def,type-arg]
-    """Score every grid point with the cheap metrics."""
+async def sweep(  # type: ignore[no-untyped-def]
+    args: argparse.Namespace,
+    files: PersonaFiles,
+    grid: list[dict],  # type: ignore[type-arg]
+    key: str,
+    client: Any = None,
+):
+    """Score every grid point with the cheap metrics (through `client` if given)."""
     from data.evaluate import Target, run_eval
     from data.tune import Point
 
@@ -95,7 +102,7 @@ async def sweep(args: argparse.Namespace, files: PersonaFiles, grid: list[dict],
         result = await run_eval(
             files.card, cases, files.training_replies, [model],
             target=Target(args.base_url, key, args.concurrency),
-            samples=1, seed=args.seed, overrides=values,
+            samples=1, seed=args.seed, overrides=values, client=client,
         )
         m = result.models[0]
         if m.replies == 0:

@@ -1,0 +1,73 @@
+"""`persona eval` and `persona tune-sampling` through the real app and the official client."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from openai import AsyncOpenAI
+
+from data.card import load_card
+from data.evaluate import run_eval
+from data.records import Message
+from data.report import markdown, table_rows, terminal_table
+from data.suite import EvalCase
+from studio.persona_files import find_persona
+from studio.tune_cli import sweep
+
+CASES = [
+    EvalCase("g-1", "general", (Message("user", "Tell me about gears."),), length=(1, 50)),
+    EvalCase("i-1", "idk", (Message("user", "What is the rarest gear?"),)),
+]
+
+
+async def test_two_models_side_by_side_with_deltas(
+    client: AsyncOpenAI, personas_dir: Path, base: str
+) -> None:
+    card = load_card(personas_dir / "pip")
+    result = await run_eval(
+        card, CASES, ["Gears turn other gears round and round."], [base, "pip"],
+        samples=2, seed=5, client=client,
+    )
+    assert [m.model for m in result.models] == [base, "pip"]
+    assert len(result.samples) == 2 * 2 * 2
+    assert {s.seed for s in result.samples} == {5, 6}
+    assert all(s.error is None for s in result.samples)
+    pip = result.models[1]
+    # The card caps replies at 5 tokens: every reply is cut, none is complete.
+    assert pip.completion_rate == 0.0
+    assert all(s.finish_reason == "length" for s in result.samples if s.model == "pip")
+    rows = table_rows(result)
+    assert rows[0] == ["metric", base, "pip"]
+    score_row = next(r for r in rows if r[0] == "score")
+    assert "(" in score_row[2]  # the second model shows a delta against the first
+    assert "criteria: idk" in terminal_table(result)
+    assert "| metric |" in markdown(result)
+
+
+async def test_unknown_model_is_reported_per_reply_not_raised(
+    client: AsyncOpenAI, personas_dir: Path
+) -> None:
+    card = load_card(personas_dir / "pip")
+    result = await run_eval(card, CASES[:1], [], ["nobody"], client=client)
+    assert result.models[0].replies == 0
+    assert result.models[0].errors == 1
+    assert "404" in (result.samples[0].error or "")
+
+
+async def test_sweep_scores_every_grid_point(client: AsyncOpenAI, personas_dir: Path) -> None:
+    suite = personas_dir / "pip" / "eval.jsonl"
+    suite.write_text(
+        '{"id": "a", "category": "general", "messages": [{"role": "user", "content": "hi"}]}\n'
+        '{"id": "b", "category": "idk", "messages": [{"role": "user", "content": "why?"}]}\n'
+    )
+    files = find_persona(str(personas_dir / "pip"))
+    args = argparse.Namespace(cases=0, model=None, base_url="unused", concurrency=2, seed=0)
+    grid: list[dict[str, Any]] = [
+        {"temperature": 0.0, "max_tokens": 2},
+        {"temperature": 0.0, "max_tokens": 4},
+    ]
+    points = await sweep(args, files, grid, "unused", client=client)
+    assert [p.values for p in points] == grid
+    assert all(0.0 <= p.score <= 1.0 for p in points)
