@@ -17,6 +17,7 @@ from adapters.blas import ensure_fast_blas
 COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("model", "adapters.model_cli", "prepare and inspect base models"),
     ("data", "data.cli", "check, measure and split persona datasets"),
+    ("train", "adapters.training.cli", "train a persona's adapter (LoRA, DoRA or full) on mlx-lm"),
     ("eval", "studio.eval_cli", "score a persona's held-out eval suite on one or more models"),
     ("tune-sampling", "studio.tune_cli", "sweep sampling settings and recommend defaults"),
     ("serve", "server.cli", "serve the base model and every persona over the OpenAI API"),

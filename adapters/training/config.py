@@ -1,0 +1,71 @@
+"""The resolved settings of one training run: the card's `[training]` with overrides applied."""
+
+from __future__ import annotations
+
+import msgspec
+
+from data.card import Training
+
+OVERRIDABLE = tuple(Training.__struct_fields__)
+"""Every `[training]` key can be overridden on the command line (`--learning-rate 2e-4`)."""
+
+
+class RunConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything that decides what a run computes; stored whole in `run.json`."""
+
+    persona: str
+    base_model: str
+    """The base model as named (`embedded`, a folder, or a hub repo id)."""
+    training: Training
+    system_prompt: str
+    """The card's system prompt, put before rows that bring none (as the server does)."""
+    iters: int | None = None
+    """A fixed number of optimizer steps; `None` means `training.epochs` full epochs."""
+    persona_folder: str = ""
+    train_file: str = ""
+    valid_file: str | None = None
+    """A `valid.jsonl` shipped with the persona; `None` splits `val_fraction` off train."""
+
+
+class ConfigError(Exception):
+    """An override or a combination of settings that cannot be trained."""
+
+
+def apply_overrides(training: Training, overrides: dict[str, object]) -> Training:
+    """The card's training settings with the given keys replaced, checked like a card."""
+    unknown = sorted(set(overrides) - set(OVERRIDABLE))
+    if unknown:
+        raise ConfigError(f"unknown training settings: {', '.join(unknown)}")
+    merged = msgspec.structs.asdict(training) | overrides
+    try:
+        result = msgspec.convert(merged, Training)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"training settings: {exc}") from None
+    problems = training_problems(result)
+    if problems:
+        raise ConfigError("; ".join(problems))
+    return result
+
+
+def training_problems(t: Training) -> list[str]:
+    """Every setting that makes training impossible (the card checks the rest)."""
+    problems = []
+    if t.fine_tune_type not in ("lora", "dora", "full"):
+        problems.append(f"fine_tune_type {t.fine_tune_type!r} is not lora, dora or full")
+    if t.lr_schedule not in ("constant", "linear", "cosine"):
+        problems.append(f"lr_schedule {t.lr_schedule!r} is not constant, linear or cosine")
+    for name in ("rank", "batch_size", "epochs", "max_seq_length", "val_every", "checkpoint_every"):
+        if getattr(t, name) < 1:
+            problems.append(f"{name} must be >= 1")
+    if t.layers == 0 or t.layers < -1:
+        problems.append("layers must be >= 1, or -1 for all")
+    for name in ("warmup", "patience"):
+        if getattr(t, name) < 0:
+            problems.append(f"{name} must be >= 0")
+    if t.learning_rate <= 0:
+        problems.append("learning_rate must be > 0")
+    if not 0.0 <= t.dropout < 1.0:
+        problems.append("dropout must be in [0, 1)")
+    if not 0.0 <= t.val_fraction < 1.0:
+        problems.append("val_fraction must be in [0, 1)")
+    return problems

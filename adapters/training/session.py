@@ -1,0 +1,115 @@
+"""Start a run, fresh or resumed: settings, data, model, run folder and its lock.
+
+A fresh run's folder is created only once its data has passed the checks, so bad data never
+leaves an empty run behind. A resumed run takes its settings from `run.json` (not the card, which
+may have changed) and refuses a dataset whose hash differs from the one it started with.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import sys
+import threading
+from pathlib import Path
+from typing import IO
+
+import msgspec
+
+from adapters.registry import SAFE_NAME, Registry, RegistryError
+from data.home import adapters_dir
+
+from .config import ConfigError
+from .events import Emit
+from .loop import Trainer
+from .prepare import PrepareError, TrainRequest, new_config, prepare, resolve_persona
+from .record import read_record
+from .state import ResumeError, has_state
+
+EXPECTED = (PrepareError, ConfigError, ResumeError, RegistryError)
+"""Errors whose message is the whole story (no traceback)."""
+
+
+def start_session(
+    args: argparse.Namespace, overrides: dict[str, object], stop: threading.Event, emit: Emit
+) -> Trainer | None:
+    """A Trainer ready to `train()`, or None when a stop arrived while preparing."""
+    registry = Registry(args.adapters or adapters_dir())
+    log = _stderr
+    if args.resume:
+        return _resume(args, overrides, registry, stop, emit)
+    if args.epochs is not None:
+        overrides = overrides | {"epochs": args.epochs}
+    request = TrainRequest(
+        persona=args.persona,
+        overrides=overrides,
+        iters=args.iters,
+        model=args.model,
+        persona_dirs=tuple(args.personas),
+    )
+    config = new_config(request)
+    prepared = prepare(config, log)
+    if stop.is_set():
+        return None
+    run, run_dir = registry.new_run(config.persona)
+    lock = lock_run(run_dir)
+    trainer = Trainer(prepared, run, run_dir, emit, stop)
+    trainer.lock = lock
+    return trainer
+
+
+def _resume(
+    args: argparse.Namespace,
+    overrides: dict[str, object],
+    registry: Registry,
+    stop: threading.Event,
+    emit: Emit,
+) -> Trainer | None:
+    given = sorted(overrides) + [
+        n for n in ("epochs", "iters", "model") if getattr(args, n) is not None
+    ]
+    if given:
+        raise ConfigError(
+            f"--resume continues {args.resume} with its own settings; drop "
+            + ", ".join(f"--{n.replace('_', '-')}" for n in given)
+        )
+    persona = args.persona
+    if not (SAFE_NAME.match(persona) and registry.run_dir(persona, args.resume).is_dir()):
+        persona = resolve_persona(args.persona, tuple(args.personas))[1].name
+    run_dir = registry.run_dir(persona, args.resume)
+    try:
+        record = read_record(run_dir)
+    except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise ResumeError(f"cannot resume {persona}@{args.resume}: {exc}") from None
+    lock = lock_run(run_dir)
+    resumable = [c for c in registry.checkpoints(persona, args.resume) if has_state(c.path)]
+    if not resumable:
+        raise ResumeError(f"{persona}@{args.resume} has no checkpoint to resume from")
+    prepared = prepare(record.config, _stderr)
+    if prepared.dataset.train_sha256 != record.dataset.train_sha256 or (
+        prepared.dataset.valid_sha256 != record.dataset.valid_sha256
+    ):
+        raise ResumeError(
+            f"the dataset changed since {args.resume} started; start a new run instead"
+        )
+    if stop.is_set():
+        return None
+    trainer = Trainer(prepared, args.resume, run_dir, emit, stop)
+    trainer.resume_from(resumable[-1].path, record)
+    trainer.lock = lock
+    return trainer
+
+
+def lock_run(run_dir: Path) -> IO[bytes]:
+    """Hold an exclusive lock on a run folder for this process's lifetime."""
+    handle = (run_dir / ".lock").open("wb")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise ResumeError(f"{run_dir.name} is being trained by another process") from None
+    return handle
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
