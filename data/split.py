@@ -9,6 +9,7 @@ first tag) with a seeded generator, and each split takes its share of every stra
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -105,31 +106,26 @@ def contamination(
     """
     turns = [(row, m.content) for row in rows for m in as_messages(row.record) if m.role == "user"]
     pairs = cross_pairs([case.prompt for _, case in cases], [text for _, text in turns])
-    problems: list[Problem] = []
-    reported: set[tuple[int, str]] = set()
+    best: dict[int, tuple[float, int]] = {}
+    matches: Counter[int] = Counter()
     for pair in pairs:
-        line, case = cases[pair.left]
-        row = turns[pair.right][0]
-        if (line, row.where) in reported:
-            continue
-        reported.add((line, row.where))
-        if pair.exact:
-            problems.append(
-                error(
-                    eval_file,
-                    line,
-                    f"eval case {case.id!r}: its prompt is in training at {row.where}",
-                )
-            )
+        matches[pair.left] += 1
+        # Name the closest training prompt; the earliest wins a tie.
+        best[pair.left] = max(best.get(pair.left, (-1.0, 0)), (pair.score, -pair.right))
+    problems: list[Problem] = []
+    for index, (score, right) in sorted(best.items()):
+        line, case = cases[index]
+        where = turns[-right][0].where
+        more = f" (and {matches[index] - 1} more)" if matches[index] > 1 else ""
+        if score >= 1.0:
+            text = f"eval case {case.id!r}: its prompt is in training at {where}{more}"
+            problems.append(error(eval_file, line, text))
         else:
-            problems.append(
-                warning(
-                    eval_file,
-                    line,
-                    f"eval case {case.id!r}: its prompt is {pair.score:.0%} similar to training "
-                    f"prompt {row.where}",
-                )
+            text = (
+                f"eval case {case.id!r}: its prompt is {score:.0%} similar to training {where}"
+                + more
             )
+            problems.append(warning(eval_file, line, text))
     return problems
 
 

@@ -188,7 +188,7 @@ def stats_warnings(stats: DatasetStats) -> list[str]:
         )
     found += [f"no records tagged {m.text!r}" for m in stats.failure_modes if not m.count]
     for kind, shares in (
-        ("catchphrase", stats.catchphrases),
+        ("card phrase", stats.catchphrases),
         ("opener", stats.openers),
         ("phrase", stats.phrases),
     ):
