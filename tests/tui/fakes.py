@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+import sys
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from textual.app import App
+from textual.pilot import Pilot
 
 from tui.api import ApiClient, ApiError, ServerHealth
 from tui.wire import (
@@ -19,6 +25,44 @@ from tui.wire import (
     RunInfo,
     SamplingOverrides,
 )
+
+FAKE_PERSONA = [sys.executable, str(Path(__file__).with_name("fake_persona.py"))]
+"""Stands in for `persona` where a test needs `train` or `eval` to answer in a known way."""
+
+
+def record_notes(app: App[None]) -> list[str]:
+    """Keep every notification ("title: message") even after its toast times out."""
+    log: list[str] = []
+    original = app.notify
+
+    def notify(message: str, *, title: str = "", **options: Any) -> None:
+        log.append(f"{title}: {message}")
+        original(message, title=title, **options)
+
+    app.notify = notify  # type: ignore[method-assign]
+    app.notes_log = log  # type: ignore[attr-defined]
+    return log
+
+
+def notes(app: App[None]) -> list[str]:
+    """Every notification shown so far, as "title: message"."""
+    return list(app.notes_log)  # type: ignore[attr-defined]
+
+
+async def wait_for(pilot: Pilot[None], ready: Callable[[], bool], seconds: float = 120) -> None:
+    """Pause until `ready()` holds (subprocesses take as long as the machine makes them)."""
+    for _ in range(int(seconds / 0.1)):
+        if ready():
+            return
+        await pilot.pause(0.1)
+    raise AssertionError("condition not reached")
+
+
+async def settle(pilot: Pilot[None]) -> None:
+    """Let every running worker finish, then let the screen catch up."""
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
 
 JUNI = PersonaInfo(
     id="juni",

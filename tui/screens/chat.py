@@ -11,6 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Input, Label, Markdown, Select
+from textual.widgets.markdown import MarkdownStream
 
 from ..api import ApiError
 from ..conversations import Conversation, ConversationError, Turn, new_conversation
@@ -179,7 +180,7 @@ class ChatScreen(StudioScreen):
         """Stream one reply into `view`; Esc cancels this worker, which closes the request."""
         conversation = self.conversation
         meter = ReplyMeter(time.monotonic())
-        stream = Markdown.get_stream(view.markdown)
+        stream: MarkdownStream | None = None
         text: list[str] = []
         failed = False
         try:
@@ -189,12 +190,16 @@ class ChatScreen(StudioScreen):
                 meter.add(piece, time.monotonic())
                 if piece.text:
                     text.append(piece.text)
+                    # Started on the first text: a stream stopped before its task ever ran
+                    # would raise CancelledError into this worker.
+                    stream = stream or Markdown.get_stream(view.markdown)
                     await stream.write(piece.text)
         except ApiError as error:
             failed = True
             self.report(error)
         finally:
-            await stream.stop()
+            if stream is not None:
+                await stream.stop()
             if epoch == self._epoch:
                 self.generating = False
                 finish = meter.finish_reason or ("error" if failed else "stopped")

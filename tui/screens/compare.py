@@ -11,6 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.widgets import Input, Markdown, Select
+from textual.widgets.markdown import MarkdownStream
 
 from ..api import ApiError
 from ..meter import ReplyMeter, reply_caption
@@ -122,13 +123,15 @@ class CompareScreen(StudioScreen):
 
     async def _stream(self, pane: ReplyPane, model: str, text: str) -> None:
         meter = ReplyMeter(time.monotonic())
-        stream = Markdown.get_stream(pane.markdown)
+        stream: MarkdownStream | None = None
         try:
             async for piece in self.api.chat(
                 model, [ChatMessage("user", text)], SamplingOverrides()
             ):
                 meter.add(piece, time.monotonic())
-                await stream.write(piece.text)
+                if piece.text:
+                    stream = stream or Markdown.get_stream(pane.markdown)
+                    await stream.write(piece.text)
         except ApiError as error:
             self.report(error)
             pane.caption.update(f"failed: {error.message}")
@@ -137,7 +140,8 @@ class CompareScreen(StudioScreen):
             pane.caption.update(self._caption(meter, "stopped"))
             raise
         finally:
-            await stream.stop()
+            if stream is not None:
+                await stream.stop()
         pane.caption.update(self._caption(meter, meter.finish_reason))
 
     @staticmethod
