@@ -57,6 +57,7 @@ class Row:
         self._detok = detokenizer
         self._stops = StopText(params.stop)
         self._generated = 0
+        self._unsent: list[int] = []
         adapter = handle.request.adapter
         self._version = None if adapter is None else adapter.manifest.version
 
@@ -65,6 +66,7 @@ class Row:
     ) -> Delta | None:
         """Advance by one generated token; the Delta to send (None if nothing to say yet)."""
         self._generated += 1
+        self._unsent.append(token)
         logprobs = (logprob,) if logprob is not None else ()
         if token in stop_ids:
             self._detok.finalize()
@@ -84,6 +86,7 @@ class Row:
         return None
 
     def _delta(self, text: str, logprobs: tuple[TokenLogprob, ...], finish: str | None) -> Delta:
+        ids, self._unsent = tuple(self._unsent), []
         return Delta(
             text=text,
             token_count=self._generated,
@@ -91,6 +94,7 @@ class Row:
             logprobs=logprobs,
             finish_reason=finish,
             adapter_version=self._version,
+            token_ids=ids,
         )
 
 

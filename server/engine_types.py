@@ -80,6 +80,8 @@ class Delta:
     """`stop` or `length` on the last Delta, else None."""
     adapter_version: str | None = None
     """`run-3:200` for an adapter, None for the base model."""
+    token_ids: tuple[int, ...] = ()
+    """The ids generated since the previous Delta (a final stop id included)."""
 
 
 @dataclass(frozen=True)

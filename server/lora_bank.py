@@ -107,6 +107,8 @@ class LoraBank:
         self.layers = _wrap(model, self.rows)
         """Module path (as in adapter files) -> wrapped layer."""
         self._scales = mx.zeros((capacity + 1,), dtype=mx.float32)
+        # Materialise now: a lazy array made on this thread cannot be evaluated on the MLX thread.
+        mx.eval(self._scales)
         self._slots: OrderedDict[str, Slot] = OrderedDict()
         self._free = list(range(1, capacity + 1))
         self.evictions = 0

@@ -1,0 +1,36 @@
+"""Engine fixtures: fresh tiny models per engine, sharing the session's (slow to load) tokenizer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def make_engine(tiny_model_dir: Path, tiny_model: Any) -> Callable[..., Any]:
+    """Build an unstarted Engine on a fresh copy of the tiny model's weights."""
+    from mlx_lm.utils import load_model
+
+    from adapters.base import content_hash
+    from server.engine import Engine
+
+    _, tokenizer = tiny_model
+    base_hash = content_hash(tiny_model_dir)
+
+    def build(max_batch: int = 8, max_adapters: int = 4) -> Engine:
+        model, config = load_model(tiny_model_dir)
+        return Engine(
+            model,
+            tokenizer,
+            model_id=tiny_model_dir.name,
+            base_hash=base_hash,
+            context_length=int(config["max_position_embeddings"]),
+            max_batch=max_batch,
+            max_adapters=max_adapters,
+            model_path=tiny_model_dir,
+        )
+
+    return build
