@@ -10,68 +10,31 @@ from collections.abc import AsyncIterator, Sequence
 
 import msgspec
 
+# The trainer's own event Structs (pure msgspec): one definition for the writer and the reader.
+from adapters.training.events import Best as BestEvent
+from adapters.training.events import Checkpoint as CheckpointEvent
+from adapters.training.events import Done as DoneEvent
+from adapters.training.events import Error as ErrorEvent
+from adapters.training.events import Event as TrainEvent
+from adapters.training.events import Start as StartEvent
+from adapters.training.events import Step as StepEvent
+from adapters.training.events import Val as ValEvent
 
-class StartEvent(msgspec.Struct, frozen=True, tag="start", tag_field="event"):
-    """The run has a name and knows how many steps it will take."""
+__all__ = [
+    "BestEvent",
+    "CheckpointEvent",
+    "DoneEvent",
+    "ErrorEvent",
+    "StartEvent",
+    "StepEvent",
+    "TrainEvent",
+    "TrainOverrides",
+    "TrainingRun",
+    "ValEvent",
+    "parse_event",
+    "train_argv",
+]
 
-    run: str
-    persona: str = ""
-    total_steps: int = 0
-    config: dict[str, object] = {}
-    dataset: dict[str, object] = {}
-
-
-class StepEvent(msgspec.Struct, frozen=True, tag="step", tag_field="event"):
-    """A training loss report."""
-
-    step: int
-    train_loss: float
-    epoch: float = 0.0
-    lr: float = 0.0
-    tokens_per_sec: float = 0.0
-    it_per_sec: float = 0.0
-    eta_sec: float | None = None
-    peak_memory_gb: float = 0.0
-
-
-class ValEvent(msgspec.Struct, frozen=True, tag="val", tag_field="event"):
-    """A validation loss report."""
-
-    step: int
-    val_loss: float
-
-
-class CheckpointEvent(msgspec.Struct, frozen=True, tag="checkpoint", tag_field="event"):
-    """A checkpoint was published (its manifest is on disk)."""
-
-    step: int
-    path: str = ""
-    version: str = ""
-
-
-class BestEvent(msgspec.Struct, frozen=True, tag="best", tag_field="event"):
-    """A new best validation loss."""
-
-    step: int
-    val_loss: float
-
-
-class DoneEvent(msgspec.Struct, frozen=True, tag="done", tag_field="event"):
-    """Training ended normally (finished, stopped or early-stopped)."""
-
-    step: int = 0
-    reason: str = ""
-
-
-class ErrorEvent(msgspec.Struct, frozen=True, tag="error", tag_field="event"):
-    """Training failed."""
-
-    message: str
-
-
-TrainEvent = (
-    StartEvent | StepEvent | ValEvent | CheckpointEvent | BestEvent | DoneEvent | ErrorEvent
-)
 _DECODER = msgspec.json.Decoder(TrainEvent)
 
 
@@ -101,12 +64,18 @@ class TrainOverrides(msgspec.Struct, frozen=True, omit_defaults=True):
 
 
 def train_argv(
-    base: Sequence[str], persona: str, overrides: TrainOverrides, resume: str | None = None
+    base: Sequence[str],
+    persona: str,
+    overrides: TrainOverrides,
+    resume: str | None = None,
+    model: str | None = None,
 ) -> list[str]:
-    """The command line: `persona train PERSONA --json [--resume RUN] [--field value ...]`."""
+    """`persona train PERSONA --json [--resume RUN] [--model M] [--field value ...]`."""
     argv = [*base, "train", persona, "--json"]
     if resume:
         argv += ["--resume", resume]
+    if model:
+        argv += ["--model", model]
     for name, value in msgspec.structs.asdict(overrides).items():
         if value is not None:
             argv += [f"--{name.replace('_', '-')}", str(value)]
@@ -136,7 +105,7 @@ class TrainingRun:
                 start_new_session=True,
             )
         except OSError as exc:
-            yield ErrorEvent(f"cannot start the trainer: {exc.strerror or exc}")
+            yield ErrorEvent(message=f"cannot start the trainer: {exc.strerror or exc}")
             return
         self._process = process
         assert process.stdout is not None
@@ -154,7 +123,9 @@ class TrainingRun:
             await reader
             if not finished:
                 detail = "\n".join(self.stderr_tail) or "no output"
-                yield ErrorEvent(f"the trainer exited with code {self.returncode}: {detail}")
+                yield ErrorEvent(
+                    message=f"the trainer exited with code {self.returncode}: {detail}"
+                )
         finally:
             if process.returncode is None:
                 await self._terminate(process)

@@ -33,12 +33,21 @@ def train(args: list[str]) -> int:
         stopped = True
 
     signal.signal(signal.SIGINT, on_sigint)
+    dataset = {
+        "train_rows": 20,
+        "valid_rows": 2,
+        "train_tokens": 900,
+        "learned_tokens": 500,
+        "valid_tokens": 90,
+        "batches_per_epoch": STEPS,
+        "train_sha256": "0" * 64,
+    }
     emit(
         event="start",
         run=run,
         persona=persona,
         config={"rank": 8},
-        dataset={"train": 20},
+        dataset=dataset,
         total_steps=STEPS,
     )
     for step in range(1, STEPS + 1):

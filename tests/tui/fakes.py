@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
@@ -47,6 +48,13 @@ def record_notes(app: App[None]) -> list[str]:
 def notes(app: App[None]) -> list[str]:
     """Every notification shown so far, as "title: message"."""
     return list(app.notes_log)  # type: ignore[attr-defined]
+
+
+def logged_argvs(path: Path) -> list[list[str]]:
+    """Every argv the scripted `persona` command was run with, oldest first."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 async def wait_for(pilot: Pilot[None], ready: Callable[[], bool], seconds: float = 120) -> None:

@@ -10,6 +10,7 @@ import msgspec
 import pytest
 from fakes import JUNI, RUN
 
+from adapters.training.events import DatasetInfo
 from tui.adapter_view import checkpoint_lines, last_error, rollback_target, summary
 from tui.api import ServerHealth
 from tui.cards import changed, training_defaults
@@ -83,13 +84,31 @@ def test_reply_meter_counts_tokens_and_speed() -> None:
     assert reply_caption(9, None, None, "length") == "9 tokens · base model · cut at max_tokens"
 
 
+def start(run: str, total: int) -> StartEvent:
+    dataset = DatasetInfo(20, 2, 900, 500, 90, 5, "0" * 64)
+    return StartEvent(run=run, persona="juni", config={}, dataset=dataset, total_steps=total)
+
+
+def step(n: int, loss: float, eta: float) -> StepEvent:
+    return StepEvent(
+        step=n,
+        epoch=n / 100,
+        train_loss=loss,
+        lr=1e-4,
+        tokens_per_sec=40.0,
+        it_per_sec=1.0,
+        eta_sec=eta,
+        peak_memory_gb=1.0,
+    )
+
+
 def events() -> list:  # type: ignore[type-arg]
     return [
-        StartEvent(run="run-2", persona="juni", total_steps=100),
-        StepEvent(step=10, train_loss=3.0, epoch=0.1, tokens_per_sec=38.0, eta_sec=200.0),
-        StepEvent(step=20, train_loss=2.6, epoch=0.2, tokens_per_sec=40.0, eta_sec=150.0),
+        start("run-2", 100),
+        step(10, 3.0, 200.0),
+        step(20, 2.6, 150.0),
         ValEvent(step=20, val_loss=2.7),
-        CheckpointEvent(step=20, version="run-2:20"),
+        CheckpointEvent(step=20, path="", version="run-2:20"),
         BestEvent(step=20, val_loss=2.7),
     ]
 
@@ -113,10 +132,10 @@ def test_train_progress_folds_events() -> None:
 
 def test_a_hot_load_report_can_arrive_before_the_checkpoint_event() -> None:
     progress = TrainProgress()
-    progress.apply(StartEvent(run="run-2", persona="juni", total_steps=10))
+    progress.apply(start("run-2", 10))
     assert progress.mark_live("run-2:5")
     assert not progress.mark_live("run-1:5")  # another run's checkpoint is not ours
-    progress.apply(CheckpointEvent(step=5, version="run-2:5"))
+    progress.apply(CheckpointEvent(step=5, path="", version="run-2:5"))
     assert progress.checkpoints[0].live
 
 

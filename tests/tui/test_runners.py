@@ -46,9 +46,8 @@ def test_parse_event_reads_known_events_and_skips_the_rest() -> None:
 
 
 def test_train_argv_passes_only_given_overrides_and_resume() -> None:
-    argv = train_argv(
-        ["persona"], "juni", TrainOverrides(epochs=1, learning_rate=0.0002), resume="run-2"
-    )
+    overrides = TrainOverrides(epochs=1, learning_rate=0.0002)
+    argv = train_argv(["persona"], "juni", overrides, resume="run-2", model="/models/tiny")
     assert argv == [
         "persona",
         "train",
@@ -56,6 +55,8 @@ def test_train_argv_passes_only_given_overrides_and_resume() -> None:
         "--json",
         "--resume",
         "run-2",
+        "--model",
+        "/models/tiny",
         "--epochs",
         "1",
         "--learning-rate",

@@ -7,7 +7,15 @@ import time
 from pathlib import Path
 
 import pytest
-from fakes import JUNI, ScriptedClient, notes, record_notes, settle, wait_for
+from fakes import (
+    JUNI,
+    ScriptedClient,
+    logged_argvs,
+    notes,
+    record_notes,
+    settle,
+    wait_for,
+)
 from textual.widgets import Input
 
 from data.home import personas_dir
@@ -39,7 +47,7 @@ async def test_train_runs_the_trainer_and_marks_hot_loaded_checkpoints(
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: screen.monitor.progress.state == "done")
         await settle(pilot)
-        argv = json.loads(argv_log.read_text().splitlines()[-1])
+        argv = logged_argvs(argv_log)[-1]
         assert argv == ["train", "juni", "--json", "--epochs", "1"]  # only what was changed
         progress = screen.monitor.progress
         assert progress.state == "done"
@@ -52,9 +60,9 @@ async def test_train_runs_the_trainer_and_marks_hot_loaded_checkpoints(
         assert screen.monitor.table.get_row_at(1)[-1] == "hot-loaded ✓"
         assert any(n.startswith("Hot-loaded: juni@run-1:4 is live") for n in notes(app))
         await pilot.press("ctrl+r")
-        await wait_for(pilot, lambda: len(argv_log.read_text().splitlines()) == 2)
+        await wait_for(pilot, lambda: len(logged_argvs(argv_log)) == 2)
         await settle(pilot)
-        argv = json.loads(argv_log.read_text().splitlines()[-1])
+        argv = logged_argvs(argv_log)[-1]
         assert argv[:5] == ["train", "juni", "--json", "--resume", "run-1"]
 
 
@@ -161,7 +169,7 @@ async def test_eval_runs_the_suite_and_fills_the_tables(app: StudioApp, argv_log
         assert screen.models_input.value == "juni gemma-3-270m"
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: screen.report_shown is not None)
-        argv = json.loads(argv_log.read_text().splitlines()[-1])
+        argv = logged_argvs(argv_log)[-1]
         assert argv[:2] == ["eval", "juni"]
         assert argv[argv.index("--models") + 1 :] == ["juni", "gemma-3-270m"]
         assert screen.metrics.row_count > 5

@@ -145,8 +145,11 @@ class TrainScreen(StudioScreen):
         if problems:
             self.notify("\n".join(problems), title="Check the settings", severity="error")
             return
+        settings = self.studio.settings
+        # A server started here serves `settings.model`; adapters must be trained on that base.
+        model = settings.model if settings.model != "embedded" else None
         argv = train_argv(
-            self.studio.settings.command(), persona, changed(values, self.defaults), resume
+            settings.command(), persona, changed(values, self.defaults), resume, model
         )
         self.run = TrainingRun(argv)
         self.train(self.run)
