@@ -144,6 +144,11 @@ class AdapterService:
             self._task = None
         self.hub.close()
 
+    async def settled(self) -> None:
+        """Wait until the registry change being handled (if any) is fully applied."""
+        async with self._lock:
+            return
+
     def subscribe(self) -> Subscription:
         """Adapter events from now on (loaded, failed, activated, unloaded)."""
         return self.hub.subscribe()

@@ -135,6 +135,7 @@ async def test_pin_roll_back_and_follow(
     publish_random(adapters_root, "juni", tiny_model_dir, run="run-1", step=40, seed=40)
     publish_random(adapters_root, "ada", tiny_model_dir, step=5)
     await next_event(sub, "ada", "loaded")
+    await service.settled()
     assert service.active_version("juni") == "run-1:10"
     _, version = await reply(engine, service, "juni@run-1:40")
     assert version == "run-1:40"
@@ -233,6 +234,7 @@ async def test_a_checkpoint_being_written_is_ignored(
         (half / name).write_bytes((folder / name).read_bytes())
     publish_random(adapters_root, "ada", tiny_model_dir, step=5)
     await next_event(sub, "ada", "loaded")
+    await service.settled()
     assert service.active_version("juni") == "run-1:10"
     assert "juni@run-1:20" not in service.model_ids()
     assert [c.step for c in service.state("juni").runs[0].checkpoints] == [10]
