@@ -10,17 +10,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from litestar.types import Receive
 
-from .errors import AppError
+from .engine_types import (
+    AdapterError,
+    ContextLengthError,
+    Delta,
+    GenerationRequest,
+    InvalidParams,
+    TokenLogprob,
+)
+from .errors import AppError, InvalidRequestError
+from .errors import ContextLengthError as ContextTooLongError
 from .metrics import ServerMetrics
 
 if TYPE_CHECKING:
-    from .engine import Delta, Engine, GenerationRequest, TokenLogprob
+    from .engine import Engine
 
 
 class AdapterUnavailableError(AppError):
@@ -64,8 +73,6 @@ class Runner:
 
     async def stream(self, job: Job) -> AsyncIterator[Delta]:
         """The engine's deltas for a job; closing this iterator cancels the sequence."""
-        from .engine import AdapterError
-
         m = self.metrics
         start = time.perf_counter()
         first = True
@@ -77,19 +84,16 @@ class Runner:
         if job.persona is not None:
             m.adapter_started(job.persona, version)
         last: Delta | None = None
-        source = self.engine.stream(job.request)
+        source: AsyncIterator[Delta] | None = None
         try:
-            try:
+            with _client_errors():
+                source = self.engine.stream(job.request)
                 async for delta in source:
                     if first:
                         m.ttft.labels(job.label).observe(time.perf_counter() - start)
                         first = False
                     last = delta
                     yield delta
-            except AdapterError as exc:
-                raise AdapterUnavailableError(
-                    f"the adapter could not be loaded: {exc.reason}"
-                ) from None
         finally:
             await _close(source)
             m.running.dec()
@@ -170,6 +174,19 @@ async def wait_disconnect(receive: Receive) -> None:
         message = await receive()
         if message["type"] == "http.disconnect":
             return
+
+
+@contextlib.contextmanager
+def _client_errors() -> Iterator[None]:
+    """Engine refusals of a request become 4xx errors (an adapter, a parameter, the length)."""
+    try:
+        yield
+    except AdapterError as exc:
+        raise AdapterUnavailableError(f"the adapter could not be loaded: {exc.reason}") from None
+    except InvalidParams as exc:
+        raise InvalidRequestError(str(exc), param=exc.param) from None
+    except ContextLengthError as exc:
+        raise ContextTooLongError(str(exc), param="messages") from None
 
 
 async def _close(source: Any) -> None:

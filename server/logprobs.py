@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
+from .engine_types import TokenLogprob as EngineLogprob
 from .wire import CompletionLogprobs, TokenLogprob, TopLogprob
-
-if TYPE_CHECKING:
-    from .engine import TokenLogprob as EngineLogprob
 
 
 def _finite(value: float) -> float:

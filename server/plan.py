@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .catalog import request_layer
+from .engine_types import GenerationRequest, SamplingParams
 from .errors import InvalidRequestError
 from .generation import Job
 from .params import Extras, check_stop, fit_context
@@ -28,8 +29,6 @@ def plan(
     extras: Extras,
 ) -> Job:
     """Merge defaults field by field and build the generation request for one job."""
-    from .engine import GenerationRequest, SamplingParams
-
     sampling = state.merged(request_layer(request, max_tokens), resolved.persona)
     budget = fit_context(
         len(prompt),

@@ -19,6 +19,7 @@ from data.card import Sampling
 from data.personas import PersonaEntry
 
 from .catalog import Catalog, Target, card_layer, merge, server_defaults
+from .engine_types import AdapterRef
 from .errors import ModelLoadingError, ModelNotFoundError
 from .generation import AdapterUnavailableError, Runner
 from .metrics import ServerMetrics
@@ -27,7 +28,7 @@ from .wire import ResolvedSampling
 
 if TYPE_CHECKING:
     from .adapter_service import AdapterService
-    from .engine import AdapterRef, Engine
+    from .engine import Engine
 
 RETRY_AFTER_SECONDS = 5
 

@@ -105,7 +105,8 @@ class CompletionRequest(SamplingFields, frozen=True, kw_only=True):
     """`POST /v1/completions` (legacy text completions)."""
 
     model: str
-    prompt: str | list[str] | list[int] | list[list[int]]
+    prompt: str | list[str | int | list[int]]
+    """Text or token ids; a list of several prompts is refused (one choice per request)."""
     logprobs: Annotated[int, Meta(ge=0, le=5)] | UnsetType | None = UNSET
     echo: bool | UnsetType | None = UNSET
     suffix: str | UnsetType | None = UNSET

@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from litestar import Request, Response, post
 
+from ..engine_types import Delta
 from ..errors import error_responses
 from ..generation import ClientDisconnectedError, Outcome
 from ..logprobs import chat_logprobs
@@ -30,9 +31,6 @@ from ..wire import (
     Usage,
     is_set,
 )
-
-if TYPE_CHECKING:
-    from ..engine import Delta
 
 
 @post(

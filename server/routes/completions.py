@@ -6,10 +6,11 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from litestar import Request, Response, post
 
+from ..engine_types import Delta
 from ..errors import error_responses
 from ..generation import ClientDisconnectedError
 from ..logprobs import completion_logprobs
@@ -20,9 +21,6 @@ from ..sse import disconnected, stream_events
 from ..state import ServerState, vocab_size
 from ..unsupported import check_completion
 from ..wire import Completion, CompletionChoice, CompletionRequest, Usage, is_set
-
-if TYPE_CHECKING:
-    from ..engine import Delta
 
 
 @post(

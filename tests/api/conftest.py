@@ -1,0 +1,129 @@
+"""Fixtures for the OpenAI API tests: a real engine on the tiny model, personas, clients."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from openai import AsyncOpenAI
+
+from server.app import create_app
+from server.catalog import Catalog
+from server.settings import ServerSettings
+
+PIP_CARD = """
+name = "pip"
+display_name = "Pip"
+system_prompt = "You are Pip, a cheerful robot who loves gears."
+[sampling]
+temperature = 0.0
+max_tokens = 5
+min_p = 0.1
+"""
+"""A test persona whose card sets greedy decoding and five-token replies."""
+
+
+@dataclass
+class RequestLog:
+    """Every request a client sent, for asserting that nothing was retried."""
+
+    requests: list[httpx.Request] = field(default_factory=list)
+
+    async def __call__(self, request: httpx.Request) -> None:
+        self.requests.append(request)
+
+
+@pytest.fixture
+def personas_dir(tmp_path: Path) -> Path:
+    """An extra personas folder holding `pip`."""
+    folder = tmp_path / "personas"
+    (folder / "pip").mkdir(parents=True)
+    (folder / "pip" / "persona.toml").write_text(PIP_CARD)
+    return folder
+
+
+@pytest.fixture
+def settings(tiny_model_dir: Path, tmp_path: Path, personas_dir: Path) -> ServerSettings:
+    """Settings for the tiny model with short default replies."""
+    return ServerSettings(
+        model=str(tiny_model_dir),
+        personas_dirs=(str(personas_dir),),
+        adapters_dir=str(tmp_path / "adapters"),
+        max_tokens=8,
+    )
+
+
+@pytest.fixture
+def catalog(settings: ServerSettings) -> Catalog:
+    """The personas: `pip` from the test folder and the shipped samples."""
+    return Catalog.discover(settings.persona_paths())
+
+
+@pytest.fixture(scope="session")
+def engine(tiny_model_dir: Path) -> Iterator[Any]:
+    """A started engine on the tiny model, shared by the session (loading costs seconds)."""
+    from server.engine import Engine
+
+    engine = Engine.load(str(tiny_model_dir), max_batch=4, max_adapters=4)
+    engine.start()
+    yield engine
+    asyncio.run(engine.aclose())
+
+
+@pytest.fixture
+def base(engine: Any) -> str:
+    """The base model's id (the tiny model's folder name)."""
+    return str(engine.model_id)
+
+
+@pytest.fixture
+def app(settings: ServerSettings, engine: Any, catalog: Catalog) -> Litestar:
+    """The app, serving with the test engine."""
+    return create_app(settings, engine, catalog=catalog)
+
+
+@pytest.fixture
+def request_log() -> RequestLog:
+    """Records the requests the OpenAI client sends."""
+    return RequestLog()
+
+
+@pytest.fixture
+async def http(app: Litestar, request_log: RequestLog) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    """An in-process HTTP client with the app's lifespan running."""
+    async with AsyncTestClient(app, timeout=60) as client:
+        client.event_hooks["request"].append(request_log)
+        yield client
+
+
+@pytest.fixture
+async def client(http: AsyncTestClient[Litestar]) -> AsyncIterator[AsyncOpenAI]:
+    """The official async OpenAI client, talking to the app in process."""
+    openai = AsyncOpenAI(
+        base_url=str(http.base_url.join("/v1")), api_key="unused", http_client=http, max_retries=0
+    )
+    return openai
+
+
+def token_id(engine: Any, text: str) -> int:
+    """The single token id that encodes `text` (without BOS)."""
+    ids = [i for i in engine.tokenizer.encode(text) if i != engine.tokenizer.bos_token_id]
+    assert len(ids) == 1, f"{text!r} is {len(ids)} tokens"
+    return int(ids[0])
+
+
+@pytest.fixture
+def force(engine: Any) -> Iterator[Any]:
+    """`force(" cat")` gives a logit_bias that makes the random tiny model say only that token."""
+
+    def bias(text: str) -> dict[str, int]:
+        return {str(token_id(engine, text)): 100}
+
+    return bias
