@@ -7,6 +7,7 @@ there), bfloat16 on an Apple GPU; adapter weights always train in float32.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,8 @@ import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_flatten
 from mlx_lm.tuner.utils import linear_to_lora_layers
-from mlx_lm.utils import _download, load
+from mlx_lm.utils import _download, load_model
+from mlx_lm.utils import load_tokenizer as mlx_load_tokenizer
 
 from adapters.base import EMBEDDED, EMBEDDED_ID, content_hash, resolve_model
 from adapters.manifest import LoraParams
@@ -46,10 +48,9 @@ def model_path(name: str) -> tuple[Path, str]:
     return path, Path(name).expanduser().name if isinstance(resolved, Path) else name
 
 
+@functools.lru_cache(maxsize=2)
 def load_tokenizer(path: Path) -> Any:
-    """Only the tokenizer (fast), with the config's stop ids; for checking data before loading."""
-    from mlx_lm.utils import load_tokenizer as mlx_load_tokenizer
-
+    """The tokenizer alone, with the config's stop ids; cached, since a 262k vocabulary is slow."""
     config = json.loads((path / "config.json").read_text())
     return mlx_load_tokenizer(path, eos_token_ids=config.get("eos_token_id"))
 
@@ -57,7 +58,8 @@ def load_tokenizer(path: Path) -> Any:
 def load_base(name: str) -> BaseModel:
     """Load a base model in the training dtype for this device."""
     path, model_id = model_path(name)
-    model, tokenizer = load(str(path))
+    tokenizer = load_tokenizer(path)
+    model, _config = load_model(path)
     if mx.default_device() == mx.gpu:
         model.set_dtype(mx.bfloat16)
     mx.eval(model.parameters())

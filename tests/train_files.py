@@ -1,0 +1,67 @@
+"""Test helper: toy persona folders and in-process `persona train` runs on the tiny model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+from pathlib import Path
+
+from adapters.training import cli
+from adapters.training.events import Event
+from adapters.training.loop import Outcome
+from adapters.training.session import start_session
+
+SYSTEM = "You are Toy, a cheerful robot."
+
+
+def write_persona(folder: Path, rows: list[dict], valid: list[dict] | None = None) -> Path:  # type: ignore[type-arg]
+    """A persona folder with a card and its data."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "persona.toml").write_text(
+        f'name = "toy"\nsystem_prompt = "{SYSTEM}"\n'
+        "[training]\nlayers = 4\nrank = 4\nbatch_size = 2\nwarmup = 1\nseed = 3\n"
+    )
+    (folder / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    if valid is not None:
+        (folder / "valid.jsonl").write_text("".join(json.dumps(r) + "\n" for r in valid))
+    return folder
+
+
+def chat(question: str, answer: str) -> dict:  # type: ignore[type-arg]
+    return {"messages": [{"role": "user", "content": question},
+                         {"role": "assistant", "content": answer}]}  # fmt: skip
+
+
+def toy_rows(n: int = 12) -> list[dict]:  # type: ignore[type-arg]
+    rows = [
+        chat(f"Robot, what is {i} plus {i + 3}?", f"Beep! It is {2 * i + 3}." + " Boop." * (i % 3))
+        for i in range(n)
+    ]
+    rows.append(
+        {
+            "messages": [
+                {"role": "user", "content": "Hello!"},
+                {"role": "assistant", "content": "Hello, friend!"},
+                {"role": "user", "content": "Who are you?"},
+                {"role": "assistant", "content": "I am Toy."},
+            ]
+        }
+    )
+    return rows
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    cli.configure(parser)
+    return parser.parse_args(argv)
+
+
+def train(argv: list[str]) -> tuple[list[Event], Outcome]:
+    """Run `persona train` in process; return its events and outcome."""
+    events: list[Event] = []
+    args = parse(argv)
+    trainer = start_session(args, cli.overrides_of(args), threading.Event(), events.append)
+    assert trainer is not None
+    outcome = trainer.train()
+    return events, outcome
