@@ -8,6 +8,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 from litestar import Request, Response, post
+from litestar.params import JSONBody
 
 from ..engine_types import Delta
 from ..errors import error_responses
@@ -41,7 +42,7 @@ from ..wire import (
     tags=["openai"],
 )
 async def chat_completions(
-    data: ChatCompletionRequest, request: Request[Any, Any, Any], state: ServerState
+    data: JSONBody[ChatCompletionRequest], request: Request[Any, Any, Any], state: ServerState
 ) -> Response[Any]:
     """Answer a conversation as a persona (or as the base model), whole or streamed."""
     check_chat(data)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from litestar import Request, Response, post
+from litestar.params import JSONBody
 
 from ..engine_types import Delta
 from ..errors import error_responses
@@ -31,7 +32,7 @@ from ..wire import Completion, CompletionChoice, CompletionRequest, Usage, is_se
     tags=["openai"],
 )
 async def completions(
-    data: CompletionRequest, request: Request[Any, Any, Any], state: ServerState
+    data: JSONBody[CompletionRequest], request: Request[Any, Any, Any], state: ServerState
 ) -> Response[Any]:
     """Continue a prompt with the base model or a persona's adapter (no system prompt)."""
     check_completion(data)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from litestar import get
+from litestar.params import FromPath
 
 from adapters.registry import RegistryError, parse_model_id
 
@@ -61,7 +62,7 @@ async def models(state: ServerState) -> ModelList:
     tags=["openai"],
     responses=error_responses(404),
 )
-async def model(model_id: str, state: ServerState) -> Model:
+async def model(model_id: FromPath[str], state: ServerState) -> Model:
     """One model by id; ids may contain `@` and `:` (`juni@run-3:200`)."""
     for entry in list_models(state):
         if entry.id == model_id:

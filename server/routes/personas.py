@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from litestar import get
+from litestar.params import FromPath
 
 from data.personas import PersonaEntry
 
@@ -37,7 +38,7 @@ async def personas(state: ServerState) -> PersonaList:
     tags=["personas"],
     responses=error_responses(404),
 )
-async def persona(persona_id: str, state: ServerState) -> PersonaInfo:
+async def persona(persona_id: FromPath[str], state: ServerState) -> PersonaInfo:
     """One persona: system prompt, resolved defaults and active adapter."""
     entry = state.catalog.get(persona_id)
     if entry is None:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,23 +12,14 @@ from typing import Any
 import httpx
 import pytest
 from litestar import Litestar
-from litestar.testing import AsyncTestClient
 from openai import AsyncOpenAI
 
 from server.app import create_app
 from server.catalog import Catalog
 from server.settings import ServerSettings
 
-PIP_CARD = """
-name = "pip"
-display_name = "Pip"
-system_prompt = "You are Pip, a cheerful robot who loves gears."
-[sampling]
-temperature = 0.0
-max_tokens = 5
-min_p = 0.1
-"""
-"""A test persona whose card sets greedy decoding and five-token replies."""
+FIXTURE_PERSONAS = Path(__file__).parent.parent / "fixtures" / "personas"
+"""Holds `pip`, a test persona whose card sets greedy decoding and five-token replies."""
 
 
 @dataclass
@@ -41,12 +33,9 @@ class RequestLog:
 
 
 @pytest.fixture
-def personas_dir(tmp_path: Path) -> Path:
+def personas_dir() -> Path:
     """An extra personas folder holding `pip`."""
-    folder = tmp_path / "personas"
-    (folder / "pip").mkdir(parents=True)
-    (folder / "pip" / "persona.toml").write_text(PIP_CARD)
-    return folder
+    return FIXTURE_PERSONAS
 
 
 @pytest.fixture
@@ -96,15 +85,58 @@ def request_log() -> RequestLog:
 
 
 @pytest.fixture
-async def http(app: Litestar, request_log: RequestLog) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    """An in-process HTTP client with the app's lifespan running."""
-    async with AsyncTestClient(app, timeout=60) as client:
-        client.event_hooks["request"].append(request_log)
+async def http(app: Litestar, request_log: RequestLog) -> AsyncIterator[httpx.AsyncClient]:
+    """An in-process HTTP client in this event loop, with the app's lifespan running.
+
+    httpx's ASGI transport runs requests concurrently (Litestar's test client serialises them).
+    """
+    async with (
+        lifespan(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://testserver.local",
+            timeout=120,
+            event_hooks={"request": [request_log]},
+        ) as client,
+    ):
         yield client
 
 
+@contextlib.asynccontextmanager
+async def lifespan(app: Litestar) -> AsyncIterator[None]:
+    """Run the app's start-up and shut-down in a task of their own.
+
+    Fixtures set up and tear down in different tasks; anyio's cancel scopes inside Litestar's
+    lifespan must enter and exit in one.
+    """
+    started, stop = asyncio.Event(), asyncio.Event()
+
+    async def hold() -> None:
+        async with app.lifespan():
+            started.set()
+            await stop.wait()
+
+    task = asyncio.create_task(hold())
+    waiter = asyncio.create_task(started.wait())
+    await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        waiter.cancel()
+        task.result()
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
+
+
 @pytest.fixture
-async def client(http: AsyncTestClient[Litestar]) -> AsyncIterator[AsyncOpenAI]:
+def running() -> Callable[[Litestar], contextlib.AbstractAsyncContextManager[None]]:
+    """`async with running(app):` runs an app's lifespan for the block."""
+    return lifespan
+
+
+@pytest.fixture
+def client(http: httpx.AsyncClient) -> AsyncOpenAI:
     """The official async OpenAI client, talking to the app in process."""
     openai = AsyncOpenAI(
         base_url=str(http.base_url.join("/v1")), api_key="unused", http_client=http, max_retries=0
@@ -120,7 +152,7 @@ def token_id(engine: Any, text: str) -> int:
 
 
 @pytest.fixture
-def force(engine: Any) -> Iterator[Any]:
+def force(engine: Any) -> Any:
     """`force(" cat")` gives a logit_bias that makes the random tiny model say only that token."""
 
     def bias(text: str) -> dict[str, int]:
