@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+import pytest_asyncio
 from adapter_files import publish_bad, publish_random
 from openai import AsyncOpenAI, BadRequestError, NotFoundError
 
@@ -38,13 +39,24 @@ class Live:
     service: AdapterService
 
 
-@pytest.fixture
-async def live(tmp_path: Path, tiny_model_dir: Path) -> AsyncIterator[Live]:
-    import uvicorn
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def engine(tiny_model_dir: Path) -> AsyncIterator[Any]:
+    """One engine for the module: loading the 262k-token tokenizer dominates set-up."""
     from server.engine import Engine
 
     engine = await asyncio.to_thread(Engine.load, str(tiny_model_dir), max_batch=4, max_adapters=4)
     engine.start()
+    yield engine
+    await engine.aclose()
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def live(tmp_path: Path, tiny_model_dir: Path, engine: Any) -> AsyncIterator[Live]:
+    import uvicorn
+
     catalog = Catalog.discover([])
     assert catalog.get(PERSONA) is not None
     root = tmp_path / "adapters"
@@ -74,7 +86,6 @@ async def live(tmp_path: Path, tiny_model_dir: Path) -> AsyncIterator[Live]:
         await service.aclose()
         server.should_exit = True
         await task
-    await engine.aclose()
 
 
 class Events:
@@ -151,7 +162,7 @@ async def test_hot_reload_is_announced_and_serves_the_next_request(live: Live) -
     assert juni["active"] == "run-1:10"
     assert juni["last_error"]["version"] == "run-1:20"
     assert "truncated" in juni["last_error"]["message"]
-    assert juni["runs"][0]["latest"] == 20
+    assert juni["runs"][0]["latest"] == 10  # the broken drop never moved the marker
     assert [c["version"] for c in juni["runs"][0]["checkpoints"]] == ["run-1:10", "run-1:20"]
 
 

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 from adapter_files import BAD_KINDS, publish_bad, publish_random
 
 from adapters.registry import ModelRef, Registry, parse_model_id
@@ -19,8 +20,12 @@ WAIT = 60.0
 """Upper bound for an event to arrive; tests wait on events, never on the clock."""
 
 
-@pytest.fixture
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def engine(tiny_model_dir: Path) -> AsyncIterator[object]:
+    """One engine for the module: loading the 262k-token tokenizer dominates set-up."""
     from server.engine import Engine
 
     eng = await asyncio.to_thread(Engine.load, str(tiny_model_dir), max_batch=4, max_adapters=2)
@@ -34,7 +39,7 @@ def adapters_root(tmp_path: Path) -> Path:
     return tmp_path / "adapters"
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="module")
 async def service(
     adapters_root: Path, engine: object, tmp_path: Path
 ) -> AsyncIterator[AdapterService]:
