@@ -97,6 +97,7 @@ class Engine:
         )
         self._ids = itertools.count(1)
         self._thread: threading.Thread | None = None
+        self._closed = False
 
     @classmethod
     def load(cls, model: str, *, max_batch: int = 8, max_adapters: int = 8) -> Engine:
@@ -134,9 +135,10 @@ class Engine:
 
     async def aclose(self) -> None:
         """Fail what is running with EngineClosed and stop the MLX thread."""
-        if self._thread is None or not self._thread.is_alive():
+        closed, self._closed = self._closed, True
+        if closed or self._thread is None or not self._thread.is_alive():
             return
-        await self._command(Shutdown)
+        await self._command(Shutdown, closing=True)
 
     def validate(self, request: GenerationRequest) -> None:
         """Raise ContextLengthError or InvalidParams for a request the engine cannot run."""
@@ -174,8 +176,7 @@ class Engine:
         return self._stream(request)
 
     async def _stream(self, request: GenerationRequest) -> AsyncIterator[Delta]:
-        if self._thread is None:
-            raise EngineClosed("the engine has not been started")
+        self._check_running()
         loop = asyncio.get_running_loop()
         inbox: asyncio.Queue[Any] = asyncio.Queue()
 
@@ -216,9 +217,15 @@ class Engine:
         """Counters and current load."""
         return self._scheduler.stats()
 
-    async def _command(self, make: Any) -> Any:
+    def _check_running(self) -> None:
         if self._thread is None:
             raise EngineClosed("the engine has not been started")
+        if self._closed or not self._thread.is_alive():
+            raise EngineClosed("the engine has shut down")
+
+    async def _command(self, make: Any, closing: bool = False) -> Any:
+        if not closing:
+            self._check_running()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
 

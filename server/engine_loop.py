@@ -155,8 +155,22 @@ class Scheduler:
                     log.exception("decode step failed; failing the sequences in the batch")
                     self._fail_all(GenerationFailed(f"generation failed: {exc}"))
             mx.synchronize()
+        self._refuse_late_commands()
         if self._on_exit is not None:
             self._on_exit(None)
+
+    def _refuse_late_commands(self) -> None:
+        """Answer whatever arrived after Shutdown, so no caller waits forever."""
+        closed = EngineClosed("the engine shut down")
+        while True:
+            try:
+                command = self.commands.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(command, Submit):
+                self._fail(command.handle, closed)
+            elif not isinstance(command, Cancel):
+                command.reply(None if isinstance(command, Shutdown) else closed)
 
     # Commands
 

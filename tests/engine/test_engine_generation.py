@@ -10,6 +10,7 @@ import pytest
 
 from server.engine import (
     ContextLengthError,
+    EngineClosed,
     Delta,
     Engine,
     GenerationRequest,
@@ -260,3 +261,11 @@ async def test_a_full_batch_queues_the_rest(make_engine: Callable[..., Engine]) 
         assert small.stats().finished == 5
     finally:
         await small.aclose()
+
+
+async def test_a_closed_engine_refuses_new_work(make_engine: Callable[..., Engine]) -> None:
+    closing = make_engine(max_batch=2, max_adapters=1)
+    closing.start()
+    await closing.aclose()
+    with pytest.raises(EngineClosed):
+        await run(closing, (2, 100), greedy(2))
