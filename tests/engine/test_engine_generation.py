@@ -10,9 +10,9 @@ import pytest
 
 from server.engine import (
     ContextLengthError,
-    EngineClosed,
     Delta,
     Engine,
+    EngineClosed,
     GenerationRequest,
     InvalidParams,
     SamplingParams,
