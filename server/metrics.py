@@ -144,7 +144,15 @@ class _LiveCollector(Collector):
             return
         for field in dataclasses.fields(stats):
             value = getattr(stats, field.name)
+            name = f"persona_engine_{field.name}"
             if isinstance(value, int | float) and not isinstance(value, bool):
-                yield GaugeMetricFamily(
-                    f"persona_engine_{field.name}", f"Engine statistic {field.name}", value=value
+                yield GaugeMetricFamily(name, f"Engine statistic {field.name}", value=value)
+            elif field.name == "batch_sizes":
+                steps = GaugeMetricFamily(
+                    "persona_engine_batch_steps",
+                    "Decode steps run at each batch size",
+                    labels=["size"],
                 )
+                for size, count in value:
+                    steps.add_metric([str(size)], count)
+                yield steps

@@ -221,3 +221,20 @@ async def test_models_list_and_retrieve(client: AsyncOpenAI, model: str, base: s
     assert got.owned_by == "persona-studio"
     if model != base:
         assert (got.model_extra or {})["parent"] == base
+
+
+def test_prompt_has_one_bos_and_the_generation_prompt(engine: Any) -> None:
+    from server.prompt import chat_messages, chat_prompt, text_prompt
+    from server.wire import ChatMessage
+
+    tokenizer = engine.tokenizer
+    bos = tokenizer.bos_token_id
+    messages = chat_messages([ChatMessage(role="user", content="hi")], "You are Pip.")
+    ids = chat_prompt(tokenizer, messages)
+    assert ids[0] == bos
+    assert ids.count(bos) == 1
+    assert tokenizer.decode(list(ids)).endswith("<start_of_turn>model\n")
+    assert "You are Pip." in tokenizer.decode(list(ids))
+    doubled = text_prompt(tokenizer, "<bos>Once upon", engine.vocab_size)
+    assert doubled.count(bos) == 1
+    assert doubled[0] == bos

@@ -227,4 +227,5 @@ async def test_concurrent_mixed_personas_share_the_engine(
         metrics = (await http.get("/metrics")).text
         assert 'persona_lora_requests_total{adapter="run-1:100",persona="juni"} 3.0' in metrics
         assert "persona_time_to_first_token_seconds_bucket" in metrics
+        assert 'persona_engine_batch_steps{size="' in metrics
         assert 'persona_http_requests_total{method="POST",route="/v1/chat/completions"' in metrics
