@@ -1,0 +1,103 @@
+"""`persona serve` as a real subprocess on the embedded Gemma 3 270M, driven by the sync client."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from openai import AuthenticationError, OpenAI
+
+KEY = "test-key"
+MARKERS = ("<start_of_turn>", "<end_of_turn>", "<eos>", "<bos>")
+
+
+@dataclass
+class Served:
+    """A running `persona serve` process."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def served(tmp_path: Path, embedded_model_dir: Path) -> Iterator[Served]:
+    port = free_port()
+    log = tmp_path / "serve.log"
+    env = {**os.environ, "PERSONA_HOME": str(tmp_path / "home"), "PERSONA_API_KEY": KEY}
+    command = [sys.executable, "-m", "studio", "serve", "--port", str(port)]
+    with log.open("wb") as sink:
+        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            assert process.poll() is None, log.read_text()
+            try:
+                health = httpx.get(f"{url}/health", timeout=5)
+            except httpx.TransportError:
+                time.sleep(0.2)
+                continue
+            if health.status_code == 200:
+                break
+            assert health.status_code == 503
+            assert health.headers["retry-after"]
+            time.sleep(0.2)
+        yield Served(url, process, log)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@pytest.mark.slow
+def test_persona_serve_chats_as_juni_and_shuts_down_cleanly(served: Served) -> None:
+    client = OpenAI(base_url=f"{served.url}/v1", api_key=KEY, max_retries=0)
+    reply = client.chat.completions.create(
+        model="juni",
+        messages=[{"role": "user", "content": "What lives in a tide pool?"}],
+        max_tokens=40,
+        temperature=0.0,
+    )
+    text = reply.choices[0].message.content or ""
+    assert text.strip()
+    assert not any(marker in text for marker in MARKERS)
+    assert reply.choices[0].finish_reason in ("stop", "length")
+    assert reply.usage is not None
+    assert reply.usage.completion_tokens <= 40
+    assert (reply.model_extra or {})["persona_adapter"] is None
+    stream = client.chat.completions.create(
+        model="gemma-3-270m",
+        messages=[{"role": "user", "content": "Say hello."}],
+        max_tokens=12,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert chunks[-1].usage is not None
+    assert chunks[-1].usage.completion_tokens <= 12
+    with pytest.raises(AuthenticationError):
+        OpenAI(base_url=f"{served.url}/v1", api_key="wrong", max_retries=0).models.list()
+    served.process.send_signal(signal.SIGINT)
+    assert served.process.wait(60) == 0
+    assert "BLAS:" in served.log.read_text()
