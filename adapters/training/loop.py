@@ -22,8 +22,9 @@ import mlx.core as mx
 import mlx.optimizers as optim
 import msgspec
 
-from adapters.manifest import WEIGHTS
+from adapters.manifest import CONFIG, WEIGHTS
 from adapters.registry import set_marker
+from data.atomic import write_bytes
 
 from .batching import collate, epoch_batches, eval_batches
 from .checkpoint import manifest_for, publish
@@ -118,6 +119,7 @@ class Trainer:
                 resumed_from=self.resumed_from,
             )
         )
+        write_bytes(self.run_dir / CONFIG, self.adapter_config)
         self._write_record("training")
         reason = "finished"
         self.model.train()

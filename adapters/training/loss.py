@@ -95,7 +95,10 @@ def _numpy_chunk(
     logits: mx.array, targets: np.ndarray, grad_scale: float | None
 ) -> tuple[float, mx.array | None]:
     mx.eval(logits)
-    z = np.array(logits, copy=True)
+    # A writable view of this chunk's own fresh buffer: softmax runs in place, no 268 MB copy.
+    z = np.asarray(logits)
+    if not z.flags.writeable:
+        z = z.copy()
     rows = np.arange(z.shape[0])
     picked = z[rows, targets].astype(np.float64)
     peak = z.max(axis=1, keepdims=True)

@@ -1,0 +1,93 @@
+"""Sample adapters shipped with the package, so a fresh install chats in character at once.
+
+`adapters/sample/<persona>/<run>/` holds a run's `run.json`, its `adapter_config.json` and only
+its best checkpoint. `install_sample_adapters` copies each into the user's registry unless a run
+of that name is already there; `pack_run` makes such a folder from a trained run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from data.atomic import write_text
+
+from .manifest import CONFIG, MANIFEST, WEIGHTS
+from .registry import SAFE_NAME, Registry, read_manifest, set_marker
+
+RUN_FILE = "run.json"
+
+
+def sample_dir() -> Path:
+    """The read-only sample adapters inside the package."""
+    return Path(__file__).parent / "sample"
+
+
+def install_sample_adapters(dest: Path, source: Path | None = None) -> list[Path]:
+    """Copy every shipped sample run into the registry at `dest` if absent; return new run dirs."""
+    source = source or sample_dir()
+    installed: list[Path] = []
+    if not source.is_dir():
+        return installed
+    for persona in sorted(p for p in source.iterdir() if p.is_dir() and SAFE_NAME.match(p.name)):
+        for run in sorted(r for r in persona.iterdir() if r.is_dir() and SAFE_NAME.match(r.name)):
+            target = dest / persona.name / run.name
+            if target.exists():
+                continue
+            steps = [c for c in sorted((run / "checkpoints").glob("*")) if read_manifest(c)]
+            if not steps:
+                continue
+            staging = target.with_name(f".{run.name}.installing")
+            shutil.rmtree(staging, ignore_errors=True)
+            shutil.copytree(run, staging)
+            step = read_manifest(steps[-1]).step  # type: ignore[union-attr]
+            set_marker(staging, "best", step)
+            set_marker(staging, "latest", step)
+            staging.rename(target)
+            installed.append(target)
+    return installed
+
+
+def pack_run(registry: Registry, persona: str, run: str, dest: Path) -> Path:
+    """Copy a run's record, config and best checkpoint (weights, config, manifest) into `dest`."""
+    run_dir = registry.run_dir(persona, run)
+    best = registry.marker(persona, run, "best") or registry.marker(persona, run, "latest")
+    ckpt = next((c for c in registry.checkpoints(persona, run) if c.manifest.step == best), None)
+    if ckpt is None:
+        raise FileNotFoundError(f"{persona}@{run} has no best or latest checkpoint")
+    target = dest / persona / run
+    shutil.rmtree(target, ignore_errors=True)
+    (target / "checkpoints" / ckpt.path.name).mkdir(parents=True)
+    for name in (WEIGHTS, CONFIG, MANIFEST):
+        shutil.copy2(ckpt.path / name, target / "checkpoints" / ckpt.path.name / name)
+    shutil.copy2(run_dir / CONFIG, target / CONFIG)
+    record = json.loads((run_dir / RUN_FILE).read_text())
+    config = record.get("config", {})
+    for key in ("persona_folder", "train_file", "valid_file"):
+        # Paths of the machine it was trained on mean nothing elsewhere; keep the file name.
+        if config.get(key):
+            config[key] = Path(config[key]).name
+    write_text(target / RUN_FILE, json.dumps(record, indent=2))
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m adapters.sample PERSONA RUN`: pack a trained run as the shipped sample."""
+    from data.home import adapters_dir
+
+    parser = argparse.ArgumentParser(prog="python -m adapters.sample", description=main.__doc__)
+    parser.add_argument("persona")
+    parser.add_argument("run")
+    parser.add_argument("--adapters", type=Path, help="registry to read (default: the user's)")
+    args = parser.parse_args(argv)
+    target = pack_run(Registry(args.adapters or adapters_dir()), args.persona, args.run,
+                      sample_dir())  # fmt: skip
+    print(target)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
