@@ -1,11 +1,9 @@
 """The MLX thread: a command queue feeding a continuous-batching scheduler.
 
 Each turn of the loop applies waiting commands (new sequences, cancellations, adapter loads and
-unloads), prefills newly admitted sequences one by one into their own KV cache, merges them into
-the running batch (mlx-lm's BatchKVCache / BatchRotatingKVCache, left-padded and masked), then
-runs one decode step for every row together. As in mlx-lm's `generate_step`, the next step is
-queued with `mx.async_eval` before the current tokens are read, so Python work overlaps compute.
-An error while starting one sequence fails that sequence only; the loop itself never dies.
+unloads), prefills newly admitted sequences, lets them join the running batch, and runs one
+decode step for every row together (`engine_batch.DecodeBatch`). An error while starting or
+delivering one sequence fails that sequence only; the loop itself never dies.
 """
 
 from __future__ import annotations
@@ -19,15 +17,8 @@ from typing import Any
 
 import mlx.core as mx
 import mlx.nn as nn
-from mlx.utils import tree_flatten
-from mlx_lm.models.cache import (
-    BatchKVCache,
-    BatchRotatingKVCache,
-    KVCache,
-    RotatingKVCache,
-    make_prompt_cache,
-)
 
+from .engine_batch import DecodeBatch, float_dtype
 from .engine_row import Handle, Row, read_logprob
 from .engine_sampling import RowSampler
 from .engine_tokens import TokenText
@@ -45,8 +36,6 @@ from .lora_load import read_adapter
 
 log = logging.getLogger(__name__)
 
-PREFILL_STEP = 512
-"""Prompt tokens per prefill forward pass."""
 CLEAR_EVERY = 256
 """Decode steps between releases of MLX's buffer cache."""
 
@@ -109,15 +98,12 @@ class Scheduler:
         """Loaded adapter keys, most recent first (a snapshot other threads may read)."""
         self.counts: Counter[str] = Counter()
         self.batch_sizes: Counter[int] = Counter()
-        self._dtype = _float_dtype(model)
+        self._dtype = float_dtype(model)
         self._names = TokenText(tokenizer)
-        self._rows: list[Row] = []
-        self._cache: list[Any] | None = None
-        self._next: mx.array | None = None
+        self.batch = DecodeBatch(model, self.bank, vocab_size)
         self._waiting: deque[Handle] = deque()
         self._running = True
         self._on_exit: Reply | None = None
-        _batch_cache(model)  # refuse unsupported cache types at start-up, not on first request
 
     def stats(self) -> EngineStats:
         """A snapshot of the counters."""
@@ -129,7 +115,7 @@ class Scheduler:
             failed=c["failed"],
             prompt_tokens=c["prompt_tokens"],
             completion_tokens=c["completion_tokens"],
-            active=len(self._rows),
+            active=len(self.batch.rows),
             queued=len(self._waiting),
             steps=c["steps"],
             prefills=c["prefills"],
@@ -147,9 +133,9 @@ class Scheduler:
         with mx.stream(mx.new_stream(mx.default_device())):
             while self._running:
                 try:
-                    self._drain(block=not self._rows and not self._waiting)
+                    self._drain(block=not self.batch.rows and not self._waiting)
                     self._admit()
-                    if self._rows:
+                    if self.batch.rows:
                         self._step()
                 except Exception as exc:
                     log.exception("decode step failed; failing the sequences in the batch")
@@ -213,7 +199,7 @@ class Scheduler:
                 self._waiting.remove(handle)
                 self.counts["cancelled"] += 1
                 return
-        for i, row in enumerate(self._rows):
+        for i, row in enumerate(self.batch.rows):
             if row.handle.id == handle_id:
                 self._remove([i])
                 self.counts["cancelled"] += 1
@@ -239,7 +225,7 @@ class Scheduler:
         blocked: deque[Handle] = deque()
         while self._waiting:
             handle = self._waiting.popleft()
-            if len(self._rows) >= self.max_batch:
+            if len(self.batch.rows) >= self.max_batch:
                 blocked.append(handle)
                 continue
             try:
@@ -254,7 +240,7 @@ class Scheduler:
                 log.exception("prefill failed")
                 self._fail(handle, GenerationFailed(f"generation failed: {exc}"))
                 continue
-            self._join(row)
+            self.batch.join(row)
         self._waiting = blocked
 
     def _start(self, handle: Handle) -> Row:
@@ -270,7 +256,7 @@ class Scheduler:
                 request.params, request.prompt, tuple(self.stop_ids), self.vocab_size
             )
             row = Row(handle, sampler, self.tokenizer.detokenizer, slot, key)
-            row.cache, row.first = self._prefill(row)
+            self.batch.prefill(row)
         except BaseException:
             if key:
                 self.bank.release(key)
@@ -279,71 +265,16 @@ class Scheduler:
         self.counts["prompt_tokens"] += len(request.prompt)
         return row
 
-    def _prefill(self, row: Row) -> tuple[list[Any], mx.array]:
-        prompt = mx.array(row.handle.request.prompt, dtype=mx.uint32)[None]
-        cache = _batch_cache(self.model)
-        self.bank.select([row.slot])
-        body = prompt.shape[1] - 1
-        for start in range(0, body, PREFILL_STEP):
-            self.model(prompt[:, start : min(start + PREFILL_STEP, body)], cache=cache)
-            mx.eval([c.state for c in cache])
-        logits = self.model(prompt[:, body:], cache=cache)[:, -1, :]
-        first = self._sample(row, logits, None)
-        mx.async_eval(first, *(row.pending or ()))
-        return cache, first
-
-    def _join(self, row: Row) -> None:
-        assert row.cache is not None
-        assert row.first is not None
-        if self._cache is None or self._next is None:
-            self._cache, self._next = row.cache, row.first
-        else:
-            for mine, theirs in zip(self._cache, row.cache, strict=True):
-                mine.extend(theirs)
-            self._next = mx.concatenate([self._next, row.first])
-        row.cache, row.first = None, None
-        self._rows.append(row)
-
     # Decoding
 
-    def _sample(self, row: Row, logits: mx.array, token: mx.array | None) -> mx.array:
-        logits = row.sampler.process(logits, token)
-        logprobs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
-        chosen = row.sampler.sample(logprobs)
-        if row.wants_logprobs:
-            picked = mx.take_along_axis(logprobs, chosen[:, None], axis=-1)
-            k = min(row.top_logprobs, self.vocab_size)
-            if k:
-                ids = mx.argpartition(-logprobs, kth=k - 1, axis=-1)[:, :k]
-                row.pending = (picked, ids, mx.take_along_axis(logprobs, ids, axis=-1))
-            else:
-                row.pending = (picked, None, None)
-        return chosen
-
     def _step(self) -> None:
-        rows, inputs = self._rows, self._next
-        assert inputs is not None
-        current = [row.pending for row in rows]
-        self.bank.select([row.slot for row in rows])
-        logits = self.model(inputs[:, None], cache=self._cache)[:, -1, :]
-        if all(row.sampler.plain for row in rows):
-            upcoming = mx.argmax(logits, axis=-1)
-            for row in rows:
-                row.sampler.count += 1
-        else:
-            upcoming = mx.concatenate(
-                [self._sample(r, logits[i : i + 1], inputs[i : i + 1]) for i, r in enumerate(rows)]
-            )
-        extras = [p for row in rows if row.pending for p in row.pending if p is not None]
-        mx.async_eval(upcoming, *extras)
+        consumed = self.batch.step()
         self.counts["steps"] += 1
-        self.batch_sizes[len(rows)] += 1
-        tokens = inputs.tolist()
-        self._next = upcoming
+        self.batch_sizes[len(consumed)] += 1
         outbox: list[tuple[Handle, Any]] = []
         done: list[int] = []
-        for i, row in enumerate(rows):
-            item = self._advance(row, tokens[i], current[i])
+        for i, (row, token, pending) in enumerate(consumed):
+            item = self._advance(row, token, pending)
             if item is None:
                 continue
             outbox.append((row.handle, item))
@@ -380,20 +311,10 @@ class Scheduler:
             self._cancel(handle.id)
 
     def _remove(self, indices: list[int]) -> None:
-        drop = set(indices)
-        keep = [i for i in range(len(self._rows)) if i not in drop]
-        for i in drop:
-            if self._rows[i].adapter_key:
-                self.bank.release(self._rows[i].adapter_key)
+        for row in self.batch.remove(indices):
+            if row.adapter_key:
+                self.bank.release(row.adapter_key)
         self.loaded = tuple(self.bank.keys())
-        if not keep or self._cache is None or self._next is None:
-            self._rows, self._cache, self._next = [], None, None
-            mx.clear_cache()
-            return
-        for cache in self._cache:
-            cache.filter(keep)
-        self._next = self._next[mx.array(keep)]
-        self._rows = [self._rows[i] for i in keep]
 
     # Failures
 
@@ -405,29 +326,8 @@ class Scheduler:
             log.warning("could not deliver an error to sequence %d", handle.id)
 
     def _fail_all(self, error: BaseException) -> None:
-        handles = [row.handle for row in self._rows] + list(self._waiting)
-        self._remove(list(range(len(self._rows))))
+        handles = [row.handle for row in self.batch.rows] + list(self._waiting)
+        self._remove(list(range(len(self.batch.rows))))
         self._waiting.clear()
         for handle in handles:
             self._fail(handle, error)
-
-
-def _batch_cache(model: nn.Module) -> list[Any]:
-    """An empty one-row batch cache of the model's own cache layout."""
-    caches: list[Any] = []
-    for cache in make_prompt_cache(model):
-        if type(cache) is KVCache:
-            caches.append(BatchKVCache([0]))
-        elif type(cache) is RotatingKVCache and cache.keep == 0:
-            caches.append(BatchRotatingKVCache(cache.max_size, [0]))
-        else:
-            raise EngineError(f"{type(cache).__name__} caches cannot be batched yet")
-    return caches
-
-
-def _float_dtype(model: nn.Module) -> mx.Dtype:
-    """The dtype adapter weights are cast to: that of the model's first float parameter."""
-    for _, value in tree_flatten(model.parameters()):
-        if mx.issubdtype(value.dtype, mx.floating):
-            return value.dtype
-    return mx.float32
