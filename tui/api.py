@@ -177,7 +177,8 @@ class ApiClient:
             with translated(self.base_url):
                 response = await self._http.get("/health", timeout=5.0)
         except ApiError as exc:
-            return ServerHealth("down", exc.message)
+            # A timeout means something listens but is busy (a model loading on a slow machine).
+            return ServerHealth("down" if exc.unreachable else "loading", exc.message)
         try:
             body = msgspec.json.decode(response.content, type=Health)
         except (msgspec.DecodeError, msgspec.ValidationError):

@@ -29,7 +29,7 @@ from .status import ServerStatus
 from .widgets.nav_bar import SCREENS
 from .wire import AdapterEvent
 
-SCREEN_KEYS = Binding.Group("Screens", compact=True)
+SCREEN_KEYS = Binding.Group("Screens")
 
 
 class StudioApp(App[None]):
@@ -47,7 +47,9 @@ class StudioApp(App[None]):
     }
     BINDINGS: ClassVar[list[BindingType]] = [
         *[
-            Binding(key, f"switch_mode('{mode}')", title, group=SCREEN_KEYS)
+            Binding(
+                key, f"switch_mode('{mode}')", title, group=SCREEN_KEYS, key_display=key.upper()
+            )
             for mode, key, title in SCREENS
         ],
         Binding("ctrl+q", "quit", "Quit", priority=True),

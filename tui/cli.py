@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 
@@ -43,6 +44,9 @@ def run(args: argparse.Namespace) -> int:
     from .app import make_app
 
     app = make_app(settings, ApiClient(settings.url, timeout=settings.timeout))
+    # A terminal closing or a `kill` should still stop the server this session started.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, lambda *_: app.exit())
     try:
         app.run()
     finally:

@@ -114,21 +114,24 @@ class TrainProgress:
         return self.val_points[-1][1] if self.val_points else None
 
     def summary(self) -> str:
-        """One line: run, step, epoch, losses, speed and time left."""
+        """Two lines: run, step, epoch and time left; then losses and speed."""
         if self.state == "idle":
             return "Not training. Pick a persona, adjust the settings, then Ctrl+S to start."
-        parts = [f"{self.persona} {self.run}".strip()]
         total = f"/{self.total_steps}" if self.total_steps else ""
-        parts.append(f"step {self.step}{total}")
-        parts.append(f"epoch {self.epoch:.2f}")
-        if self.last_train_loss is not None:
-            parts.append(f"train loss {self.last_train_loss:.3f}")
-        if self.last_val_loss is not None:
-            parts.append(f"val loss {self.last_val_loss:.3f}")
-        if self.tokens_per_sec:
-            parts.append(f"{self.tokens_per_sec:.0f} tok/s")
+        where = [
+            f"{self.persona} {self.run}".strip(),
+            f"step {self.step}{total}",
+            f"epoch {self.epoch:.2f}",
+        ]
         if self.state == "running":
-            parts.append(f"ETA {format_duration(self.eta_sec)}")
+            where.append(f"ETA {format_duration(self.eta_sec)}")
         else:
-            parts.append(f"{self.state}: {self.message}")
-        return " · ".join(parts)
+            where.append(f"{self.state}: {self.message}")
+        how = []
+        if self.last_train_loss is not None:
+            how.append(f"train loss {self.last_train_loss:.3f}")
+        if self.last_val_loss is not None:
+            how.append(f"val loss {self.last_val_loss:.3f}")
+        if self.tokens_per_sec:
+            how.append(f"{self.tokens_per_sec:.0f} tok/s")
+        return " · ".join(where) + ("\n" + " · ".join(how) if how else "")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -58,12 +59,14 @@ def logged_argvs(path: Path) -> list[list[str]]:
 
 
 async def wait_for(pilot: Pilot[None], ready: Callable[[], bool], seconds: float = 120) -> None:
-    """Pause until `ready()` holds (subprocesses take as long as the machine makes them)."""
-    for _ in range(int(seconds / 0.1)):
-        if ready():
-            return
-        await pilot.pause(0.1)
-    raise AssertionError("condition not reached")
+    """Let the app run until `ready()` holds (subprocesses take as long as the machine makes
+    them); a deadline in wall-clock time, checked often but cheaply."""
+    deadline = time.monotonic() + seconds
+    while not ready():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not reached in {seconds} s")
+        await asyncio.sleep(0.1)
+    await pilot.pause()
 
 
 async def settle(pilot: Pilot[None]) -> None:
@@ -104,6 +107,8 @@ class ScriptedClient(ApiClient):
         self.reply = reply
         self.delay = 0.0
         """Seconds between streamed words (tests of Esc set it)."""
+        self.one_piece = False
+        """Send the reply as one chunk (so no speed is measured: stable snapshots)."""
         self.requests: list[tuple[str, list[ChatMessage], SamplingOverrides]] = []
         self.activations: list[tuple[str, str, int | None]] = []
         self.fail_chat: ApiError | None = None
@@ -159,11 +164,14 @@ class ScriptedClient(ApiClient):
             raise self.fail_chat
         words = self.reply.split(" ")
         adapter = "run-1:40" if model.startswith("juni") else None
+        if self.one_piece:
+            yield ReplyPiece(self.reply, adapter=adapter)
+            words = []
         for i, word in enumerate(words):
             if self.delay:
                 await asyncio.sleep(self.delay)
             yield ReplyPiece(word if i == 0 else " " + word, adapter=adapter)
-        yield ReplyPiece("", "stop", adapter, len(words))
+        yield ReplyPiece("", "stop", adapter, len(self.reply.split(" ")))
 
     async def adapter_events(self) -> AsyncIterator[AdapterEvent]:
         await asyncio.Event().wait()

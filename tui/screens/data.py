@@ -13,7 +13,14 @@ from textual_plotext import PlotextPlot
 
 from ..api import ApiError
 from ..cards import local_personas
-from ..data_report import ProblemLine, StatsView, read_record, run_check, run_stats
+from ..data_report import (
+    CheckOutcome,
+    ProblemLine,
+    StatsView,
+    read_record,
+    run_check,
+    run_stats,
+)
 from .base import StudioScreen
 
 
@@ -106,6 +113,10 @@ class DataScreen(StudioScreen):
             self.summary.update(f"{error.title}: {error.message}")
             self.report(error)
             return
+        self.show_problems(outcome)
+
+    def show_problems(self, outcome: CheckOutcome) -> None:
+        """List what the check found."""
         self.problems = outcome.problems
         table = self.problem_table
         table.clear()

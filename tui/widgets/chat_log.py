@@ -24,7 +24,9 @@ class MessageView(Vertical):
         """Role, body, caption."""
         yield Label(self._title, classes="role", markup=False)
         yield Markdown(self._text)
-        yield Label(self._caption, classes="caption", markup=False)
+        yield Label(
+            self._caption, classes="caption" if self._caption else "caption -empty", markup=False
+        )
 
     @property
     def markdown(self) -> Markdown:
@@ -39,6 +41,7 @@ class MessageView(Vertical):
     def set_caption(self, text: str) -> None:
         """Replace the caption."""
         self.caption.update(text)
+        self.caption.set_class(not text, "-empty")
 
 
 class ChatLog(VerticalScroll):

@@ -1,0 +1,229 @@
+"""One still picture per screen, at a fixed size, from scripted data (no clocks, no watchers)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+from fakes import FAKE_PERSONA, ScriptedClient, settle, wait_for
+from textual.pilot import Pilot
+from textual.widgets import Input
+
+from adapters.training.events import DatasetInfo
+from tui.app import StudioApp, make_app
+from tui.conversations import Conversation, Turn
+from tui.data_report import BandView, CheckOutcome, LengthsView, ProblemLine, ShareView, StatsView
+from tui.screens.chat import ChatScreen
+from tui.screens.data import DataScreen
+from tui.screens.eval import EvalScreen
+from tui.screens.train import TrainScreen
+from tui.settings import TuiSettings
+from tui.training import (
+    BestEvent,
+    CheckpointEvent,
+    StartEvent,
+    StepEvent,
+    ValEvent,
+)
+from tui.wire import SamplingOverrides
+
+SIZE = (120, 36)
+Snap = Callable[..., bool]
+
+
+@pytest.fixture(autouse=True)
+def utc(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Times on screen are local times: pin the zone so pictures match everywhere."""
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+
+
+@pytest.fixture
+def still_app() -> StudioApp:
+    client = ScriptedClient()
+    client.one_piece = True
+    settings = TuiSettings(watch=False, start_server=False, persona_command=FAKE_PERSONA)
+    return make_app(settings, client)
+
+
+async def steady(pilot: Pilot[None]) -> None:
+    """Let work finish, stop cursors blinking, and clear notifications."""
+    await settle(pilot)
+    for widget in pilot.app.screen.query(Input):
+        widget.cursor_blink = False
+    pilot.app.clear_notifications()
+    await pilot.pause()
+
+
+def test_chat_snapshot(snap_compare: Snap, still_app: StudioApp) -> None:
+    conversation = Conversation(
+        id="20260101-120000-abcdef",
+        model="juni",
+        created=0.0,
+        updated=0.0,
+        overrides=SamplingOverrides(temperature=0.6),
+        turns=(
+            Turn("user", "Where do crabs sleep?"),
+            Turn(
+                "assistant",
+                "Splish-splash! Crabs tuck into **rock cracks** at night.",
+                model="juni",
+                adapter="run-1:40",
+                tokens=14,
+                tokens_per_sec=9.5,
+                finish_reason="stop",
+            ),
+            Turn("user", "Do they snore?"),
+            Turn(
+                "assistant",
+                "Hmm, I do not know! Shall we listen at the tide pool?",
+                model="juni",
+                adapter="run-1:40",
+                tokens=15,
+                tokens_per_sec=9.8,
+                finish_reason="stop",
+            ),
+        ),
+    )
+
+    async def run_before(pilot: Pilot[None]) -> None:
+        await settle(pilot)
+        screen = pilot.app.screen
+        assert isinstance(screen, ChatScreen)
+        await screen.show_conversation(conversation)
+        await steady(pilot)
+
+    assert snap_compare(still_app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_train_snapshot(snap_compare: Snap, still_app: StudioApp) -> None:
+    dataset = DatasetInfo(280, 20, 40000, 21000, 2800, 70, "0" * 64)
+    events = [StartEvent(run="run-2", persona="juni", config={}, dataset=dataset, total_steps=140)]
+    for step in range(5, 65, 5):
+        events.append(
+            StepEvent(
+                step=step,
+                epoch=step / 70,
+                train_loss=3.2 - step * 0.02,
+                lr=1e-4,
+                tokens_per_sec=41.0,
+                it_per_sec=0.3,
+                eta_sec=(140 - step) * 3.0,
+                peak_memory_gb=2.1,
+            )
+        )
+        if step % 25 == 0:
+            val = 3.25 - step * 0.018
+            events += [
+                ValEvent(step=step, val_loss=val),
+                CheckpointEvent(step=step, path="", version=f"run-2:{step}"),
+                BestEvent(step=step, val_loss=val),
+            ]
+
+    async def run_before(pilot: Pilot[None]) -> None:
+        await pilot.press("f2")
+        await settle(pilot)
+        screen = pilot.app.screen
+        assert isinstance(screen, TrainScreen)
+        for event in events:
+            screen.monitor.record(event)
+        screen.monitor.mark_live("run-2:25")
+        await steady(pilot)
+
+    assert snap_compare(still_app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_adapters_snapshot(snap_compare: Snap, still_app: StudioApp) -> None:
+    async def run_before(pilot: Pilot[None]) -> None:
+        await pilot.press("f3")
+        await steady(pilot)
+
+    assert snap_compare(still_app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_compare_snapshot(snap_compare: Snap, still_app: StudioApp) -> None:
+    async def run_before(pilot: Pilot[None]) -> None:
+        await pilot.press("f4")
+        await settle(pilot)
+        await pilot.press(*"What is a tide?", "enter")
+        await steady(pilot)
+
+    assert snap_compare(still_app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_data_snapshot(snap_compare: Snap, still_app: StudioApp) -> None:
+    # A relative path (tests run from the repository root) keeps the picture the same anywhere.
+    broken = "tests/tui/data/broken.jsonl"
+    problems = [
+        ProblemLine(broken, 12, "error", "the last message must be from the assistant"),
+        ProblemLine(broken, 3, "warning", "near-duplicate prompt of line 2"),
+    ]
+    stats = StatsView(
+        records=120,
+        single_turn=100,
+        multi_turn=20,
+        replies=140,
+        words=LengthsView(
+            "words",
+            140,
+            8,
+            95,
+            41.0,
+            38.0,
+            0.21,
+            [
+                BandView(0, 20, 18),
+                BandView(20, 40, 60),
+                BandView(40, 60, 44),
+                BandView(60, 80, 14),
+                BandView(80, 100, 4),
+            ],
+        ),
+        failure_modes=[
+            ShareView("idk", 12, 0.1),
+            ShareView("clarify", 9, 0.075),
+            ShareView("off_topic", 6, 0.05),
+            ShareView("boundary", 0, 0.0),
+        ],
+        phrases=[ShareView("tide pool", 30, 0.21)],
+        catchphrases=[ShareView("Splish-splash", 25, 0.18)],
+        warnings=[
+            "reply lengths are nearly uniform (CV 0.21 < 0.25)",
+            "no records tagged boundary",
+        ],
+    )
+
+    async def run_before(pilot: Pilot[None]) -> None:
+        await pilot.press("f5")
+        screen = pilot.app.screen
+        assert isinstance(screen, DataScreen)
+        # The scripted command has no `data`: wait for both workers to say so, then fill in.
+        await wait_for(
+            pilot,
+            lambda: (
+                "not available" in str(screen.summary.render())
+                and "failed" in str(screen.warning.render())
+            ),
+        )
+        await settle(pilot)
+        screen.show_problems(CheckOutcome(problems, "120 records checked: 1 errors, 1 warnings"))
+        screen.show_stats(stats)
+        screen.problem_table.focus()
+        await steady(pilot)
+
+    assert snap_compare(still_app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_eval_snapshot(snap_compare: Snap, still_app: StudioApp) -> None:
+    async def run_before(pilot: Pilot[None]) -> None:
+        await pilot.press("f6")
+        screen = pilot.app.screen
+        assert isinstance(screen, EvalScreen)
+        await settle(pilot)
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: screen.report_shown is not None)
+        screen.sample_table.focus()
+        await steady(pilot)
+
+    assert snap_compare(still_app, terminal_size=SIZE, run_before=run_before)
