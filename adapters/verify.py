@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import struct
+import threading
 from pathlib import Path
 
 import msgspec
@@ -21,6 +22,11 @@ DTYPE_BYTES = {
     "BOOL": 1,
 }  # fmt: skip
 MAX_HEADER = 100 << 20
+DIGESTS_KEPT = 256
+
+_digests: dict[tuple[str, int, int, int], str] = {}
+"""sha256 by (path, inode, size, mtime): the watcher and the engine check the same file."""
+_digests_lock = threading.Lock()
 
 
 class AdapterConfig(msgspec.Struct, frozen=True):
@@ -92,7 +98,7 @@ def weights_problems(path: Path, expected_sha256: str | None = None) -> list[str
         return [f"{WEIGHTS} has an unreadable header"]
     problems = _tensor_problems(header, size - 8 - header_len)
     if not problems and expected_sha256 is not None:
-        actual = sha256_file(path)
+        actual = _digest(path)
         if actual != expected_sha256:
             problems.append(
                 f"{WEIGHTS} sha256 {actual[:12]} does not match the manifest's "
@@ -124,3 +130,17 @@ def _tensor_problems(header: dict[str, object], data_size: int) -> list[str]:
     if end > data_size:
         problems.append(f"{WEIGHTS} is truncated: {data_size} of {end} data bytes present")
     return problems
+
+
+def _digest(path: Path) -> str:
+    info = path.stat()
+    key = (str(path), info.st_ino, info.st_size, info.st_mtime_ns)
+    with _digests_lock:
+        digest = _digests.get(key)
+    if digest is None:
+        digest = sha256_file(path)
+        with _digests_lock:
+            if len(_digests) >= DIGESTS_KEPT:
+                _digests.pop(next(iter(_digests)))
+            _digests[key] = digest
+    return digest

@@ -61,3 +61,13 @@ def test_a_manifest_in_the_wrong_folder_is_refused(tmp_path: Path, tiny_model_di
     ckpt.path.rename(moved)
     problems = checkpoint_problems(type(ckpt)(ckpt.manifest, moved), None)
     assert any("sits in" in p for p in problems)
+
+
+def test_weights_replaced_after_a_check_are_caught(tmp_path: Path, tiny_model_dir: Path) -> None:
+    ckpt = publish_random(tmp_path / "adapters", "juni", tiny_model_dir, step=10, seed=1)
+    assert checkpoint_problems(ckpt, None) == []
+    other = publish_random(tmp_path / "other", "juni", tiny_model_dir, step=10, seed=2)
+    (ckpt.path / "adapters.safetensors").write_bytes(
+        (other.path / "adapters.safetensors").read_bytes()
+    )
+    assert any("sha256" in p for p in checkpoint_problems(ckpt, None))
