@@ -194,7 +194,7 @@ class Registry:
         path = Path(path_text)
         try:
             real = (path if path.is_absolute() else root / path).resolve(strict=True)
-        except (OSError, RuntimeError):
+        except (OSError, RuntimeError, ValueError):
             raise RegistryError(f"the adapter path {path_text!r} does not exist") from None
         parts = real.relative_to(root).parts if real.is_relative_to(root) else ()
         if not (

@@ -55,6 +55,8 @@ def test_checkpoint_paths_inside_are_accepted(registry: Registry) -> None:
         "",
         "   ",
         "juni/run-1/checkpoints/0000050\x00",
+        "juni/\ud800",
+        "x" * 5000,
     ],
 )
 def test_traversal_and_non_checkpoints_are_refused(registry: Registry, attempt: str) -> None:
