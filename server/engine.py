@@ -108,7 +108,9 @@ class Engine:
         path = resolved if isinstance(resolved, Path) else _download(resolved)
         loaded, tokenizer, config = load(str(path), return_config=True)
         dtype = mx.bfloat16 if mx.default_device() == mx.gpu else mx.float32
-        loaded.set_dtype(dtype)
+        # Quantized weights stay as they are; float weights take the device's fastest dtype.
+        if not any(isinstance(m, nn.QuantizedLinear) for _, m in loaded.named_modules()):
+            loaded.set_dtype(dtype, lambda t: mx.issubdtype(t, mx.floating) and t != dtype)
         mx.eval(loaded.parameters())
         if model in (EMBEDDED, EMBEDDED_ID):
             model_id = EMBEDDED_ID

@@ -1,10 +1,10 @@
 """The rows decoding together: their KV caches, the tokens they sampled last, and one step.
 
-A sequence is prefilled alone into a one-row batch cache (mlx-lm's BatchKVCache, or
-BatchRotatingKVCache for sliding-window layers), then joins the running batch with `extend`, which
-left-pads the shorter history and masks the padding. A finished row is dropped with `filter`. As
-in mlx-lm's `generate_step`, each step queues the next forward pass with `mx.async_eval` before
-reading the tokens of the previous one, so Python work overlaps the computation.
+A sequence is prefilled alone, a chunk at a time, into a one-row batch cache (mlx-lm's
+BatchKVCache, or BatchRotatingKVCache for sliding-window layers), then joins the running batch
+with `extend`, which left-pads the shorter history and masks the padding; a finished row leaves
+with `filter`. As in mlx-lm's `generate_step`, each step queues the next forward pass with
+`mx.async_eval` before reading the tokens of the previous one, so Python overlaps the compute.
 """
 
 from __future__ import annotations
@@ -45,19 +45,30 @@ class DecodeBatch:
         self._next: mx.array | None = None
         batch_cache(model)  # refuse unsupported cache types at start-up, not on first request
 
-    def prefill(self, row: Row) -> None:
-        """Run a row's prompt into its own cache and sample its first token (not yet joined)."""
-        prompt = mx.array(row.handle.request.prompt, dtype=mx.uint32)[None]
-        cache = batch_cache(self.model)
+    def prefill(self, row: Row, budget: int = PREFILL_STEP) -> bool:
+        """Run up to `budget` more prompt tokens of a row into its own cache.
+
+        True once the whole prompt is in and the first token is sampled (it may then join).
+        """
+        prompt = row.handle.request.prompt
+        body = len(prompt) - 1
+        if row.cache is None:
+            row.cache = batch_cache(self.model)
         self.bank.select([row.slot])
-        body = prompt.shape[1] - 1
-        for start in range(0, body, PREFILL_STEP):
-            self.model(prompt[:, start : min(start + PREFILL_STEP, body)], cache=cache)
-            mx.eval([c.state for c in cache])
-        logits = self.model(prompt[:, body:], cache=cache)[:, -1, :]
+        if row.prefilled < body:
+            end = min(row.prefilled + budget, body)
+            self.model(
+                mx.array(prompt[row.prefilled : end], dtype=mx.uint32)[None], cache=row.cache
+            )
+            mx.eval([c.state for c in row.cache])
+            row.prefilled = end
+            if end < body:
+                return False
+        last = mx.array(prompt[body:], dtype=mx.uint32)[None]
+        logits = self.model(last, cache=row.cache)[:, -1, :]
         row.first = self._sample(row, logits, None)
         mx.async_eval(row.first, *(row.pending or ()))
-        row.cache = cache
+        return True
 
     def join(self, row: Row) -> None:
         """Add a prefilled row; it decodes with everyone from the next step on."""

@@ -102,6 +102,8 @@ class Scheduler:
         self._names = TokenText(tokenizer)
         self.batch = DecodeBatch(model, self.bank, vocab_size)
         self._waiting: deque[Handle] = deque()
+        self._prefilling: deque[Row] = deque()
+        """Admitted sequences whose prompts are still being run, oldest first."""
         self._running = True
         self._on_exit: Reply | None = None
 
@@ -116,7 +118,7 @@ class Scheduler:
             prompt_tokens=c["prompt_tokens"],
             completion_tokens=c["completion_tokens"],
             active=len(self.batch.rows),
-            queued=len(self._waiting),
+            queued=len(self._waiting) + len(self._prefilling),
             steps=c["steps"],
             prefills=c["prefills"],
             adapters_loaded=len(self.loaded),
@@ -133,8 +135,11 @@ class Scheduler:
         with mx.stream(mx.new_stream(mx.default_device())):
             while self._running:
                 try:
-                    self._drain(block=not self.batch.rows and not self._waiting)
+                    idle = not (self.batch.rows or self._waiting or self._prefilling)
+                    self._drain(block=idle)
                     self._admit()
+                    if self._prefilling:
+                        self._prefill_some()
                     if self.batch.rows:
                         self._step()
                 except Exception as exc:
@@ -194,15 +199,22 @@ class Scheduler:
             self._on_exit = command.reply
 
     def _cancel(self, handle_id: int) -> None:
+        # Count first: a reader that sees the row gone must also see it counted.
         for handle in self._waiting:
             if handle.id == handle_id:
-                self._waiting.remove(handle)
                 self.counts["cancelled"] += 1
+                self._waiting.remove(handle)
+                return
+        for row in self._prefilling:
+            if row.handle.id == handle_id:
+                self.counts["cancelled"] += 1
+                self._prefilling.remove(row)
+                self._release(row.adapter_key)
                 return
         for i, row in enumerate(self.batch.rows):
             if row.handle.id == handle_id:
-                self._remove([i])
                 self.counts["cancelled"] += 1
+                self._remove([i])
                 return
 
     def _load(self, ref: AdapterRef) -> Slot:
@@ -225,22 +237,18 @@ class Scheduler:
         blocked: deque[Handle] = deque()
         while self._waiting:
             handle = self._waiting.popleft()
-            if len(self.batch.rows) >= self.max_batch:
+            if len(self.batch.rows) + len(self._prefilling) >= self.max_batch:
                 blocked.append(handle)
                 continue
             try:
-                row = self._start(handle)
+                self._prefilling.append(self._start(handle))
             except SlotsBusyError:
                 blocked.append(handle)
-                continue
             except EngineError as exc:
                 self._fail(handle, exc)
-                continue
             except Exception as exc:
-                log.exception("prefill failed")
+                log.exception("starting a sequence failed")
                 self._fail(handle, GenerationFailed(f"generation failed: {exc}"))
-                continue
-            self.batch.join(row)
         self._waiting = blocked
 
     def _start(self, handle: Handle) -> Row:
@@ -255,15 +263,36 @@ class Scheduler:
             sampler = RowSampler(
                 request.params, request.prompt, tuple(self.stop_ids), self.vocab_size
             )
-            row = Row(handle, sampler, self.tokenizer.detokenizer, slot, key)
-            self.batch.prefill(row)
+            return Row(handle, sampler, self.tokenizer.detokenizer, slot, key)
         except BaseException:
-            if key:
-                self.bank.release(key)
+            self._release(key)
             raise
-        self.counts["prefills"] += 1
-        self.counts["prompt_tokens"] += len(request.prompt)
-        return row
+
+    def _prefill_some(self) -> None:
+        """One prompt chunk of the oldest admitted sequence; it joins the batch once done.
+
+        Long prompts are prefilled a chunk per loop turn, so rows already decoding keep going.
+        """
+        row = self._prefilling[0]
+        try:
+            ready = self.batch.prefill(row)
+        except Exception as exc:
+            self._prefilling.popleft()
+            self._release(row.adapter_key)
+            log.exception("prefill failed")
+            error = exc if isinstance(exc, EngineError) else GenerationFailed(f"prefill: {exc}")
+            self._fail(row.handle, error)
+            return
+        if ready:
+            self._prefilling.popleft()
+            self.batch.join(row)
+            self.counts["prefills"] += 1
+            self.counts["prompt_tokens"] += len(row.handle.request.prompt)
+
+    def _release(self, key: str) -> None:
+        if key:
+            self.bank.release(key)
+            self.loaded = tuple(self.bank.keys())
 
     # Decoding
 
@@ -326,8 +355,12 @@ class Scheduler:
             log.warning("could not deliver an error to sequence %d", handle.id)
 
     def _fail_all(self, error: BaseException) -> None:
-        handles = [row.handle for row in self.batch.rows] + list(self._waiting)
+        handles = [row.handle for row in self.batch.rows]
+        handles += [row.handle for row in self._prefilling] + list(self._waiting)
         self._remove(list(range(len(self.batch.rows))))
+        for row in self._prefilling:
+            self._release(row.adapter_key)
+        self._prefilling.clear()
         self._waiting.clear()
         for handle in handles:
             self._fail(handle, error)

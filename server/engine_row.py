@@ -52,6 +52,8 @@ class Row:
         """Logprob data of the token sampled last and not yet consumed."""
         self.cache: list[Any] | None = None
         """Its own KV cache between prefill and joining the batch."""
+        self.prefilled = 0
+        """Prompt tokens already run into `cache`."""
         self.first: mx.array | None = None
         """Its first sampled token between prefill and joining the batch."""
         self._detok = detokenizer

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from server.engine import (
     InvalidParams,
     SamplingParams,
 )
+from server.engine_batch import PREFILL_STEP
 
 END_OF_TURN = 106
 WAIT = 60.0
@@ -98,6 +100,24 @@ async def test_rows_joining_mid_generation_and_sliding_window_match_alone(engine
     long_run, short_run = await asyncio.gather(run(engine, long_prompt, greedy(24)), late_short())
     assert ids(long_run) == long_alone
     assert ids(short_run) == short_alone
+
+
+async def test_a_prompt_prefilled_in_chunks_matches_mlx_lm(
+    engine: Engine, tiny_model_dir: Path
+) -> None:
+    import mlx.core as mx
+    from mlx_lm.generate import generate_step
+    from mlx_lm.utils import load_model
+
+    # 1,100 tokens take three prefill chunks, interleaved with the decode steps of other rows.
+    prompt = chat(engine, " ".join(["river"] * 1090))
+    assert len(prompt) > 2 * PREFILL_STEP
+    reference, _ = load_model(tiny_model_dir)
+    expected = [t for t, _ in generate_step(mx.array(prompt), reference, max_tokens=8)]
+    busy = asyncio.create_task(run(engine, chat(engine, "meanwhile"), greedy(60)))
+    long_run = await run(engine, prompt, greedy(8))
+    assert ids(long_run) == expected
+    assert (await busy)[-1].token_count == 60
 
 
 async def test_a_stop_id_ends_generation(engine: Engine) -> None:
