@@ -55,7 +55,7 @@ def reply_caption(
         parts.append(f"{tokens} tokens")
     if tokens_per_sec is not None:
         parts.append(f"{tokens_per_sec:.1f} tok/s")
-    parts.append(f"adapter {adapter}" if adapter else "base model")
+    parts.append(f"adapter {adapter}" if adapter else "no adapter")
     if finish == "length":
         parts.append("cut at max_tokens")
     elif finish and finish != "stop":

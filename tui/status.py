@@ -51,7 +51,7 @@ def describe_adapters(adapters: tuple[PersonaAdapters, ...]) -> str:
     """Each persona's active version, marked when pinned."""
     parts = []
     for entry in adapters:
-        version = entry.active or "base"
+        version = entry.active or "no adapter"
         pin = " (pinned)" if entry.mode == "pinned" else ""
         parts.append(f"{entry.persona} {version}{pin}")
     return ", ".join(parts) or "no adapters"

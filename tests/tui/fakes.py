@@ -107,6 +107,8 @@ class ScriptedClient(ApiClient):
         self.reply = reply
         self.delay = 0.0
         """Seconds between streamed words (tests of Esc set it)."""
+        self.juni = JUNI
+        """What `/v1/personas/juni` answers."""
         self.one_piece = False
         """Send the reply as one chunk (so no speed is measured: stable snapshots)."""
         self.requests: list[tuple[str, list[ChatMessage], SamplingOverrides]] = []
@@ -135,7 +137,7 @@ class ScriptedClient(ApiClient):
     async def persona(self, persona_id: str) -> PersonaInfo:
         if persona_id != "juni":
             raise ApiError("Not found (404)", f"no persona {persona_id!r}", status=404)
-        return JUNI
+        return self.juni
 
     async def adapters(self) -> list[PersonaAdapters]:
         return [self.adapter_state]

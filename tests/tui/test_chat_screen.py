@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 from fakes import ScriptedClient, notes, settle
 from textual.pilot import Pilot
 from textual.widgets import Input
@@ -10,6 +11,7 @@ from data.home import conversations_dir
 from tui.api import ApiError
 from tui.app import StudioApp
 from tui.screens.chat import ChatScreen
+from tui.wire import AdapterEvent
 
 SIZE = (120, 40)
 
@@ -152,3 +154,17 @@ async def test_every_bound_action_is_in_the_command_palette(app: StudioApp) -> N
         await settle(pilot)
         titles = {c.title for c in app.get_system_commands(app.screen)}
         assert {"Start training", "Stop", "Resume last run", "Chat"} <= titles
+
+
+async def test_a_hot_reload_of_the_chosen_persona_updates_its_details(
+    app: StudioApp, client: ScriptedClient
+) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, ChatScreen)
+        assert "Active adapter: run-1:40" in str(screen.about.render())
+        client.juni = msgspec.structs.replace(client.juni, active_adapter="run-2:10")
+        app.adapter_event = AdapterEvent("loaded", "juni", "run-2:10", "", 0.0)
+        await settle(pilot)
+        assert "Active adapter: run-2:10" in str(screen.about.render())

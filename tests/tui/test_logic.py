@@ -81,7 +81,7 @@ def test_reply_meter_counts_tokens_and_speed() -> None:
     assert meter.token_count == 4
     assert meter.adapter == "run-1:20"
     assert reply_caption(4, 3.0, "run-1:20", "stop") == "4 tokens · 3.0 tok/s · adapter run-1:20"
-    assert reply_caption(9, None, None, "length") == "9 tokens · base model · cut at max_tokens"
+    assert reply_caption(9, None, None, "length") == "9 tokens · no adapter · cut at max_tokens"
 
 
 def start(run: str, total: int) -> StartEvent:

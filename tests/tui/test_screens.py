@@ -120,7 +120,7 @@ async def test_compare_streams_each_model_side_by_side(
         assert sorted(r[0] for r in client.requests) == ["gemma-3-270m", "juni", "juni@run-1:20"]
         panes = screen.panes
         assert all(p.markdown.source == client.reply for p in panes)
-        assert "base model" in str(panes[0].caption.render())
+        assert "no adapter" in str(panes[0].caption.render())
         assert "adapter run-1:40" in str(panes[1].caption.render())
 
 

@@ -18,7 +18,7 @@ from ..conversations import Conversation, ConversationError, Turn, new_conversat
 from ..meter import ReplyMeter, reply_caption
 from ..widgets.chat_log import ChatLog, MessageView
 from ..widgets.sampling_form import SamplingForm
-from ..wire import PersonaInfo
+from ..wire import AdapterEvent, PersonaInfo
 from .base import StudioScreen
 from .conversation_picker import ConversationPicker
 
@@ -93,10 +93,17 @@ class ChatScreen(StudioScreen):
         return self.query_one("#prompt", Input)
 
     def on_mount(self) -> None:
-        """Put the cursor in the prompt."""
+        """Put the cursor in the prompt; follow hot-reloads of the chosen persona."""
         self.prompt.focus()
+        self.watch(self.studio, "adapter_event", self._adapter_event, init=False)
         if self.studio.connection:
             self.reload()
+
+    def _adapter_event(self, event: AdapterEvent | None) -> None:
+        # New checkpoints add pinnable model ids and may change the persona's active version.
+        if event is not None and event.persona == persona_of(self.conversation.model):
+            self.load_models()
+            self.load_persona(self.conversation.model)
 
     def reload(self) -> None:
         """Fetch the model list."""
