@@ -223,13 +223,18 @@ class AdapterService:
         return self.state(persona)
 
     async def follow(self, persona: str) -> PersonaAdapters:
-        """Let a persona follow its newest checkpoint again."""
+        """Let a persona follow its newest checkpoint that loads again."""
         self._require_persona(persona)
         async with self._lock:
             slot = self._slots.setdefault(persona, PersonaSlot())
             slot.mode, slot.pin = "follow", None
             await self._write_pins()
             await self._rescan(persona)
+            # Asking to follow again retries what the engine refused (it may have been busy);
+            # checkpoints whose files are broken stay refused.
+            for ckpt in self._index.get(persona, []):
+                if self._checked.get(ckpt.manifest.key) is None:
+                    self._failed.pop(ckpt.manifest.key, None)
             await self._settle(persona, announce=False)
             version = slot.active.manifest.version if slot.active else None
             self._emit("activated", persona, version, "following the newest checkpoint")

@@ -37,8 +37,12 @@ class ScriptedEngine:
 
     def __init__(self) -> None:
         self.loaded: list[str] = []
+        self.busy_once: set[str] = set()
 
     async def load_adapter(self, ref: AdapterRef) -> None:
+        if "busy" in ref.manifest.metrics and ref.manifest.key not in self.busy_once:
+            self.busy_once.add(ref.manifest.key)
+            raise AdapterError("all 2 adapter slots serve running requests")
         if "refuse" in ref.manifest.metrics:
             raise AdapterError("lora_a has shape (3, 2), the layer needs (4, 2)")
         self.loaded.insert(0, ref.manifest.key)
@@ -56,9 +60,9 @@ def safetensors(path: Path) -> None:
     path.write_bytes(len(header).to_bytes(8, "little") + header + b"\0" * 8)
 
 
-def publish(root: Path, step: int, *, refuse: bool = False) -> None:
+def publish(root: Path, step: int, *, refuse: bool = False, busy: bool = False) -> None:
     """Publish a checkpoint of `juni` run-1 the way the trainer does."""
-    metrics = {"refuse": 1.0} if refuse else {}
+    metrics = {"refuse": 1.0} if refuse else {"busy": 1.0} if busy else {}
     lora = LoraParams(2, 1.0, num_layers=1)
     manifest = Manifest(
         "juni", "run-1", step, "base", ScriptedEngine.base_hash, lora, "", time.time(), 0.0, metrics
@@ -159,3 +163,17 @@ async def test_admin_errors_use_the_openai_envelope(live: Live) -> None:
         assert error["message"]
     listing = (await live.http.get("/v1/adapters")).json()
     assert [p["persona"] for p in listing["data"]] == ["juni"]
+
+
+async def test_follow_retries_what_the_engine_refused(live: Live) -> None:
+    sub = live.service.subscribe()
+    publish(live.root, 10)
+    assert (await sub.next(WAIT)).type == "loaded"  # type: ignore[union-attr]
+    publish(live.root, 20, busy=True)
+    event = await sub.next(WAIT)
+    assert event is not None
+    assert (event.type, event.version) == ("failed", "run-1:20")
+    assert live.service.active_version("juni") == "run-1:10"
+    followed = (await live.http.post("/v1/adapters/juni/follow")).json()
+    assert (followed["mode"], followed["active"]) == ("follow", "run-1:20")
+    assert followed["last_error"]["version"] == "run-1:20"
