@@ -4,8 +4,9 @@ Rounds alternate raw `mlx_lm.stream_generate` (on its own unwrapped copy of the 
 engine streaming the same greedy prompt, so machine load hits both alike; medians are compared:
 - single-stream decode tok/s (engine / raw) and time to first token (engine - raw);
 - aggregate tok/s of 4 concurrent engine streams against 1 (wall time, prefill included);
-- decode tok/s with a rank-8 adapter on every linear layer against the base model.
-Usage: python bench/engine.py [--tokens 96] [--rounds 5] [--streams 4]
+- decode tok/s with a rank-8 adapter on every linear layer against the base model, and 4 streams
+  on 4 different adapters (one batch, LoRA gathered per row) against 4 on the base model.
+Usage: python bench/engine.py [--tokens 64] [--rounds 8] [--streams 4]
 """
 
 from __future__ import annotations
@@ -21,6 +22,16 @@ from typing import Any
 
 from adapters.blas import ensure_fast_blas
 
+LINEARS = {
+    "self_attn.q_proj": ("hidden", "q"),
+    "self_attn.k_proj": ("hidden", "kv"),
+    "self_attn.v_proj": ("hidden", "kv"),
+    "self_attn.o_proj": ("q", "hidden"),
+    "mlp.gate_proj": ("hidden", "inter"),
+    "mlp.up_proj": ("hidden", "inter"),
+    "mlp.down_proj": ("inter", "hidden"),
+}
+"""Every linear layer of a Gemma 3 block, with its (input, output) size names."""
 PROMPT = "The old lighthouse keeper climbed the stairs every evening, and on the last night"
 
 
@@ -68,14 +79,19 @@ async def engine_run(engine: Any, prompt: list[int], tokens: int, adapter: Any =
     return timing(start, stamps)
 
 
-async def concurrent(engine: Any, prompt: list[int], tokens: int, streams: int) -> float:
+async def concurrent(
+    engine: Any, prompt: list[int], tokens: int, streams: int, adapters: list[Any] | None = None
+) -> float:
     """Aggregate tok/s of `streams` simultaneous engine streams (wall clock, prefill included)."""
+    chosen = adapters or [None] * streams
     start = time.perf_counter()
-    runs = await asyncio.gather(*(engine_run(engine, prompt, tokens) for _ in range(streams)))
+    runs = await asyncio.gather(
+        *(engine_run(engine, prompt, tokens, chosen[i % len(chosen)]) for i in range(streams))
+    )
     return sum(r.tokens for r in runs) / (time.perf_counter() - start)
 
 
-def random_adapter(model_dir: Path, root: Path) -> Any:
+def random_adapter(model_dir: Path, root: Path, persona: str) -> Any:
     """A rank-8 adapter on every linear layer of every block, published like the trainer does."""
     import json
 
@@ -83,7 +99,7 @@ def random_adapter(model_dir: Path, root: Path) -> Any:
 
     from adapters.base import content_hash
     from adapters.manifest import LoraParams, Manifest
-    from adapters.registry import Registry, publish_checkpoint
+    from adapters.registry import Registry, publish_checkpoint, read_manifest
     from server.engine import AdapterRef
 
     config = json.loads((model_dir / "config.json").read_text())
@@ -94,15 +110,8 @@ def random_adapter(model_dir: Path, root: Path) -> Any:
     )
     q, kv = config["num_attention_heads"] * config["head_dim"], config["head_dim"]
     kv *= config["num_key_value_heads"]
-    dims = {
-        "self_attn.q_proj": (hidden, q),
-        "self_attn.k_proj": (hidden, kv),
-        "self_attn.v_proj": (hidden, kv),
-        "self_attn.o_proj": (q, hidden),
-        "mlp.gate_proj": (hidden, inter),
-        "mlp.up_proj": (hidden, inter),
-        "mlp.down_proj": (inter, hidden),
-    }
+    sizes = {"hidden": hidden, "inter": inter, "q": q, "kv": kv}
+    dims = {key: (sizes[a], sizes[b]) for key, (a, b) in LINEARS.items()}
     rank = 8
     weights = {}
     for n in range(layers):
@@ -115,16 +124,14 @@ def random_adapter(model_dir: Path, root: Path) -> Any:
         "lora_parameters": {"rank": rank, "scale": 20.0, "dropout": 0.0, "keys": list(dims)},
     }
     lora = LoraParams(rank, 20.0, 0.0, layers, list(dims), "lora")
-    manifest = Manifest("bench", "run-1", 1, "embedded", content_hash(model_dir), lora, "", 0.0)
-    run_dir = Registry(root).new_run("bench")[1]
+    manifest = Manifest(persona, "run-1", 1, "embedded", content_hash(model_dir), lora, "", 0.0)
+    run_dir = Registry(root).new_run(persona)[1]
     folder = publish_checkpoint(
         run_dir,
         manifest,
         lambda path: mx.save_safetensors(str(path), weights),
         json.dumps(adapter_config).encode(),
     )
-    from adapters.registry import read_manifest
-
     final = read_manifest(folder)
     assert final is not None
     return AdapterRef(final, folder)
@@ -145,7 +152,7 @@ async def main(tokens: int, rounds: int, streams: int) -> None:
 
     model_dir = prepare_embedded().path
     raw_model, tokenizer = load(str(model_dir))
-    engine = Engine.load("embedded", max_batch=max(8, streams), max_adapters=2)
+    engine = Engine.load("embedded", max_batch=max(8, streams), max_adapters=streams)
     engine.start()
     prompt = tokenizer.encode(PROMPT)
     try:
@@ -174,15 +181,24 @@ async def main(tokens: int, rounds: int, streams: int) -> None:
         print(f"aggregate, {streams} streams: {agg:6.2f} tok/s   ({agg / one:.2f}x)")
 
         with tempfile.TemporaryDirectory() as tmp:
-            adapter = random_adapter(model_dir, Path(tmp))
-            await engine.load_adapter(adapter)
+            adapters = [random_adapter(model_dir, Path(tmp), f"bench-{i}") for i in range(streams)]
+            for adapter in adapters:
+                await engine.load_adapter(adapter)
             base, lora = [], []
             for _ in range(max(2, rounds // 2)):
                 base.append((await engine_run(engine, prompt, tokens)).decode_tps)
-                lora.append((await engine_run(engine, prompt, tokens, adapter)).decode_tps)
+                lora.append((await engine_run(engine, prompt, tokens, adapters[0])).decode_tps)
             print(
-                f"adapter (rank 8, all {len(engine.loaded_adapters())} loaded) : "
-                f"{med(lora):6.2f} tok/s vs base {med(base):6.2f} ({med(lora) / med(base):.3f}x)"
+                f"1 stream, adapter   : {med(lora):6.2f} tok/s vs base {med(base):6.2f} "
+                f"({med(lora) / med(base):.3f}x; rank 8 on all {len(LINEARS)} linears per block)"
+            )
+            plain, mixed = [], []
+            for _ in range(max(2, rounds // 2)):
+                plain.append(await concurrent(engine, prompt, tokens, streams))
+                mixed.append(await concurrent(engine, prompt, tokens, streams, adapters))
+            print(
+                f"{streams} streams, {streams} adapters: {med(mixed):6.2f} tok/s vs "
+                f"{streams} on base {med(plain):6.2f} ({med(mixed) / med(plain):.3f}x)"
             )
     finally:
         await engine.aclose()
@@ -190,8 +206,8 @@ async def main(tokens: int, rounds: int, streams: int) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tokens", type=int, default=96)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--tokens", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--streams", type=int, default=4)
     args = parser.parse_args()
     asyncio.run(main(args.tokens, args.rounds, args.streams))

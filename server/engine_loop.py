@@ -221,6 +221,9 @@ class Scheduler:
         slot = self.bank.get(ref.manifest.key)
         if slot is not None:
             return slot
+        if not self.bank.has_room():
+            # Checked before reading the files: a waiting request retries every loop turn.
+            raise SlotsBusyError(f"all {self.bank.capacity} adapter slots serve running requests")
         try:
             weights = read_adapter(ref, self.base_hash, self.bank.dims(), self._dtype)
         except AdapterError:

@@ -152,6 +152,10 @@ class LoraBank:
             self._free_slot(key)
         return True
 
+    def has_room(self) -> bool:
+        """Whether a new adapter could be loaded now (a free slot, or an idle one to evict)."""
+        return bool(self._free) or any(slot.users == 0 for slot in self._slots.values())
+
     def load(self, weights: AdapterWeights) -> Slot:
         """Write an adapter into a slot, evicting the least recently used idle one if needed."""
         key = weights.manifest.key

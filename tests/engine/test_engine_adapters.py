@@ -229,3 +229,19 @@ async def test_a_bad_adapter_fails_only_its_own_request(
     assert ids(base) == expected
     assert "truncated" in reason
     await until(lambda: engine.stats().active == 0)
+
+
+async def test_a_request_waits_for_a_slot_when_all_serve_running_rows(
+    make_engine: Callable[..., Engine], root: Path, tiny_model_dir: Path
+) -> None:
+    single = make_engine(max_batch=4, max_adapters=1)
+    single.start()
+    try:
+        a = ref(publish_random(root, "wait-a", tiny_model_dir, seed=30))
+        b = ref(publish_random(root, "wait-b", tiny_model_dir, seed=31))
+        alone = [ids(await run(single, x, 12)) for x in (a, b)]
+        together = await asyncio.gather(run(single, a, 12), run(single, b, 12))
+        assert [ids(d) for d in together] == alone
+        assert single.stats().failed == 0
+    finally:
+        await single.aclose()
