@@ -103,6 +103,7 @@ class TrainingRun:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,
+                limit=1 << 22,  # the start event carries the whole config on one line
             )
         except OSError as exc:
             yield ErrorEvent(message=f"cannot start the trainer: {exc.strerror or exc}")
