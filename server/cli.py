@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .settings import ServerSettings
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -57,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
 
     from .app import create_app
 
+    _seed_sample_adapters(settings)
     app = create_app(settings)
     print(
         f"persona studio: OpenAI API at http://{settings.host}:{settings.port}/v1 "
@@ -65,3 +70,14 @@ def run(args: argparse.Namespace) -> int:
     )
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level)
     return 0
+
+
+def _seed_sample_adapters(settings: ServerSettings) -> None:
+    """On the embedded model, copy the shipped sample adapters into an empty registry slot."""
+    from adapters.base import EMBEDDED, EMBEDDED_ID
+    from adapters.sample import install_sample_adapters
+
+    if settings.model not in (EMBEDDED, EMBEDDED_ID):
+        return
+    for run_dir in install_sample_adapters(settings.adapters_path()):
+        print(f"installed sample adapter {run_dir.parent.name}@{run_dir.name}", file=sys.stderr)
