@@ -42,7 +42,7 @@ def free_port() -> int:
 
 
 def percentiles(values: list[float]) -> str:
-    """`p50 / p90` in milliseconds."""
+    """`p50 / p90` in milliseconds (nearest rank)."""
     ordered = sorted(values)
     p90 = ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
     return f"{statistics.median(ordered) * 1000:8.1f} / {p90 * 1000:8.1f}"
@@ -263,6 +263,8 @@ def main() -> None:
     print(f"{'persona studio: rename -> loaded event':44}{percentiles(ours['swap_to_loaded'])}")
     print(f"{'persona studio: rename -> first token':44}{percentiles(ours['swap_to_first_token'])}")
     print(f"{'persona studio: first token, no swap':44}{percentiles(ours['plain_first_token'])}")
+    paired = [a - b for a, b in zip(ours["swap_to_first_token"], ours["plain_first_token"])]
+    print(f"{'persona studio: swap cost (paired difference)':44}{percentiles(paired)}")
     print(f"{'mlx_lm.server: adapter switch -> first token':44}{percentiles(theirs)}")
     ratio = statistics.median(theirs) / statistics.median(ours["swap_to_first_token"])
     print(f"swaps: {n} (persona studio), {m} (mlx_lm.server); median ratio {ratio:.0f}x")
