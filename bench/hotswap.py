@@ -263,7 +263,8 @@ def main() -> None:
     print(f"{'persona studio: rename -> loaded event':44}{percentiles(ours['swap_to_loaded'])}")
     print(f"{'persona studio: rename -> first token':44}{percentiles(ours['swap_to_first_token'])}")
     print(f"{'persona studio: first token, no swap':44}{percentiles(ours['plain_first_token'])}")
-    paired = [a - b for a, b in zip(ours["swap_to_first_token"], ours["plain_first_token"])]
+    pairs = zip(ours["swap_to_first_token"], ours["plain_first_token"], strict=True)
+    paired = [swapped - plain for swapped, plain in pairs]
     print(f"{'persona studio: swap cost (paired difference)':44}{percentiles(paired)}")
     print(f"{'mlx_lm.server: adapter switch -> first token':44}{percentiles(theirs)}")
     ratio = statistics.median(theirs) / statistics.median(ours["swap_to_first_token"])
