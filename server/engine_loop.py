@@ -45,28 +45,38 @@ Reply = Callable[[Any], None]
 
 @dataclass(frozen=True)
 class Submit:
+    """A new sequence to run."""
+
     handle: Handle
 
 
 @dataclass(frozen=True)
 class Cancel:
+    """Stop a sequence and free its row."""
+
     handle_id: int
 
 
 @dataclass(frozen=True)
 class LoadAdapter:
+    """Validate an adapter and write it into a slot."""
+
     ref: AdapterRef
     reply: Reply
 
 
 @dataclass(frozen=True)
 class UnloadAdapter:
+    """Free an adapter's slot once no row uses it."""
+
     key: str
     reply: Reply
 
 
 @dataclass(frozen=True)
 class Shutdown:
+    """Fail everything still running and end the loop."""
+
     reply: Reply
 
 
