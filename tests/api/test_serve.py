@@ -69,6 +69,17 @@ def served(tmp_path: Path, embedded_model_dir: Path) -> Iterator[Served]:
                 process.wait()
 
 
+def shipped_sample_version(persona: str) -> str:
+    """The `run:step` of the sample adapter shipped for a persona."""
+    from adapters.registry import read_manifest
+    from adapters.sample import sample_dir
+
+    checkpoints = sorted((sample_dir() / persona).glob("run-*/checkpoints/*"))
+    manifest = read_manifest(checkpoints[-1])
+    assert manifest is not None
+    return manifest.version
+
+
 @pytest.mark.slow
 def test_persona_serve_chats_as_juni_and_shuts_down_cleanly(served: Served) -> None:
     client = OpenAI(base_url=f"{served.url}/v1", api_key=KEY, max_retries=0)
@@ -84,7 +95,8 @@ def test_persona_serve_chats_as_juni_and_shuts_down_cleanly(served: Served) -> N
     assert reply.choices[0].finish_reason in ("stop", "length")
     assert reply.usage is not None
     assert reply.usage.completion_tokens <= 40
-    assert (reply.model_extra or {})["persona_adapter"] is None
+    # A fresh home on the embedded model is seeded with the shipped sample adapter.
+    assert (reply.model_extra or {})["persona_adapter"] == shipped_sample_version("juni")
     stream = client.chat.completions.create(
         model="gemma-3-270m",
         messages=[{"role": "user", "content": "Say hello."}],
