@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO
 
 import mlx.core as mx
+import mlx.nn as nn
 import mlx.optimizers as optim
 import msgspec
 
@@ -263,13 +264,13 @@ class Trainer:
 
 
 def validation_loss(
-    loss: TokenLoss, model: object, examples: list[Example], batch_size: int
+    loss: TokenLoss, model: nn.Module, examples: list[Example], batch_size: int
 ) -> float:
     """Mean cross-entropy over every learned token of the validation rows."""
-    model.eval()  # type: ignore[attr-defined]
+    model.eval()
     total, count = 0.0, 0
     for rows in eval_batches([e.length for e in examples], batch_size):
-        part, n = loss.evaluate(model, collate(examples, rows))  # type: ignore[arg-type]
+        part, n = loss.evaluate(model, collate(examples, rows))
         total += part
         count += n
     return total / max(count, 1)

@@ -91,6 +91,8 @@ def make_trainable(model: nn.Module, training: Training) -> None:
         count = len(model.layers) if training.layers < 0 else training.layers
         for layer in model.layers[-count:]:
             layer.unfreeze()
+        if training.grad_checkpoint:
+            checkpoint_blocks(model)
         return
     config: dict[str, Any] = {
         "rank": training.rank,
@@ -102,9 +104,32 @@ def make_trainable(model: nn.Module, training: Training) -> None:
     linear_to_lora_layers(
         model, training.layers, config, use_dora=training.fine_tune_type == "dora"
     )
+    if training.grad_checkpoint:
+        checkpoint_blocks(model)
     # LoRA factors inherit the base dtype; train them in float32 even over a bf16 base.
     params = [(k, v.astype(mx.float32)) for k, v in tree_flatten(model.trainable_parameters())]
     model.load_weights(params, strict=False)
+
+
+def checkpoint_blocks(model: nn.Module) -> None:
+    """Recompute each trainable block's activations in the backward pass instead of keeping them.
+
+    Only these blocks' instances change class (to a subclass whose call is wrapped in
+    `mx.checkpoint`), so parameter names, other models and other blocks are untouched.
+    """
+    for layer in model.layers:
+        if not tree_flatten(layer.trainable_parameters()):
+            continue
+        block = type(layer)
+
+        def call(self: nn.Module, *args: Any, _block: type = block, **kwargs: Any) -> Any:
+            def run(params: Any, *inner: Any, **named: Any) -> Any:
+                self.update(params)
+                return _block.__call__(self, *inner, **named)
+
+            return mx.checkpoint(run)(self.trainable_parameters(), *args, **kwargs)
+
+        layer.__class__ = type(f"Checkpointed{block.__name__}", (block,), {"__call__": call})
 
 
 def adapter_config(lora: LoraParams, base_model: str, model_id: str) -> bytes:

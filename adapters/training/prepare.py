@@ -19,6 +19,7 @@ from data.dataset import Row
 from data.personas import TRAIN_FILES, VALID, default_dirs, discover
 from data.problem import Problem
 from data.split import split_rows
+from data.tokens import ChatTokenizer
 
 from .batching import epoch_batches
 from .config import RunConfig, apply_overrides
@@ -118,13 +119,13 @@ def prepare(config: RunConfig, log: Callable[[str], None]) -> Prepared:
 
 
 def load_data(
-    config: RunConfig, tokenizer: object, stop_ids: frozenset[int]
+    config: RunConfig, tokenizer: ChatTokenizer, stop_ids: frozenset[int]
 ) -> tuple[list[Example], list[Example], DatasetInfo, tuple[Problem, ...]]:
     """Check the dataset, split it and tokenize it; raise DataError listing every error."""
     t = config.training
     files = [Path(config.train_file)] + ([Path(config.valid_file)] if config.valid_file else [])
     card = PersonaCard(name=config.persona, system_prompt=config.system_prompt, training=t)
-    report = check_dataset(files, card, tokenizer)  # type: ignore[arg-type]
+    report = check_dataset(files, card, tokenizer)
     if report.errors:
         raise DataError(report.errors)
     train_rows, valid_rows = split(report.rows, config)

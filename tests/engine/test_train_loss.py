@@ -115,3 +115,29 @@ def test_a_model_whose_logits_are_not_a_plain_head_falls_back(lora_model: nn.Mod
     loss = TokenLoss(capped)
     total, count, _ = loss.value_and_grad(capped, batch)
     assert total / count == pytest.approx(_reference(capped, batch).item(), rel=1e-5)
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(tiny_model_dir) -> None:  # type: ignore[no-untyped-def]
+    from mlx_lm.utils import load_model
+
+    from adapters.training.model import make_trainable
+    from data.card import Training
+
+    batch = collate(_examples(2, seed=9), [0, 1])
+    results = []
+    for checkpointed in (False, True):
+        model, _ = load_model(tiny_model_dir)
+        mx.random.seed(4)
+        make_trainable(model, Training(layers=2, rank=4, grad_checkpoint=checkpointed))
+        for _, module in model.named_modules():
+            if hasattr(module, "lora_b"):
+                module.lora_b = mx.ones(module.lora_b.shape) * 0.01
+        total, _, grads = TokenLoss(model).value_and_grad(model, batch)
+        results.append((total, dict(tree_flatten(grads))))
+        assert type(model.layers[-1]).__name__.startswith("Checkpointed") == checkpointed
+        assert not type(model.layers[0]).__name__.startswith("Checkpointed")
+    (plain, plain_grads), (ckpt, ckpt_grads) = results
+    assert ckpt == pytest.approx(plain, rel=1e-6)
+    assert set(ckpt_grads) == set(plain_grads)
+    for name, value in plain_grads.items():
+        assert mx.allclose(ckpt_grads[name], value, rtol=1e-4, atol=1e-7).item(), name
