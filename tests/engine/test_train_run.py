@@ -55,11 +55,19 @@ def test_a_run_publishes_loadable_checkpoints_and_a_complete_record(
     assert record.config.system_prompt == SYSTEM
     assert [m.step for m in record.metrics] == list(range(1, 15))
 
+    from adapters.base import content_hash
+    from adapters.verify import checkpoint_problems
+
+    base_hash = content_hash(tiny_model_dir)
+    for ckpt in published:  # weights hashed in the manifest, config consistent, nothing partial
+        assert checkpoint_problems(ckpt, base_hash) == []
+        assert sorted(p.name for p in ckpt.path.iterdir()) == [
+            "adapter_config.json", "adapters.safetensors", "manifest.json",
+            "optimizer.safetensors", "resume.json",
+        ]  # fmt: skip
     last = published[-1]
     assert last.manifest.metrics["train_loss"] == pytest.approx(steps[-1].train_loss)
-    from adapters.base import content_hash
-
-    assert last.manifest.base_hash == content_hash(tiny_model_dir)
+    assert last.manifest.base_hash == base_hash
     model, _ = load_model(tiny_model_dir)
     load_adapters(model, str(last.path))
     saved = mx.load(str(last.path / "adapters.safetensors"))
