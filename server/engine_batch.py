@@ -1,10 +1,11 @@
 """The rows decoding together: their KV caches, the tokens they sampled last, and one step.
 
-A sequence is prefilled alone, a chunk at a time, into a one-row batch cache (mlx-lm's
-BatchKVCache, or BatchRotatingKVCache for sliding-window layers), then joins the running batch
-with `extend`, which left-pads the shorter history and masks the padding; a finished row leaves
-with `filter`. As in mlx-lm's `generate_step`, each step queues the next forward pass with
-`mx.async_eval` before reading the tokens of the previous one, so Python overlaps the compute.
+Sequences that arrive together are prefilled together, a chunk at a time, left-padded into one
+batch cache (mlx-lm's BatchKVCache, or BatchRotatingKVCache for sliding-window layers, both
+masking the padding); the group then joins the running batch with `extend`, which left-pads the
+shorter history, and a finished row leaves with `filter`. As in mlx-lm's `generate_step`, each
+step queues the next forward pass with `mx.async_eval` before reading the tokens of the previous
+one, so Python overlaps the compute.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from .engine_types import EngineError
 from .lora_bank import LoraBank
 
 PREFILL_STEP = 512
-"""Prompt tokens per prefill forward pass."""
+"""Prompt tokens per prefill forward pass (shared by the rows of a group)."""
+MIN_CHUNK = 64
+"""Fewest columns a prefill pass runs, however many rows share it."""
 
 Consumed = list[tuple[Row, int, PendingLogprob | None]]
 """Each row with the token it produced last step and that token's logprob data."""
@@ -45,43 +48,43 @@ class DecodeBatch:
         self._next: mx.array | None = None
         batch_cache(model)  # refuse unsupported cache types at start-up, not on first request
 
-    def prefill(self, row: Row, budget: int = PREFILL_STEP) -> bool:
-        """Run up to `budget` more prompt tokens of a row into its own cache.
-
-        True once the whole prompt is in and the first token is sampled (it may then join).
-        """
-        prompt = row.handle.request.prompt
-        body = len(prompt) - 1
-        if row.cache is None:
-            row.cache = batch_cache(self.model)
-        self.bank.select([row.slot])
-        if row.prefilled < body:
-            end = min(row.prefilled + budget, body)
-            self.model(
-                mx.array(prompt[row.prefilled : end], dtype=mx.uint32)[None], cache=row.cache
-            )
-            mx.eval([c.state for c in row.cache])
-            row.prefilled = end
-            if end < body:
+    def prefill(self, group: Prefill) -> bool:
+        """Run the next chunk of a prefill group; True once every row has its first token."""
+        rows = group.rows
+        self.bank.select([row.slot for row in rows])
+        if group.done < group.width:
+            end = min(group.done + max(MIN_CHUNK, PREFILL_STEP // len(rows)), group.width)
+            self.model(group.tokens[:, group.done : end], cache=group.cache)
+            mx.eval([c.state for c in group.cache])
+            group.done = end
+            if end < group.width:
                 return False
-        last = mx.array(prompt[body:], dtype=mx.uint32)[None]
-        logits = self.model(last, cache=row.cache)[:, -1, :]
-        row.first = self._sample(row, logits, None)
-        mx.async_eval(row.first, *(row.pending or ()))
+        last = mx.array([[row.handle.request.prompt[-1]] for row in rows], dtype=mx.uint32)
+        logits = self.model(last, cache=group.cache)[:, -1, :]
+        group.first = self._choose(rows, logits, None)
+        mx.async_eval(group.first, *_pending_arrays(rows))
         return True
 
-    def join(self, row: Row) -> None:
-        """Add a prefilled row; it decodes with everyone from the next step on."""
-        assert row.cache is not None
-        assert row.first is not None
+    def join(self, group: Prefill) -> list[Row]:
+        """Add a prefilled group's live rows; they decode from the next step on."""
+        assert group.first is not None
+        keep = [i for i, row in enumerate(group.rows) if not row.cancelled]
+        if not keep:
+            return []
+        cache, first = group.cache, group.first
+        if len(keep) < len(group.rows):
+            for layer in cache:
+                layer.filter(keep)
+            first = first[mx.array(keep)]
         if self._cache is None or self._next is None:
-            self._cache, self._next = row.cache, row.first
+            self._cache, self._next = cache, first
         else:
-            for mine, theirs in zip(self._cache, row.cache, strict=True):
+            for mine, theirs in zip(self._cache, cache, strict=True):
                 mine.extend(theirs)
-            self._next = mx.concatenate([self._next, row.first])
-        row.cache, row.first = None, None
-        self.rows.append(row)
+            self._next = mx.concatenate([self._next, first])
+        joined = [group.rows[i] for i in keep]
+        self.rows += joined
+        return joined
 
     def step(self) -> Consumed:
         """Queue the next decode pass for every row, then return the tokens of the last one."""
@@ -90,22 +93,8 @@ class DecodeBatch:
         current = [row.pending for row in rows]
         self.bank.select([row.slot for row in rows])
         logits = self.model(inputs[:, None], cache=self._cache)[:, -1, :]
-        if all(row.sampler.plain for row in rows):
-            upcoming = mx.argmax(logits, axis=-1)
-            for row in rows:
-                row.sampler.count += 1
-        else:
-            upcoming = mx.concatenate(
-                [
-                    self._pick(r, logits[i : i + 1])
-                    if r.sampler.plain
-                    # A row's processors see its own history, so they run row by row.
-                    else self._sample(r, logits[i : i + 1], inputs[i : i + 1])
-                    for i, r in enumerate(rows)
-                ]
-            )
-        extras = [p for row in rows if row.pending for p in row.pending if p is not None]
-        mx.async_eval(upcoming, *extras)
+        upcoming = self._choose(rows, logits, inputs)
+        mx.async_eval(upcoming, *_pending_arrays(rows))
         tokens = inputs.tolist()
         self._next = upcoming
         return list(zip(rows, tokens, current, strict=True))
@@ -124,6 +113,24 @@ class DecodeBatch:
         self._next = self._next[mx.array(keep)]
         self.rows = [self.rows[i] for i in keep]
         return gone
+
+    def _choose(self, rows: list[Row], logits: mx.array, inputs: mx.array | None) -> mx.array:
+        """The next token of every row from their (rows, vocab) logits."""
+        if all(row.sampler.plain for row in rows):
+            for row in rows:
+                row.sampler.count += 1
+            return mx.argmax(logits, axis=-1)
+        return mx.concatenate(
+            [
+                self._pick(r, logits[i : i + 1])
+                if r.sampler.plain
+                # A row's processors see its own history, so they run row by row.
+                else self._sample(
+                    r, logits[i : i + 1], None if inputs is None else inputs[i : i + 1]
+                )
+                for i, r in enumerate(rows)
+            ]
+        )
 
     def _pick(self, row: Row, logits: mx.array) -> mx.array:
         row.sampler.count += 1
@@ -144,17 +151,48 @@ class DecodeBatch:
         return chosen
 
 
-def batch_cache(model: nn.Module) -> list[Any]:
-    """An empty one-row batch cache of the model's own cache layout."""
+class Prefill:
+    """Sequences whose prompts run together into one cache, left-padded to the longest."""
+
+    def __init__(self, model: nn.Module, rows: list[Row]) -> None:
+        self.rows = rows
+        bodies = [row.handle.request.prompt[:-1] for row in rows]
+        self.width = max(len(body) for body in bodies)
+        """Prompt tokens per row before the last one (the last one samples the first token)."""
+        pads = [self.width - len(body) for body in bodies]
+        self.tokens = mx.array(
+            [[0] * pad + list(body) for pad, body in zip(pads, bodies, strict=True)],
+            dtype=mx.uint32,
+        )
+        self.cache = batch_cache(model, pads)
+        self.done = 0
+        """Columns of `tokens` already run."""
+        self.first: mx.array | None = None
+        """Each row's first sampled token, once the whole prompt is in."""
+
+    @staticmethod
+    def fits(lengths: list[int], length: int) -> bool:
+        """Whether a prompt of `length` may join a group of `lengths` (at most half padding)."""
+        widest = max([length, *lengths])
+        return widest * (len(lengths) + 1) <= 2 * (sum(lengths) + length)
+
+
+def batch_cache(model: nn.Module, left_padding: list[int] | None = None) -> list[Any]:
+    """An empty batch cache of the model's own cache layout, one row per padding entry."""
+    pads = left_padding or [0]
     caches: list[Any] = []
     for cache in make_prompt_cache(model):
         if type(cache) is KVCache:
-            caches.append(BatchKVCache([0]))
+            caches.append(BatchKVCache(pads))
         elif type(cache) is RotatingKVCache and cache.keep == 0:
-            caches.append(BatchRotatingKVCache(cache.max_size, [0]))
+            caches.append(BatchRotatingKVCache(cache.max_size, pads))
         else:
             raise EngineError(f"{type(cache).__name__} caches cannot be batched yet")
     return caches
+
+
+def _pending_arrays(rows: list[Row]) -> list[mx.array]:
+    return [p for row in rows if row.pending for p in row.pending if p is not None]
 
 
 def float_dtype(model: nn.Module) -> mx.Dtype:

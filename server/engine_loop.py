@@ -18,7 +18,7 @@ from typing import Any
 import mlx.core as mx
 import mlx.nn as nn
 
-from .engine_batch import DecodeBatch, float_dtype
+from .engine_batch import DecodeBatch, Prefill, float_dtype
 from .engine_row import Handle, Row, read_logprob
 from .engine_sampling import RowSampler
 from .engine_tokens import TokenText
@@ -112,8 +112,10 @@ class Scheduler:
         self._names = TokenText(tokenizer)
         self.batch = DecodeBatch(model, self.bank, vocab_size)
         self._waiting: deque[Handle] = deque()
-        self._prefilling: deque[Row] = deque()
-        """Admitted sequences whose prompts are still being run, oldest first."""
+        self._admitted: deque[Row] = deque()
+        """Sequences with a row reserved, waiting for a prefill group, oldest first."""
+        self._group: Prefill | None = None
+        """The sequences whose prompts are being run now."""
         self._running = True
         self._on_exit: Reply | None = None
 
@@ -128,9 +130,10 @@ class Scheduler:
             prompt_tokens=c["prompt_tokens"],
             completion_tokens=c["completion_tokens"],
             active=len(self.batch.rows),
-            queued=len(self._waiting) + len(self._prefilling),
+            queued=len(self._waiting) + len(self._admitted) + len(self._prefilling()),
             steps=c["steps"],
             prefills=c["prefills"],
+            prefill_groups=c["prefill_groups"],
             adapters_loaded=len(self.loaded),
             adapter_loads=c["adapter_loads"],
             adapter_failures=c["adapter_failures"],
@@ -145,10 +148,10 @@ class Scheduler:
         with mx.stream(mx.new_stream(mx.default_device())):
             while self._running:
                 try:
-                    idle = not (self.batch.rows or self._waiting or self._prefilling)
+                    idle = not (self.batch.rows or self._waiting or self._admitted or self._group)
                     self._drain(block=idle)
                     self._admit()
-                    if self._prefilling:
+                    if self._admitted or self._group:
                         self._prefill_some()
                     if self.batch.rows:
                         self._step()
@@ -215,10 +218,12 @@ class Scheduler:
                 self.counts["cancelled"] += 1
                 self._waiting.remove(handle)
                 return
-        for row in self._prefilling:
-            if row.handle.id == handle_id:
+        for row in [*self._admitted, *self._prefilling()]:
+            if row.handle.id == handle_id and not row.cancelled:
                 self.counts["cancelled"] += 1
-                self._prefilling.remove(row)
+                row.cancelled = True
+                if row in self._admitted:
+                    self._admitted.remove(row)
                 self._release(row.adapter_key)
                 return
         for i, row in enumerate(self.batch.rows):
@@ -250,11 +255,14 @@ class Scheduler:
         blocked: deque[Handle] = deque()
         while self._waiting:
             handle = self._waiting.popleft()
-            if len(self.batch.rows) + len(self._prefilling) >= self.max_batch:
+            if (
+                len(self.batch.rows) + len(self._admitted) + len(self._prefilling())
+                >= self.max_batch
+            ):
                 blocked.append(handle)
                 continue
             try:
-                self._prefilling.append(self._start(handle))
+                self._admitted.append(self._start(handle))
             except SlotsBusyError:
                 blocked.append(handle)
             except EngineError as exc:
@@ -281,26 +289,42 @@ class Scheduler:
             self._release(key)
             raise
 
-    def _prefill_some(self) -> None:
-        """One prompt chunk of the oldest admitted sequence; it joins the batch once done.
+    def _prefilling(self) -> list[Row]:
+        """Live rows of the prefill group under way."""
+        return [row for row in self._group.rows if not row.cancelled] if self._group else []
 
-        Long prompts are prefilled a chunk per loop turn, so rows already decoding keep going.
+    def _prefill_some(self) -> None:
+        """One prompt chunk of the current prefill group; the group joins the batch once done.
+
+        Sequences admitted together share the group (as long as padding stays under half), and
+        long prompts take a chunk per loop turn, so rows already decoding keep going.
         """
-        row = self._prefilling[0]
+        if self._group is None:
+            rows = [self._admitted.popleft()]
+            while self._admitted and Prefill.fits(
+                [len(r.handle.request.prompt) for r in rows],
+                len(self._admitted[0].handle.request.prompt),
+            ):
+                rows.append(self._admitted.popleft())
+            self._group = Prefill(self.model, rows)
+        group = self._group
         try:
-            ready = self.batch.prefill(row)
+            ready = self.batch.prefill(group)
         except Exception as exc:
-            self._prefilling.popleft()
-            self._release(row.adapter_key)
+            self._group = None
             log.exception("prefill failed")
             error = exc if isinstance(exc, EngineError) else GenerationFailed(f"prefill: {exc}")
-            self._fail(row.handle, error)
+            for row in group.rows:
+                if not row.cancelled:
+                    self._release(row.adapter_key)
+                    self._fail(row.handle, error)
             return
         if ready:
-            self._prefilling.popleft()
-            self.batch.join(row)
-            self.counts["prefills"] += 1
-            self.counts["prompt_tokens"] += len(row.handle.request.prompt)
+            self._group = None
+            joined = self.batch.join(group)
+            self.counts["prefill_groups"] += 1
+            self.counts["prefills"] += len(joined)
+            self.counts["prompt_tokens"] += sum(len(r.handle.request.prompt) for r in joined)
 
     def _release(self, key: str) -> None:
         if key:
@@ -368,12 +392,14 @@ class Scheduler:
             log.warning("could not deliver an error to sequence %d", handle.id)
 
     def _fail_all(self, error: BaseException) -> None:
-        handles = [row.handle for row in self.batch.rows]
-        handles += [row.handle for row in self._prefilling] + list(self._waiting)
+        starting = [*self._admitted, *self._prefilling()]
+        handles = [row.handle for row in self.batch.rows] + [row.handle for row in starting]
+        handles += list(self._waiting)
         self._remove(list(range(len(self.batch.rows))))
-        for row in self._prefilling:
+        for row in starting:
             self._release(row.adapter_key)
-        self._prefilling.clear()
+        self._admitted.clear()
+        self._group = None
         self._waiting.clear()
         for handle in handles:
             self._fail(handle, error)

@@ -50,12 +50,8 @@ class Row:
         self.wants_logprobs = params.logprobs
         self.pending: PendingLogprob | None = None
         """Logprob data of the token sampled last and not yet consumed."""
-        self.cache: list[Any] | None = None
-        """Its own KV cache between prefill and joining the batch."""
-        self.prefilled = 0
-        """Prompt tokens already run into `cache`."""
-        self.first: mx.array | None = None
-        """Its first sampled token between prefill and joining the batch."""
+        self.cancelled = False
+        """Set when cancelled during prefill: the group drops it when it joins the batch."""
         self._detok = detokenizer
         self._stops = StopText(params.stop)
         self._generated = 0

@@ -102,6 +102,9 @@ class EngineStats:
     steps: int
     """Batched decode steps run."""
     prefills: int
+    """Sequences prefilled."""
+    prefill_groups: int
+    """Prefill groups run: sequences arriving together share their prompt passes."""
     adapters_loaded: int
     adapter_loads: int
     adapter_failures: int

@@ -76,8 +76,11 @@ async def test_batched_greedy_output_equals_each_sequence_alone(engine: Engine) 
     prompts = [chat(engine, t) for t in ("hi", "tell me about whales please", "a b c d e f g h")]
     alone = [ids(await run(engine, p, greedy(16))) for p in prompts]
     before = dict(engine.stats().batch_sizes)
+    groups = engine.stats().prefill_groups
     together = await asyncio.gather(*(run(engine, p, greedy(16)) for p in prompts))
     assert [ids(d) for d in together] == alone
+    # Arriving together, the three prompts (of different lengths) were prefilled left-padded.
+    assert engine.stats().prefill_groups - groups < len(prompts)
     after = dict(engine.stats().batch_sizes)
     shared = sum(n for size, n in after.items() if size >= 2) - sum(
         n for size, n in before.items() if size >= 2
