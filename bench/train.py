@@ -26,6 +26,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from adapters.blas import ensure_fast_blas  # noqa: E402  (before anything imports mlx)
+
+BLAS = ensure_fast_blas()
+
 BATCH, RANK, LAYERS, SCALE, LR = 4, 8, 8, 20.0, 1e-4
 
 
@@ -120,9 +124,6 @@ def run_mlx_lm(data: Path, work: Path, epoch_steps: int, max_len: int) -> dict[s
 
 def profile(persona: Path, max_len: int) -> None:
     """Split one training step into phases, for both losses, in process CPU seconds."""
-    from adapters.blas import ensure_fast_blas
-
-    ensure_fast_blas()
     import mlx.core as mx
     import mlx.nn as nn
     import numpy as np
@@ -205,6 +206,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
         work = Path(tmp)
         persona, mlx_data, tokens = make_data(work, args.rows, args.max_seq_length)
+        print(BLAS.note)
         print(f"{args.rows} rows, {tokens} tokens per epoch, {epoch_steps} steps per epoch")
         if args.profile:
             profile(persona, args.max_seq_length)
