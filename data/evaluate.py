@@ -2,7 +2,9 @@
 
 Each case is sent N times per model with seeds `seed + i`, using the persona's defaults unless
 overridden. A model id that is not the persona itself (the base model, another endpoint) gets the
-persona's system prompt, so "prompting alone" is the baseline a trained adapter must beat.
+persona's system prompt and its `[sampling]` values sent explicitly, so "prompting alone", sampled
+the same way, is the baseline a trained adapter must beat. The persona's own ids send only the
+overrides: the server applies the card there.
 """
 
 from __future__ import annotations
@@ -155,12 +157,27 @@ def aggregate(
     )
 
 
+def _is_persona(card: PersonaCard, model: str) -> bool:
+    return model == card.name or model.startswith(card.name + "@")
+
+
 def _messages(case: EvalCase, card: PersonaCard, model: str) -> list[dict[str, str]]:
     messages = [{"role": m.role, "content": m.content} for m in case.messages]
-    is_persona = model == card.name or model.startswith(card.name + "@")
-    if not is_persona and not any(m["role"] == "system" for m in messages):
+    if not _is_persona(card, model) and not any(m["role"] == "system" for m in messages):
         messages.insert(0, {"role": "system", "content": card.system_prompt})
     return messages
+
+
+def request_fields(
+    card: PersonaCard, model: str, overrides: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The sampling fields a request to `model` carries: the card's unless it is the persona."""
+    fields: dict[str, Any] = {}
+    if not _is_persona(card, model):
+        fields.update(msgspec.to_builtins(card.sampling))
+        fields.pop("seed", None)  # each sample has its own
+    fields.update(overrides or {})
+    return fields
 
 
 async def run_eval(
@@ -194,7 +211,6 @@ async def run_eval(
     memo = MemoIndex(training_replies)
     reference = [word_count(t) for t in training_replies]
     gate = asyncio.Semaphore(max(1, target.concurrency))
-    extras = dict(overrides or {})
     total = len(models) * len(cases) * samples
     done = 0
 
@@ -207,7 +223,7 @@ async def run_eval(
                     model=model,
                     messages=_messages(case, card, model),  # type: ignore[arg-type]
                     seed=sample_seed,
-                    extra_body=extras or None,
+                    extra_body=request_fields(card, model, overrides) or None,
                 )
                 choice = reply.choices[0]
                 text = choice.message.content or ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,27 @@ async def test_two_models_side_by_side_with_deltas(
     assert "(" in score_row[2]  # the second model shows a delta against the first
     assert "criteria: idk" in terminal_table(result)
     assert "| metric |" in markdown(result)
+
+
+async def test_a_baseline_is_sampled_with_the_cards_settings_and_the_persona_by_the_server(
+    client: AsyncOpenAI, personas_dir: Path, base: str, request_log: Any
+) -> None:
+    card = load_card(personas_dir / "pip")
+    result = await run_eval(
+        card, CASES[:1], [], [base, "pip"], seed=3, overrides={"top_p": 0.5}, client=client
+    )
+    bodies = {json.loads(r.content)["model"]: json.loads(r.content) for r in request_log.requests}
+    sent = bodies[base]
+    assert (sent["temperature"], sent["max_tokens"], sent["min_p"], sent["top_p"]) == (
+        0.0, 5, 0.1, 0.5,
+    )
+    assert sent["seed"] == 3
+    assert sent["messages"][0] == {"role": "system", "content": card.system_prompt}
+    # The persona's own id leaves its card to the server: only the override is sent.
+    assert "max_tokens" not in bodies["pip"] and bodies["pip"]["top_p"] == 0.5
+    assert bodies["pip"]["messages"][0]["role"] == "user"
+    # Both were capped at the card's five tokens.
+    assert [s.completion_tokens for s in result.samples] == [5, 5]
 
 
 async def test_unknown_model_is_reported_per_reply_not_raised(
