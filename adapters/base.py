@@ -156,9 +156,7 @@ def _convert(out: Path, log: Any) -> None:
     _write_tokenizer(reader, out)
     del reader
     gguf_path.unlink()
-    files = {
-        p.name: p.stat().st_size for p in sorted(out.iterdir()) if p.is_file()
-    }
+    files = {p.name: p.stat().st_size for p in sorted(out.iterdir()) if p.is_file()}
     stamp = {"source": _source_sha(), "model": EMBEDDED_ID, "files": files}
     (out / "prepared.json").write_text(json.dumps(stamp, indent=2))
 

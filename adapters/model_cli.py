@@ -29,7 +29,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     warn_if_slow(ensure_fast_blas())
     try:
-        result = prepare_embedded(force=args.force, log=lambda msg: print(f"  {msg}", file=sys.stderr))
+        result = prepare_embedded(
+            force=args.force, log=lambda msg: print(f"  {msg}", file=sys.stderr)
+        )
     except PrepareError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -30,7 +30,10 @@ def main() -> None:
         env = dict(os.environ, PERSONA_CACHE=cache)
         cold = timed(env)
         warm = timed(env)
-    print(f"persona model prepare: first run {cold:.1f} s, cached {warm:.2f} s (process start included)")
+    print(
+        f"persona model prepare: first run {cold:.1f} s, "
+        f"cached {warm:.2f} s (process start included)"
+    )
 
 
 if __name__ == "__main__":

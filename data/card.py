@@ -127,7 +127,9 @@ def validate(card: PersonaCard) -> list[str]:
     if t.fine_tune_type not in ("lora", "dora", "full"):
         problems.append(f"training.fine_tune_type: {t.fine_tune_type!r} is not lora, dora or full")
     if t.lr_schedule not in ("constant", "linear", "cosine"):
-        problems.append(f"training.lr_schedule: {t.lr_schedule!r} is not constant, linear or cosine")
+        problems.append(
+            f"training.lr_schedule: {t.lr_schedule!r} is not constant, linear or cosine"
+        )
     for key, value in (("rank", t.rank), ("batch_size", t.batch_size), ("epochs", t.epochs)):
         if value < 1:
             problems.append(f"training.{key}: must be >= 1")

@@ -108,8 +108,12 @@ class Target(msgspec.Struct, frozen=True):
 
 
 def aggregate(
-    model: str, samples: Sequence[SampleResult], card: PersonaCard, reference: Sequence[int],
-    memo: MemoIndex, judge_status: str,
+    model: str,
+    samples: Sequence[SampleResult],
+    card: PersonaCard,
+    reference: Sequence[int],
+    memo: MemoIndex,
+    judge_status: str,
 ) -> ModelScores:
     """Fold the samples of one model into its scores."""
     ok = [s for s in samples if s.error is None]
@@ -186,7 +190,7 @@ async def run_eval(
     training_replies: Sequence[str],
     models: Sequence[str],
     *,
-    target: Target = Target(),
+    target: Target | None = None,
     samples: int = 1,
     seed: int = 0,
     overrides: dict[str, float | int] | None = None,
@@ -202,10 +206,13 @@ async def run_eval(
     import httpx
     import openai
 
+    target = target or Target()
     owned = client is None
     if client is None:
         client = openai.AsyncOpenAI(
-            base_url=target.base_url, api_key=target.api_key, max_retries=0,
+            base_url=target.base_url,
+            api_key=target.api_key,
+            max_retries=0,
             timeout=httpx.Timeout(target.timeout),
         )
     memo = MemoIndex(training_replies)

@@ -1,4 +1,4 @@
-"""An optional LLM judge: any OpenAI-compatible endpoint scores replies against the card's rubric."""
+"""An optional LLM judge: an OpenAI-compatible endpoint scores replies against the card's rubric."""
 
 from __future__ import annotations
 

@@ -73,8 +73,10 @@ def terminal_table(result: EvalResult) -> str:
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))
     judge = result.models[0].judge_status if result.models else ""
-    lines.append(f"\n{len(result.samples)} replies, {result.samples_per_prompt} per prompt, "
-                 f"seed {result.seed}; judge: {judge}")
+    lines.append(
+        f"\n{len(result.samples)} replies, {result.samples_per_prompt} per prompt, "
+        f"seed {result.seed}; judge: {judge}"
+    )
     return "\n".join(lines)
 
 
@@ -86,9 +88,9 @@ def markdown(result: EvalResult, examples: int = 3) -> str:
     out.append("|" + "---|" * len(rows[0]))
     out += ["| " + " | ".join(row) + " |" for row in rows[1:]]
     for model in result.models:
-        failing = [
-            s for s in result.samples if s.model == model.model and not s.criteria.passed
-        ][:examples]
+        failing = [s for s in result.samples if s.model == model.model and not s.criteria.passed][
+            :examples
+        ]
         if not failing:
             continue
         out += ["", f"## {model.model}: failing replies (first {len(failing)})", ""]

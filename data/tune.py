@@ -52,7 +52,9 @@ def points(grid: Grid) -> list[dict[str, float | int]]:
     if not fields:
         return [{}]
     names = [name for name, _ in fields]
-    return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*(v for _, v in fields))]
+    return [
+        dict(zip(names, combo, strict=True)) for combo in itertools.product(*(v for _, v in fields))
+    ]
 
 
 def ranked(results: list[Point]) -> list[Point]:

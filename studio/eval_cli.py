@@ -17,10 +17,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     """Add the `eval` options."""
     parser.add_argument("persona", help="persona name (or a persona folder)")
     parser.add_argument(
-        "--models", nargs="+", metavar="ID",
+        "--models",
+        nargs="+",
+        metavar="ID",
         help="model ids to compare (default: the persona); e.g. gemma-3-270m juni juni@run-2:100",
     )
-    parser.add_argument("--samples", type=int, default=1, help="replies per prompt (seeds S..S+N-1)")
+    parser.add_argument(
+        "--samples", type=int, default=1, help="replies per prompt (seeds S..S+N-1)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--base-url", default="http://127.0.0.1:8000/v1")
     parser.add_argument("--api-key", default=None, help="default: $PERSONA_API_KEY")
@@ -32,7 +36,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", type=Path, metavar="FILE", help="write the full result as JSON")
     parser.add_argument("--markdown", type=Path, metavar="FILE", help="write a markdown report")
     parser.add_argument(
-        "--watch", action="store_true",
+        "--watch",
+        action="store_true",
         help="evaluate each new checkpoint of the persona's newest run as it lands",
     )
     parser.add_argument("--personas", type=Path, action="append", default=[], metavar="DIR")
@@ -79,10 +84,16 @@ async def _evaluate(args: argparse.Namespace, files: PersonaFiles, models: list[
 
     try:
         result = await run_eval(
-            files.card, files.cases, files.training_replies, models,
+            files.card,
+            files.cases,
+            files.training_replies,
+            models,
             target=Target(args.base_url, key, args.concurrency),
-            samples=args.samples, seed=args.seed, overrides=overrides,
-            judge=judge, progress=progress,
+            samples=args.samples,
+            seed=args.seed,
+            overrides=overrides,
+            judge=judge,
+            progress=progress,
         )
     finally:
         if judge is not None:
@@ -114,8 +125,10 @@ async def _watch(args: argparse.Namespace, files: PersonaFiles, key: str) -> int
 
     registry = Registry(args.adapters or adapters_dir())
     seen: set[tuple[str, int]] = set()
-    print(f"watching {registry.root / files.name} for new checkpoints (Ctrl-C to stop)",
-          file=sys.stderr)
+    print(
+        f"watching {registry.root / files.name} for new checkpoints (Ctrl-C to stop)",
+        file=sys.stderr,
+    )
     try:
         while True:
             runs = registry.runs(files.name)
@@ -130,8 +143,9 @@ async def _watch(args: argparse.Namespace, files: PersonaFiles, key: str) -> int
                     result = await _evaluate(args, files, [model], key)
                     print(terminal_table(result))
                     if result.models and result.models[0].replies:
-                        store_eval(registry.run_dir(files.name, run), step,
-                                   summary(result.models[0]))
+                        store_eval(
+                            registry.run_dir(files.name, run), step, summary(result.models[0])
+                        )
             await asyncio.sleep(2.0)
     except (KeyboardInterrupt, asyncio.CancelledError):
         return 0

@@ -54,13 +54,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     flags = {
-        "temperature": args.temperature, "top_p": args.top_p, "min_p": args.min_p,
-        "top_k": args.top_k, "min_tokens": args.min_tokens,
+        "temperature": args.temperature,
+        "top_p": args.top_p,
+        "min_p": args.min_p,
+        "top_k": args.top_k,
+        "min_tokens": args.min_tokens,
         "repetition_penalty": args.repetition_penalty,
     }
     grid = msgspec.structs.replace(grid, **{k: v for k, v in flags.items() if v is not None})
     if not files.cases:
-        print(f"error: {files.name} has no eval suite (eval.jsonl) to score against", file=sys.stderr)
+        print(
+            f"error: {files.name} has no eval suite (eval.jsonl) to score against", file=sys.stderr
+        )
         return 1
     key = args.api_key or os.environ.get("PERSONA_API_KEY") or "not-needed"
     results = asyncio.run(sweep(args, files, points(grid), key))
@@ -71,8 +76,15 @@ def run(args: argparse.Namespace) -> int:
     header = [*names, "score", "complete", "in-range", "loops", "voice", "criteria"]
     print("  ".join(f"{h:>10}" for h in header))
     for p in order:
-        cells = [*(p.values[n] for n in names), p.score, p.completion, p.length_in_range,
-                 p.looping, p.voice, p.criteria]
+        cells = [
+            *(p.values[n] for n in names),
+            p.score,
+            p.completion,
+            p.length_in_range,
+            p.looping,
+            p.voice,
+            p.criteria,
+        ]
         print("  ".join(f"{c:>10.3g}" if isinstance(c, float) else f"{c:>10}" for c in cells))
     best = order[0].values
     print("\nrecommended [sampling]: " + ", ".join(f"{k} = {v}" for k, v in best.items()))
@@ -100,9 +112,15 @@ async def sweep(  # type: ignore[no-untyped-def]
     results = []
     for i, values in enumerate(grid, start=1):
         result = await run_eval(
-            files.card, cases, files.training_replies, [model],
+            files.card,
+            cases,
+            files.training_replies,
+            [model],
             target=Target(args.base_url, key, args.concurrency),
-            samples=1, seed=args.seed, overrides=values, client=client,
+            samples=1,
+            seed=args.seed,
+            overrides=values,
+            client=client,
         )
         m = result.models[0]
         if m.replies == 0:
@@ -110,8 +128,17 @@ async def sweep(  # type: ignore[no-untyped-def]
             print(f"error: every request failed: {first}", file=sys.stderr)
             return []
         print(f"  point {i}/{len(grid)}: {values} -> {m.score:.3f}", file=sys.stderr)
-        results.append(Point(values, m.score, m.completion_rate, m.length.in_range,
-                             m.looping_rate, m.markers.marker_rate, m.criteria_pass))
+        results.append(
+            Point(
+                values,
+                m.score,
+                m.completion_rate,
+                m.length.in_range,
+                m.looping_rate,
+                m.markers.marker_rate,
+                m.criteria_pass,
+            )
+        )
     return results
 
 

@@ -72,8 +72,8 @@ def embedded_model_dir() -> Path:
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, embedded_model_dir: Path) -> Path:
     """A real MLX model folder: tiny gemma3_text, random weights (seed 0), real tokenizer."""
     import mlx.core as mx
-    from mlx_lm.models import gemma3_text
     from mlx.utils import tree_flatten
+    from mlx_lm.models import gemma3_text
 
     folder = tmp_path_factory.mktemp("tiny-gemma3")
     mx.random.seed(0)

@@ -28,8 +28,13 @@ async def test_two_models_side_by_side_with_deltas(
 ) -> None:
     card = load_card(personas_dir / "pip")
     result = await run_eval(
-        card, CASES, ["Gears turn other gears round and round."], [base, "pip"],
-        samples=2, seed=5, client=client,
+        card,
+        CASES,
+        ["Gears turn other gears round and round."],
+        [base, "pip"],
+        samples=2,
+        seed=5,
+        client=client,
     )
     assert [m.model for m in result.models] == [base, "pip"]
     assert len(result.samples) == 2 * 2 * 2
@@ -57,12 +62,16 @@ async def test_a_baseline_is_sampled_with_the_cards_settings_and_the_persona_by_
     bodies = {json.loads(r.content)["model"]: json.loads(r.content) for r in request_log.requests}
     sent = bodies[base]
     assert (sent["temperature"], sent["max_tokens"], sent["min_p"], sent["top_p"]) == (
-        0.0, 5, 0.1, 0.5,
+        0.0,
+        5,
+        0.1,
+        0.5,
     )
     assert sent["seed"] == 3
     assert sent["messages"][0] == {"role": "system", "content": card.system_prompt}
     # The persona's own id leaves its card to the server: only the override is sent.
-    assert "max_tokens" not in bodies["pip"] and bodies["pip"]["top_p"] == 0.5
+    assert "max_tokens" not in bodies["pip"]
+    assert bodies["pip"]["top_p"] == 0.5
     assert bodies["pip"]["messages"][0]["role"] == "user"
     # Both were capped at the card's five tokens.
     assert [s.completion_tokens for s in result.samples] == [5, 5]

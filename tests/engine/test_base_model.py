@@ -19,7 +19,9 @@ def test_tokenizer_stops_on_eos_and_end_of_turn(tiny_model) -> None:  # type: ig
 def test_encode_adds_bos_once_and_template_does_not_double_it(tiny_model) -> None:  # type: ignore[no-untyped-def]
     _, tokenizer = tiny_model
     assert tokenizer.encode("hello")[0] == 2
-    ids = tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], add_generation_prompt=True)
+    ids = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "hi"}], add_generation_prompt=True
+    )
     assert ids[0] == 2
     assert ids[1] != 2
 
@@ -30,7 +32,9 @@ def test_chat_generation_stops_at_end_of_turn(tiny_model) -> None:  # type: igno
     from mlx_lm.sample_utils import make_sampler
 
     model, tokenizer = tiny_model
-    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], add_generation_prompt=True)
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "hi"}], add_generation_prompt=True
+    )
 
     def end_turn_after_three(tokens: mx.array, logits: mx.array) -> mx.array:
         generated = tokens.shape[-1] - len(prompt)

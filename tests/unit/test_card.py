@@ -22,7 +22,7 @@ def test_good_card_keeps_unset_sampling_fields_none() -> None:
 
 
 def test_unknown_key_is_named() -> None:
-    with pytest.raises(CardError, match="sampling.temprature"):
+    with pytest.raises(CardError, match=r"sampling\.temprature"):
         parse_card(GOOD.replace("temperature", "temprature"))
 
 

@@ -47,7 +47,9 @@ def test_memorised_reply_has_full_share_and_longest_span() -> None:
 
 def test_fresh_reply_is_not_memorised() -> None:
     index = MemoIndex(TRAINING)
-    result = memorisation(["Seals sleep floating upright like bottles bobbing in a calm bay."], index)
+    result = memorisation(
+        ["Seals sleep floating upright like bottles bobbing in a calm bay."], index
+    )
     assert result.share == 0.0
     assert result.longest == 0
 
