@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any
 from litestar import Litestar
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
-from litestar.openapi import OpenAPIConfig, ResponseSpec
+from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
 
 from adapters.registry import Registry
 
 from .catalog import Catalog, generation_config_layer
-from .errors import AuthError, error_responses, handle_exception
+from .errors import AuthError, handle_exception
 from .metrics import ServerMetrics
 from .routes.adapters import adapter_routes
 from .routes.chat import chat_completions
@@ -93,7 +93,7 @@ def create_app(
             openapi_json,
             personas,
             persona,
-            *_documented(adapter_routes()),
+            *adapter_routes(),
         ],
         state=state,
         guards=guards,
@@ -110,17 +110,6 @@ def create_app(
         ),
         debug=False,
     )
-
-
-def _documented(handlers: list[Any]) -> list[Any]:
-    """Let handlers document an error status with the bare envelope type, not a ResponseSpec."""
-    for handler in handlers:
-        if handler.responses:
-            handler.responses = {
-                status: spec if isinstance(spec, ResponseSpec) else error_responses(status)[status]
-                for status, spec in handler.responses.items()
-            }
-    return handlers
 
 
 async def _attach(

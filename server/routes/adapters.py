@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 import msgspec
 from litestar import get, post
@@ -21,14 +20,14 @@ from ..admin_types import (
     PersonaAdapters,
     UnloadLoraRequest,
 )
-from ..errors import AppError, ErrorEnvelope, InvalidRequest, NotFound
+from ..errors import AppError, InvalidRequest, NotFound, error_responses
 from ..generation import AdapterUnavailable
 from ..state import ServerState
 
 KEEPALIVE_SECONDS = 15.0
 """Idle time after which the event stream sends a `: keepalive` comment."""
 
-ERRORS: dict[int, Any] = {400: ErrorEnvelope, 404: ErrorEnvelope, 503: ErrorEnvelope}
+ERRORS = error_responses(400, 404, 503)
 
 
 def service(state: ServerState) -> AdapterService:
