@@ -31,7 +31,7 @@ from data.home import home_dir
 
 from .adapter_state import describe, pinned_ids
 from .admin_types import AdapterEvent, EventType, LoadError, Mode, PersonaAdapters
-from .engine_types import AdapterRef
+from .engine_types import AdapterBusy, AdapterRef
 from .events import EventHub, Subscription
 from .pins import Pin, read_pins, write_pins
 from .watch import watch_registry
@@ -43,6 +43,8 @@ log = logging.getLogger("persona.adapters")
 
 
 READY_SECONDS = 10.0
+BUSY_RETRY_SECONDS = 1.0
+"""How soon a load refused only because every slot was busy is tried again."""
 """How long `start()` waits for the watcher's OS watches before carrying on without them."""
 
 
@@ -104,6 +106,8 @@ class AdapterService:
         """Manifest keys a load attempt refused, with the reason."""
         self._checked: dict[str, str | None] = {}
         """Manifest keys the file checks have seen: the problem found, or None."""
+        self._retries: dict[str, asyncio.Task[None]] = {}
+        """Personas whose newest checkpoint waits for a free engine slot."""
         self._lock = asyncio.Lock()
         self._stop = asyncio.Event()
         self._ready = asyncio.Event()
@@ -132,8 +136,11 @@ class AdapterService:
                 await asyncio.wait_for(self._ready.wait(), READY_SECONDS)
 
     async def aclose(self) -> None:
-        """Stop watching and end every event subscription."""
+        """Stop watching and retrying, and end every event subscription."""
         self._stop.set()
+        for retry in self._retries.values():
+            retry.cancel()
+        self._retries.clear()
         if self._task is not None:
             try:
                 await asyncio.wait_for(self._task, 5)
@@ -360,6 +367,8 @@ class AdapterService:
             if pinned and await self._load(persona, pinned[0]) is None:
                 slot.active = pinned[0]
                 return
+            if persona in self._retries:
+                return  # the pin holds; it loads when a slot frees up
             if not pinned:
                 self._record(
                     persona,
@@ -379,6 +388,8 @@ class AdapterService:
                 if announce:
                     self._emit("loaded", persona, ckpt.manifest.version, "now serving")
                 return
+            if persona in self._retries:
+                return  # busy, not broken: keep serving what is active until the retry
         if slot.active is not None:
             slot.active = None
             self._emit("activated", persona, None, "no loadable checkpoint; serving the base model")
@@ -392,6 +403,10 @@ class AdapterService:
         if reason is None:
             try:
                 await self.engine.load_adapter(self._adapter_ref(ckpt))
+            except AdapterBusy as exc:
+                self._retry_later(persona)
+                self._emit("failed", persona, ckpt.manifest.version, f"{exc.reason}; retrying")
+                return exc.reason
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -405,6 +420,18 @@ class AdapterService:
         self._record(persona, version, reason)
         self._emit("failed", persona, version, reason)
         return reason
+
+    def _retry_later(self, persona: str) -> None:
+        """Settle `persona` again soon, once (the slots free up as requests finish)."""
+        if persona in self._retries or self._stop.is_set():
+            return
+
+        async def retry() -> None:
+            await asyncio.sleep(BUSY_RETRY_SECONDS)
+            del self._retries[persona]
+            await self._on_change({persona})
+
+        self._retries[persona] = asyncio.create_task(retry(), name=f"adapter-retry-{persona}")
 
     def _record(self, persona: str, version: str | None, message: str) -> None:
         slot = self._slots.setdefault(persona, PersonaSlot())

@@ -23,6 +23,7 @@ from .engine_row import Handle, Row, read_logprob
 from .engine_sampling import RowSampler
 from .engine_tokens import TokenText
 from .engine_types import (
+    AdapterBusy,
     AdapterError,
     AdapterRef,
     Delta,
@@ -197,7 +198,7 @@ class Scheduler:
             try:
                 self._load(command.ref)
             except SlotsBusyError as exc:
-                command.reply(AdapterError(str(exc)))
+                command.reply(AdapterBusy(str(exc)))
             except Exception as exc:
                 command.reply(exc if isinstance(exc, AdapterError) else AdapterError(repr(exc)))
             else:

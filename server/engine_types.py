@@ -128,6 +128,10 @@ class AdapterError(EngineError):
         """Why, in one line a person can act on."""
 
 
+class AdapterBusy(AdapterError):  # noqa: N818
+    """Every adapter slot serves a running request; loading again later may succeed."""
+
+
 class ContextLengthError(EngineError):
     """The prompt plus max_tokens does not fit the model's context."""
 

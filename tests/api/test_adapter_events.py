@@ -18,7 +18,7 @@ from adapters.manifest import LoraParams, Manifest
 from adapters.registry import Registry, publish_checkpoint
 from server.adapter_service import AdapterService
 from server.catalog import Catalog
-from server.engine_types import AdapterError, AdapterRef
+from server.engine_types import AdapterBusy, AdapterError, AdapterRef
 from server.errors import handle_exception
 from server.metrics import ServerMetrics
 from server.routes.adapters import adapter_routes
@@ -42,7 +42,7 @@ class ScriptedEngine:
     async def load_adapter(self, ref: AdapterRef) -> None:
         if "busy" in ref.manifest.metrics and ref.manifest.key not in self.busy_once:
             self.busy_once.add(ref.manifest.key)
-            raise AdapterError("all 2 adapter slots serve running requests")
+            raise AdapterBusy("all 2 adapter slots serve running requests")
         if "refuse" in ref.manifest.metrics:
             raise AdapterError("lora_a has shape (3, 2), the layer needs (4, 2)")
         self.loaded.insert(0, ref.manifest.key)
@@ -165,7 +165,7 @@ async def test_admin_errors_use_the_openai_envelope(live: Live) -> None:
     assert [p["persona"] for p in listing["data"]] == ["juni"]
 
 
-async def test_follow_retries_what_the_engine_refused(live: Live) -> None:
+async def test_a_checkpoint_refused_for_busy_slots_loads_by_itself_later(live: Live) -> None:
     sub = live.service.subscribe()
     publish(live.root, 10)
     assert (await sub.next(WAIT)).type == "loaded"  # type: ignore[union-attr]
@@ -173,7 +173,10 @@ async def test_follow_retries_what_the_engine_refused(live: Live) -> None:
     event = await sub.next(WAIT)
     assert event is not None
     assert (event.type, event.version) == ("failed", "run-1:20")
+    assert "retrying" in event.message
     assert live.service.active_version("juni") == "run-1:10"
-    followed = (await live.http.post("/v1/adapters/juni/follow")).json()
-    assert (followed["mode"], followed["active"]) == ("follow", "run-1:20")
-    assert followed["last_error"]["version"] == "run-1:20"
+    # No follow or activate: the retry loads it once a slot is free.
+    event = await sub.next(WAIT)
+    assert event is not None
+    assert (event.type, event.version) == ("loaded", "run-1:20")
+    assert live.service.active_version("juni") == "run-1:20"
