@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -87,13 +88,16 @@ async def test_unknown_model_is_reported_per_reply_not_raised(
     assert "404" in (result.samples[0].error or "")
 
 
-async def test_sweep_scores_every_grid_point(client: AsyncOpenAI, personas_dir: Path) -> None:
-    suite = personas_dir / "pip" / "eval.jsonl"
+async def test_sweep_scores_every_grid_point(
+    client: AsyncOpenAI, personas_dir: Path, tmp_path: Path
+) -> None:
+    pip = shutil.copytree(personas_dir / "pip", tmp_path / "pip")
+    suite = pip / "eval.jsonl"
     suite.write_text(
         '{"id": "a", "category": "general", "messages": [{"role": "user", "content": "hi"}]}\n'
         '{"id": "b", "category": "idk", "messages": [{"role": "user", "content": "why?"}]}\n'
     )
-    files = find_persona(str(personas_dir / "pip"))
+    files = find_persona(str(pip))
     args = argparse.Namespace(cases=0, model=None, base_url="unused", concurrency=2, seed=0)
     grid: list[dict[str, Any]] = [
         {"temperature": 0.0, "max_tokens": 2},
