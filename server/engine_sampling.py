@@ -5,6 +5,13 @@ order) and repetition penalty and logit bias come from `make_logits_processors`.
 frequency penalties follow OpenAI's definition (over the completion so far, not a window that
 includes the prompt), and `min_tokens` masks every stop id until that many tokens exist. Each row
 draws from its own key, split once per token, so a seeded reply does not depend on its neighbours.
+
+Sorting Gemma's 262,144 log-probs for top_p took 34 ms per row per token on a 2-core CPU, more than
+the 270M's whole decode step, and the Gumbel draw over the full vocabulary another 5 ms. So a row
+whose filters keep a top-ranked set (top_p < 1, or top_k up to `CANDIDATES`) first takes its
+`CANDIDATES` most likely tokens (one partition, about 3 ms), filters those and draws among them.
+The nucleus is exact whenever those tokens hold top_p of the probability mass; when they hold
+less (a nearly flat distribution), all of them are kept, as if top_k were `CANDIDATES` too.
 """
 
 from __future__ import annotations
@@ -21,6 +28,9 @@ from .engine_types import SamplingParams
 
 Processor = Callable[[mx.array, mx.array], mx.array]
 Filter = Callable[[mx.array], mx.array]
+
+CANDIDATES = 1024
+"""How many of the most likely tokens a top_p or top_k row draws among."""
 
 
 def presence_penalty(penalty: float, prompt_len: int) -> Processor:
@@ -47,13 +57,31 @@ def frequency_penalty(penalty: float, prompt_len: int) -> Processor:
     return apply
 
 
-def _filters(params: SamplingParams, vocab_size: int) -> list[Filter]:
+def nucleus(logprobs: mx.array, top_p: float) -> mx.array:
+    """top_p over normalised log-probs that may be a subset of the vocabulary (mass is of all)."""
+    ascending = mx.sort(logprobs, axis=-1)
+    mass_above = mx.cumsum(mx.exp(ascending), axis=-1, reverse=True, inclusive=False)
+    dropped = (mass_above >= top_p).sum(axis=-1, keepdims=True)
+    threshold = mx.take_along_axis(ascending, dropped, axis=-1)
+    return mx.where(logprobs < threshold, -math.inf, logprobs)
+
+
+def narrows(params: SamplingParams) -> bool:
+    """True when the row's filters keep only top-ranked tokens, so candidates suffice."""
+    return 0.0 < params.top_p < 1.0 or 0 < params.top_k <= CANDIDATES
+
+
+def _filters(params: SamplingParams, width: int, vocab_size: int) -> list[Filter]:
+    """The filters for log-probs `width` wide: the whole vocabulary or the candidates."""
     filters: list[Filter] = []
     if 0.0 < params.top_p < 1.0:
-        filters.append(lambda x: apply_top_p(x, params.top_p))
+        if width < vocab_size:
+            filters.append(lambda x: nucleus(x, params.top_p))
+        else:
+            filters.append(lambda x: apply_top_p(x, params.top_p))
     if params.min_p > 0.0:
         filters.append(lambda x: apply_min_p(x, params.min_p))
-    if 0 < params.top_k < vocab_size:
+    if 0 < params.top_k < width:
         filters.append(lambda x: apply_top_k(x, params.top_k))
     return filters
 
@@ -90,7 +118,11 @@ class RowSampler:
         self._params = params
         self._greedy = params.temperature <= 0.0
         self._inv_temp = 0.0 if self._greedy else 1.0 / params.temperature
-        self._filters = [] if self._greedy else _filters(params, vocab_size)
+        self._candidates = (
+            CANDIDATES if not self._greedy and narrows(params) and vocab_size > CANDIDATES else 0
+        )
+        width = self._candidates or vocab_size
+        self._filters = [] if self._greedy else _filters(params, width, vocab_size)
         self._processors = _processors(params, len(prompt))
         self._context = TokenBuffer(list(prompt)) if self._processors else None
         self._stop_ids = mx.array(stop_ids) if params.min_tokens > 0 and stop_ids else None
@@ -118,7 +150,14 @@ class RowSampler:
         self.count += 1
         if self._greedy or self._key is None:
             return mx.argmax(logprobs, axis=-1)
-        for apply in self._filters:
-            logprobs = apply(logprobs)
         self._key, draw = mx.random.split(self._key)
-        return mx.random.categorical(logprobs * self._inv_temp, key=draw)
+        if not self._candidates:
+            for apply in self._filters:
+                logprobs = apply(logprobs)
+            return mx.random.categorical(logprobs * self._inv_temp, key=draw)
+        ids = mx.argpartition(logprobs, kth=-self._candidates, axis=-1)[:, -self._candidates :]
+        values = mx.take_along_axis(logprobs, ids, axis=-1)
+        for apply in self._filters:
+            values = apply(values)
+        pick = mx.random.categorical(values * self._inv_temp, key=draw)
+        return mx.take_along_axis(ids, pick[:, None], axis=-1)[:, 0]
