@@ -34,8 +34,13 @@ lint: $(TEST_STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
 bench: $(STAMP)
+	$(BIN)/python bench/prepare.py
 	$(BIN)/python bench/decode.py
+	$(BIN)/python bench/sampling.py
+	$(BIN)/python bench/engine.py
+	$(BIN)/python bench/serve.py
 	$(BIN)/python bench/hotswap.py
+	$(BIN)/python bench/train.py
 
 snapshots: $(TEST_STAMP)
 	$(BIN)/python -m pytest tests/tui --snapshot-update
