@@ -32,6 +32,8 @@ LINEARS = {
     "mlp.down_proj": ("inter", "hidden"),
 }
 """Every linear layer of a Gemma 3 block, with its (input, output) size names."""
+SETTLE = 0.5
+"""Seconds of quiet before each timed run."""
 PROMPT = "The old lighthouse keeper climbed the stairs every evening, and on the last night"
 
 
@@ -160,7 +162,11 @@ async def main(tokens: int, rounds: int, streams: int) -> None:
         await engine_run(engine, prompt, 8)
         raws, engines = [], []
         for _ in range(rounds):
+            # A pause before each run: OpenBLAS threads busy-wait about 0.1 s after their last
+            # job and would otherwise slow the next run's first forward pass.
+            await asyncio.sleep(SETTLE)
             raws.append(raw_run(raw_model, tokenizer, prompt, tokens))
+            await asyncio.sleep(SETTLE)
             engines.append(await engine_run(engine, prompt, tokens))
         raw_tps, eng_tps = med([r.decode_tps for r in raws]), med([e.decode_tps for e in engines])
         raw_ttft, eng_ttft = med([r.ttft for r in raws]), med([e.ttft for e in engines])
