@@ -73,7 +73,7 @@ def main() -> None:
     from adapters.base import prepare_embedded
     from server import engine_sampling as sampling
     from server.engine import Engine
-    from server.engine_sampling import RowSampler, _filters
+    from server.engine_sampling import RowSampler
     from server.engine_types import SamplingParams
 
     print(BLAS.note)
@@ -91,9 +91,10 @@ def main() -> None:
     exact = {"max_tokens": args.tokens, "min_tokens": args.tokens}
     params = SamplingParams(seed=0, **exact, **SETTINGS)  # type: ignore[arg-type]
     ours = RowSampler(params, prompt, (1, 106), vocab)
+    narrow = sampling.CANDIDATES
+    sampling.CANDIDATES = vocab  # a sampler made now filters and draws over the whole vocabulary
     full = RowSampler(params, prompt, (1, 106), vocab)
-    full._candidates = 0
-    full._filters = _filters(params, vocab, vocab)
+    sampling.CANDIDATES = narrow
     reference = make_sampler(temp=0.8, top_p=0.95, min_p=0.05)
     rows = {
         "mlx-lm make_sampler": per_draw_ms(reference, logprobs, args.draws),
@@ -115,7 +116,7 @@ def main() -> None:
                 "greedy": await streams(engine, prompt, greedy, 4),
                 "card settings": await streams(engine, prompt, params, 4),
             }
-            sampling.CANDIDATES = vocab  # every row filters and draws over the whole vocabulary
+            sampling.CANDIDATES = vocab  # every row from now on: the whole vocabulary
             rates["card settings, full vocabulary"] = await streams(engine, prompt, params, 4)
         finally:
             await engine.aclose()

@@ -21,10 +21,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 
@@ -151,7 +150,6 @@ def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Pope
         return subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env)
 
 
-T = TypeVar("T")
 SETTLE = 0.5
 """Seconds of quiet before each measured run. OpenBLAS worker threads busy-wait for about 0.1 s
 after their last job; without a pause, the previous run's spinning threads (in this process or
@@ -159,10 +157,9 @@ the other server's) take the cores from the next run's first forward pass, addin
 to whichever time to first token is measured next."""
 
 
-def settled(run: Callable[[], T]) -> T:
-    """`run()` after the machine has had `SETTLE` seconds to go quiet."""
+def quiet() -> None:
+    """Give the machine `SETTLE` seconds to go quiet before a timed run."""
     time.sleep(SETTLE)
-    return run()
 
 
 def median_run(runs: list[Run]) -> tuple[float, float]:
@@ -232,24 +229,19 @@ def main() -> None:
         api_many: list[float] = []
         mlx_many: list[float] = []
         for rep in range(args.reps):
-            raw.append(settled(lambda: raw_run(model, tokenizer, prompt, args.tokens)))
-            api.append(settled(lambda: asyncio.run(single(ours_url, EMBEDDED_ID, args.tokens))))
-            mlx.append(
-                settled(lambda: asyncio.run(single(theirs_url, "default_model", args.tokens)))
-            )
+            quiet()
+            raw.append(raw_run(model, tokenizer, prompt, args.tokens))
+            quiet()
+            api.append(asyncio.run(single(ours_url, EMBEDDED_ID, args.tokens)))
+            quiet()
+            mlx.append(asyncio.run(single(theirs_url, "default_model", args.tokens)))
+            quiet()
             api_many.append(
-                settled(
-                    lambda: asyncio.run(
-                        concurrent(ours_url, EMBEDDED_ID, args.tokens, args.streams)
-                    )
-                )
+                asyncio.run(concurrent(ours_url, EMBEDDED_ID, args.tokens, args.streams))
             )
+            quiet()
             mlx_many.append(
-                settled(
-                    lambda: asyncio.run(
-                        concurrent(theirs_url, "default_model", args.tokens, args.streams)
-                    )
-                )
+                asyncio.run(concurrent(theirs_url, "default_model", args.tokens, args.streams))
             )
             print(f"  rep {rep + 1}/{args.reps} done", file=sys.stderr, flush=True)
         report(raw, api, mlx, api_many, mlx_many, args.streams)

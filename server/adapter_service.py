@@ -237,8 +237,8 @@ class AdapterService:
             slot.mode, slot.pin = "follow", None
             await self._write_pins()
             await self._rescan(persona)
-            # Asking to follow again retries what the engine refused (it may have been busy);
-            # checkpoints whose files are broken stay refused.
+            # Asking to follow again retries what the engine refused; checkpoints whose files
+            # are broken stay refused.
             for ckpt in self._index.get(persona, []):
                 if self._checked.get(ckpt.manifest.key) is None:
                     self._failed.pop(ckpt.manifest.key, None)
@@ -367,8 +367,8 @@ class AdapterService:
             if pinned and await self._load(persona, pinned[0]) is None:
                 slot.active = pinned[0]
                 return
-            if persona in self._retries:
-                return  # the pin holds; it loads when a slot frees up
+            if pinned and pinned[0].manifest.key not in self._failed:
+                return  # refused only for busy slots: the pin holds and loads on the retry
             if not pinned:
                 self._record(
                     persona,
@@ -388,7 +388,7 @@ class AdapterService:
                 if announce:
                     self._emit("loaded", persona, ckpt.manifest.version, "now serving")
                 return
-            if persona in self._retries:
+            if key not in self._failed:
                 return  # busy, not broken: keep serving what is active until the retry
         if slot.active is not None:
             slot.active = None

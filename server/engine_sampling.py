@@ -151,13 +151,11 @@ class RowSampler:
         if self._greedy or self._key is None:
             return mx.argmax(logprobs, axis=-1)
         self._key, draw = mx.random.split(self._key)
-        if not self._candidates:
-            for apply in self._filters:
-                logprobs = apply(logprobs)
-            return mx.random.categorical(logprobs * self._inv_temp, key=draw)
-        ids = mx.argpartition(logprobs, kth=-self._candidates, axis=-1)[:, -self._candidates :]
-        values = mx.take_along_axis(logprobs, ids, axis=-1)
+        ids = None
+        if self._candidates:
+            ids = mx.argpartition(logprobs, kth=-self._candidates, axis=-1)[:, -self._candidates :]
+            logprobs = mx.take_along_axis(logprobs, ids, axis=-1)
         for apply in self._filters:
-            values = apply(values)
-        pick = mx.random.categorical(values * self._inv_temp, key=draw)
-        return mx.take_along_axis(ids, pick[:, None], axis=-1)[:, 0]
+            logprobs = apply(logprobs)
+        token = mx.random.categorical(logprobs * self._inv_temp, key=draw)
+        return token if ids is None else mx.take_along_axis(ids, token[:, None], axis=-1)[:, 0]
