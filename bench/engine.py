@@ -69,7 +69,7 @@ def raw_run(model: Any, tokenizer: Any, prompt: list[int], tokens: int) -> Timin
 
 async def engine_run(engine: Any, prompt: list[int], tokens: int, adapter: Any = None) -> Timing:
     """One greedy engine stream; a timestamp per token."""
-    from server.engine import GenerationRequest, SamplingParams
+    from server.engine.engine import GenerationRequest, SamplingParams
 
     request = GenerationRequest(
         tuple(prompt), SamplingParams(max_tokens=tokens, temperature=0.0), adapter
@@ -102,7 +102,7 @@ def random_adapter(model_dir: Path, root: Path, persona: str) -> Any:
     from adapters.base import content_hash
     from adapters.manifest import LoraParams, Manifest
     from adapters.registry import Registry, publish_checkpoint, read_manifest
-    from server.engine import AdapterRef
+    from server.engine.engine import AdapterRef
 
     config = json.loads((model_dir / "config.json").read_text())
     hidden, inter, layers = (
@@ -150,7 +150,7 @@ async def main(tokens: int, rounds: int, streams: int) -> None:
     from mlx_lm import load
 
     from adapters.base import prepare_embedded
-    from server.engine import Engine
+    from server.engine.engine import Engine
 
     model_dir = prepare_embedded().path
     raw_model, tokenizer = load(str(model_dir))

@@ -45,7 +45,7 @@ async def streams(engine, prompt: tuple[int, ...], params, count: int) -> float:
     """Aggregate tokens per second of `count` concurrent streams (each its own seed)."""
     from dataclasses import replace
 
-    from server.engine_types import GenerationRequest
+    from server.engine.types import GenerationRequest
 
     async def one(seed: int) -> int:
         request = GenerationRequest(prompt, replace(params, seed=seed))
@@ -72,9 +72,9 @@ def main() -> None:
 
     from adapters.base import prepare_embedded
     from server import engine_sampling as sampling
-    from server.engine import Engine
-    from server.engine_sampling import RowSampler
-    from server.engine_types import SamplingParams
+    from server.engine.engine import Engine
+    from server.engine.sampling import RowSampler
+    from server.engine.types import SamplingParams
 
     print(BLAS.note)
     model, tokenizer = load(str(prepare_embedded().path))

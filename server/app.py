@@ -22,22 +22,21 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
 
 from adapters.registry import Registry
-
-from .catalog import Catalog, generation_config_layer
-from .errors import AuthError, handle_exception
-from .metrics import ServerMetrics
-from .routes.adapters import adapter_routes
-from .routes.chat import chat_completions
-from .routes.completions import completions
-from .routes.health import health, metrics, openapi_json
-from .routes.models import model, models
-from .routes.personas import persona, personas
-from .settings import ServerSettings
-from .state import ServerState
+from server.api.catalog import Catalog, generation_config_layer
+from server.api.routes.adapters import adapter_routes
+from server.api.routes.chat import chat_completions
+from server.api.routes.completions import completions
+from server.api.routes.health import health, metrics, openapi_json
+from server.api.routes.models import model, models
+from server.api.routes.personas import persona, personas
+from server.errors import AuthError, handle_exception
+from server.metrics import ServerMetrics
+from server.settings import ServerSettings
+from server.state import ServerState
 
 if TYPE_CHECKING:
-    from .adapter_service import AdapterService
-    from .engine import Engine
+    from server.engine.engine import Engine
+    from server.hotswap.service import AdapterService
 
 log = logging.getLogger("persona.server")
 
@@ -117,7 +116,7 @@ async def _attach(
 ) -> None:
     """Make `engine` serve: start an adapter service if none was given, read base defaults."""
     if adapters is None:
-        from .adapter_service import AdapterService
+        from server.hotswap.service import AdapterService
 
         catalog = state.catalog
         adapters = AdapterService(
@@ -135,7 +134,7 @@ async def _load(state: ServerState, owned: list[Any], holder: dict[str, Any]) ->
     """Load the base model off the event loop, then start serving with it."""
     settings = state.settings
     try:
-        from .engine import Engine
+        from server.engine.engine import Engine
 
         engine = await asyncio.to_thread(
             Engine.load,

@@ -7,7 +7,7 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .settings import ServerSettings
+    from server.settings import ServerSettings
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -33,8 +33,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Load the settings once, print the BLAS in use, and serve until interrupted."""
     from adapters.blas import ensure_fast_blas
-
-    from .settings import SettingsError, load_settings
+    from server.settings import SettingsError, load_settings
 
     blas = ensure_fast_blas()
     overrides = {
@@ -59,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         )
     import uvicorn
 
-    from .app import create_app
+    from server.app import create_app
 
     _seed_sample_adapters(settings)
     app = create_app(settings)

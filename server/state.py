@@ -17,18 +17,17 @@ from adapters.base import EMBEDDED, EMBEDDED_ID
 from adapters.registry import ModelRef, RegistryError
 from data.card import Sampling
 from data.personas import PersonaEntry
-
-from .catalog import Catalog, Target, card_layer, merge, server_defaults
-from .engine_types import AdapterRef
-from .errors import ModelLoadingError, ModelNotFoundError
-from .generation import AdapterUnavailableError, Runner
-from .metrics import ServerMetrics
-from .settings import ServerSettings
-from .wire import ResolvedSampling
+from server.api.catalog import Catalog, Target, card_layer, merge, server_defaults
+from server.api.generation import AdapterUnavailableError, Runner
+from server.api.wire import ResolvedSampling
+from server.engine.types import AdapterRef
+from server.errors import ModelLoadingError, ModelNotFoundError
+from server.metrics import ServerMetrics
+from server.settings import ServerSettings
 
 if TYPE_CHECKING:
-    from .adapter_service import AdapterService
-    from .engine import Engine
+    from server.engine.engine import Engine
+    from server.hotswap.service import AdapterService
 
 RETRY_AFTER_SECONDS = 5
 

@@ -1,6 +1,6 @@
 """The server's JSON as the TUI reads it: msgspec Structs that ignore fields they do not know.
 
-The admin API's types come from `server.admin_types` (pure msgspec, shared with the server);
+The admin API's types come from `server.hotswap.types` (pure msgspec, shared with the server);
 the OpenAI-side types here are lenient views: every field the TUI does not strictly need has a
 default, so a newer or older server still decodes.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import msgspec
 
-from server.admin_types import (
+from server.hotswap.types import (
     AdapterEvent,
     AdapterList,
     CheckpointInfo,

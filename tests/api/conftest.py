@@ -14,8 +14,8 @@ import pytest
 from litestar import Litestar
 from openai import AsyncOpenAI
 
+from server.api.catalog import Catalog
 from server.app import create_app
-from server.catalog import Catalog
 from server.settings import ServerSettings
 
 FIXTURE_PERSONAS = Path(__file__).parent.parent / "fixtures" / "personas"
@@ -58,7 +58,7 @@ def catalog(settings: ServerSettings) -> Catalog:
 @pytest.fixture(scope="session")
 def engine(tiny_model_dir: Path) -> Iterator[Any]:
     """A started engine on the tiny model, shared by the session (loading costs seconds)."""
-    from server.engine import Engine
+    from server.engine.engine import Engine
 
     engine = Engine.load(str(tiny_model_dir), max_batch=4, max_adapters=4)
     engine.start()

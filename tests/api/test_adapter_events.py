@@ -16,12 +16,12 @@ from litestar import Litestar
 
 from adapters.manifest import LoraParams, Manifest
 from adapters.registry import Registry, publish_checkpoint
-from server.adapter_service import AdapterService
-from server.catalog import Catalog
-from server.engine_types import AdapterBusy, AdapterError, AdapterRef
+from server.api.catalog import Catalog
+from server.api.routes.adapters import adapter_routes
+from server.engine.types import AdapterBusy, AdapterError, AdapterRef
 from server.errors import handle_exception
+from server.hotswap.service import AdapterService
 from server.metrics import ServerMetrics
-from server.routes.adapters import adapter_routes
 from server.settings import ServerSettings
 from server.state import ServerState
 

@@ -18,9 +18,9 @@ from adapter_files import publish_bad, publish_random
 from openai import AsyncOpenAI, BadRequestError, NotFoundError
 
 from adapters.registry import Registry
-from server.adapter_service import AdapterService
+from server.api.catalog import Catalog
 from server.app import create_app
-from server.catalog import Catalog
+from server.hotswap.service import AdapterService
 from server.settings import ServerSettings
 
 PERSONA = "juni"
@@ -45,7 +45,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def engine(tiny_model_dir: Path) -> AsyncIterator[Any]:
     """One engine for the module: loading the 262k-token tokenizer dominates set-up."""
-    from server.engine import Engine
+    from server.engine.engine import Engine
 
     engine = await asyncio.to_thread(Engine.load, str(tiny_model_dir), max_batch=4, max_adapters=4)
     engine.start()

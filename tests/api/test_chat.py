@@ -224,8 +224,8 @@ async def test_models_list_and_retrieve(client: AsyncOpenAI, model: str, base: s
 
 
 def test_prompt_has_one_bos_and_the_generation_prompt(engine: Any) -> None:
-    from server.prompt import chat_messages, chat_prompt, text_prompt
-    from server.wire import ChatMessage
+    from server.api.prompt import chat_messages, chat_prompt, text_prompt
+    from server.api.wire import ChatMessage
 
     tokenizer = engine.tokenizer
     bos = tokenizer.bos_token_id

@@ -17,8 +17,8 @@ from openai import (
     NotFoundError,
 )
 
+from server.api.catalog import Catalog
 from server.app import create_app
-from server.catalog import Catalog
 from server.settings import ServerSettings
 
 USER = [{"role": "user", "content": "hi"}]
@@ -157,7 +157,7 @@ async def test_api_key_guards_every_route_but_health(
 async def test_health_is_503_with_retry_after_until_the_model_loads(
     settings: ServerSettings, catalog: Catalog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from server.engine import Engine
+    from server.engine.engine import Engine
 
     release = threading.Event()
     real_load = Engine.load.__func__  # type: ignore[attr-defined]

@@ -15,7 +15,7 @@ def make_engine(tiny_model_dir: Path, tiny_model: Any) -> Callable[..., Any]:
     from mlx_lm.utils import load_model
 
     from adapters.base import content_hash
-    from server.engine import Engine
+    from server.engine.engine import Engine
 
     _, tokenizer = tiny_model
     base_hash = content_hash(tiny_model_dir)

@@ -11,7 +11,14 @@ import pytest
 from adapter_files import BAD_KINDS, publish_bad, publish_random
 
 from adapters.registry import Checkpoint, read_manifest
-from server.engine import AdapterError, AdapterRef, Delta, Engine, GenerationRequest, SamplingParams
+from server.engine.engine import (
+    AdapterError,
+    AdapterRef,
+    Delta,
+    Engine,
+    GenerationRequest,
+    SamplingParams,
+)
 
 WAIT = 60.0
 """Upper bound when waiting for the engine thread to catch up; tests never assert durations."""

@@ -16,7 +16,7 @@ def test_a_greedy_chat_reply_matches_raw_stream_generate(embedded_model_dir: Pat
     from mlx_lm.utils import load_model
 
     from adapters.base import EMBEDDED_ID, STOP_IDS
-    from server.engine import Engine, GenerationRequest, SamplingParams
+    from server.engine.engine import Engine, GenerationRequest, SamplingParams
 
     engine = Engine.load("embedded", max_batch=2, max_adapters=1)
     assert engine.model_id == EMBEDDED_ID

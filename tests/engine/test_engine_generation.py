@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from server.engine import (
+from server.engine.batch import PREFILL_STEP
+from server.engine.engine import (
     ContextLengthError,
     Delta,
     Engine,
@@ -18,7 +19,6 @@ from server.engine import (
     InvalidParams,
     SamplingParams,
 )
-from server.engine_batch import PREFILL_STEP
 
 END_OF_TURN = 106
 WAIT = 60.0

@@ -11,9 +11,9 @@ import pytest_asyncio
 from adapter_files import BAD_KINDS, publish_bad, publish_random
 
 from adapters.registry import ModelRef, Registry, parse_model_id
-from server.adapter_service import AdapterNotFoundError, AdapterService
-from server.admin_types import AdapterEvent
-from server.events import Subscription
+from server.hotswap.events import Subscription
+from server.hotswap.service import AdapterNotFoundError, AdapterService
+from server.hotswap.types import AdapterEvent
 
 PERSONAS = ("juni", "ada", "bo")
 WAIT = 60.0
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def engine(tiny_model_dir: Path) -> AsyncIterator[object]:
     """One engine for the module: loading the 262k-token tokenizer dominates set-up."""
-    from server.engine import Engine
+    from server.engine.engine import Engine
 
     eng = await asyncio.to_thread(Engine.load, str(tiny_model_dir), max_batch=4, max_adapters=2)
     eng.start()
@@ -62,7 +62,7 @@ async def next_event(sub: Subscription, persona: str, kind: str | None = None) -
 
 async def reply(engine: object, service: AdapterService, model: str) -> tuple[str, str | None]:
     """Greedy 8-token reply to a fixed prompt as `model`, and the adapter version reported."""
-    from server.engine import GenerationRequest, SamplingParams
+    from server.engine.engine import GenerationRequest, SamplingParams
 
     adapter = service.resolve(parse_model_id(model))
     prompt = tuple(engine.tokenizer.encode("Tell me about the sea."))  # type: ignore[attr-defined]
@@ -91,7 +91,7 @@ async def test_a_new_checkpoint_serves_the_next_request(
 async def test_a_running_request_finishes_on_its_version(
     engine: object, service: AdapterService, adapters_root: Path, tiny_model_dir: Path
 ) -> None:
-    from server.engine import GenerationRequest, SamplingParams
+    from server.engine.engine import GenerationRequest, SamplingParams
 
     sub = service.subscribe()
     publish_random(adapters_root, "juni", tiny_model_dir, step=10, seed=1)

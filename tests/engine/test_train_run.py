@@ -78,8 +78,8 @@ def test_a_run_publishes_loadable_checkpoints_and_a_complete_record(
 async def test_the_engine_loads_a_trained_checkpoint(
     persona: Path, tiny_model_dir: Path, persona_home: Path
 ) -> None:
-    from server.engine import Engine, GenerationRequest, SamplingParams
-    from server.engine_types import AdapterRef
+    from server.engine.engine import Engine, GenerationRequest, SamplingParams
+    from server.engine.types import AdapterRef
 
     train([str(persona), "--model", str(tiny_model_dir), "--iters", "2", "--learning-rate", "0.05"])
     ckpt = Registry(persona_home / "adapters").checkpoints("toy", "run-1")[-1]

@@ -10,8 +10,8 @@ from watchfiles import Change
 
 from adapters.manifest import CONFIG, MANIFEST, WEIGHTS, LoraParams, Manifest, encode_manifest
 from adapters.registry import Registry, RegistryError, parse_model_id
-from server.pins import Pin, read_pins, write_pins
-from server.watch import passes, personas_of
+from server.hotswap.pins import Pin, read_pins, write_pins
+from server.hotswap.watch import passes, personas_of
 
 
 def fake_checkpoint(root: Path, persona: str = "juni", run: str = "run-1", step: int = 50) -> Path:

@@ -6,8 +6,8 @@ import mlx.core as mx
 import pytest
 from mlx_lm.sample_utils import apply_min_p, apply_top_p
 
-from server.engine_sampling import CANDIDATES, RowSampler, nucleus
-from server.engine_types import SamplingParams
+from server.engine.sampling import CANDIDATES, RowSampler, nucleus
+from server.engine.types import SamplingParams
 
 VOCAB = 262_144
 

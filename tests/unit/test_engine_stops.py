@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from server.engine_stops import StopText
+from server.engine.stops import StopText
 
 
 def stream(stops: tuple[str, ...], pieces: list[str]) -> tuple[list[str], bool]:

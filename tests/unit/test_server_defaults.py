@@ -9,13 +9,13 @@ import msgspec
 import pytest
 
 from data.card import Sampling, parse_card
-from server.catalog import (
+from server.api.catalog import (
     generation_config_layer,
     merge,
     request_layer,
     server_defaults,
 )
-from server.wire import ChatCompletionRequest
+from server.api.wire import ChatCompletionRequest
 
 CARD = parse_card(
     """

@@ -5,10 +5,10 @@ from __future__ import annotations
 import msgspec
 import pytest
 
+from server.api.params import check_stop, fit_context, parse_logit_bias
+from server.api.prompt import chat_messages
+from server.api.wire import ChatMessage
 from server.errors import ContextLengthError, InvalidRequestError, UnsupportedError
-from server.params import check_stop, fit_context, parse_logit_bias
-from server.prompt import chat_messages
-from server.wire import ChatMessage
 
 PERSONA = "You are Pip."
 

@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
-from server.watch import watch_registry
+from server.hotswap.watch import watch_registry
 
 WAIT = 30.0
 

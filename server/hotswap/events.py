@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from .admin_types import AdapterEvent
+from server.hotswap.types import AdapterEvent
 
 QUEUE_SIZE = 256
 """Events kept per subscriber; a subscriber that falls further behind loses the oldest."""

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import UnsupportedError
-from .wire import ChatCompletionRequest, CompletionRequest, SamplingFields, is_set
+from server.api.wire import ChatCompletionRequest, CompletionRequest, SamplingFields, is_set
+from server.errors import UnsupportedError
 
 _TOOLS = "this server does not call tools"
 _CHAT_REFUSED = {

@@ -12,10 +12,10 @@ from typing import Any
 
 import mlx.core as mx
 
-from .engine_sampling import RowSampler
-from .engine_stops import StopText
-from .engine_tokens import TokenText
-from .engine_types import Delta, GenerationRequest, TokenLogprob
+from server.engine.sampling import RowSampler
+from server.engine.stops import StopText
+from server.engine.tokens import TokenText
+from server.engine.types import Delta, GenerationRequest, TokenLogprob
 
 Sink = Callable[[Any], None]
 """Receives each Delta, or the exception that ends the sequence; safe to call from any thread."""

@@ -6,10 +6,9 @@ from litestar import get
 from litestar.params import FromPath
 
 from data.personas import PersonaEntry
-
-from ..errors import NotFoundError, error_responses
-from ..state import ServerState
-from ..wire import PersonaInfo, PersonaList
+from server.api.wire import PersonaInfo, PersonaList
+from server.errors import NotFoundError, error_responses
+from server.state import ServerState
 
 
 def describe(state: ServerState, entry: PersonaEntry) -> PersonaInfo:

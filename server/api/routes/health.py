@@ -6,9 +6,9 @@ from typing import Any
 
 from litestar import Request, Response, get
 
-from ..metrics import CONTENT_TYPE
-from ..state import RETRY_AFTER_SECONDS, ServerState
-from ..wire import Health
+from server.api.wire import Health
+from server.metrics import CONTENT_TYPE
+from server.state import RETRY_AFTER_SECONDS, ServerState
 
 
 @get("/health", summary="Readiness", tags=["server"])

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from .engine_types import TokenLogprob as EngineLogprob
-from .wire import CompletionLogprobs, TokenLogprob, TopLogprob
+from server.api.wire import CompletionLogprobs, TokenLogprob, TopLogprob
+from server.engine.types import TokenLogprob as EngineLogprob
 
 
 def _finite(value: float) -> float:

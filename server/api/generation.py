@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from litestar.types import Receive
 
-from .engine_types import (
+from server.engine.types import (
     AdapterError,
     ContextLengthError,
     Delta,
@@ -24,12 +24,12 @@ from .engine_types import (
     InvalidParams,
     TokenLogprob,
 )
-from .errors import AppError, InvalidRequestError
-from .errors import ContextLengthError as ContextTooLongError
-from .metrics import ServerMetrics
+from server.errors import AppError, InvalidRequestError
+from server.errors import ContextLengthError as ContextTooLongError
+from server.metrics import ServerMetrics
 
 if TYPE_CHECKING:
-    from .engine import Engine
+    from server.engine.engine import Engine
 
 
 class AdapterUnavailableError(AppError):

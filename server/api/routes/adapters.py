@@ -11,18 +11,17 @@ from litestar.params import FromPath, JSONBody
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from adapters.registry import RegistryError
-
-from ..adapter_service import AdapterNotFoundError, AdapterRefusedError, AdapterService
-from ..admin_types import (
+from server.api.generation import AdapterUnavailable
+from server.errors import AppError, InvalidRequest, NotFound, error_responses
+from server.hotswap.service import AdapterNotFoundError, AdapterRefusedError, AdapterService
+from server.hotswap.types import (
     ActivateRequest,
     AdapterList,
     LoadLoraRequest,
     PersonaAdapters,
     UnloadLoraRequest,
 )
-from ..errors import AppError, InvalidRequest, NotFound, error_responses
-from ..generation import AdapterUnavailable
-from ..state import ServerState
+from server.state import ServerState
 
 KEEPALIVE_SECONDS = 15.0
 """Idle time after which the event stream sends a `: keepalive` comment."""

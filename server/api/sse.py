@@ -14,8 +14,8 @@ import msgspec
 from litestar import Response
 from litestar.response import Stream
 
-from .errors import AppError, ErrorDetail, ErrorEnvelope
-from .metrics import ServerMetrics
+from server.errors import AppError, ErrorDetail, ErrorEnvelope
+from server.metrics import ServerMetrics
 
 log = logging.getLogger("persona.server")
 

@@ -18,11 +18,13 @@ from typing import Any
 import mlx.core as mx
 import mlx.nn as nn
 
-from .engine_batch import DecodeBatch, Prefill, float_dtype
-from .engine_row import Handle, Row, read_logprob
-from .engine_sampling import RowSampler
-from .engine_tokens import TokenText
-from .engine_types import (
+from server.engine.batch import DecodeBatch, Prefill, float_dtype
+from server.engine.lora_bank import LoraBank, Slot, SlotsBusyError
+from server.engine.lora_load import read_adapter
+from server.engine.row import Handle, Row, read_logprob
+from server.engine.sampling import RowSampler
+from server.engine.tokens import TokenText
+from server.engine.types import (
     AdapterBusy,
     AdapterError,
     AdapterRef,
@@ -32,8 +34,6 @@ from .engine_types import (
     EngineStats,
     GenerationFailed,
 )
-from .lora_bank import LoraBank, Slot, SlotsBusyError
-from .lora_load import read_adapter
 
 log = logging.getLogger(__name__)
 

@@ -10,17 +10,14 @@ from typing import Any
 from litestar import Request, Response, post
 from litestar.params import JSONBody
 
-from ..engine_types import Delta
-from ..errors import error_responses
-from ..generation import ClientDisconnectedError, Outcome
-from ..logprobs import chat_logprobs
-from ..params import Extras, parse_logit_bias
-from ..plan import plan
-from ..prompt import chat_messages, chat_prompt
-from ..sse import disconnected, stream_events
-from ..state import ServerState, vocab_size
-from ..unsupported import check_chat
-from ..wire import (
+from server.api.generation import ClientDisconnectedError, Outcome
+from server.api.logprobs import chat_logprobs
+from server.api.params import Extras, parse_logit_bias
+from server.api.plan import plan
+from server.api.prompt import chat_messages, chat_prompt
+from server.api.sse import disconnected, stream_events
+from server.api.unsupported import check_chat
+from server.api.wire import (
     AssistantMessage,
     ChatChoice,
     ChatCompletion,
@@ -32,6 +29,9 @@ from ..wire import (
     Usage,
     is_set,
 )
+from server.engine.types import Delta
+from server.errors import error_responses
+from server.state import ServerState, vocab_size
 
 
 @post(

@@ -23,9 +23,9 @@ from mlx_lm.models.cache import (
     make_prompt_cache,
 )
 
-from .engine_row import PendingLogprob, Row
-from .engine_types import EngineError
-from .lora_bank import LoraBank
+from server.engine.lora_bank import LoraBank
+from server.engine.row import PendingLogprob, Row
+from server.engine.types import EngineError
 
 PREFILL_STEP = 512
 """Prompt tokens per prefill forward pass (shared by the rows of a group)."""

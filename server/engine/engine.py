@@ -20,10 +20,16 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from adapters.base import EMBEDDED, EMBEDDED_ID, content_hash, resolve_model
-
-from .engine_loop import Cancel, LoadAdapter, Scheduler, Shutdown, Submit, UnloadAdapter
-from .engine_row import Handle
-from .engine_types import (
+from server.engine.loop import (
+    Cancel,
+    LoadAdapter,
+    Scheduler,
+    Shutdown,
+    Submit,
+    UnloadAdapter,
+)
+from server.engine.row import Handle
+from server.engine.types import (
     MAX_TOP_LOGPROBS,
     AdapterError,
     AdapterRef,

@@ -6,10 +6,9 @@ from litestar import get
 from litestar.params import FromPath
 
 from adapters.registry import RegistryError, parse_model_id
-
-from ..errors import ModelNotFoundError, error_responses
-from ..state import ServerState
-from ..wire import Model, ModelList
+from server.api.wire import Model, ModelList
+from server.errors import ModelNotFoundError, error_responses
+from server.state import ServerState
 
 OWNER = "persona-studio"
 

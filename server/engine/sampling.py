@@ -24,7 +24,7 @@ import mlx.core as mx
 from mlx_lm.models.cache import TokenBuffer
 from mlx_lm.sample_utils import apply_min_p, apply_top_k, apply_top_p, make_logits_processors
 
-from .engine_types import SamplingParams
+from server.engine.types import SamplingParams
 
 Processor = Callable[[mx.array, mx.array], mx.array]
 Filter = Callable[[mx.array], mx.array]

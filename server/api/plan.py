@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .catalog import request_layer
-from .engine_types import GenerationRequest, SamplingParams
-from .errors import InvalidRequestError
-from .generation import Job
-from .params import Extras, check_stop, fit_context
-from .state import Resolved, ServerState
-from .wire import SamplingFields, is_set
+from server.api.catalog import request_layer
+from server.api.generation import Job
+from server.api.params import Extras, check_stop, fit_context
+from server.api.wire import SamplingFields, is_set
+from server.engine.types import GenerationRequest, SamplingParams
+from server.errors import InvalidRequestError
+from server.state import Resolved, ServerState
 
 if TYPE_CHECKING:
-    from .engine import Engine
+    from server.engine.engine import Engine
 
 SEED_MASK = 2**64 - 1
 

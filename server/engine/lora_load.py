@@ -15,9 +15,8 @@ import mlx.core as mx
 from adapters.manifest import CONFIG, WEIGHTS
 from adapters.registry import Checkpoint
 from adapters.verify import checkpoint_problems
-
-from .engine_types import AdapterError, AdapterRef
-from .lora_bank import MAX_RANK, AdapterWeights
+from server.engine.lora_bank import MAX_RANK, AdapterWeights
+from server.engine.types import AdapterError, AdapterRef
 
 SUFFIXES = (".lora_a", ".lora_b")
 

@@ -28,16 +28,15 @@ from adapters.registry import (
 )
 from adapters.verify import checkpoint_problems
 from data.home import home_dir
-
-from .adapter_state import describe, pinned_ids
-from .admin_types import AdapterEvent, EventType, LoadError, Mode, PersonaAdapters
-from .engine_types import AdapterBusy, AdapterRef
-from .events import EventHub, Subscription
-from .pins import Pin, read_pins, write_pins
-from .watch import watch_registry
+from server.engine.types import AdapterBusy, AdapterRef
+from server.hotswap.events import EventHub, Subscription
+from server.hotswap.pins import Pin, read_pins, write_pins
+from server.hotswap.state import describe, pinned_ids
+from server.hotswap.types import AdapterEvent, EventType, LoadError, Mode, PersonaAdapters
+from server.hotswap.watch import watch_registry
 
 if TYPE_CHECKING:
-    from .engine import Engine
+    from server.engine.engine import Engine
 
 log = logging.getLogger("persona.adapters")
 

@@ -20,9 +20,8 @@ from adapters.registry import ModelRef, RegistryError, parse_model_id
 from data.card import PersonaCard, Sampling
 from data.home import personas_dir
 from data.personas import PersonaEntry, discover, sample_personas_dir
-
-from .errors import ModelNotFoundError
-from .wire import ResolvedSampling, SamplingFields, is_set
+from server.api.wire import ResolvedSampling, SamplingFields, is_set
+from server.errors import ModelNotFoundError
 
 log = logging.getLogger("persona.server")
 

@@ -11,17 +11,17 @@ from typing import Any
 from litestar import Request, Response, post
 from litestar.params import JSONBody
 
-from ..engine_types import Delta
-from ..errors import error_responses
-from ..generation import ClientDisconnectedError
-from ..logprobs import completion_logprobs
-from ..params import Extras, parse_logit_bias
-from ..plan import plan
-from ..prompt import text_prompt
-from ..sse import disconnected, stream_events
-from ..state import ServerState, vocab_size
-from ..unsupported import check_completion
-from ..wire import Completion, CompletionChoice, CompletionRequest, Usage, is_set
+from server.api.generation import ClientDisconnectedError
+from server.api.logprobs import completion_logprobs
+from server.api.params import Extras, parse_logit_bias
+from server.api.plan import plan
+from server.api.prompt import text_prompt
+from server.api.sse import disconnected, stream_events
+from server.api.unsupported import check_completion
+from server.api.wire import Completion, CompletionChoice, CompletionRequest, Usage, is_set
+from server.engine.types import Delta
+from server.errors import error_responses
+from server.state import ServerState, vocab_size
 
 
 @post(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import ContextLengthError, InvalidRequestError
-from .wire import ResolvedSampling
+from server.api.wire import ResolvedSampling
+from server.errors import ContextLengthError, InvalidRequestError
 
 
 @dataclass(frozen=True)

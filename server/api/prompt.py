@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .errors import InvalidRequestError, UnsupportedError
-from .wire import ChatMessage, is_set
+from server.api.wire import ChatMessage, is_set
+from server.errors import InvalidRequestError, UnsupportedError
 
 
 def message_text(message: ChatMessage, index: int) -> str:

@@ -7,8 +7,7 @@ from collections.abc import Sequence
 import msgspec
 
 from adapters.registry import Checkpoint, Registry, run_sort_key
-
-from .admin_types import CheckpointInfo, LoadError, Mode, PersonaAdapters, RunInfo
+from server.hotswap.types import CheckpointInfo, LoadError, Mode, PersonaAdapters, RunInfo
 
 
 class RunStatus(msgspec.Struct):
