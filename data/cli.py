@@ -7,30 +7,10 @@ is checked against that card. Files named `eval.jsonl` are read as eval suites.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from .card import CardError, PersonaCard, load_card
-from .personas import CARD, EVAL, TRAIN_FILES, VALID, find_persona, sample_personas_dir
-from .problem import Problem, error
-from .tokens import ChatTokenizer
-
-
-@dataclass
-class Target:
-    """The files of one persona (or of loose files) to work on together."""
-
-    label: str
-    card_path: Path | None
-    datasets: list[Path] = field(default_factory=list)
-    eval_file: Path | None = None
-
-
-class UsageError(Exception):
-    """A PATH that is neither a file, a folder nor a persona name."""
+from .targets import UsageError, resolve_targets
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -70,72 +50,3 @@ def run(args: argparse.Namespace) -> int:
     if args.data_command == "check":
         return commands.check(targets, not args.no_tokenizer)
     return commands.stats(targets, not args.no_tokenizer, args.json, args.width)
-
-
-def resolve_targets(paths: Sequence[str], card: Path | None = None) -> list[Target]:
-    """Group PATH arguments by the persona they belong to."""
-    targets: dict[str, Target] = {}
-    for text in paths:
-        path = Path(text)
-        if not path.exists():
-            entry = find_persona(text) if "/" not in text else None
-            if entry is None:
-                raise UsageError(f"{text}: no such file, folder or persona")
-            path = entry.folder
-        if path.is_dir():
-            target = targets.setdefault(str(path), Target(str(path), _card_in(path, card)))
-            target.datasets += [p for n in (*TRAIN_FILES, VALID) if (p := path / n).is_file()]
-            target.eval_file = path / EVAL if (path / EVAL).is_file() else None
-            if not target.datasets and target.eval_file is None:
-                raise UsageError(f"{path}: holds no {' / '.join(TRAIN_FILES)} or {EVAL}")
-            continue
-        folder = path.parent
-        target = targets.setdefault(str(folder), Target(str(folder), _card_in(folder, card)))
-        if path.name == EVAL:
-            target.eval_file = path
-        else:
-            target.datasets.append(path)
-    return list(targets.values())
-
-
-def read_card(target: Target) -> tuple[PersonaCard | None, list[Problem]]:
-    """The target's card, or the problems that stop it from loading."""
-    if target.card_path is None:
-        return None, []
-    try:
-        return load_card(target.card_path), []
-    except CardError as exc:
-        prefix = f"{target.card_path}: "
-        return None, [
-            error(str(target.card_path), 0, line.removeprefix(prefix))
-            for line in str(exc).splitlines()
-        ]
-
-
-def load_tokenizer(base_model: str) -> tuple[ChatTokenizer | None, str | None]:
-    """The base model's tokenizer, or None and the reason token checks are skipped."""
-    # The command line is where layers meet: resolving a base model belongs to adapters.
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    try:
-        from transformers import AutoTokenizer
-
-        from adapters.base import resolve_model
-
-        tokenizer = AutoTokenizer.from_pretrained(str(resolve_model(base_model)))
-    except Exception as exc:  # no tokenizer only means fewer checks, never a crash
-        return None, f"token checks skipped: cannot load the tokenizer of {base_model}: {exc}"
-    if not getattr(tokenizer, "chat_template", None):
-        return None, f"token checks skipped: {base_model} has no chat template"
-    return tokenizer, None
-
-
-def is_sample(folder: Path) -> bool:
-    """Whether a folder is inside the read-only sample personas."""
-    return folder.resolve().is_relative_to(sample_personas_dir().resolve())
-
-
-def _card_in(folder: Path, override: Path | None) -> Path | None:
-    if override is not None:
-        return override
-    path = folder / CARD
-    return path if path.is_file() else None

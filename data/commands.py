@@ -9,13 +9,13 @@ from pathlib import Path
 import msgspec
 
 from .check import check_dataset
-from .cli import Target, UsageError, is_sample, load_tokenizer, read_card, resolve_targets
 from .dataset import read_datasets
 from .problem import Problem
 from .render import render_stats
 from .split import contamination, split_rows, write_split
 from .stats import dataset_stats
 from .suite import read_suite
+from .targets import Target, UsageError, is_sample, load_tokenizer, read_card, resolve_targets
 from .tokens import ChatTokenizer
 
 

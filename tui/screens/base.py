@@ -13,7 +13,7 @@ from ..widgets.nav_bar import NavBar
 from ..widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
-    from ..app import StudioApp
+    from ..host import StudioHost
 
 
 class StudioScreen(Screen[None]):
@@ -23,9 +23,9 @@ class StudioScreen(Screen[None]):
     """The app mode this screen is shown in."""
 
     @property
-    def studio(self) -> StudioApp:
-        """The app, typed."""
-        return cast("StudioApp", self.app)
+    def studio(self) -> StudioHost:
+        """The app, seen through what screens may use of it."""
+        return cast("StudioHost", self.app)
 
     @property
     def api(self) -> ApiClient:
