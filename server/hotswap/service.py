@@ -24,12 +24,11 @@ from adapters.registry import (
     Registry,
     RegistryError,
     parse_model_id,
-    run_sort_key,
 )
-from adapters.verify import checkpoint_problems
 from data.home import home_dir
 from server.engine.types import AdapterBusy, AdapterRef
 from server.hotswap.events import EventHub, Subscription
+from server.hotswap.index import AdapterNotFoundError, CheckpointIndex
 from server.hotswap.pins import Pin, read_pins, write_pins
 from server.hotswap.state import describe, pinned_ids
 from server.hotswap.types import AdapterEvent, EventType, LoadError, Mode, PersonaAdapters
@@ -42,13 +41,11 @@ log = logging.getLogger("persona.adapters")
 
 
 READY_SECONDS = 10.0
+"""How long `start()` waits for the watcher's OS watches before carrying on without them."""
 BUSY_RETRY_SECONDS = 1.0
 """How soon a load refused only because every slot was busy is tried again."""
-"""How long `start()` waits for the watcher's OS watches before carrying on without them."""
 
-
-class AdapterNotFoundError(RegistryError):
-    """A persona, run, checkpoint or LoRA name that does not exist."""
+__all__ = ["AdapterNotFoundError", "AdapterRefusedError", "AdapterService"]
 
 
 class AdapterRefusedError(RegistryError):
@@ -67,12 +64,6 @@ class PersonaSlot:
     pin: Pin | None = None
     active: Checkpoint | None = None
     last_error: LoadError | None = None
-
-
-def order(ckpt: Checkpoint) -> tuple[float, tuple[int, str], int]:
-    """Newest last: by creation time, then run number, then step."""
-    m = ckpt.manifest
-    return (m.created, run_sort_key(m.run), m.step)
 
 
 class AdapterService:
@@ -98,13 +89,10 @@ class AdapterService:
         self.step_ms = step_ms
         self.pins_path = pins_path or home_dir() / "pins.json"
         self.hub = EventHub()
-        self._index: dict[str, list[Checkpoint]] = {}
+        self.index = CheckpointIndex(registry, lambda: engine.base_hash)
+        """Every persona's checkpoints and the reason each refused one is refused."""
         self._slots: dict[str, PersonaSlot] = {}
         self._loras: dict[str, Checkpoint] = {}
-        self._failed: dict[str, str] = {}
-        """Manifest keys a load attempt refused, with the reason."""
-        self._checked: dict[str, str | None] = {}
-        """Manifest keys the file checks have seen: the problem found, or None."""
         self._retries: dict[str, asyncio.Task[None]] = {}
         """Personas whose newest checkpoint waits for a free engine slot."""
         self._lock = asyncio.Lock()
@@ -169,8 +157,8 @@ class AdapterService:
         if ref.run is None:
             slot = self._slots.get(ref.persona)
             return self._adapter_ref(slot.active) if slot and slot.active else None
-        ckpt = self._find(ref.persona, ref.run, ref.step)
-        reason = self._refusal(ckpt.manifest.key)
+        ckpt = self.index.find(ref.persona, ref.run, ref.step)
+        reason = self.index.refusal(ckpt.manifest.key)
         if reason is not None:
             raise AdapterRefusedError(f"{ref} cannot be loaded: {reason}")
         return self._adapter_ref(ckpt)
@@ -179,9 +167,7 @@ class AdapterService:
         """Every pinned model id that exists, plus the names given through load_lora_adapter."""
         ids: list[str] = []
         for persona in self.personas():
-            ckpts = self._index.get(persona, [])
-            usable = [c for c in ckpts if self._refusal(c.manifest.key) is None]
-            ids += pinned_ids(self.registry, persona, usable)
+            ids += pinned_ids(self.registry, persona, self.index.usable(persona))
         return ids + sorted(self._loras)
 
     def active_version(self, persona: str) -> str | None:
@@ -202,7 +188,7 @@ class AdapterService:
             slot.active.manifest.version if slot.active else None,
             self.engine.loaded_adapters(),
             slot.last_error,
-            self._index.get(persona, []),
+            self.index.checkpoints(persona),
         )
 
     def states(self) -> list[PersonaAdapters]:
@@ -215,8 +201,8 @@ class AdapterService:
         """Pin a persona to a checkpoint (a run's latest when `step` is None)."""
         self._require_persona(persona)
         async with self._lock:
-            await self._rescan(persona)
-            ckpt = self._find(persona, run, step)
+            await self.index.rescan(persona)
+            ckpt = self.index.find(persona, run, step)
             reason = await self._load(persona, ckpt)
             if reason is not None:
                 raise AdapterRefusedError(
@@ -235,12 +221,9 @@ class AdapterService:
             slot = self._slots.setdefault(persona, PersonaSlot())
             slot.mode, slot.pin = "follow", None
             await self._write_pins()
-            await self._rescan(persona)
-            # Asking to follow again retries what the engine refused; checkpoints whose files
-            # are broken stay refused.
-            for ckpt in self._index.get(persona, []):
-                if self._checked.get(ckpt.manifest.key) is None:
-                    self._failed.pop(ckpt.manifest.key, None)
+            await self.index.rescan(persona)
+            # Asking to follow again retries what the engine refused.
+            self.index.forgive_engine_refusals(persona)
             await self._settle(persona, announce=False)
             version = slot.active.manifest.version if slot.active else None
             self._emit("activated", persona, version, "following the newest checkpoint")
@@ -290,24 +273,6 @@ class AdapterService:
         if persona not in set(self.personas()):
             raise AdapterNotFoundError(f"unknown persona {persona!r}")
 
-    def _find(self, persona: str, run: str, step: int | str | None) -> Checkpoint:
-        if not SAFE_NAME.match(run):
-            raise RegistryError(f"invalid run name {run!r}")
-        ckpts = [c for c in self._index.get(persona, []) if c.manifest.run == run]
-        if not ckpts:
-            raise AdapterNotFoundError(f"{persona} has no checkpoints in run {run!r}")
-        if step in ("best", "latest"):
-            marked = self.registry.marker(persona, run, str(step))
-            if marked is None:
-                raise AdapterNotFoundError(f"{persona}@{run} has no {step} marker")
-            step = marked
-        if step is None:
-            return max(ckpts, key=lambda c: c.manifest.step)
-        for ckpt in ckpts:
-            if ckpt.manifest.step == step:
-                return ckpt
-        raise AdapterNotFoundError(f"{persona}@{run} has no checkpoint at step {step}")
-
     async def _on_change(self, personas: set[str] | None) -> None:
         async with self._lock:
             await self._refresh(personas)
@@ -315,44 +280,21 @@ class AdapterService:
     async def _refresh(self, personas: set[str] | None) -> None:
         if personas is None:
             found = await asyncio.to_thread(self.registry.personas)
-            personas = set(found) | set(self._index) | set(self._slots)
+            personas = set(found) | self.index.personas() | set(self._slots)
         # Only configured personas take engine slots; others are indexed for when they appear.
         configured = set(self.personas())
         for persona in sorted(personas):
             try:
-                await self._rescan(persona)
+                await self.index.rescan(persona)
                 if persona in configured:
                     await self._settle(persona, announce=True)
             except Exception as exc:
                 log.exception("refreshing adapters of %s failed", persona)
                 self._record(persona, None, f"refresh failed: {exc}")
 
-    async def _rescan(self, persona: str) -> None:
-        """Re-read a persona's checkpoints; file checks of new ones run in the same thread."""
-        known = set(self._checked)
-
-        def scan() -> tuple[list[Checkpoint], dict[str, str | None]]:
-            found = [
-                c
-                for run in self.registry.runs(persona)
-                for c in self.registry.checkpoints(persona, run)
-            ]
-            fresh = {c.manifest.key: self._check(c) for c in found if c.manifest.key not in known}
-            return sorted(found, key=order), fresh
-
-        self._index[persona], fresh = await asyncio.to_thread(scan)
-        self._checked.update(fresh)
-
-    def _check(self, ckpt: Checkpoint) -> str | None:
-        problems = checkpoint_problems(ckpt, self.engine.base_hash)
-        return "; ".join(problems) if problems else None
-
-    def _refusal(self, key: str) -> str | None:
-        return self._failed.get(key) or self._checked.get(key)
-
     async def _settle(self, persona: str, *, announce: bool) -> None:
         slot = self._slots.setdefault(persona, PersonaSlot())
-        ckpts = self._index.get(persona, [])
+        ckpts = self.index.checkpoints(persona)
         if slot.mode == "pinned" and slot.pin is not None:
             pinned = [
                 c
@@ -366,7 +308,7 @@ class AdapterService:
             if pinned and await self._load(persona, pinned[0]) is None:
                 slot.active = pinned[0]
                 return
-            if pinned and pinned[0].manifest.key not in self._failed:
+            if pinned and not self.index.is_failed(pinned[0].manifest.key):
                 return  # refused only for busy slots: the pin holds and loads on the retry
             if not pinned:
                 self._record(
@@ -380,14 +322,14 @@ class AdapterService:
             key = ckpt.manifest.key
             if key == current:
                 return
-            if key in self._failed:
+            if self.index.is_failed(key):
                 continue
             if await self._load(persona, ckpt) is None:
                 slot.active = ckpt
                 if announce:
                     self._emit("loaded", persona, ckpt.manifest.version, "now serving")
                 return
-            if key not in self._failed:
+            if not self.index.is_failed(key):
                 return  # busy, not broken: keep serving what is active until the retry
         if slot.active is not None:
             slot.active = None
@@ -396,9 +338,7 @@ class AdapterService:
     async def _load(self, persona: str, ckpt: Checkpoint) -> str | None:
         """Check and load one checkpoint; on failure record, log and announce the reason."""
         key = ckpt.manifest.key
-        if key not in self._checked:
-            self._checked[key] = await asyncio.to_thread(self._check, ckpt)
-        reason = self._checked[key]
+        reason = await self.index.problem(ckpt)
         if reason is None:
             try:
                 await self.engine.load_adapter(self._adapter_ref(ckpt))
@@ -412,9 +352,9 @@ class AdapterService:
                 reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
         version = ckpt.manifest.version
         if reason is None:
-            self._failed.pop(key, None)
+            self.index.mark_loaded(key)
             return None
-        self._failed[ckpt.manifest.key] = reason
+        self.index.mark_failed(key, reason)
         log.warning("adapter %s@%s refused: %s", persona, version, reason)
         self._record(persona, version, reason)
         self._emit("failed", persona, version, reason)
