@@ -98,7 +98,7 @@ async def test_finished_replies_match_the_schema(engine: Engine) -> None:
     assert len(finished) >= 4, results
     for text in finished:
         jsonschema.validate(json.loads(text), SCHEMA)
-    for text, last in results:
+    for _, last in results:
         if last.finish_reason == "length":
             assert last.token_count == 160
 
