@@ -48,7 +48,7 @@ class StreamOptions(Struct, frozen=True):
 
 
 class ResponseFormat(Struct, frozen=True):
-    """Only `{"type": "text"}` is served."""
+    """`text`, `json_object` or `json_schema` (server/api/structured.py reads `json_schema`)."""
 
     type: str
     json_schema: Any | UnsetType = UNSET

@@ -52,7 +52,7 @@ class JsonGrammar:
     schema: str
     """The schema as canonical JSON text (sorted keys); grammars are cached by it."""
     param: str = "response_format"
-    """The request field it came from, named in errors."""
+    """The request field the schema came from, named in errors."""
 
 
 @dataclass(frozen=True)
