@@ -14,7 +14,7 @@ import httpx
 import jsonschema
 import pytest
 from litestar import Litestar
-from openai import AsyncOpenAI, BadRequestError, NotFoundError
+from openai import AsyncOpenAI, NotFoundError
 from openai.types.responses import Response, ResponseItemList, ResponseStreamEvent
 from pydantic import BaseModel, Field, TypeAdapter
 
@@ -113,7 +113,7 @@ async def test_stream_sends_the_full_event_sequence(
         "response.incomplete",
     ]
     numbers = [e.sequence_number for e in events]
-    assert numbers == sorted(numbers) and len(set(numbers)) == len(numbers)
+    assert numbers == list(range(len(numbers)))
     text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
     assert events[-1].response.output[0].content[0].text == text
     # The SDK's helper wants `response.completed`: end-of-turn is forced after two tokens.
@@ -126,7 +126,8 @@ async def test_stream_sends_the_full_event_sequence(
     assert seen[0] == "response.created"
     assert seen[-1] == "response.completed"
     assert final.status == "completed"
-    assert final.usage is not None and final.usage.output_tokens == 3
+    assert final.usage is not None
+    assert final.usage.output_tokens == 3
     stored = await client.responses.retrieve(final.id)
     assert stored.output_text == final.output_text
 
@@ -142,7 +143,8 @@ async def test_store_retrieve_list_delete(http: httpx.AsyncClient, client: Async
         metadata={"scene": "intro"},
     )
     got = await client.responses.retrieve(reply.id)
-    assert got.id == reply.id and got.output_text == reply.output_text
+    assert got.id == reply.id
+    assert got.output_text == reply.output_text
     assert got.metadata == {"scene": "intro"}
     raw = await http.get(f"/v1/responses/{reply.id}/input_items", params={"order": "asc"})
     listed = ResponseItemList.model_validate(raw.json())
@@ -225,7 +227,8 @@ async def test_parse_and_json_schema_format(client: AsyncOpenAI, base: str) -> N
     )
     assert reply.status == "completed"
     jsonschema.validate(json.loads(reply.output_text), schema)
-    assert reply.text is not None and reply.text.format is not None
+    assert reply.text is not None
+    assert reply.text.format is not None
     assert reply.text.format.type == "json_schema"
 
 
