@@ -167,3 +167,31 @@ async def test_bad_formats_are_refused_by_name(
     assert isinstance(body, dict)
     assert body["param"] == param
     assert words in body["message"]
+
+
+async def test_langchain_with_structured_output(http: Any, base: str, request_log: Any) -> None:
+    """LangChain's `with_structured_output(method="json_schema")`, chat and Responses flavours."""
+    langchain_openai = pytest.importorskip("langchain_openai")
+
+    class Verdict(BaseModel):
+        """A small schema LangChain turns into a strict json_schema format."""
+
+        mood: Literal["happy", "sad"]
+        score: int = Field(ge=0, le=9)
+
+    for use_responses_api in (False, True):
+        model = langchain_openai.ChatOpenAI(
+            model=base,
+            base_url=str(http.base_url.join("/v1")),
+            api_key="unused",
+            http_async_client=http,
+            max_retries=0,
+            temperature=0.0,
+            max_tokens=40,
+            use_responses_api=use_responses_api,
+        )
+        structured = model.with_structured_output(Verdict, method="json_schema")
+        verdict = await structured.ainvoke("How do you feel?")
+        assert isinstance(verdict, Verdict)
+    paths = {request.url.path for request in request_log.requests}
+    assert paths == {"/v1/chat/completions", "/v1/responses"}
