@@ -111,6 +111,8 @@ class CompletionRequest(SamplingFields, frozen=True, kw_only=True):
     echo: bool | UnsetType | None = UNSET
     suffix: str | UnsetType | None = UNSET
     best_of: Positive | UnsetType | None = UNSET
+    response_format: ResponseFormat | UnsetType | None = UNSET
+    """vLLM's extension: JSON mode or a JSON schema for a raw completion."""
 
 
 class Usage(Struct, frozen=True):

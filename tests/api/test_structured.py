@@ -195,3 +195,27 @@ async def test_langchain_with_structured_output(http: Any, base: str, request_lo
         assert isinstance(verdict, Verdict)
     paths = {request.url.path for request in request_log.requests}
     assert paths == {"/v1/chat/completions", "/v1/responses"}
+
+
+async def test_text_completions_take_a_response_format(client: AsyncOpenAI, base: str) -> None:
+    """vLLM's `response_format` on /v1/completions: the same grammar on a raw prompt."""
+    schema = {
+        "type": "object",
+        "properties": {"yes": {"type": "boolean"}},
+        "required": ["yes"],
+        "additionalProperties": False,
+    }
+    reply = await client.completions.create(
+        model=base,
+        prompt="Answer:",
+        max_tokens=20,
+        temperature=0.0,
+        extra_body={
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "a", "schema": schema},
+            }
+        },
+    )
+    assert reply.choices[0].finish_reason == "stop"
+    jsonschema.validate(json.loads(reply.choices[0].text), schema)
