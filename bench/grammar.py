@@ -186,7 +186,8 @@ async def main(tokens: int, rounds: int) -> None:
     }
     chat, responses = [], []
     async with httpx.AsyncClient(base_url=url, timeout=600) as http:
-        await route_run(http, "/v1/responses", responses_body | {"max_output_tokens": 4})
+        warm = {"max_output_tokens": 4, "min_tokens": 4}
+        await route_run(http, "/v1/responses", responses_body | warm)
         for _ in range(rounds):
             chat.append(await route_run(http, "/v1/chat/completions", chat_body))
             responses.append(await route_run(http, "/v1/responses", responses_body))
