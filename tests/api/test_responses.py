@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 import httpx
 import jsonschema
+import msgspec
 import pytest
 from litestar import Litestar
 from openai import AsyncOpenAI, NotFoundError
@@ -322,3 +323,50 @@ async def test_concurrent_responses_and_chat_share_the_engine(
     )
     assert replies[0].output_text
     assert replies[1].choices[0].message.content
+
+
+async def test_the_key_the_body_limit_and_metrics_apply(
+    settings: ServerSettings, engine: Any, catalog: Catalog, running: Any, http: httpx.AsyncClient
+) -> None:
+    limited = msgspec.structs.replace(settings, api_key="s3cret", max_body_bytes=1000)
+    guarded = create_app(limited, engine, catalog=catalog)
+    async with (
+        running(guarded),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=guarded), base_url="http://guarded.local"
+        ) as raw,
+    ):
+        body = {"model": "pip", "input": "Hi"}
+        response = await raw.post("/v1/responses", json=body)
+        assert response.status_code == 401
+        assert response.json()["error"]["code"] == "invalid_api_key"
+        response = await raw.get("/v1/responses/resp_" + "0" * 32)
+        assert response.status_code == 401
+        key = {"Authorization": "Bearer s3cret"}
+        response = await raw.post("/v1/responses", json=body | {"input": "x" * 5000}, headers=key)
+        assert response.status_code == 413
+    assert (await post(http, {"model": "pip", "input": "Hi"})).status_code == 200
+    text = (await http.get("/metrics")).text
+    assert 'route="/v1/responses",status="200"' in text
+    assert 'persona_generation_tokens_total{model="pip"}' in text
+
+
+async def test_non_streaming_disconnect_frees_the_row(
+    served: Served, engine: Any, force: Any, base: str
+) -> None:
+    before = engine.stats()
+    body = {
+        "model": base,
+        "input": "Tell me about gears.",
+        "max_output_tokens": 1500,
+        "logit_bias": force(" cat"),
+    }
+    async with httpx.AsyncClient(base_url=served.url, timeout=WAIT) as http:
+        request = asyncio.create_task(http.post("/v1/responses", json=body))
+        await until(lambda: engine.stats().active > 0)
+        request.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await request
+    await until(lambda: engine.stats().cancelled > before.cancelled)
+    await until(lambda: engine.stats().active == 0)
+    assert engine.stats().finished == before.finished
