@@ -12,6 +12,7 @@ grammar for a schema is cached, and each row starts from a copy of the cached pr
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
@@ -22,7 +23,7 @@ from typing import Any
 import mlx.core as mx
 import numpy as np
 
-from server.engine.types import InvalidParams, JsonGrammar
+from server.engine.types import GenerationRequest, InvalidParams, JsonGrammar, SamplingParams
 
 log = logging.getLogger(__name__)
 
@@ -86,10 +87,17 @@ class Grammars:
                 self._cache.popitem(last=False)
         return compiled
 
-    def row(self, grammar: JsonGrammar, min_tokens: int) -> RowGrammar:
-        """A fresh matcher for one row."""
-        compiled = self.compile(grammar)
-        return RowGrammar(compiled.matcher.deep_copy(), self, min_tokens)
+    def start(self, request: GenerationRequest) -> tuple[RowGrammar | None, SamplingParams]:
+        """A new row's grammar (None without one) and the parameters its sampler runs with.
+
+        A grammar row's mask applies `min_tokens` itself, only where the JSON allows more, so
+        its sampler does not mask the stop ids.
+        """
+        if request.grammar is None:
+            return None, request.params
+        compiled = self.compile(request.grammar)
+        grammar = RowGrammar(compiled.matcher.deep_copy(), self, request.params.min_tokens)
+        return grammar, dataclasses.replace(request.params, min_tokens=0)
 
     def stop_ids(self) -> tuple[int, ...]:
         """The ids that end a reply."""

@@ -8,7 +8,6 @@ delivering one sequence fails that sequence only; the loop itself never dies.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import queue
 from collections import Counter, deque
@@ -285,11 +284,7 @@ class Scheduler:
             self.bank.acquire(key)
             self.loaded = tuple(self.bank.keys())
         try:
-            params, grammar = request.params, None
-            if request.grammar is not None:
-                grammar = self.grammars.row(request.grammar, params.min_tokens)
-                # The grammar's mask applies min_tokens itself, and only where the JSON allows.
-                params = dataclasses.replace(params, min_tokens=0)
+            grammar, params = self.grammars.start(request)
             sampler = RowSampler(params, request.prompt, tuple(self.stop_ids), self.vocab_size)
             return Row(handle, sampler, self.tokenizer.detokenizer, slot, key, grammar)
         except BaseException:
