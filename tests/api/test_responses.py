@@ -22,9 +22,9 @@ from pydantic import BaseModel, Field, TypeAdapter
 from server.api.catalog import Catalog
 from server.app import create_app
 from server.settings import ServerSettings
-from tests.api.test_stream import WAIT, Served, served, until
+from tests.api.test_stream import WAIT, Served, adapter_root, served, until
 
-__all__ = ["served"]
+__all__ = ["adapter_root", "served"]
 
 EVENTS: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
 PIP_PROMPT = "You are Pip, a cheerful robot who loves gears."
@@ -370,3 +370,25 @@ async def test_non_streaming_disconnect_frees_the_row(
     await until(lambda: engine.stats().cancelled > before.cancelled)
     await until(lambda: engine.stats().active == 0)
     assert engine.stats().finished == before.finished
+
+
+async def test_persona_adapter_names_the_version_that_answered(
+    adapter_root: Any, settings: ServerSettings, engine: Any, catalog: Catalog, running: Any
+) -> None:
+    app = create_app(settings, engine, catalog=catalog)
+    async with (
+        running(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://adapters.local", timeout=WAIT
+        ) as http,
+    ):
+        for model in ("juni", "juni@run-1:100"):
+            raw = await post(http, {"model": model, "input": "Hi", "max_output_tokens": 4})
+            reply = Response.model_validate(raw.json())
+            assert reply.model == model
+            assert (reply.model_extra or {})["persona_adapter"] == "run-1:100"
+        body = {"model": "juni", "input": "Hi", "max_output_tokens": 4, "stream": True}
+        async with http.stream("POST", "/v1/responses", json=body) as stream:
+            lines = [line async for line in stream.aiter_lines() if line.startswith("data: ")]
+        last = json.loads(lines[-1][6:])
+        assert last["response"]["persona_adapter"] == "run-1:100"
