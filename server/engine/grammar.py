@@ -96,7 +96,12 @@ class Grammars:
         if request.grammar is None:
             return None, request.params
         compiled = self.compile(request.grammar)
-        grammar = RowGrammar(compiled.matcher.deep_copy(), self, request.params.min_tokens)
+        grammar = RowGrammar(
+            compiled.matcher.deep_copy(),
+            self,
+            self._tokenizer.vocab_size,
+            request.params.min_tokens,
+        )
         return grammar, dataclasses.replace(request.params, min_tokens=0)
 
     def stop_ids(self) -> tuple[int, ...]:
@@ -120,13 +125,15 @@ class Grammars:
 class RowGrammar:
     """One row's grammar state: consumes the row's tokens and masks its next logits."""
 
-    def __init__(self, matcher: Any, grammars: Grammars, min_tokens: int) -> None:
+    def __init__(
+        self, matcher: Any, grammars: Grammars, grammar_vocab: int, min_tokens: int
+    ) -> None:
         self._matcher = matcher
         self._grammars = grammars
         self._min_tokens = min_tokens
         self._count = 0
-        words = (grammars.vocab_size + 31) // 32
-        self._bits = np.zeros((1, words), dtype=np.int32)
+        # llguidance wants a buffer of exactly its own vocabulary; the model's logits may be wider.
+        self._bits = np.zeros((1, (grammar_vocab + 31) // 32), dtype=np.int32)
         self._stop = np.array(grammars.stop_ids(), dtype=np.int64)
 
     def advance(self, token: int) -> None:
@@ -162,7 +169,10 @@ class RowGrammar:
         else:
             self._matcher.unsafe_compute_mask_ptr(bits.ctypes.data, bits.nbytes)
         flags = np.unpackbits(bits.view(np.uint8), bitorder="little").astype(bool)
-        return flags[: self._grammars.vocab_size]
+        width = self._grammars.vocab_size
+        if flags.size < width:
+            flags = np.concatenate([flags, np.zeros(width - flags.size, dtype=bool)])
+        return flags[:width]
 
 
 def apply_mask(logits: mx.array, mask: mx.array) -> mx.array:
