@@ -214,10 +214,15 @@ class Reply(BaseModel):
 
 async def test_parse_and_json_schema_format(client: AsyncOpenAI, base: str) -> None:
     parsed = await client.responses.parse(
-        model=base, input="Reply in JSON.", text_format=Reply, max_output_tokens=80
+        model=base, input="Reply in JSON.", text_format=Reply, max_output_tokens=80, temperature=0
     )
     assert parsed.status == "completed", parsed.output_text
     assert isinstance(parsed.output_parsed, Reply)
+    async with client.responses.stream(
+        model=base, input="Reply in JSON.", text_format=Reply, max_output_tokens=80, temperature=0
+    ) as stream:
+        final = await stream.get_final_response()
+    assert final.output_parsed == parsed.output_parsed  # greedy: the same reply, streamed
     schema = {"type": "object", "properties": {"n": {"enum": [1, 2]}}, "required": ["n"]}
     schema["additionalProperties"] = False
     reply = await client.responses.create(

@@ -50,7 +50,7 @@ def test_a_default_response_format_is_read_and_checked() -> None:
     assert card.response_format is not None
     assert card.response_format.json_schema is not None
     assert card.response_format.json_schema.schema == {"type": "object", "required": ["line"]}
-    with pytest.raises(CardError, match="response_format.json_schema"):
+    with pytest.raises(CardError, match=r"response_format\.json_schema"):
         parse_card(GOOD + '[response_format]\ntype = "json_schema"\n')
-    with pytest.raises(CardError, match="response_format.type"):
+    with pytest.raises(CardError, match=r"response_format\.type"):
         parse_card(GOOD + '[response_format]\ntype = "yaml"\n')
