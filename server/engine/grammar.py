@@ -71,14 +71,16 @@ class Grammars:
             tokenizer = self._llg_tokenizer()
         import llguidance
 
-        text = llguidance.LLMatcher.grammar_from_json_schema(
-            json.loads(grammar.schema), defaults=COMPILE_OPTIONS
-        )
-        matcher = llguidance.LLMatcher(tokenizer, text, log_level=0)
-        if matcher.is_error():
-            raise InvalidParams(
-                f"the JSON schema cannot be enforced: {matcher.get_error()}", grammar.param
+        try:
+            text = llguidance.LLMatcher.grammar_from_json_schema(
+                json.loads(grammar.schema), defaults=COMPILE_OPTIONS
             )
+            matcher = llguidance.LLMatcher(tokenizer, text, log_level=0)
+            problem = matcher.get_error() if matcher.is_error() else None
+        except (ValueError, TypeError, RuntimeError) as exc:
+            problem = str(exc)
+        if problem is not None:
+            raise InvalidParams(f"the JSON schema cannot be enforced: {problem}", grammar.param)
         compiled = Compiled(key, matcher)
         with self._lock:
             self.compiles += 1

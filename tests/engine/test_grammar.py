@@ -170,3 +170,20 @@ async def test_an_unenforceable_keyword_is_named(engine: Engine) -> None:
     schema = grammar({"type": "array", "items": {"type": "integer"}, "uniqueItems": True})
     with pytest.raises(InvalidParams, match="uniqueItems"):
         await engine.compile_grammar(schema)
+
+
+@pytest.mark.parametrize(
+    ("schema", "words"),
+    [
+        ({"type": "object", "propertyNames": {"pattern": "^a"}}, "propertyNames"),
+        ({"type": "object", "dependentRequired": {"a": ["b"]}}, "dependentRequired"),
+        ({"type": "string", "format": "no-such-format"}, "no-such-format"),
+        ({"type": 5}, "type"),
+        ({"$ref": "#/$defs/missing"}, "missing"),
+    ],
+)
+async def test_schemas_that_cannot_be_enforced_say_why(
+    engine: Engine, schema: dict[str, Any], words: str
+) -> None:
+    with pytest.raises(InvalidParams, match=words):
+        await engine.compile_grammar(grammar(schema))
