@@ -68,7 +68,13 @@ class Grammars:
             if found is not None:
                 self._cache.move_to_end(key)
                 return found
-            tokenizer = self._llg_tokenizer()
+            try:
+                tokenizer = self._llg_tokenizer()
+            except (ValueError, TypeError, RuntimeError) as exc:
+                raise InvalidParams(
+                    f"structured outputs are not available for this model's tokenizer: {exc}",
+                    grammar.param,
+                ) from None
         import llguidance
 
         try:
