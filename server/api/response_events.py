@@ -117,9 +117,10 @@ def keep(state: ServerState, draft: Draft, reply: ResponseObject, text: str) -> 
 async def events(
     draft: Draft, first: Delta, rest: AsyncGenerator[Delta, None], state: ServerState
 ) -> AsyncIterator[msgspec.Struct]:
+    """The event sequence of one streamed response; the finished response is stored."""
     version = first.adapter_version
     seq = iter(range(1 << 62))
-    pending = draft.response("in_progress", [])
+    pending = draft.response("in_progress", [], version=version)
     yield ResponseEvent("response.created", next(seq), pending)
     yield ResponseEvent("response.in_progress", next(seq), pending)
     yield OutputItemEvent(
