@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/serve.py
 	$(BIN)/python bench/hotswap.py
+	$(BIN)/python bench/grammar.py
 	$(BIN)/python bench/train.py
 
 snapshots: $(TEST_STAMP)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any, Literal
 
 import msgspec
 
@@ -79,6 +80,23 @@ class Style(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """Guidance for an optional LLM judge."""
 
 
+class JsonSchemaFormat(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """A named JSON schema, as in OpenAI's `response_format.json_schema`."""
+
+    name: str
+    schema: dict[str, Any] | None = None
+    """None allows any JSON object."""
+    description: str = ""
+    strict: bool | None = None
+
+
+class ResponseFormat(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """A persona's default reply format (`[response_format]`); a request's own wins."""
+
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaFormat | None = None
+
+
 class PersonaCard(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """One persona: who it is, how it samples, how it trains, how it is judged."""
 
@@ -90,6 +108,8 @@ class PersonaCard(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     sampling: Sampling = Sampling()
     training: Training = Training()
     style: Style = Style()
+    response_format: ResponseFormat | None = None
+    """Replies in JSON by default, e.g. a game character answering `{"line", "mood"}`."""
 
     @property
     def title(self) -> str:
@@ -135,6 +155,9 @@ def validate(card: PersonaCard) -> list[str]:
             problems.append(f"training.{key}: must be >= 1")
     if not 0.0 <= t.val_fraction < 1.0:
         problems.append("training.val_fraction: must be in [0, 1)")
+    fmt = card.response_format
+    if fmt is not None and (fmt.type == "json_schema") != (fmt.json_schema is not None):
+        problems.append("response_format.json_schema: is required exactly when type is json_schema")
     if len(card.style.reply_words) != 2 or card.style.reply_words[0] > card.style.reply_words[1]:
         problems.append("style.reply_words: must be [min, max] with min <= max")
     return problems

@@ -29,6 +29,7 @@ from server.api.routes.completions import completions
 from server.api.routes.health import health, metrics, openapi_json
 from server.api.routes.models import model, models
 from server.api.routes.personas import persona, personas
+from server.api.routes.responses import responses_routes
 from server.errors import AuthError, handle_exception
 from server.metrics import ServerMetrics
 from server.settings import ServerSettings
@@ -93,6 +94,7 @@ def create_app(
             personas,
             persona,
             *adapter_routes(),
+            *responses_routes(),
         ],
         state=state,
         guards=guards,

@@ -46,6 +46,10 @@ class ServerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     """Completion length when neither the request, the persona nor the base model sets one."""
     log_level: str = "info"
     """uvicorn's log level."""
+    responses_max_stored: int = 1000
+    """Stored Responses API responses kept in the home folder; the oldest go first."""
+    responses_max_age_days: float = 30.0
+    """Stored responses older than this are forgotten (`previous_response_id` then 404s)."""
 
     def adapters_path(self) -> Path:
         """The adapter registry folder."""

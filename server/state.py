@@ -19,6 +19,7 @@ from data.card import Sampling
 from data.personas import PersonaEntry
 from server.api.catalog import Catalog, Target, card_layer, merge, server_defaults
 from server.api.generation import AdapterUnavailableError, Runner
+from server.api.response_store import ResponseStore
 from server.api.wire import ResolvedSampling
 from server.engine.types import AdapterRef
 from server.errors import ModelLoadingError, ModelNotFoundError
@@ -77,6 +78,8 @@ class ServerState(State):
     """Why the engine failed to load, if it did."""
     started: float
     """When this server started; the `created` time of its models."""
+    responses: ResponseStore
+    """Stored Responses API responses, in the home folder."""
 
     @classmethod
     def create(
@@ -94,6 +97,9 @@ class ServerState(State):
                 "base_layer": Sampling(),
                 "load_error": None,
                 "started": time.time(),
+                "responses": ResponseStore.in_home(
+                    settings.responses_max_stored, settings.responses_max_age_days
+                ),
             }
         )
 

@@ -8,7 +8,7 @@ from server.api.catalog import request_layer
 from server.api.generation import Job
 from server.api.params import Extras, check_stop, fit_context
 from server.api.wire import SamplingFields, is_set
-from server.engine.types import GenerationRequest, SamplingParams
+from server.engine.types import GenerationRequest, JsonGrammar, SamplingParams
 from server.errors import InvalidRequestError
 from server.state import Resolved, ServerState
 
@@ -27,6 +27,7 @@ def plan(
     *,
     max_tokens: int | None,
     extras: Extras,
+    grammar: JsonGrammar | None = None,
 ) -> Job:
     """Merge defaults field by field and build the generation request for one job."""
     sampling = state.merged(request_layer(request, max_tokens), resolved.persona)
@@ -61,6 +62,8 @@ def plan(
         logprobs=extras.logprobs,
         top_logprobs=extras.top_logprobs,
     )
-    generation = GenerationRequest(prompt=prompt, params=params, adapter=resolved.adapter)
+    generation = GenerationRequest(
+        prompt=prompt, params=params, adapter=resolved.adapter, grammar=grammar
+    )
     persona = resolved.persona.name if resolved.persona else None
     return Job(generation, resolved.label, persona)

@@ -38,11 +38,6 @@ def check_chat(request: ChatCompletionRequest) -> None:
             raise _refuse(name, why)
     if is_set(request.tool_choice) and request.tool_choice != "none":
         raise _refuse("tool_choice", _TOOLS)
-    if is_set(request.response_format) and request.response_format.type != "text":
-        raise _refuse(
-            "response_format",
-            f"only 'text' is served, not '{request.response_format.type}'",
-        )
     if request.store is True:
         raise _refuse("store", "completions are not stored")
     if is_set(request.modalities) and any(m != "text" for m in request.modalities):

@@ -48,7 +48,7 @@ class StreamOptions(Struct, frozen=True):
 
 
 class ResponseFormat(Struct, frozen=True):
-    """Only `{"type": "text"}` is served."""
+    """`text`, `json_object` or `json_schema` (server/api/structured.py reads `json_schema`)."""
 
     type: str
     json_schema: Any | UnsetType = UNSET
@@ -111,6 +111,8 @@ class CompletionRequest(SamplingFields, frozen=True, kw_only=True):
     echo: bool | UnsetType | None = UNSET
     suffix: str | UnsetType | None = UNSET
     best_of: Positive | UnsetType | None = UNSET
+    response_format: ResponseFormat | UnsetType | None = UNSET
+    """vLLM's extension: JSON mode or a JSON schema for a raw completion."""
 
 
 class Usage(Struct, frozen=True):

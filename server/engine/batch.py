@@ -23,6 +23,7 @@ from mlx_lm.models.cache import (
     make_prompt_cache,
 )
 
+from server.engine.grammar import apply_mask
 from server.engine.lora_bank import LoraBank
 from server.engine.row import PendingLogprob, Row
 from server.engine.types import EngineError
@@ -93,9 +94,19 @@ class DecodeBatch:
         current = [row.pending for row in rows]
         self.bank.select([row.slot for row in rows])
         logits = self.model(inputs[:, None], cache=self._cache)[:, -1, :]
+        tokens: list[int] | None = None
+        if any(row.grammar is not None for row in rows):
+            # A grammar's next mask needs the token sampled last: read it while the forward pass
+            # runs, and advance each grammar row's own matcher.
+            mx.async_eval(logits)
+            tokens = inputs.tolist()
+            for row, token in zip(rows, tokens, strict=True):
+                if row.grammar is not None:
+                    row.grammar.advance(token)
         upcoming = self._choose(rows, logits, inputs)
         mx.async_eval(upcoming, *_pending_arrays(rows))
-        tokens = inputs.tolist()
+        if tokens is None:
+            tokens = inputs.tolist()
         self._next = upcoming
         return list(zip(rows, tokens, current, strict=True))
 
@@ -116,14 +127,14 @@ class DecodeBatch:
 
     def _choose(self, rows: list[Row], logits: mx.array, inputs: mx.array | None) -> mx.array:
         """The next token of every row from their (rows, vocab) logits."""
-        if all(row.sampler.plain for row in rows):
+        if all(row.sampler.plain and row.grammar is None for row in rows):
             for row in rows:
                 row.sampler.count += 1
             return mx.argmax(logits, axis=-1)
         return mx.concatenate(
             [
                 self._pick(r, logits[i : i + 1])
-                if r.sampler.plain
+                if r.sampler.plain and r.grammar is None
                 # A row's processors see its own history, so they run row by row.
                 else self._sample(
                     r, logits[i : i + 1], None if inputs is None else inputs[i : i + 1]
@@ -138,6 +149,8 @@ class DecodeBatch:
 
     def _sample(self, row: Row, logits: mx.array, token: mx.array | None) -> mx.array:
         logits = row.sampler.process(logits, token)
+        if row.grammar is not None:
+            logits = apply_mask(logits, row.grammar.mask())
         logprobs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
         chosen = row.sampler.sample(logprobs)
         if row.wants_logprobs:

@@ -41,6 +41,7 @@ from server.engine.types import (
     GenerationFailed,
     GenerationRequest,
     InvalidParams,
+    JsonGrammar,
     SamplingParams,
     TokenLogprob,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "GenerationFailed",
     "GenerationRequest",
     "InvalidParams",
+    "JsonGrammar",
     "SamplingParams",
     "TokenLogprob",
 ]
@@ -208,6 +210,19 @@ class Engine:
         finally:
             if not finished:
                 self._scheduler.commands.put(Cancel(handle.id))
+
+    async def compile_grammar(self, grammar: JsonGrammar) -> None:
+        """Compile a request's grammar off the event loop (cached by schema).
+
+        Raises InvalidParams naming what the schema asks that cannot be enforced. Compiling is
+        llguidance's work, not MLX's, so it runs in a worker thread beside the engine.
+        """
+        await asyncio.to_thread(self._scheduler.grammars.compile, grammar)
+
+    @property
+    def grammar_compiles(self) -> int:
+        """Grammars compiled since start-up (cache misses)."""
+        return self._scheduler.grammars.compiles
 
     async def load_adapter(self, ref: AdapterRef) -> None:
         """Validate and load an adapter into a slot; AdapterError says why it was refused."""

@@ -19,6 +19,7 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from server.engine.batch import DecodeBatch, Prefill, float_dtype
+from server.engine.grammar import Grammars
 from server.engine.lora_bank import LoraBank, Slot, SlotsBusyError
 from server.engine.lora_load import read_adapter
 from server.engine.row import Handle, Row, read_logprob
@@ -105,6 +106,7 @@ class Scheduler:
         self.commands: queue.SimpleQueue[Command] = queue.SimpleQueue()
         self.bank = LoraBank(model, max_adapters)
         self.stop_ids = frozenset(int(t) for t in tokenizer.eos_token_ids)
+        self.grammars = Grammars(tokenizer, tuple(sorted(self.stop_ids)), vocab_size)
         self.loaded: tuple[str, ...] = ()
         """Loaded adapter keys, most recent first (a snapshot other threads may read)."""
         self.counts: Counter[str] = Counter()
@@ -282,10 +284,9 @@ class Scheduler:
             self.bank.acquire(key)
             self.loaded = tuple(self.bank.keys())
         try:
-            sampler = RowSampler(
-                request.params, request.prompt, tuple(self.stop_ids), self.vocab_size
-            )
-            return Row(handle, sampler, self.tokenizer.detokenizer, slot, key)
+            grammar, params = self.grammars.start(request)
+            sampler = RowSampler(params, request.prompt, tuple(self.stop_ids), self.vocab_size)
+            return Row(handle, sampler, self.tokenizer.detokenizer, slot, key, grammar)
         except BaseException:
             self._release(key)
             raise

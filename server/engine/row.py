@@ -12,6 +12,7 @@ from typing import Any
 
 import mlx.core as mx
 
+from server.engine.grammar import RowGrammar
 from server.engine.sampling import RowSampler
 from server.engine.stops import StopText
 from server.engine.tokens import TokenText
@@ -37,7 +38,13 @@ class Row:
     """The live state of one sequence while it holds a batch row."""
 
     def __init__(
-        self, handle: Handle, sampler: RowSampler, detokenizer: Any, slot: int, adapter_key: str
+        self,
+        handle: Handle,
+        sampler: RowSampler,
+        detokenizer: Any,
+        slot: int,
+        adapter_key: str,
+        grammar: RowGrammar | None = None,
     ) -> None:
         self.handle = handle
         self.sampler = sampler
@@ -52,8 +59,10 @@ class Row:
         """Logprob data of the token sampled last and not yet consumed."""
         self.cancelled = False
         """Set when cancelled during prefill: the group drops it when it joins the batch."""
+        self.grammar = grammar
+        """The row's JSON grammar; it masks every token, and a stop string would cut the JSON."""
         self._detok = detokenizer
-        self._stops = StopText(params.stop)
+        self._stops = StopText(() if grammar is not None else params.stop)
         self._generated = 0
         self._unsent: list[int] = []
         adapter = handle.request.adapter

@@ -46,6 +46,16 @@ class AdapterRef:
 
 
 @dataclass(frozen=True)
+class JsonGrammar:
+    """A JSON schema every reply must match; JSON mode is the schema `{"type": "object"}`."""
+
+    schema: str
+    """The schema as canonical JSON text (sorted keys); grammars are cached by it."""
+    param: str = "response_format"
+    """The request field the schema came from, named in errors."""
+
+
+@dataclass(frozen=True)
 class GenerationRequest:
     """One sequence to generate."""
 
@@ -54,6 +64,8 @@ class GenerationRequest:
     params: SamplingParams
     adapter: AdapterRef | None = None
     """None runs the base model."""
+    grammar: JsonGrammar | None = None
+    """Constrains every token to the schema; stop strings do not apply, the grammar ends it."""
 
 
 @dataclass(frozen=True)

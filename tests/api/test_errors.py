@@ -40,7 +40,7 @@ def envelope(exc: Any) -> dict[str, Any]:
         ({"presence_penalty": -3}, "presence_penalty", ">= -2.0"),
         ({"stop": ["a", "b", "c", "d", "e"]}, "stop", "length <= 4"),
         ({"max_tokens": 0}, "max_tokens", ">= 1"),
-        ({"response_format": {"type": "json_object"}}, "response_format", "json_object"),
+        ({"response_format": {"type": "grammar"}}, "response_format.type", "grammar"),
         ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools", "tools"),
         ({"logit_bias": {"cat": 5}}, "logit_bias", "not a token id"),
         ({"top_logprobs": 3}, "top_logprobs", "requires logprobs"),

@@ -17,7 +17,7 @@ from server.api.catalog import Catalog
 from server.app import create_app
 from server.settings import ServerSettings
 
-LENGTH_FIELDS = ("max_tokens", "max_completion_tokens", "min_tokens")
+LENGTH_FIELDS = ("max_tokens", "max_completion_tokens", "max_output_tokens", "min_tokens")
 
 
 @pytest.fixture(scope="module")

@@ -38,3 +38,19 @@ def test_every_semantic_problem_is_listed() -> None:
     message = str(info.value)
     assert "name:" in message
     assert "sampling.temperature" in message
+
+
+def test_a_default_response_format_is_read_and_checked() -> None:
+    card = parse_card(
+        GOOD
+        + '[response_format]\ntype = "json_schema"\n'
+        + '[response_format.json_schema]\nname = "line"\n'
+        + 'schema = { type = "object", required = ["line"] }\n'
+    )
+    assert card.response_format is not None
+    assert card.response_format.json_schema is not None
+    assert card.response_format.json_schema.schema == {"type": "object", "required": ["line"]}
+    with pytest.raises(CardError, match=r"response_format\.json_schema"):
+        parse_card(GOOD + '[response_format]\ntype = "json_schema"\n')
+    with pytest.raises(CardError, match=r"response_format\.type"):
+        parse_card(GOOD + '[response_format]\ntype = "yaml"\n')

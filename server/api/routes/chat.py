@@ -16,6 +16,7 @@ from server.api.params import Extras, parse_logit_bias
 from server.api.plan import plan
 from server.api.prompt import chat_messages, chat_prompt
 from server.api.sse import disconnected, stream_events
+from server.api.structured import chat_grammar, prepare, refuse_stop
 from server.api.unsupported import check_chat
 from server.api.wire import (
     AssistantMessage,
@@ -49,6 +50,8 @@ async def chat_completions(
     engine, runner = state.require_runner()
     resolved = state.resolve(data.model)
     persona = resolved.persona
+    grammar = chat_grammar(data.response_format, persona.card.response_format if persona else None)
+    refuse_stop(grammar, is_set(data.stop))
     messages = chat_messages(data.messages, persona.card.system_prompt if persona else None)
     prompt = chat_prompt(engine.tokenizer, messages)
     max_tokens = (
@@ -70,7 +73,9 @@ async def chat_completions(
         data,
         max_tokens=max_tokens if is_set(max_tokens) else None,
         extras=extras,
+        grammar=grammar,
     )
+    await prepare(engine, grammar)
     reply_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
     if data.stream is True:

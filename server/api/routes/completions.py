@@ -17,6 +17,7 @@ from server.api.params import Extras, parse_logit_bias
 from server.api.plan import plan
 from server.api.prompt import text_prompt
 from server.api.sse import disconnected, stream_events
+from server.api.structured import chat_grammar, prepare, refuse_stop
 from server.api.unsupported import check_completion
 from server.api.wire import Completion, CompletionChoice, CompletionRequest, Usage, is_set
 from server.engine.types import Delta
@@ -47,7 +48,12 @@ async def completions(
         top_logprobs=top or 0,
     )
     max_tokens = data.max_tokens if is_set(data.max_tokens) else None
-    job = plan(state, engine, resolved, prompt, data, max_tokens=max_tokens, extras=extras)
+    grammar = chat_grammar(data.response_format, None)
+    refuse_stop(grammar, is_set(data.stop))
+    job = plan(
+        state, engine, resolved, prompt, data, max_tokens=max_tokens, extras=extras, grammar=grammar
+    )
+    await prepare(engine, grammar)
     echo = _prompt_text(engine.tokenizer, data.prompt, prompt) if data.echo is True else ""
     head = Head(f"cmpl-{uuid.uuid4().hex}", int(time.time()), data.model, engine.base_hash)
     if data.stream is True:

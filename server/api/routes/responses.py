@@ -1,0 +1,181 @@
+"""The Responses API: `POST /v1/responses`, and stored responses by id.
+
+Model ids, persona defaults and sampling work exactly as on chat completions (the same planning,
+prompt and runner code); only the request and reply shapes differ. A streamed response sends
+OpenAI's full event sequence with increasing sequence numbers; a client that disconnects frees
+its batch row within one decode step, as on chat. Stored responses (`store`, the default) live
+in the home folder, so `previous_response_id` continues a conversation across restarts.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Annotated, Any, Literal
+
+import msgspec
+from litestar import Request, Response, delete, get, post
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+
+from server.api.generation import ClientDisconnectedError
+from server.api.params import Extras, parse_logit_bias
+from server.api.plan import plan
+from server.api.prompt import chat_prompt
+from server.api.response_events import Draft, events, keep, sse
+from server.api.responses_input import Turn, check_request, read_input, template_messages
+from server.api.sse import disconnected
+from server.api.structured import prepare, refuse_stop, text_grammar
+from server.api.wire import is_set
+from server.api.wire_responses import (
+    DeletedResponse,
+    InputItemList,
+    ResponseObject,
+    ResponsesRequest,
+)
+from server.errors import error_responses
+from server.state import ServerState, vocab_size
+
+
+@post(
+    "/v1/responses",
+    status_code=200,
+    summary="Create a response",
+    responses=error_responses(400, 404, 503),
+    tags=["openai"],
+)
+async def create_response(
+    data: JSONBody[ResponsesRequest], request: Request[Any, Any, Any], state: ServerState
+) -> Response[Any]:
+    """Answer as a persona (or the base model), whole or as a stream of events."""
+    check_request(data)
+    engine, runner = state.require_runner()
+    resolved = state.resolve(data.model)
+    persona = resolved.persona
+    card_format = persona.card.response_format if persona else None
+    requested = data.text.format if is_set(data.text) and is_set(data.text.format) else None
+    grammar = text_grammar(requested, card_format)
+    refuse_stop(grammar, is_set(data.stop))
+    history: list[Turn] = []
+    if is_set(data.previous_response_id):
+        history = list(state.responses.load(data.previous_response_id).conversation)
+    given = read_input(data.input)
+    turns = history + given.turns
+    instructions = data.instructions if is_set(data.instructions) else None
+    messages = template_messages(
+        turns, instructions, persona.card.system_prompt if persona else None
+    )
+    prompt = chat_prompt(engine.tokenizer, messages)
+    bias = data.logit_bias if is_set(data.logit_bias) else None
+    extras = Extras(logit_bias=parse_logit_bias(bias, vocab_size(engine)))
+    max_tokens = data.max_output_tokens if is_set(data.max_output_tokens) else data.max_tokens
+    job = plan(
+        state,
+        engine,
+        resolved,
+        prompt,
+        data,
+        max_tokens=max_tokens if is_set(max_tokens) else None,
+        extras=extras,
+        grammar=grammar,
+    )
+    await prepare(engine, grammar)
+    params = job.request.params
+    draft = Draft(
+        id=f"resp_{uuid.uuid4().hex}",
+        item_id=f"msg_{uuid.uuid4().hex}",
+        created_at=int(time.time()),
+        request=data,
+        temperature=params.temperature,
+        top_p=params.top_p,
+        format=_echo_format(requested, card_format if requested is None else None),
+        input_items=given.items,
+        conversation=turns,
+    )
+    if data.stream is True:
+        first, deltas = await runner.first(job, request.receive)
+        if first is None:
+            return disconnected()
+        return sse(events(draft, first, deltas, state), state)
+    try:
+        outcome = await runner.collect(job, request.receive)
+    except ClientDisconnectedError:
+        return disconnected()
+    reply = draft.finish(
+        outcome.text,
+        outcome.finish_reason,
+        outcome.prompt_tokens,
+        outcome.completion_tokens,
+        outcome.adapter_version,
+    )
+    keep(state, draft, reply, outcome.text)
+    return Response(reply)
+
+
+@get("/v1/responses/{response_id:str}", summary="Retrieve a stored response", tags=["openai"])
+async def retrieve_response(response_id: FromPath[str], state: ServerState) -> ResponseObject:
+    """A stored response; 404 when unknown, expired or stored with `store: false`."""
+    return state.responses.load(response_id).response
+
+
+@delete(
+    "/v1/responses/{response_id:str}",
+    status_code=200,
+    summary="Delete a stored response",
+    tags=["openai"],
+)
+async def delete_response(response_id: FromPath[str], state: ServerState) -> DeletedResponse:
+    """Forget a stored response."""
+    state.responses.delete(response_id)
+    return DeletedResponse(response_id)
+
+
+@get(
+    "/v1/responses/{response_id:str}/input_items",
+    summary="List a stored response's input items",
+    tags=["openai"],
+)
+async def list_input_items(
+    response_id: FromPath[str],
+    state: ServerState,
+    limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
+    order: FromQuery[Literal["asc", "desc"]] = "desc",
+    after: FromQuery[str | None] = None,
+) -> InputItemList:
+    """The input items of one stored response, a page at a time."""
+    items = list(state.responses.load(response_id).input_items)
+    if order == "desc":
+        items.reverse()
+    if after is not None:
+        ids = [item.id for item in items]
+        items = items[ids.index(after) + 1 :] if after in ids else []
+    page = items[:limit]
+    return InputItemList(
+        data=page,
+        first_id=page[0].id if page else None,
+        last_id=page[-1].id if page else None,
+        has_more=len(items) > limit,
+    )
+
+
+def responses_routes() -> list[Any]:
+    """Every Responses API route handler."""
+    return [create_response, retrieve_response, delete_response, list_input_items]
+
+
+def _echo_format(requested: dict[str, Any] | None, card: Any) -> dict[str, Any]:
+    """`text.format` as the response reports it, in the Responses API's flat shape."""
+    if card is not None:
+        spec = msgspec.to_builtins(card.json_schema) if card.json_schema is not None else {}
+        requested = {"type": card.type, **spec}
+    if requested is None or requested.get("type") != "json_schema":
+        kind = "text" if requested is None else requested.get("type", "text")
+        return {"type": kind}
+    echo = {
+        "type": "json_schema",
+        "name": requested.get("name") or "response",
+        "schema": requested.get("schema") or {"type": "object"},
+        "strict": requested.get("strict"),
+    }
+    if requested.get("description"):
+        echo["description"] = requested["description"]
+    return echo
