@@ -15,7 +15,7 @@ from urllib.parse import quote
 import httpx
 import msgspec
 
-from .sse import SseDecoder
+from .sse import SseDecoder, sse_lines
 from .wire import (
     AdapterEvent,
     AdapterList,
@@ -240,7 +240,7 @@ class ApiClient:
                         response.status_code, response.content, response.reason_phrase
                     )
                 decoder = SseDecoder()
-                async for line in response.aiter_lines():
+                async for line in sse_lines(response.aiter_bytes()):
                     event = decoder.feed(line)
                     if event is None:
                         continue
@@ -260,7 +260,7 @@ class ApiClient:
                         response.status_code, response.content, response.reason_phrase
                     )
                 decoder = SseDecoder()
-                async for line in response.aiter_lines():
+                async for line in sse_lines(response.aiter_bytes()):
                     event = decoder.feed(line)
                     if event is not None and event.event in ("adapter", "message"):
                         yield msgspec.json.decode(event.data, type=AdapterEvent)
