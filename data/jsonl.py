@@ -54,7 +54,7 @@ def read_json_lines(path: Path) -> tuple[list[JsonLine], list[Problem]]:
 
 
 def split_records(data: bytes) -> list[bytes]:
-    """The lines of JSONL bytes: split on `\n` only, a trailing `\r` dropped, no final empty line."""
+    """JSONL lines: split on `\n` only, a trailing `\r` dropped, no final empty line."""
     chunks = data.split(b"\n")
     if chunks and not chunks[-1].strip():
         chunks.pop()  # the newline that ends the last line
