@@ -166,18 +166,26 @@ def test_a_sample_persona_exports_as_a_card(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.parametrize(
-    ("payload", "message"),
-    [
-        (png_with({"chara": "not base64 at all!"}), "the 'chara' chunk is not valid base64"),
-        (png_with({"Title": "a picture"}), "no 'ccv3' or 'chara' text chunk (found: 'Title')"),
-        (png_with({"chara": b64({"spec": "chara_card_v2", "data": {"nickname": "x"}})}), "data.name: missing"),
-        (json.dumps({"name": "x", "description": "a V1 card"}).encode(), "spec: missing; not a character card"),
-        (json.dumps({"spec": "chara_card_v3", "data": {"name": "  "}}).encode(), "data.name: must not be empty"),
-        (json.dumps({"spec": "chara_card_v2", "data": {"name": "x", "tags": "a"}}).encode(), "data.tags: expected array, got str"),
-        (b"{broken", "not valid JSON"),
-    ],
-)  # fmt: skip
+def js(value: object) -> bytes:
+    return json.dumps(value).encode()
+
+
+V2_NO_NAME = {"spec": "chara_card_v2", "data": {"nickname": "x"}}
+BAD_CARDS = [
+    (png_with({"chara": "not base64 at all!"}), "the 'chara' chunk is not valid base64"),
+    (png_with({"Title": "a picture"}), "no 'ccv3' or 'chara' text chunk (found: 'Title')"),
+    (png_with({"chara": b64(V2_NO_NAME)}), "data.name: missing"),
+    (js({"name": "x", "description": "a V1 card"}), "spec: missing; not a character card"),
+    (js({"spec": "chara_card_v3", "data": {"name": "  "}}), "data.name: must not be empty"),
+    (
+        js({"spec": "chara_card_v2", "data": {"name": "x", "tags": "a"}}),
+        "data.tags: expected array, got str",
+    ),
+    (b"{broken", "not valid JSON"),
+]
+
+
+@pytest.mark.parametrize(("payload", "message"), BAD_CARDS)
 def test_bad_cards_name_the_field_and_write_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], payload: bytes, message: str
 ) -> None:
