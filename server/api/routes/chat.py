@@ -49,7 +49,12 @@ async def chat_completions(
     engine, runner = state.require_runner()
     resolved = state.resolve(data.model)
     persona = resolved.persona
-    messages = chat_messages(data.messages, persona.card.system_prompt if persona else None)
+    card = persona.card if persona else None
+    messages = chat_messages(
+        data.messages,
+        card.system_prompt if card else None,
+        card.post_history_instructions if card else None,
+    )
     prompt = chat_prompt(engine.tokenizer, messages)
     max_tokens = (
         data.max_completion_tokens if is_set(data.max_completion_tokens) else data.max_tokens
