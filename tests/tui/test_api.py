@@ -194,7 +194,9 @@ async def test_a_raw_line_separator_in_a_reply_stays_in_the_reply() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, content=body, headers={"content-type": "text/event-stream"})
 
-    pieces = [p async for p in client_for(handler).chat(
+    pieces = [
+        p
+        async for p in client_for(handler).chat(
             "juni", [ChatMessage("user", "hi")], SamplingOverrides()
         )
     ]
