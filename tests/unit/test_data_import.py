@@ -29,6 +29,14 @@ def persona() -> Path:
     return folder
 
 
+def user(text: str) -> dict[str, str]:
+    return {"role": "user", "content": text}
+
+
+def reply(text: str) -> dict[str, str]:
+    return {"role": "assistant", "content": text}
+
+
 def run_import(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     code = main(["data", "import", *args, "--to", "tamsin", "--no-tokenizer"])
     out, err = capsys.readouterr()
@@ -74,7 +82,7 @@ def test_alpaca_instruction_input_system_and_history(
     persona: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     source = IMPORTS / "alpaca.jsonl"
-    code, out, err = run_import(capsys, str(source), "--tag", "canal")
+    code, out, _ = run_import(capsys, str(source), "--tag", "canal")
     assert code == 1
     lines = out.splitlines()
     assert lines[0] == f"{source}:4: alpaca: output: expected text"
@@ -119,9 +127,9 @@ def test_openai_json_array_and_jsonl_append_and_skip_duplicates(
     persona: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     convo = [
-        {"messages": [{"role": "user", "content": f"Question {i}?"}, {"role": "assistant", "content": f"Answer {i}."}], "tags": ["idk"]}
+        {"messages": [user(f"Question {i}?"), reply(f"Answer {i}.")], "tags": ["idk"]}
         for i in range(3)
-    ]  # fmt: skip
+    ]
     (persona / "dataset.jsonl").write_text(json.dumps(convo[0]) + "\n")
     before = (persona / "dataset.jsonl").read_bytes()
     array = tmp_path / "chats.json"
@@ -194,10 +202,8 @@ def test_an_unknown_format_writes_nothing(
 
 
 def test_merged_turns_are_joined_as_the_server_joins_system_turns() -> None:
-    turns = msgspec.convert(
-        [{"role": "system", "content": "a"}, {"role": "system", "content": "b"}, {"role": "user", "content": "c"}],
-        list[ChatMessage],
-    )  # fmt: skip
+    system = [{"role": "system", "content": "a"}, {"role": "system", "content": "b"}]
+    turns = msgspec.convert([*system, user("c")], list[ChatMessage])
     assert chat_messages(turns, None)[0]["content"] == f"a{TURN_JOIN}b"
 
 
