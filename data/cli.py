@@ -1,4 +1,4 @@
-"""`persona data check|stats|split|import`: the data side of the product on the command line.
+"""`persona data check|stats|split|import|draft`: the data side of the product on the command line.
 
 Each PATH is a persona folder, a persona name, or a JSONL file; a file next to a `persona.toml`
 is checked against that card. Files named `eval.jsonl` are read as eval suites.
@@ -55,6 +55,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     split.add_argument("--out", type=Path, help="output folder (default: next to the input)")
     split.add_argument("--eval", type=Path, help="eval suite to check for contamination")
     _configure_import(sub)
+    from .drafts.command import configure as configure_draft
+
+    configure_draft(sub)
 
 
 def _configure_import(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -88,6 +91,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.data_command == "split":
             return commands.split(args)
+        if args.data_command == "draft":
+            from .drafts.command import run_draft
+
+            return run_draft(args)
         if args.data_command == "import":
             from .imports.command import run_import
 

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 import msgspec
 
+from .similar import normalise
+
 ROLES = ("system", "user", "assistant")
 TURN_JOIN = "\n\n"
 """What joins two turns of one role merged into one, as the server joins leading system turns."""
@@ -69,6 +71,11 @@ def with_system(messages: Sequence[Message], system_prompt: str | None) -> list[
     if system_prompt and not (messages and messages[0].role == "system"):
         return [Message("system", system_prompt), *messages]
     return list(messages)
+
+
+def record_key(record: Record) -> tuple[tuple[str, str], ...]:
+    """What makes two records the same: every turn's role and normalised text."""
+    return tuple((m.role, normalise(m.content)) for m in as_messages(record))
 
 
 def merge_turns(messages: Sequence[Message]) -> tuple[list[Message], int]:

@@ -18,8 +18,7 @@ from ..card import PersonaCard
 from ..check import CheckReport, check_dataset, record_problems, token_problems
 from ..dataset import Row, read_dataset
 from ..problem import Problem, error
-from ..records import ChatRecord, Record, as_messages, encode_record
-from ..similar import normalise
+from ..records import ChatRecord, encode_record, record_key
 from ..tokens import ChatTokenizer
 from .formats import Names, convert, detect
 from .source import read_entries
@@ -85,7 +84,7 @@ def import_file(
     problems += found
     problems.sort(key=lambda p: p.line)
     existing = read_dataset(target).rows if target.is_file() else ()
-    seen = {_key(r.record) for r in existing}
+    seen = {record_key(r.record) for r in existing}
     kept: list[Row] = []
     left_out = duplicates = 0
     system_prompt = card.system_prompt if card else None
@@ -102,7 +101,7 @@ def import_file(
         if any(p.severity == "error" for p in issues):
             left_out += 1
             continue
-        key = _key(record)
+        key = record_key(record)
         if key in seen:
             duplicates += 1
             continue
@@ -153,11 +152,6 @@ def _summary(
         result_errors=len(report.errors) if report else 0,
         result_warnings=len(report.warnings) if report else 0,
     )
-
-
-def _key(record: Record) -> tuple[tuple[str, str], ...]:
-    """What makes two records the same: every turn's role and normalised text."""
-    return tuple((m.role, normalise(m.content)) for m in as_messages(record))
 
 
 def _card_names(card: PersonaCard | None) -> tuple[str, ...]:
