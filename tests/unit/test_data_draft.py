@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import json
 import random
-import sys
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
+from scripted_teacher import WORDS, completion, on_target, scripted_teacher, words
 
-sys.path.insert(0, str(Path(__file__).parents[1]))
-from scripted_teacher import WORDS, completion, on_target, scripted_teacher, words  # noqa: E402
-
-from data.dataset import read_dataset
 from data.drafts.prompt import AnswerError, read_answer, teacher_messages
 from data.drafts.store import DRAFTS, read_drafts
 from data.drafts.target import Target, bands, plan
@@ -217,4 +213,3 @@ def test_the_scripted_teacher_speaks_openai() -> None:
 
     ChatCompletion.model_validate(completion("m", "hi"))
     assert len(set(WORDS)) == len(WORDS) > 300
-    assert read_dataset  # used by other tests in this module's family
