@@ -23,6 +23,9 @@ def configure(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
     draft.add_argument("--api-key", default="not-needed", help="the teacher's API key")
     draft.add_argument("--count", type=int, help="drafts to ask for (default: enough to fill)")
     draft.add_argument("--seed", type=int, default=0)
+    draft.add_argument(
+        "--max-tokens", type=int, default=1024, help="longest teacher answer (default 1024)"
+    )
     draft.add_argument("--json", action="store_true", help="print one JSON event per line")
     draft.add_argument(
         "--no-tokenizer", action="store_true", help="skip checks that need the tokenizer"
@@ -67,7 +70,9 @@ def run_draft(args: argparse.Namespace) -> int:
         if note:
             print(f"note: {note}", file=sys.stderr)
     progress = Progress(args.json)
-    teacher = Teacher(args.teacher_url, args.teacher_model, args.api_key)
+    teacher = Teacher(
+        args.teacher_url, args.teacher_model, args.api_key, max_tokens=args.max_tokens
+    )
 
     async def go() -> Done | Failed:
         try:

@@ -37,7 +37,12 @@ class Teacher:
     """An OpenAI-compatible chat endpoint used as the teacher."""
 
     def __init__(
-        self, base_url: str, model: str, api_key: str = "not-needed", timeout: float = 120.0
+        self,
+        base_url: str,
+        model: str,
+        api_key: str = "not-needed",
+        timeout: float = 300.0,
+        max_tokens: int = 1024,
     ) -> None:
         import httpx
         import openai
@@ -45,6 +50,8 @@ class Teacher:
         self.model = model
         """The teacher's model id, recorded with each draft."""
         self.base_url = base_url
+        self.max_tokens = max_tokens
+        """The longest answer asked for, in tokens."""
         self._client = openai.AsyncOpenAI(
             base_url=base_url, api_key=api_key, max_retries=0, timeout=httpx.Timeout(timeout)
         )
@@ -59,7 +66,7 @@ class Teacher:
                 messages=messages,
                 temperature=0.9,
                 seed=seed,
-                max_tokens=1024,  # type: ignore[arg-type]
+                max_tokens=self.max_tokens,  # type: ignore[arg-type]
             )
         except openai.APIConnectionError as exc:
             raise TeacherError(f"cannot reach the teacher at {self.base_url}: {exc}") from None
