@@ -12,6 +12,7 @@ from data.card import load_card
 from data.cards.folder import write_persona
 from data.cards.persona import to_persona
 from data.cards.read import read_card_file
+from data.check import check_dataset
 
 CARDS = Path(__file__).parents[1] / "fixtures" / "cards"
 USER = [{"role": "user", "content": "Can I come through?"}]
@@ -19,11 +20,30 @@ USER = [{"role": "user", "content": "Can I come through?"}]
 
 @pytest.fixture
 def personas_dir(tmp_path: Path) -> Path:
-    """A personas folder holding the Tamsin card, imported as `tamsin`."""
-    source = read_card_file(CARDS / "tamsin.png")
+    """A personas folder holding the Tamsin V2 PNG card and the Osric V3 JSON card."""
     folder = tmp_path / "imported"
-    write_persona(to_persona(source.card, "tamsin"), source, folder)
+    for file, name in (("tamsin.png", "tamsin"), ("osric.v3.json", "osric")):
+        source = read_card_file(CARDS / file)
+        write_persona(to_persona(source.card, name), source, folder)
     return folder
+
+
+@pytest.mark.parametrize("name", ["tamsin", "osric"])
+async def test_imported_cards_pass_the_checker_and_chat(
+    client: AsyncOpenAI, personas_dir: Path, tiny_model_dir: Path, name: str
+) -> None:
+    from transformers import AutoTokenizer
+
+    folder = personas_dir / name
+    card = load_card(folder)
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model_dir))  # Gemma 3's real tokenizer
+    report = check_dataset([folder / "dataset.jsonl"], card, tokenizer)
+    assert report.problems == ()
+    assert len(report.rows) >= 2
+    reply = await client.chat.completions.create(model=name, messages=USER, max_tokens=4)
+    assert reply.choices[0].message.content
+    assert reply.usage is not None
+    assert reply.usage.completion_tokens > 0
 
 
 async def test_the_persona_shows_its_greetings(http: httpx.AsyncClient, personas_dir: Path) -> None:
