@@ -5,8 +5,7 @@
 - **sharegpt**: `{"conversations": [{from, value}]}` with `from` = human/user, gpt/assistant or
   system; in roleplay logs, the character's and the user's names instead;
 - **alpaca**: `{instruction, input?, output, system?, history?: [[instruction, output], ...]}`;
-- **sillytavern**: a chat file, a header line (`user_name`, `character_name`) and then one
-  message per line (`name`, `is_user`, `mes`, and `swipes` + `swipe_id` for the chosen swipe).
+- **sillytavern**: a chat file (see `sillytavern.py`).
 
 Consecutive turns of one role are merged, joined by a blank line as the server joins leading
 system turns. A turn that cannot be kept (a reply before any user turn, a last user turn with
@@ -74,7 +73,9 @@ def convert(
 ) -> tuple[list[Converted], list[Problem]]:
     """Every conversation in the entries, and a problem for each entry or turn left out."""
     if fmt == "sillytavern":
-        return _sillytavern(entries, file, names, max_turns)
+        from .sillytavern import read_chat
+
+        return read_chat(entries, file, names, max_turns)
     reader = {"openai": _openai, "sharegpt": _sharegpt, "alpaca": _alpaca}[fmt]
     found: list[Converted] = []
     problems: list[Problem] = []
@@ -118,7 +119,7 @@ def finish(
     return Converted(line, (*system, *merged_rest), tags, merged), notes
 
 
-def _text(value: Any, where: str) -> str:
+def text_of(value: Any, where: str) -> str:
     if value is None:
         raise EntryError(f"{where}: missing")
     if isinstance(value, str):
@@ -155,7 +156,7 @@ def _openai(value: dict[str, Any], names: Names) -> tuple[list[Message], tuple[s
         role = "system" if role == "developer" else role
         if role not in ("system", "user", "assistant"):
             raise EntryError(f"messages[{index}].role: {role!r} is not system, user or assistant")
-        turns.append(Message(role, _text(message.get("content"), f"messages[{index}].content")))
+        turns.append(Message(role, text_of(message.get("content"), f"messages[{index}].content")))
     return turns, _tags(value)
 
 
@@ -174,7 +175,9 @@ def _sharegpt(value: dict[str, Any], names: Names) -> tuple[list[Message], tuple
         if not isinstance(speaker, str):
             raise EntryError(f"conversations[{index}].from: expected a speaker name")
         speakers.append(speaker.strip().casefold())
-        texts.append(_text(turn.get("value", turn.get("content")), f"conversations[{index}].value"))
+        texts.append(
+            text_of(turn.get("value", turn.get("content")), f"conversations[{index}].value")
+        )
     roles = _roles(speakers, char, user)
     return [Message(r, t) for r, t in zip(roles, texts, strict=True)], _tags(value)
 
@@ -236,73 +239,3 @@ def _alpaca(value: dict[str, Any], names: Names) -> tuple[list[Message], tuple[s
     prompt = value["instruction"] + (f"\n\n{extra}" if extra and extra.strip() else "")
     turns += [Message("user", prompt), Message("assistant", value["output"])]
     return turns, _tags(value)
-
-
-def _sillytavern(
-    entries: Sequence[JsonLine], file: str, names: Names, max_turns: int
-) -> tuple[list[Converted], list[Problem]]:
-    """One SillyTavern chat: its messages in windows of at most `max_turns` exchanges."""
-    problems: list[Problem] = []
-    character = ""
-    turns: list[tuple[int, Message]] = []
-    for entry in entries:
-        value = entry.value
-        if "mes" not in value:
-            if "user_name" in value or "character_name" in value or "chat_metadata" in value:
-                character = str(value.get("character_name") or "")
-                continue
-            problems.append(error(file, entry.line, "sillytavern: a message needs 'mes'"))
-            continue
-        try:
-            message = _st_message(value, character, names)
-        except EntryError as exc:
-            problems.append(error(file, entry.line, f"sillytavern: {exc}"))
-            continue
-        if message is None:
-            problems.append(warning(file, entry.line, "a hidden (is_system) message is left out"))
-            continue
-        turns.append((entry.line, message))
-    found: list[Converted] = []
-    for window in _windows(turns, max_turns):
-        line = window[0][0]
-        converted, notes = finish([m for _, m in window], line)
-        problems += [warning(file, line, note) for note in notes]
-        if converted is not None:
-            found.append(converted)
-    return found, problems
-
-
-def _st_message(value: dict[str, Any], character: str, names: Names) -> Message | None:
-    if value.get("is_system") is True:
-        return None
-    text = _text(value["mes"], "mes")
-    swipes = value.get("swipes")
-    if isinstance(swipes, list) and swipes:
-        chosen = value.get("swipe_id", 0)
-        if not isinstance(chosen, int) or not 0 <= chosen < len(swipes):
-            raise EntryError(f"swipe_id: {chosen!r} is not an index into {len(swipes)} swipes")
-        text = _text(swipes[chosen], f"swipes[{chosen}]")
-    if value.get("is_user") is True:
-        return Message("user", text)
-    speaker = str(value.get("name") or "").casefold()
-    known = {character.casefold(), *(n.casefold() for n in names.char)} - {""}
-    if known and speaker and speaker not in known:
-        raise EntryError(f"a message from {value.get('name')!r}, not the chat's character")
-    return Message("assistant", text)
-
-
-def _windows(turns: list[tuple[int, Message]], max_turns: int) -> list[list[tuple[int, Message]]]:
-    """Cut a long chat before every `max_turns`-th user turn that follows a reply."""
-    windows: list[list[tuple[int, Message]]] = [[]]
-    users = 0
-    for index, (line, message) in enumerate(turns):
-        starts_exchange = message.role == "user" and (
-            index == 0 or turns[index - 1][1].role == "assistant"
-        )
-        if starts_exchange:
-            if users == max_turns:
-                windows.append([])
-                users = 0
-            users += 1
-        windows[-1].append((line, message))
-    return [w for w in windows if w]
