@@ -74,7 +74,8 @@ async def test_accept_reject_and_edit_from_the_keyboard(
         await pilot.press("ctrl+t", "ctrl+t")
         assert screen.query_one(TabbedContent).active == "tab-review"
         pane = screen.query_one(DraftReviewPane)
-        pane.table.focus()
+        await pilot.pause()
+        assert pane.table.has_focus  # the keys work as soon as the tab shows
         await wait_for(pilot, lambda: len(pane.drafts) == 3, 30)
         assert [d.target.tag for d in pane.drafts] == ["idk", "boundary", "clarify"]
         assert "Question 0 about hives?" in str(pane.view.render())

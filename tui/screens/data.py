@@ -110,6 +110,11 @@ class DataScreen(StudioScreen):
             self.measure(persona)
             self.query_one(DraftReviewPane).load(persona)
 
+    @on(TabbedContent.TabActivated, "#data-tabs")
+    def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if event.pane.id == "tab-review":
+            self.query_one(DraftReviewPane).table.focus()  # so a / e / r work at once
+
     @on(DraftReviewPane.Accepted)
     def _draft_accepted(self) -> None:
         persona = self.persona_select.value
