@@ -104,6 +104,12 @@ class Progress:
             return
         if isinstance(event, Start):
             self.total = event.count
+            if not event.count:
+                print(
+                    "nothing to draft: the dataset has no gap to fill; --count N drafts anyway",
+                    file=sys.stderr,
+                )
+                return
             gaps = "; ".join(event.gaps) or "none the stats warn about"
             print(
                 f"drafting {event.count} for {event.persona} with {event.teacher}", file=sys.stderr
@@ -117,7 +123,7 @@ class Progress:
                 sys.stderr.write(f"\n  dropped ({event.target.describe()}): {event.reason}\n")
         elif isinstance(event, Failed):
             print(f"\npersona data draft: {event.message}", file=sys.stderr)
-        else:
+        elif self.total:
             print(
                 f"\n{event.kept} drafts kept, {event.dropped} dropped; review them in the TUI "
                 f"(Data, Review) or {event.file}",

@@ -213,3 +213,26 @@ def test_the_scripted_teacher_speaks_openai() -> None:
 
     ChatCompletion.model_validate(completion("m", "hi"))
     assert len(set(WORDS)) == len(WORDS) > 300
+
+
+def test_a_dataset_without_gaps_drafts_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    rng = random.Random(9)
+    modes = ["idk", "clarify", "off_topic", "boundary"]
+    records = []
+    reply = 0
+    for i in range(10):
+        turns: list[Message] = []
+        for _ in range(2 if i in (4, 5, 6, 7) else 1):
+            turns += [
+                Message("user", words(rng, 6) + "?"),
+                Message("assistant", words(rng, 25 + 20 * (reply % 4)) + "."),
+            ]
+            reply += 1
+        records.append(ChatRecord(tuple(turns), (modes[i],) if i < 4 else ()))
+    assert plan(dataset_stats(records), (20, 99)) == []
+    folder = make_persona(records)
+    with scripted_teacher() as teacher:
+        assert draft(teacher.url) == 0
+    assert teacher.requests == []
+    assert "nothing to draft: the dataset has no gap to fill" in capsys.readouterr().err
+    assert not (folder / DRAFTS).exists()
