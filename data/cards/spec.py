@@ -26,8 +26,8 @@ class Asset(msgspec.Struct, frozen=True):
 
     type: str
     uri: str
-    name: str
-    ext: str
+    name: str = ""
+    ext: str = ""
 
 
 class CardData(msgspec.Struct, frozen=True):
@@ -54,8 +54,8 @@ class CardData(msgspec.Struct, frozen=True):
     creator_notes_multilingual: dict[str, str] | None = None
     source: list[str] | None = None
     group_only_greetings: list[str] = []
-    creation_date: int | None = None
-    modification_date: int | None = None
+    creation_date: int | float | None = None
+    modification_date: int | float | None = None
     assets: list[Asset] | None = None
 
 
@@ -93,13 +93,22 @@ def decode_card(payload: bytes | str, source: str) -> Card:
         raise CardError(f"{source}: spec: {value['spec']!r} is not {V2!r} or {V3!r}")
     if not isinstance(value.get("data"), dict):
         raise CardError(f"{source}: data: missing or not an object")
+    # Some editors write null for an empty list or object; read it as empty, keep it as written.
+    data = {k: v for k, v in value["data"].items() if not (v is None and k in _EMPTY_WHEN_NULL)}
     try:
-        envelope = msgspec.convert(value, Envelope)
+        envelope = msgspec.convert({**value, "data": data}, Envelope)
     except msgspec.ValidationError as exc:
         raise CardError(f"{source}: {_where(str(exc))}") from None
     if not envelope.data.name.strip():
         raise CardError(f"{source}: data.name: must not be empty")
     return Card(envelope.spec, envelope.data, value["data"])
+
+
+_EMPTY_WHEN_NULL = frozenset(
+    {"alternate_greetings", "tags", "extensions", "group_only_greetings", "creator_notes",
+     "description", "personality", "scenario", "first_mes", "mes_example", "system_prompt",
+     "post_history_instructions", "creator", "character_version"}
+)  # fmt: skip
 
 
 def card_json(raw: dict[str, Any], spec: str) -> bytes:

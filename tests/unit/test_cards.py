@@ -215,3 +215,16 @@ def test_an_existing_persona_is_never_overwritten(capsys: pytest.CaptureFixture[
     assert "exists already" in capsys.readouterr().err
     assert (personas_dir() / "osric-vantablade" / "persona.toml").read_bytes() == before
     assert [p.name for p in personas_dir().iterdir()] == ["osric-vantablade"]
+
+
+def test_nulls_read_as_empty_and_are_written_back_as_they_came(tmp_path: Path) -> None:
+    data = {"name": "Nully", "tags": None, "alternate_greetings": None, "extensions": None}
+    data |= {"creator_notes": None, "creation_date": 1767225600.5}
+    source = tmp_path / "nully.json"
+    source.write_text(json.dumps({"spec": "chara_card_v3", "spec_version": "3.0", "data": data}))
+    assert main(["import", str(source)]) == 0
+    assert card_data(personas_dir() / "nully")["tags"] is None
+    assert load_card(personas_dir() / "nully").greetings == []
+    assert main(["export", "nully", "--to", "card", "--out", str(tmp_path / "out")]) == 0
+    again = read_card_file(tmp_path / "out" / "nully.v3.json").card.raw
+    assert {k: again[k] for k in data} == data
