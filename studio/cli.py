@@ -16,7 +16,7 @@ from adapters.blas import ensure_fast_blas
 
 COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("model", "adapters.model_cli", "prepare and inspect base models"),
-    ("data", "data.cli", "check, measure and split persona datasets"),
+    ("data", "data.cli", "check, measure, split, import and draft persona datasets"),
     ("import", "data.cards.cli", "import a character card (V2/V3 JSON, PNG, CHARX) as a persona"),
     ("export", "studio.export_cli", "export a persona or model to another format (--to card)"),
     ("train", "adapters.training.cli", "train a persona's adapter (LoRA, DoRA or full) on mlx-lm"),
