@@ -105,6 +105,10 @@ class PersonaCard(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     display_name: str = ""
     description: str = ""
     base_model: str = "embedded"
+    greetings: list[str] = []
+    """Opening lines the persona may start a chat with (a card's `first_mes` and alternates)."""
+    post_history_instructions: str = ""
+    """Instructions the server adds after the conversation, at the end of the last user turn."""
     sampling: Sampling = Sampling()
     training: Training = Training()
     style: Style = Style()

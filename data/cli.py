@@ -1,4 +1,4 @@
-"""`persona data check|stats|split`: the data side of the product on the command line.
+"""`persona data check|stats|split|import|draft`: the data side of the product on the command line.
 
 Each PATH is a persona folder, a persona name, or a JSONL file; a file next to a `persona.toml`
 is checked against that card. Files named `eval.jsonl` are read as eval suites.
@@ -34,6 +34,34 @@ def configure(parser: argparse.ArgumentParser) -> None:
     split.add_argument("--seed", type=int, help="shuffle seed (default: the card's)")
     split.add_argument("--out", type=Path, help="output folder (default: next to the input)")
     split.add_argument("--eval", type=Path, help="eval suite to check for contamination")
+    _configure_import(sub)
+    from .drafts.command import configure as configure_draft
+
+    configure_draft(sub)
+
+
+def _configure_import(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from .imports.formats import FORMATS
+
+    imp = sub.add_parser(
+        "import", help="append a chat log or dataset (OpenAI, ShareGPT, Alpaca, SillyTavern)"
+    )
+    imp.add_argument("file", type=Path, metavar="FILE", help="JSONL, or a JSON array")
+    imp.add_argument("--to", required=True, metavar="PERSONA", help="persona name or folder")
+    imp.add_argument("--format", choices=("auto", *FORMATS), default="auto")
+    imp.add_argument("--tag", action="append", default=[], help="add this tag to every record")
+    imp.add_argument(
+        "--char", action="append", default=[], metavar="NAME", help="speaker name of the persona"
+    )
+    imp.add_argument(
+        "--user", action="append", default=[], metavar="NAME", help="speaker name of the user"
+    )
+    imp.add_argument(
+        "--max-turns", type=int, default=8, help="user turns per record cut from a long chat"
+    )
+    imp.add_argument(
+        "--no-tokenizer", action="store_true", help="skip checks that need the tokenizer"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,6 +71,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.data_command == "split":
             return commands.split(args)
+        if args.data_command == "draft":
+            from .drafts.command import run_draft
+
+            return run_draft(args)
+        if args.data_command == "import":
+            from .imports.command import run_import
+
+            return run_import(args)
         targets = resolve_targets(args.paths, args.card)
     except UsageError as exc:
         print(f"persona data: {exc}", file=sys.stderr)

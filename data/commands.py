@@ -10,6 +10,7 @@ import msgspec
 
 from .check import check_dataset
 from .dataset import read_datasets
+from .jsonl import count_records
 from .problem import Problem
 from .render import render_stats
 from .split import contamination, split_rows, write_split
@@ -108,7 +109,7 @@ def split(args: argparse.Namespace) -> int:
     if any(p.resolve() == source.resolve() for p in targets_out):
         raise UsageError(f"writing to {out} would overwrite {source.name}; pass --out")
     for path in write_split(result, out):
-        print(f"wrote {path} ({_count(path)} records)")
+        print(f"wrote {path} ({count_records(path)} records)")
     print(f"{'stratum':<12} {'train':>6} {'valid':>6} {'test':>6}")
     for s in result.strata:
         print(f"{s.stratum:<12} {s.train:>6} {s.valid:>6} {s.test:>6}")
@@ -131,10 +132,6 @@ def _split_source(target: Target, given: Path) -> Path:
         if (folder / name).is_file():
             return folder / name
     raise UsageError(f"{folder}: no dataset.jsonl or train.jsonl to split")
-
-
-def _count(path: Path) -> int:
-    return sum(1 for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
 
 
 def _overlaps(problems: list[Problem]) -> int:

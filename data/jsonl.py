@@ -1,4 +1,10 @@
-"""Read a JSONL file into JSON objects with their line numbers, reporting every bad line."""
+"""Read a JSONL file into JSON objects with their line numbers, reporting every bad line.
+
+Records are separated by `\n` alone (a `\r` before it is dropped). U+2028, U+2029, U+0085 and the
+other characters `str.splitlines()` breaks on are text inside a JSON string, not line breaks: chat
+logs and scraped text carry them raw. Every reader and counter of JSONL here goes through
+`split_records`, so line numbers and counts agree everywhere.
+"""
 
 from __future__ import annotations
 
@@ -36,11 +42,8 @@ def read_json_lines(path: Path) -> tuple[list[JsonLine], list[Problem]]:
             )
         )
         data = data[len(BOM) :]
-    chunks = data.split(b"\n")
-    if chunks and not chunks[-1].strip():
-        chunks.pop()  # the newline that ends the last line
-    for number, chunk in enumerate(chunks, start=1):
-        found = _decode(name, number, chunk.removesuffix(b"\r"))
+    for number, chunk in enumerate(split_records(data), start=1):
+        found = _decode(name, number, chunk)
         if isinstance(found, Problem):
             problems.append(found)
         else:
@@ -48,6 +51,19 @@ def read_json_lines(path: Path) -> tuple[list[JsonLine], list[Problem]]:
     if not lines and not problems:
         problems.append(error(name, 0, "the file is empty"))
     return lines, problems
+
+
+def split_records(data: bytes) -> list[bytes]:
+    """JSONL lines: split on `\n` only, a trailing `\r` dropped, no final empty line."""
+    chunks = data.split(b"\n")
+    if chunks and not chunks[-1].strip():
+        chunks.pop()  # the newline that ends the last line
+    return [chunk.removesuffix(b"\r") for chunk in chunks]
+
+
+def count_records(path: Path) -> int:
+    """How many non-blank lines a JSONL file holds, counted the way `read_json_lines` reads them."""
+    return sum(1 for chunk in split_records(path.read_bytes()) if chunk.strip())
 
 
 def _decode(file: str, line: int, chunk: bytes) -> JsonLine | Problem:

@@ -6,7 +6,11 @@ from collections.abc import Sequence
 
 import msgspec
 
+from .similar import normalise
+
 ROLES = ("system", "user", "assistant")
+TURN_JOIN = "\n\n"
+"""What joins two turns of one role merged into one, as the server joins leading system turns."""
 FAILURE_MODES = ("idk", "clarify", "off_topic", "boundary")
 """Tags for the ways a persona should decline gracefully: doesn't know, asks, steers, refuses."""
 
@@ -67,6 +71,25 @@ def with_system(messages: Sequence[Message], system_prompt: str | None) -> list[
     if system_prompt and not (messages and messages[0].role == "system"):
         return [Message("system", system_prompt), *messages]
     return list(messages)
+
+
+def record_key(record: Record) -> tuple[tuple[str, str], ...]:
+    """What makes two records the same: every turn's role and normalised text."""
+    return tuple((m.role, normalise(m.content)) for m in as_messages(record))
+
+
+def merge_turns(messages: Sequence[Message]) -> tuple[list[Message], int]:
+    """Join consecutive turns of one role with `TURN_JOIN`; return them and how many merged."""
+    merged: list[Message] = []
+    count = 0
+    for message in messages:
+        if merged and merged[-1].role == message.role:
+            last = merged[-1]
+            merged[-1] = Message(last.role, f"{last.content}{TURN_JOIN}{message.content}")
+            count += 1
+        else:
+            merged.append(message)
+    return merged, count
 
 
 def turn_order_problems(messages: Sequence[Message], last: str) -> list[str]:

@@ -26,6 +26,7 @@ from server.api.catalog import Catalog, generation_config_layer
 from server.api.routes.adapters import adapter_routes
 from server.api.routes.chat import chat_completions
 from server.api.routes.completions import completions
+from server.api.routes.drafts import draft_routes
 from server.api.routes.health import health, metrics, openapi_json
 from server.api.routes.models import model, models
 from server.api.routes.personas import persona, personas
@@ -95,6 +96,7 @@ def create_app(
             persona,
             *adapter_routes(),
             *responses_routes(),
+            *draft_routes(),
         ],
         state=state,
         guards=guards,

@@ -15,7 +15,8 @@ from urllib.parse import quote
 import httpx
 import msgspec
 
-from .sse import SseDecoder
+from .draft_wire import DraftInfo, DraftList, DraftReview, DraftTurn
+from .sse import SseDecoder, sse_lines
 from .wire import (
     AdapterEvent,
     AdapterList,
@@ -108,6 +109,10 @@ def translated(base_url: str) -> Iterator[None]:
         raise ApiError("Unexpected reply", f"the server sent something unreadable: {exc}") from None
 
 
+def _drafts(persona: str) -> str:
+    return f"/v1/personas/{quote(persona, safe='')}/drafts"
+
+
 def chat_body(model: str, messages: Sequence[ChatMessage], overrides: SamplingOverrides) -> bytes:
     """The JSON body of a streamed chat completion request."""
     body: dict[str, object] = {
@@ -162,9 +167,9 @@ class ApiClient:
                 )
             return msgspec.json.decode(response.content, type=kind)
 
-    async def _post(self, path: str, body: bytes, kind: type[T]) -> T:
+    async def _post(self, path: str, body: bytes, kind: type[T], method: str = "POST") -> T:
         with translated(self.base_url):
-            response = await self._http.post(path, content=body)
+            response = await self._http.request(method, path, content=body)
             if response.status_code >= 400:
                 raise error_from_response(
                     response.status_code, response.content, response.reason_phrase
@@ -224,6 +229,23 @@ class ApiClient:
             f"/v1/adapters/{quote(persona, safe='')}/follow", b"{}", PersonaAdapters
         )
 
+    async def drafts(self, persona: str) -> list[DraftInfo]:
+        """The persona's drafts waiting for review."""
+        return (await self._get(_drafts(persona), DraftList)).data
+
+    async def review_draft(self, persona: str, draft_id: str, verdict: str) -> DraftReview:
+        """`accept` (append to the dataset) or `reject` one draft."""
+        path = f"{_drafts(persona)}/{quote(draft_id, safe='')}/{verdict}"
+        return await self._post(path, b"{}", DraftReview)
+
+    async def edit_draft(
+        self, persona: str, draft_id: str, messages: Sequence[DraftTurn]
+    ) -> DraftInfo:
+        """Replace a draft's conversation; the server refuses one its checker would."""
+        body = msgspec.json.encode({"messages": list(messages)})
+        path = f"{_drafts(persona)}/{quote(draft_id, safe='')}"
+        return await self._post(path, body, DraftInfo, method="PUT")
+
     async def chat(
         self, model: str, messages: Sequence[ChatMessage], overrides: SamplingOverrides
     ) -> AsyncIterator[ReplyPiece]:
@@ -240,7 +262,7 @@ class ApiClient:
                         response.status_code, response.content, response.reason_phrase
                     )
                 decoder = SseDecoder()
-                async for line in response.aiter_lines():
+                async for line in sse_lines(response.aiter_bytes()):
                     event = decoder.feed(line)
                     if event is None:
                         continue
@@ -260,7 +282,7 @@ class ApiClient:
                         response.status_code, response.content, response.reason_phrase
                     )
                 decoder = SseDecoder()
-                async for line in response.aiter_lines():
+                async for line in sse_lines(response.aiter_bytes()):
                     event = decoder.feed(line)
                     if event is not None and event.event in ("adapter", "message"):
                         yield msgspec.json.decode(event.data, type=AdapterEvent)

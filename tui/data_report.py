@@ -35,7 +35,7 @@ _PROBLEM = re.compile(r"^(?P<file>.+?\.(?:jsonl|toml|json))(?::(?P<line>\d+))?: 
 def parse_problems(stdout: str) -> list[ProblemLine]:
     """Problems from `persona data check` output (`file:line: [warning: ]message`)."""
     found = []
-    for text in stdout.splitlines():
+    for text in stdout.split("\n"):
         match = _PROBLEM.match(text.strip())
         if not match:
             continue
@@ -131,7 +131,8 @@ async def run_check(base: Sequence[str], persona: str) -> CheckOutcome:
 async def run_stats(base: Sequence[str], persona: str) -> StatsView:
     """`persona data stats PERSONA --json`, first dataset group."""
     result = await run_command([*base, "data", "stats", persona, "--json"], title="Stats failed")
-    for line in result.stdout.splitlines():
+    # JSON lines end at b"\n" alone; see `sse_lines` for why never splitlines().
+    for line in result.stdout.split(b"\n"):
         if line.strip().startswith(b"{"):
             try:
                 return msgspec.json.decode(line, type=StatsView)
@@ -145,12 +146,14 @@ def read_record(file: str, line: int) -> str:
     if line < 1:
         return f"{file} (the file as a whole)"
     try:
-        with Path(file).open(encoding="utf-8", errors="replace") as handle:
-            text = next((t for n, t in enumerate(handle, 1) if n == line), None)
+        data = Path(file).read_bytes()
     except OSError as exc:
         return f"cannot read {file}: {exc.strerror}"
-    if text is None:
+    # Count lines as the checker does: `\n` alone ends one, never U+2028 inside a string.
+    chunks = data.split(b"\n")
+    if line > len(chunks) or (line == len(chunks) and not chunks[-1]):
         return f"{file} has fewer than {line} lines"
+    text = chunks[line - 1].removesuffix(b"\r").decode("utf-8", errors="replace")
     try:
         record = json.loads(text)
     except ValueError:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import codecs
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field
 
 
@@ -43,3 +45,20 @@ class SseDecoder:
         event = SseEvent(self._event or "message", "\n".join(self._data))
         self._event, self._data = "", []
         return event
+
+
+async def sse_lines(chunks: AsyncIterable[bytes]) -> AsyncIterator[str]:
+    """The lines of an event stream, split on `\n` only.
+
+    httpx's `aiter_lines` splits like `str.splitlines()`, so a raw U+2028 or U+0085 inside a
+    JSON `data:` value (a reply may hold one) would cut the event in two.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    pending = ""
+    async for chunk in chunks:
+        *lines, pending = (pending + decoder.decode(chunk)).split("\n")
+        for line in lines:
+            yield line
+    pending += decoder.decode(b"", final=True)
+    if pending:
+        yield pending

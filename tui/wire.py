@@ -95,6 +95,8 @@ class PersonaInfo(msgspec.Struct, frozen=True):
     base_model: str = ""
     defaults: ResolvedSampling = ResolvedSampling()
     active_adapter: str | None = None
+    greetings: list[str] = []
+    """Opening lines a new chat with this persona may start with."""
 
     @property
     def title(self) -> str:

@@ -39,9 +39,14 @@ def message_text(message: ChatMessage, index: int) -> str:
 
 
 def chat_messages(
-    messages: Sequence[ChatMessage], system_prompt: str | None
+    messages: Sequence[ChatMessage], system_prompt: str | None, post_history: str | None = None
 ) -> list[dict[str, str]]:
-    """Plain role/content dicts for the chat template, leading system messages folded into one."""
+    """Plain role/content dicts for the chat template, leading system messages folded into one.
+
+    `post_history` (a card's post-history instructions) goes after the conversation, at the end
+    of the last user turn, whenever the persona's own system prompt is used: Gemma's template
+    has no system turn after the start.
+    """
     system: list[str] = []
     turns: list[dict[str, str]] = []
     for index, message in enumerate(messages):
@@ -68,6 +73,8 @@ def chat_messages(
         )
     if not system and system_prompt:
         system.append(system_prompt)
+        if post_history and turns[-1]["role"] == "user":
+            turns[-1] = {"role": "user", "content": f"{turns[-1]['content']}\n\n{post_history}"}
     if system:
         return [{"role": "system", "content": "\n\n".join(system)}, *turns]
     return turns

@@ -140,9 +140,16 @@ def _item(role: str, text: str) -> InputItem:
 
 
 def template_messages(
-    history: Sequence[Turn], instructions: str | None, persona_prompt: str | None
+    history: Sequence[Turn],
+    instructions: str | None,
+    persona_prompt: str | None,
+    post_history: str | None = None,
 ) -> list[dict[str, str]]:
-    """Role/content dicts for the chat template: one system message first, then the turns."""
+    """Role/content dicts for the chat template: one system message first, then the turns.
+
+    `post_history` (the card's post-history instructions) follows the last user turn whenever the
+    persona's own prompt is used, as on chat completions.
+    """
     system = [instructions] if instructions else []
     system += [t.content for t in history if t.role in ("system", "developer")]
     turns = [
@@ -154,6 +161,8 @@ def template_messages(
         )
     if not system and persona_prompt:
         system = [persona_prompt]
+        if post_history and turns[-1]["role"] == "user":
+            turns[-1] = {"role": "user", "content": f"{turns[-1]['content']}\n\n{post_history}"}
     if system:
         return [{"role": "system", "content": "\n\n".join(system)}, *turns]
     return turns

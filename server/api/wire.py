@@ -284,6 +284,9 @@ class PersonaInfo(Struct, frozen=True):
     base_model: str
     defaults: ResolvedSampling
     active_adapter: str | None
+    greetings: list[str] = []
+    """Opening lines a new chat may start with (a character card's first_mes and alternates)."""
+    post_history_instructions: str = ""
 
 
 class PersonaList(Struct, frozen=True):

@@ -113,3 +113,41 @@ def test_persona_serve_chats_as_juni_and_shuts_down_cleanly(served: Served) -> N
     served.process.send_signal(signal.SIGINT)
     assert served.process.wait(60) == 0
     assert "BLAS:" in served.log.read_text()
+
+
+@pytest.mark.slow
+def test_drafting_against_the_real_server_on_the_embedded_model(
+    served: Served, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from data.check import record_problems
+    from data.dataset import Row
+    from data.drafts.store import read_drafts
+    from studio.cli import main
+
+    folder = tmp_path / "wren"
+    folder.mkdir()
+    (folder / "persona.toml").write_text('name = "wren"\nsystem_prompt = "You keep bees."\n')
+    row = {"messages": [{"role": "user", "content": "Do bees sleep?"},
+                        {"role": "assistant", "content": "They rest, yes."}]}  # fmt: skip
+    (folder / "dataset.jsonl").write_text(json.dumps(row) + "\n")
+    client = OpenAI(base_url=f"{served.url}/v1", api_key=KEY, max_retries=0)
+    base = client.models.list().data[0].id
+    code = main([
+        "data", "draft", str(folder), "--teacher-url", f"{served.url}/v1", "--teacher-model", base,
+        "--api-key", KEY, "--count", "1", "--max-tokens", "48", "--json", "--no-tokenizer",
+    ])  # fmt: skip
+    events = [json.loads(line) for line in capsys.readouterr().out.split("\n") if line]
+    assert events[0]["type"] == "start"
+    assert events[0]["teacher"] == base
+    answered = [e for e in events if e["type"] == "draft"]
+    assert answered  # the server answered; a 270M base model rarely writes the JSON asked for
+    assert all(e["kept"] == (e["reason"] is None) for e in answered)
+    if code == 0:
+        assert events[-1]["type"] == "done"
+    else:
+        assert events[-1]["type"] == "error"
+        assert "the teacher answers badly" in events[-1]["message"]
+    for draft in read_drafts(folder):
+        assert not record_problems(Row("draft", 0, draft.record, ""))

@@ -182,6 +182,27 @@ async def test_error_inside_an_open_stream() -> None:
     assert [p.text for p in got] == ["Hel"]  # type: ignore[attr-defined]
 
 
+async def test_a_raw_line_separator_in_a_reply_stays_in_the_reply() -> None:
+    # msgspec (like the server) writes U+2028, U+2029 and U+0085 raw inside JSON strings.
+    text = "one\u2028two\u2029three\x85four"
+    body = b"".join(
+        b"data: " + json.dumps(c, ensure_ascii=False).encode() + b"\n\n"
+        for c in (chunk(text), chunk(None, "stop"))
+    )
+    body += b"data: [DONE]\n\n"
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=body, headers={"content-type": "text/event-stream"})
+
+    pieces = [
+        p
+        async for p in client_for(handler).chat(
+            "juni", [ChatMessage("user", "hi")], SamplingOverrides()
+        )
+    ]
+    assert "".join(p.text for p in pieces) == text
+
+
 async def test_stream_cut_without_done_is_connection_lost() -> None:
     client = client_for(lambda r: httpx.Response(200, content=sse(chunk("Hel"))))
     with pytest.raises(ApiError, match="ended early") as caught:

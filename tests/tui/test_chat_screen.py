@@ -168,3 +168,29 @@ async def test_a_hot_reload_of_the_chosen_persona_updates_its_details(
         app.adapter_event = AdapterEvent("loaded", "juni", "run-2:10", "", 0.0)
         await settle(pilot)
         assert "Active adapter: run-2:10" in str(screen.about.render())
+
+
+async def test_a_new_chat_opens_with_one_of_the_personas_greetings(
+    app: StudioApp, client: ScriptedClient
+) -> None:
+    greetings = ["Ahoy there!", "Oh! A visitor at the lighthouse."]
+    client.juni = msgspec.structs.replace(client.juni, greetings=greetings)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, ChatScreen)
+        views = screen.log_view.messages
+        assert [(v.role, v.markdown.source) for v in views] == [("assistant", "Ahoy there!")]
+        await pilot.press("ctrl+r")  # a greeting is not a reply to regenerate
+        await settle(pilot)
+        assert len(screen.log_view.messages) == 1
+        await send(pilot, "Hello!")
+        sent = client.requests[-1][1]
+        assert [(m.role, m.content) for m in sent] == [
+            ("assistant", "Ahoy there!"),
+            ("user", "Hello!"),
+        ]
+        await pilot.press("ctrl+n")
+        await settle(pilot)
+        texts = [v.markdown.source for v in screen.log_view.messages]
+        assert texts == ["Oh! A visitor at the lighthouse."]

@@ -87,3 +87,20 @@ def test_empty_stop_strings_are_refused() -> None:
     assert check_stop(["a", "b"]) == ("a", "b")
     with pytest.raises(InvalidRequestError):
         check_stop([""])
+
+
+def test_post_history_instructions_end_the_last_user_turn() -> None:
+    turns = messages(
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "hello"},
+        {"role": "user", "content": "again"},
+    )
+    got = chat_messages(turns, PERSONA, "Stay brief.")
+    assert got[-1] == {"role": "user", "content": "again\n\nStay brief."}
+    assert got[1] == {"role": "user", "content": "hi"}
+    own = chat_messages(
+        messages({"role": "system", "content": "x"}, {"role": "user", "content": "a"}),
+        PERSONA,
+        "Stay brief.",
+    )
+    assert own[-1] == {"role": "user", "content": "a"}

@@ -52,6 +52,8 @@ class ChatScreen(StudioScreen):
         self.model_ids: list[str] = []
         """Every model id the server offers."""
         self._epoch = 0
+        self._greeted = 0
+        """How many chats opened with a greeting; the next takes the persona's next one."""
         # Bumped whenever the chat on screen is replaced or cut, so a reply that finishes
         # afterwards (a cancelled stream winding down) is dropped instead of appended.
 
@@ -151,6 +153,18 @@ class ChatScreen(StudioScreen):
         adapter = info.active_adapter or "none (base model)"
         self.about.update(f"{info.title}: {info.description}\nActive adapter: {adapter}")
         self.sampling.show_defaults(info.defaults)
+        if info.greetings and not self.conversation.turns:
+            await self._greet(info)
+
+    async def _greet(self, info: PersonaInfo) -> None:
+        """Open the empty chat with one of the persona's greetings, each in turn."""
+        greeting = info.greetings[self._greeted % len(info.greetings)]
+        self._greeted += 1
+        turn = Turn("assistant", greeting, model=self.conversation.model, finish_reason="greeting")
+        self._append(turn)
+        await self.log_view.add(
+            MessageView("assistant", greeting, "greeting", self.conversation.model)
+        )
 
     @on(SamplingForm.Changed)
     def _sampling_changed(self, event: SamplingForm.Changed) -> None:
@@ -253,6 +267,9 @@ class ChatScreen(StudioScreen):
         if self.generating:
             return
         turns = self.conversation.turns
+        if turns and turns[-1].finish_reason == "greeting":
+            self.notify("Nothing to regenerate yet.")
+            return
         if turns and turns[-1].role == "assistant":
             turns = turns[:-1]
             await self.log_view.truncate(len(turns))
@@ -276,11 +293,13 @@ class ChatScreen(StudioScreen):
         self.prompt.focus()
 
     async def action_new_chat(self) -> None:
-        """Start an empty conversation with the same model and sampling."""
+        """Start a conversation with the same model and sampling (and a greeting, if it has one)."""
         self._discard_reply()
         self.conversation = new_conversation(self.conversation.model, self.sampling.overrides)
         await self.log_view.clear()
         self.prompt.focus()
+        if persona_of(self.conversation.model) in self.personas:
+            self.load_persona(self.conversation.model)
 
     def action_open_chat(self) -> None:
         """Choose a saved conversation to reopen."""
@@ -305,8 +324,8 @@ class ChatScreen(StudioScreen):
         self.sampling.set_overrides(conversation.overrides)
         await self.log_view.clear()
         for turn in conversation.turns:
-            caption = ""
-            if turn.role == "assistant":
+            caption = "greeting" if turn.finish_reason == "greeting" else ""
+            if turn.role == "assistant" and not caption:
                 caption = reply_caption(
                     turn.tokens, turn.tokens_per_sec, turn.adapter, turn.finish_reason
                 )

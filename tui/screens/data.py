@@ -1,4 +1,4 @@
-"""Data: a persona's dataset checks (file:line, with the record) and its stats."""
+"""Data: a persona's dataset checks (file:line, with the record), its stats, and draft review."""
 
 from __future__ import annotations
 
@@ -21,7 +21,10 @@ from ..data_report import (
     run_check,
     run_stats,
 )
+from ..widgets.draft_review import DraftReviewPane
 from .base import StudioScreen
+
+TABS = ("tab-problems", "tab-stats", "tab-review")
 
 
 class DataScreen(StudioScreen):
@@ -30,7 +33,7 @@ class DataScreen(StudioScreen):
     MODE = "data"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+r", "run_checks", "Check again"),
-        Binding("ctrl+t", "toggle_tab", "Problems/Stats"),
+        Binding("ctrl+t", "toggle_tab", "Problems/Stats/Review"),
         Binding("ctrl+g", "pick_persona", "Persona"),
     ]
 
@@ -58,6 +61,8 @@ class DataScreen(StudioScreen):
                     with Horizontal(id="data-tables"):
                         yield DataTable(id="data-tags", zebra_stripes=True)
                         yield DataTable(id="data-phrases", zebra_stripes=True)
+                with TabPane("Review", id="tab-review"):
+                    yield DraftReviewPane(self.api)
 
     @property
     def persona_select(self) -> Select[str]:
@@ -101,6 +106,19 @@ class DataScreen(StudioScreen):
         persona = self.persona_select.value
         if isinstance(persona, str):
             self.summary.update(f"Checking {persona}…")
+            self.check(persona)
+            self.measure(persona)
+            self.query_one(DraftReviewPane).load(persona)
+
+    @on(TabbedContent.TabActivated, "#data-tabs")
+    def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if event.pane.id == "tab-review":
+            self.query_one(DraftReviewPane).table.focus()  # so a / e / r work at once
+
+    @on(DraftReviewPane.Accepted)
+    def _draft_accepted(self) -> None:
+        persona = self.persona_select.value
+        if isinstance(persona, str):
             self.check(persona)
             self.measure(persona)
 
@@ -170,9 +188,11 @@ class DataScreen(StudioScreen):
             self.record.update(f"{problem.location}\n\n{read_record(problem.file, problem.line)}")
 
     def action_toggle_tab(self) -> None:
-        """Switch between the problems and the stats."""
+        """Switch between the problems, the stats and the drafts to review."""
         tabs = self.query_one(TabbedContent)
-        tabs.active = "tab-stats" if tabs.active == "tab-problems" else "tab-problems"
+        tabs.active = (
+            TABS[(TABS.index(tabs.active) + 1) % len(TABS)] if tabs.active in TABS else TABS[0]
+        )
 
     def action_pick_persona(self) -> None:
         """Focus the persona picker."""

@@ -50,9 +50,14 @@ async def chat_completions(
     engine, runner = state.require_runner()
     resolved = state.resolve(data.model)
     persona = resolved.persona
-    grammar = chat_grammar(data.response_format, persona.card.response_format if persona else None)
+    card = persona.card if persona else None
+    grammar = chat_grammar(data.response_format, card.response_format if card else None)
     refuse_stop(grammar, is_set(data.stop))
-    messages = chat_messages(data.messages, persona.card.system_prompt if persona else None)
+    messages = chat_messages(
+        data.messages,
+        card.system_prompt if card else None,
+        card.post_history_instructions if card else None,
+    )
     prompt = chat_prompt(engine.tokenizer, messages)
     max_tokens = (
         data.max_completion_tokens if is_set(data.max_completion_tokens) else data.max_tokens

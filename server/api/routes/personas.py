@@ -22,6 +22,8 @@ def describe(state: ServerState, entry: PersonaEntry) -> PersonaInfo:
         base_model=card.base_model,
         defaults=state.defaults(entry),
         active_adapter=state.active_version(entry.name),
+        greetings=list(card.greetings),
+        post_history_instructions=card.post_history_instructions,
     )
 
 

@@ -61,8 +61,12 @@ async def create_response(
     given = read_input(data.input)
     turns = history + given.turns
     instructions = data.instructions if is_set(data.instructions) else None
+    card = persona.card if persona else None
     messages = template_messages(
-        turns, instructions, persona.card.system_prompt if persona else None
+        turns,
+        instructions,
+        card.system_prompt if card else None,
+        card.post_history_instructions if card else None,
     )
     prompt = chat_prompt(engine.tokenizer, messages)
     bias = data.logit_bias if is_set(data.logit_bias) else None

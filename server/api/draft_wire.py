@@ -1,0 +1,61 @@
+"""Wire types of the draft review routes (`/v1/personas/{id}/drafts`)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from msgspec import UNSET, Struct, UnsetType
+
+
+class DraftTurn(Struct, frozen=True):
+    """One turn of a drafted conversation."""
+
+    role: str
+    content: str
+
+
+class DraftTarget(Struct, frozen=True):
+    """The gap a draft was asked to fill."""
+
+    words: tuple[int, int]
+    """Every reply's length range in words, inclusive."""
+    tag: str | None = None
+    turns: int = 1
+
+
+class DraftInfo(Struct, frozen=True):
+    """A draft waiting for review."""
+
+    id: str
+    messages: list[DraftTurn]
+    target: DraftTarget
+    teacher: str
+    created: float
+    tags: list[str] = []
+
+
+class DraftList(Struct, frozen=True):
+    """`GET /v1/personas/{id}/drafts`."""
+
+    data: list[DraftInfo]
+    object: Literal["list"] = "list"
+
+
+class DraftEdit(Struct, frozen=True):
+    """`PUT /v1/personas/{id}/drafts/{draft_id}`: the conversation (and tags) as edited."""
+
+    messages: list[DraftTurn]
+    tags: list[str] | UnsetType = UNSET
+
+
+class DraftReview(Struct, frozen=True):
+    """The outcome of accepting or rejecting a draft, with the dataset's stats after it."""
+
+    id: str
+    status: Literal["accepted", "rejected"]
+    dataset: str | None = None
+    """The file an accepted draft was appended to (its name in the persona folder)."""
+    records: int | None = None
+    """Records in that file afterwards."""
+    warnings: list[str] = []
+    """What `persona data stats` warns about afterwards."""
