@@ -48,10 +48,10 @@ def card_tags(folder: Path) -> tuple[str, ...]:
 
 def run_draft(args: argparse.Namespace) -> int:
     """Draft and report; 0 when done, 1 when the teacher failed (drafts written stay), 2 usage."""
-    from ..cli import load_tokenizer
     from ..dataset import read_datasets
     from ..imports.command import ImportUsageError, persona_folder
     from ..personas import TRAIN_FILES, VALID
+    from ..targets import load_tokenizer
     from .run import Teacher, draft
 
     try:

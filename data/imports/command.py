@@ -18,7 +18,7 @@ class ImportUsageError(Exception):
 
 def persona_folder(name_or_path: str) -> tuple[Path, PersonaCard]:
     """The folder and card of a persona given by name or folder; never a read-only sample."""
-    from ..cli import is_sample
+    from ..targets import is_sample
 
     path = Path(name_or_path)
     try:
@@ -40,7 +40,7 @@ def persona_folder(name_or_path: str) -> tuple[Path, PersonaCard]:
 
 def run_import(args: argparse.Namespace) -> int:
     """Import and print every problem and a summary; 1 when a source entry was left out."""
-    from ..cli import load_tokenizer
+    from ..targets import load_tokenizer
 
     try:
         folder, card = persona_folder(args.to)

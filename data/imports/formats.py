@@ -20,7 +20,6 @@ from typing import Any
 import msgspec
 
 from ..jsonl import JsonLine
-from ..problem import Problem, error, warning
 from ..records import Message, merge_turns
 
 FORMATS = ("openai", "sharegpt", "alpaca", "sillytavern")
@@ -66,32 +65,6 @@ def detect(entries: Sequence[JsonLine]) -> str | None:
         if "messages" in value or ("prompt" in value and "completion" in value):
             return "openai"
     return None
-
-
-def convert(
-    fmt: str, entries: Sequence[JsonLine], file: str, names: Names, max_turns: int
-) -> tuple[list[Converted], list[Problem]]:
-    """Every conversation in the entries, and a problem for each entry or turn left out."""
-    if fmt == "sillytavern":
-        from .sillytavern import read_chat
-
-        return read_chat(entries, file, names, max_turns)
-    reader = {"openai": _openai, "sharegpt": _sharegpt, "alpaca": _alpaca}[fmt]
-    found: list[Converted] = []
-    problems: list[Problem] = []
-    for entry in entries:
-        try:
-            turns, tags = reader(entry.value, names)
-        except EntryError as exc:
-            problems.append(error(file, entry.line, f"{fmt}: {exc}"))
-            continue
-        converted, notes = finish(turns, entry.line, tags)
-        problems += [warning(file, entry.line, note) for note in notes]
-        if converted is None:
-            problems.append(error(file, entry.line, f"{fmt}: no user turn with a reply"))
-        else:
-            found.append(converted)
-    return found, problems
 
 
 def finish(
@@ -239,3 +212,7 @@ def _alpaca(value: dict[str, Any], names: Names) -> tuple[list[Message], tuple[s
     prompt = value["instruction"] + (f"\n\n{extra}" if extra and extra.strip() else "")
     turns += [Message("user", prompt), Message("assistant", value["output"])]
     return turns, _tags(value)
+
+
+READERS = {"openai": _openai, "sharegpt": _sharegpt, "alpaca": _alpaca}
+"""The one-entry-per-conversation formats, by name (SillyTavern logs are read as a whole)."""

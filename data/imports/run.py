@@ -17,10 +17,12 @@ from ..atomic import write_bytes
 from ..card import PersonaCard
 from ..check import CheckReport, check_dataset, record_problems, token_problems
 from ..dataset import Row, read_dataset
-from ..problem import Problem, error
+from ..jsonl import JsonLine
+from ..problem import Problem, error, warning
 from ..records import ChatRecord, encode_record, record_key
 from ..tokens import ChatTokenizer
-from .formats import Names, convert, detect
+from .formats import READERS, Converted, EntryError, Names, detect, finish
+from .sillytavern import read_chat
 from .source import read_entries
 
 DATASET = "dataset.jsonl"
@@ -163,3 +165,27 @@ def _card_names(card: PersonaCard | None) -> tuple[str, ...]:
         card.display_name.split(" ")[0] if card.display_name else "",
     }
     return tuple(sorted(n for n in names if n))
+
+
+def convert(
+    fmt: str, entries: Sequence[JsonLine], file: str, names: Names, max_turns: int
+) -> tuple[list[Converted], list[Problem]]:
+    """Every conversation in the entries, and a problem for each entry or turn left out."""
+    if fmt == "sillytavern":
+        return read_chat(entries, file, names, max_turns)
+    reader = READERS[fmt]
+    found: list[Converted] = []
+    problems: list[Problem] = []
+    for entry in entries:
+        try:
+            turns, tags = reader(entry.value, names)
+        except EntryError as exc:
+            problems.append(error(file, entry.line, f"{fmt}: {exc}"))
+            continue
+        converted, notes = finish(turns, entry.line, tags)
+        problems += [warning(file, entry.line, note) for note in notes]
+        if converted is None:
+            problems.append(error(file, entry.line, f"{fmt}: no user turn with a reply"))
+        else:
+            found.append(converted)
+    return found, problems
