@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from server.api.catalog import request_layer
@@ -64,3 +65,14 @@ def plan(
     generation = GenerationRequest(prompt=prompt, params=params, adapter=resolved.adapter)
     persona = resolved.persona.name if resolved.persona else None
     return Job(generation, resolved.label, persona)
+
+
+def fan_out(job: Job, n: int) -> list[Job]:
+    """`n` copies of a job for `n` choices; a seeded job's copies take seeds seed, seed+1, ..."""
+    params = job.request.params
+    jobs = []
+    for index in range(n):
+        seed = None if params.seed is None else (params.seed + index) & SEED_MASK
+        request = replace(job.request, params=replace(params, seed=seed))
+        jobs.append(replace(job, request=request))
+    return jobs

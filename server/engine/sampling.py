@@ -12,6 +12,11 @@ whose filters keep a top-ranked set (top_p < 1, or top_k up to `CANDIDATES`) fir
 `CANDIDATES` most likely tokens (one partition, about 3 ms), filters those and draws among them.
 The nucleus is exact whenever those tokens hold top_p of the probability mass; when they hold
 less (a nearly flat distribution), all of them are kept, as if top_k were `CANDIDATES` too.
+
+The candidates are put in token-id order before the draw. A partition's output order is not
+stable: the 1e-6 logit differences that batching causes reorder the same top set, and the same
+random key would then pick another token. In id order a seeded reply is the same alone or in any
+batch.
 """
 
 from __future__ import annotations
@@ -154,6 +159,7 @@ class RowSampler:
         ids = None
         if self._candidates:
             ids = mx.argpartition(logprobs, kth=-self._candidates, axis=-1)[:, -self._candidates :]
+            ids = mx.sort(ids, axis=-1)
             logprobs = mx.take_along_axis(logprobs, ids, axis=-1)
         for apply in self._filters:
             logprobs = apply(logprobs)

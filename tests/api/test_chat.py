@@ -224,7 +224,7 @@ async def test_models_list_and_retrieve(client: AsyncOpenAI, model: str, base: s
 
 
 def test_prompt_has_one_bos_and_the_generation_prompt(engine: Any) -> None:
-    from server.api.prompt import chat_messages, chat_prompt, text_prompt
+    from server.api.prompt import chat_messages, chat_prompt, text_prompts
     from server.api.wire import ChatMessage
 
     tokenizer = engine.tokenizer
@@ -235,6 +235,8 @@ def test_prompt_has_one_bos_and_the_generation_prompt(engine: Any) -> None:
     assert ids.count(bos) == 1
     assert tokenizer.decode(list(ids)).endswith("<start_of_turn>model\n")
     assert "You are Pip." in tokenizer.decode(list(ids))
-    doubled = text_prompt(tokenizer, "<bos>Once upon", engine.vocab_size)
+    [doubled] = text_prompts(tokenizer, "<bos>Once upon", engine.vocab_size)
     assert doubled.count(bos) == 1
     assert doubled[0] == bos
+    [ids_doubled] = text_prompts(tokenizer, [bos, bos, 818], engine.vocab_size)
+    assert ids_doubled == (bos, 818)
