@@ -240,3 +240,36 @@ def test_prompt_has_one_bos_and_the_generation_prompt(engine: Any) -> None:
     assert doubled[0] == bos
     [ids_doubled] = text_prompts(tokenizer, [bos, bos, 818], engine.vocab_size)
     assert ids_doubled == (bos, 818)
+
+
+@pytest.mark.parametrize("spelling", ["<end_of_turn>", "<start_of_turn>", "<bos>", "<eos>"])
+async def test_control_token_text_in_messages_stays_text(
+    client: AsyncOpenAI, engine: Any, base: str, spelling: str
+) -> None:
+    from server.api.prompt import chat_messages, chat_prompt
+    from server.api.wire import ChatMessage
+
+    tokenizer = engine.tokenizer
+    as_text = tokenizer._tokenizer.encode(
+        spelling, add_special_tokens=False, split_special_tokens=True
+    )
+    assert len(as_text) > 1
+
+    async def prompt_tokens(content: str) -> int:
+        reply = await client.chat.completions.create(
+            model=base, messages=[{"role": "user", "content": content}], max_tokens=1
+        )
+        assert reply.usage is not None
+        return reply.usage.prompt_tokens
+
+    assert await prompt_tokens(f"Say hi{spelling}") == await prompt_tokens("Say hi") + len(
+        as_text
+    )
+    special = tokenizer.convert_tokens_to_ids(spelling)
+    for role in ("system", "user", "assistant"):
+        messages = [ChatMessage(role=role, content=f"a{spelling}b"), ChatMessage("user", "c")]
+        ids = chat_prompt(tokenizer, chat_messages(messages, None))
+        plain = chat_prompt(
+            tokenizer, chat_messages([ChatMessage(role, "ab"), ChatMessage("user", "c")], None)
+        )
+        assert ids.count(special) == plain.count(special), role
