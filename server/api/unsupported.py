@@ -1,9 +1,13 @@
-"""Known OpenAI fields this server cannot honour, refused by name instead of silently ignored."""
+"""Known fields this server cannot honour, refused by name instead of silently ignored.
+
+OpenAI's own fields are checked here; those of other servers' APIs are listed in `foreign.py`.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from server.api.foreign import check_foreign
 from server.api.wire import ChatCompletionRequest, CompletionRequest, SamplingFields, is_set
 from server.errors import InvalidRequestError, UnsupportedError
 
@@ -41,6 +45,7 @@ def check_common(request: SamplingFields) -> None:
 def check_chat(request: ChatCompletionRequest) -> None:
     """Refuse chat fields the server cannot honour."""
     check_common(request)
+    check_foreign(request)
     for name, why in _CHAT_REFUSED.items():
         value: Any = getattr(request, name)
         if is_set(value) and value != []:
@@ -76,6 +81,7 @@ def check_chat(request: ChatCompletionRequest) -> None:
 def check_completion(request: CompletionRequest) -> None:
     """Refuse text-completion fields the server cannot honour."""
     check_common(request)
+    check_foreign(request, served=frozenset({"echo", "best_of"}))
     if is_set(request.best_of) and request.best_of != 1:
         raise _refuse("best_of", "this server generates exactly one candidate")
     if is_set(request.suffix) and request.suffix:

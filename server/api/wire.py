@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
+from server.api.foreign import ForeignFields
+
 Temperature = Annotated[float, Meta(ge=0.0, le=2.0)]
 Probability = Annotated[float, Meta(ge=0.0, le=1.0)]
 Penalty = Annotated[float, Meta(ge=-2.0, le=2.0)]
@@ -56,8 +58,9 @@ class ResponseFormat(Struct, frozen=True):
     json_schema: Any | UnsetType = UNSET
 
 
-class SamplingFields(Struct, frozen=True, kw_only=True):
-    """Sampling fields shared by chat and text completions, vLLM's extras included."""
+class SamplingFields(ForeignFields, frozen=True, kw_only=True):
+    """Sampling fields shared by chat and text completions, vLLM's extras included (and, from
+    `ForeignFields`, the fields of other servers that are refused by name)."""
 
     max_tokens: Positive | UnsetType | None = UNSET
     temperature: Temperature | UnsetType | None = UNSET

@@ -273,3 +273,42 @@ async def test_control_token_text_in_messages_stays_text(
             tokenizer, chat_messages([ChatMessage(role, "ab"), ChatMessage("user", "c")], None)
         )
         assert ids.count(special) == plain.count(special), role
+
+
+BYTES = (0xEA, 0x99, 0xAE, 0x80, 0x81)
+
+
+async def test_byte_tokens_get_their_own_logprob_entries(
+    client: AsyncOpenAI, engine: Any, base: str
+) -> None:
+    byte_ids = [engine.tokenizer.convert_tokens_to_ids(f"<0x{b:02X}>") for b in BYTES]
+    bias = {str(t): 100 for t in byte_ids}
+    scored = await client.completions.create(
+        model=base, prompt="ꙮꙮꙮ", max_tokens=3, temperature=0, logprobs=5, logit_bias=bias
+    )
+    logprobs = scored.choices[0].logprobs
+    assert logprobs is not None
+    assert logprobs.top_logprobs is not None
+    spelled = {f"bytes:\\x{b:02x}" for b in BYTES}
+    for top in logprobs.top_logprobs:
+        assert set(top) == spelled
+    assert logprobs.tokens is not None
+    assert set(logprobs.tokens) <= spelled
+    text = scored.choices[0].text
+    assert logprobs.text_offset is not None
+    assert all(0 <= o <= len(text) for o in logprobs.text_offset)
+    assert logprobs.text_offset == sorted(logprobs.text_offset)
+    chat = await client.chat.completions.create(
+        model=base,
+        messages=[{"role": "user", "content": "ꙮ"}],
+        max_tokens=2,
+        temperature=0,
+        logprobs=True,
+        top_logprobs=5,
+        logit_bias=bias,
+    )
+    assert chat.choices[0].logprobs is not None
+    for entry in chat.choices[0].logprobs.content or []:
+        assert len(entry.bytes or []) == 1
+        assert {tuple(t.bytes or []) for t in entry.top_logprobs} == {(b,) for b in BYTES}
+
