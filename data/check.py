@@ -2,8 +2,8 @@
 
 Structure (JSON, types, unknown keys) is checked while reading; here come the roles and their
 order, empty turns, tags, duplicate and near-duplicate prompts across all files, phrases the card
-bans, and, when a tokenizer is given, control-token text inside content, the length limit and the chat
-template's prompt prefix.
+bans, and, when a tokenizer is given, control-token text inside content, the length limit and
+the chat template's prompt prefix.
 """
 
 from __future__ import annotations

@@ -121,9 +121,9 @@ def text_prompts(tokenizer: Any, prompt: str | list[Any], vocab_size: int) -> li
     """
     if isinstance(prompt, str) or (prompt and all(isinstance(t, int) for t in prompt)):
         prompts: list[Any] = [prompt]
-    elif prompt and all(isinstance(p, str) for p in prompt):
-        prompts = list(prompt)
-    elif prompt and all(isinstance(p, list) for p in prompt):
+    elif prompt and (
+        all(isinstance(p, str) for p in prompt) or all(isinstance(p, list) for p in prompt)
+    ):
         prompts = list(prompt)
     elif not prompt:
         raise InvalidRequestError("prompt must not be empty", param="prompt")
@@ -134,9 +134,11 @@ def text_prompts(tokenizer: Any, prompt: str | list[Any], vocab_size: int) -> li
         )
     if len(prompts) > MAX_PROMPTS:
         raise InvalidRequestError(
-            f"prompt holds {len(prompts)} prompts; at most {MAX_PROMPTS} per request", param="prompt"
+            f"prompt holds {len(prompts)} prompts; at most {MAX_PROMPTS} per request",
+            param="prompt",
         )
-    return [_one_prompt(tokenizer, p, i, vocab_size, len(prompts) > 1) for i, p in enumerate(prompts)]
+    listed = len(prompts) > 1
+    return [_one_prompt(tokenizer, p, i, vocab_size, listed) for i, p in enumerate(prompts)]
 
 
 def _one_prompt(
@@ -150,8 +152,7 @@ def _one_prompt(
     for position, token in enumerate(prompt):
         if not isinstance(token, int) or not 0 <= token < vocab_size:
             raise InvalidRequestError(
-                f"{where}[{position}] = {token!r} is not a token id "
-                f"(vocabulary size {vocab_size})",
+                f"{where}[{position}] = {token!r} is not a token id (vocabulary size {vocab_size})",
                 param="prompt",
             )
     return single_bos(tokenizer, list(prompt))

@@ -209,7 +209,7 @@ class ChatCompletionChunk(Struct, frozen=True):
     system_fingerprint: str
     persona_adapter: str | None
     usage: Usage | UnsetType | None = UNSET
-    """`null` on every chunk but the last when `stream_options.include_usage` is on, else left out."""
+    """`null` on every chunk but the last when `stream_options.include_usage` is on, else absent."""
     object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
 
 

@@ -262,9 +262,7 @@ async def test_control_token_text_in_messages_stays_text(
         assert reply.usage is not None
         return reply.usage.prompt_tokens
 
-    assert await prompt_tokens(f"Say hi{spelling}") == await prompt_tokens("Say hi") + len(
-        as_text
-    )
+    assert await prompt_tokens(f"Say hi{spelling}") == await prompt_tokens("Say hi") + len(as_text)
     special = tokenizer.convert_tokens_to_ids(spelling)
     for role in ("system", "user", "assistant"):
         messages = [ChatMessage(role=role, content=f"a{spelling}b"), ChatMessage("user", "c")]
@@ -311,4 +309,3 @@ async def test_byte_tokens_get_their_own_logprob_entries(
     for entry in chat.choices[0].logprobs.content or []:
         assert len(entry.bytes or []) == 1
         assert {tuple(t.bytes or []) for t in entry.top_logprobs} == {(b,) for b in BYTES}
-

@@ -67,7 +67,9 @@ async def test_prefill_continues_the_assistant_message_in_its_own_turn(
     )
     assert reply.choices[0].message.content == " cat cat"
     fresh = await client.chat.completions.create(
-        model=base, messages=prefilled, max_tokens=1  # type: ignore[arg-type]
+        model=base,
+        messages=prefilled,
+        max_tokens=1,  # type: ignore[arg-type]
     )
     assert reply.usage is not None
     assert fresh.usage is not None
@@ -79,7 +81,10 @@ async def test_prefill_continues_the_assistant_message_in_its_own_turn(
 async def test_add_generation_prompt_false_opens_no_turn(client: AsyncOpenAI, base: str) -> None:
     async def prompt_tokens(**extra: Any) -> int:
         reply = await client.chat.completions.create(
-            model=base, messages=USER, max_tokens=1, extra_body=extra  # type: ignore[arg-type]
+            model=base,
+            messages=USER,
+            max_tokens=1,
+            extra_body=extra,  # type: ignore[arg-type]
         )
         assert reply.usage is not None
         return reply.usage.prompt_tokens
@@ -108,7 +113,8 @@ ON = {
     "allowed_token_ids": [5], "bad_words": ["x"], "truncate_prompt_tokens": 5,
     "return_tokens_as_token_ids": True, "add_special_tokens": True, "chat_template": "{{x}}",
     "chat_template_kwargs": {"a": 1}, "documents": [{"text": "x"}], "mm_processor_kwargs": {"a": 1},
-    "logits_processors": ["x"], "priority": 1, "guided_json": {"type": "object"}, "guided_regex": "a+",
+    "logits_processors": ["x"], "priority": 1, "guided_json": {"type": "object"},
+    "guided_regex": "a+",
     "guided_choice": ["a"], "guided_grammar": "root ::= x", "guided_decoding_backend": "x",
     "guided_whitespace_pattern": " ", "structured_outputs": {"json": {}}, "n_predict": 5,
     "typical_p": 0.5, "tfs_z": 0.5, "top_n_sigma": 1.0, "mirostat": 2, "mirostat_tau": 5.0,

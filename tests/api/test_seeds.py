@@ -22,9 +22,7 @@ async def test_twenty_seeded_replies_are_the_same_alone_and_in_any_batch(
 ) -> None:
     seeds = range(20)
     models = ["juni", base, "vell"]
-    requests = [
-        {"model": models[s % 3], "messages": STORY, "seed": s, **SAMPLED} for s in seeds
-    ]
+    requests = [{"model": models[s % 3], "messages": STORY, "seed": s, **SAMPLED} for s in seeds]
     alone = [await reply(http, r) for r in requests]
     # Batched with each other, with unseeded sampled rows and with greedy `pip` rows.
     neighbours = [

@@ -28,7 +28,8 @@ def test_offsets_count_characters_not_token_spellings() -> None:
 def test_offsets_continue_across_streamed_pieces() -> None:
     offsets = TextOffsets("")
     first = completion_logprobs([entry("bytes:\\xea", b"\xea")], offsets)
-    second = completion_logprobs([entry("bytes:\\x99", b"\x99"), entry("bytes:\\xae", b"\xae")], offsets)
+    pair = [entry("bytes:\\x99", b"\x99"), entry("bytes:\\xae", b"\xae")]
+    second = completion_logprobs(pair, offsets)
     third = completion_logprobs([entry("x", b"x")], offsets)
     assert first.text_offset + second.text_offset + third.text_offset == [0, 0, 0, 1]
 
