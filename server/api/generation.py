@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -130,7 +130,7 @@ class Runner:
 
     async def open(
         self, jobs: list[Job], receive: Receive
-    ) -> AsyncIterator[tuple[int, Delta]] | None:
+    ) -> AsyncGenerator[tuple[int, Delta], None] | None:
         """Start streaming jobs side by side: (job index, delta) pairs as they come.
 
         Every job's first delta is awaited before answering, so a bad adapter or parameter
@@ -195,7 +195,7 @@ class Runner:
 
 async def merge(
     firsts: list[Delta], streams: list[AsyncIterator[Delta]]
-) -> AsyncIterator[tuple[int, Delta]]:
+) -> AsyncGenerator[tuple[int, Delta], None]:
     """Interleave streams whose first deltas were already read, as (stream index, delta).
 
     Closing the merged iterator closes every stream, which cancels their sequences.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -143,7 +143,7 @@ class Head:
 
 
 async def _chunks(
-    head: Head, merged: AsyncIterator[tuple[int, Delta]], n: int, include_usage: bool
+    head: Head, merged: AsyncGenerator[tuple[int, Delta], None], n: int, include_usage: bool
 ) -> AsyncIterator[ChatCompletionChunk]:
     """Role chunks for every choice, then content and a finish chunk per choice as they come."""
     # OpenAI sends `usage: null` on every chunk but the last when usage was asked for.
@@ -166,7 +166,7 @@ async def _chunks(
                 done = ChunkChoice(index, ChunkDelta(), delta.finish_reason)
                 yield head.chunk([done], version, usage)
     finally:
-        await merged.aclose()  # type: ignore[attr-defined]
+        await merged.aclose()
     if include_usage and lasts:
         prompt = lasts[0].prompt_tokens
         completion = sum(d.token_count for d in lasts.values())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,7 +119,7 @@ def _prompt_text(tokenizer: Any, prompt: str | list[Any], index: int, ids: tuple
 
 async def _pieces(
     head: Head,
-    merged: AsyncIterator[tuple[int, Delta]],
+    merged: AsyncGenerator[tuple[int, Delta], None],
     echoes: list[str],
     n: int,
     include_usage: bool,
@@ -148,7 +148,7 @@ async def _pieces(
                 done = CompletionChoice(index, "", delta.finish_reason)
                 yield head.completion([done], version, usage)
     finally:
-        await merged.aclose()  # type: ignore[attr-defined]
+        await merged.aclose()
     if include_usage and lasts:
         prompt = sum(lasts[i].prompt_tokens for i in range(0, len(echoes), n) if i in lasts)
         completion = sum(d.token_count for d in lasts.values())
