@@ -71,7 +71,7 @@ def main() -> None:
     from mlx_lm.sample_utils import make_sampler
 
     from adapters.base import prepare_embedded
-    from server import engine_sampling as sampling
+    from server.engine import sampling
     from server.engine.engine import Engine
     from server.engine.sampling import RowSampler
     from server.engine.types import SamplingParams

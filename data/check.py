@@ -2,7 +2,8 @@
 
 Structure (JSON, types, unknown keys) is checked while reading; here come the roles and their
 order, empty turns, tags, duplicate and near-duplicate prompts across all files, phrases the card
-bans, and, when a tokenizer is given, the length limit and the chat template's prompt prefix.
+bans, and, when a tokenizer is given, control-token text inside content, the length limit and
+the chat template's prompt prefix.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from .records import (
     with_system,
 )
 from .similar import Pair, normalise, similar_pairs
-from .tokens import ChatTokenizer, chat_ids
+from .tokens import ChatTokenizer, chat_ids, control_token_text
 
 
 class CheckReport(msgspec.Struct, frozen=True):
@@ -115,13 +116,17 @@ def record_problems(row: Row) -> list[Problem]:
 
 
 def token_problems(row: Row, tokenizer: ChatTokenizer, card: PersonaCard | None) -> list[Problem]:
-    """The length limit and the prompt-prefix property, with the persona's own tokenizer."""
+    """Control-token text, the length limit and the prompt-prefix property, with the persona's
+    own tokenizer."""
+    problems = _control_text(row, tokenizer)
     messages = with_system(as_messages(row.record), card.system_prompt if card else None)
     try:
         full = chat_ids(tokenizer, messages)
     except Exception as exc:  # a template may raise on anything; report, never crash
-        return [error(row.file, row.line, f"the chat template cannot render this record: {exc}")]
-    problems: list[Problem] = []
+        problems.append(
+            error(row.file, row.line, f"the chat template cannot render this record: {exc}")
+        )
+        return problems
     if card is not None and len(full) > card.training.max_seq_length:
         problems.append(
             error(
@@ -134,6 +139,29 @@ def token_problems(row: Row, tokenizer: ChatTokenizer, card: PersonaCard | None)
     mismatch = _prefix_mismatch(tokenizer, messages, full)
     if mismatch:
         problems.append(error(row.file, row.line, mismatch))
+    return problems
+
+
+def _control_text(row: Row, tokenizer: ChatTokenizer) -> list[Problem]:
+    # Training encodes it as plain text, so it cannot forge a turn; but a model taught to write
+    # `<end_of_turn>` as text ends no turn, and such data is almost always a pasting mistake.
+    record = row.record
+    if isinstance(record, ChatRecord):
+        fields = [(f"messages[{i}].content", m.content) for i, m in enumerate(record.messages)]
+    else:
+        fields = [("prompt", record.prompt), ("completion", record.completion)]
+    problems = []
+    for name, text in fields:
+        found = control_token_text(tokenizer, text)
+        if found:
+            spelled = ", ".join(repr(s) for s in found)
+            problems.append(
+                error(
+                    row.file,
+                    row.line,
+                    f"{name}: holds control-token text {spelled}; content must be plain text",
+                )
+            )
     return problems
 
 

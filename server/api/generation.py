@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -108,9 +108,13 @@ class Runner:
                 else:
                     m.finished.labels("abort").inc()
 
-    async def collect(self, job: Job, receive: Receive) -> Outcome:
-        """Run a job to its end; raise ClientDisconnectedError if the client hangs up first."""
-        work = asyncio.create_task(self._gather(job))
+    async def collect(self, jobs: list[Job], receive: Receive) -> list[Outcome]:
+        """Run jobs side by side to their ends (one Outcome each, in order).
+
+        Raises ClientDisconnectedError if the client hangs up first; the first job that fails
+        cancels the others and its error is raised.
+        """
+        work = asyncio.create_task(self._gather_all(jobs))
         gone = asyncio.create_task(wait_disconnect(receive))
         try:
             done, _ = await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
@@ -124,29 +128,50 @@ class Runner:
             return work.result()
         raise ClientDisconnectedError
 
-    async def first(self, job: Job, receive: Receive) -> tuple[Delta | None, AsyncIterator[Delta]]:
-        """Start streaming a job: its first delta (None if the client left first) and the rest.
+    async def open(
+        self, jobs: list[Job], receive: Receive
+    ) -> AsyncGenerator[tuple[int, Delta], None] | None:
+        """Start streaming jobs side by side: (job index, delta) pairs as they come.
 
-        Waiting for the first delta before answering lets a bad adapter still become a 4xx.
+        Every job's first delta is awaited before answering, so a bad adapter or parameter
+        still becomes a 4xx; None means the client left first.
         """
-        deltas = self.stream(job)
-        head = asyncio.ensure_future(anext(deltas))
+        streams = [self.stream(job) for job in jobs]
+        heads = asyncio.ensure_future(
+            asyncio.gather(*(anext(s) for s in streams), return_exceptions=True)
+        )
         gone = asyncio.create_task(wait_disconnect(receive))
         try:
-            await asyncio.wait({head, gone}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({heads, gone}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (head, gone):
+            for task in (heads, gone):
                 if not task.done():
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
-        if head.cancelled():
-            await _close(deltas)
-            return None, deltas
+        if heads.cancelled():
+            for stream in streams:
+                await _close(stream)
+            return None
+        firsts = heads.result()
+        failed = next((f for f in firsts if isinstance(f, BaseException)), None)
+        if failed is not None:
+            for stream in streams:
+                await _close(stream)
+            if isinstance(failed, StopAsyncIteration):
+                raise RuntimeError("the engine ended a sequence without a delta")
+            raise failed
+        return merge(firsts, streams)
+
+    async def _gather_all(self, jobs: list[Job]) -> list[Outcome]:
+        tasks = [asyncio.create_task(self._gather(job)) for job in jobs]
         try:
-            return head.result(), deltas
-        except StopAsyncIteration:
-            raise RuntimeError("the engine ended a sequence without a delta") from None
+            return list(await asyncio.gather(*tasks))
+        finally:
+            for task in tasks:
+                if not task.done():
+                    task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _gather(self, job: Job) -> Outcome:
         pieces: list[str] = []
@@ -166,6 +191,48 @@ class Runner:
             logprobs=tuple(logprobs),
             adapter_version=last.adapter_version,
         )
+
+
+async def merge(
+    firsts: list[Delta], streams: list[AsyncIterator[Delta]]
+) -> AsyncGenerator[tuple[int, Delta], None]:
+    """Interleave streams whose first deltas were already read, as (stream index, delta).
+
+    Closing the merged iterator closes every stream, which cancels their sequences.
+    """
+    queue: asyncio.Queue[tuple[int, Delta | BaseException | None]] = asyncio.Queue()
+
+    async def pump(index: int, first: Delta, stream: AsyncIterator[Delta]) -> None:
+        queue.put_nowait((index, first))
+        try:
+            if first.finish_reason is None:
+                async for delta in stream:
+                    queue.put_nowait((index, delta))
+        except Exception as exc:
+            queue.put_nowait((index, exc))
+            return
+        queue.put_nowait((index, None))
+
+    tasks = [
+        asyncio.create_task(pump(i, first, stream))
+        for i, (first, stream) in enumerate(zip(firsts, streams, strict=True))
+    ]
+    running = len(tasks)
+    try:
+        while running:
+            index, item = await queue.get()
+            if item is None:
+                running -= 1
+            elif isinstance(item, BaseException):
+                raise item
+            else:
+                yield index, item
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for stream in streams:
+            await _close(stream)
 
 
 async def wait_disconnect(receive: Receive) -> None:

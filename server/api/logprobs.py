@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import math
 from collections.abc import Sequence
 
@@ -15,29 +16,45 @@ def _finite(value: float) -> float:
 
 
 def chat_logprobs(items: Sequence[EngineLogprob]) -> list[TokenLogprob]:
-    """Chat completion `logprobs.content` entries."""
+    """Chat completion `logprobs.content` entries; each alternative carries its own bytes."""
     return [
         TokenLogprob(
             token=item.token,
             logprob=_finite(item.logprob),
             bytes=list(item.bytes),
-            top_logprobs=[
-                TopLogprob(token, _finite(lp), list(token.encode("utf-8")))
-                for token, lp in item.top
-            ],
+            top_logprobs=[TopLogprob(token, _finite(lp), list(raw)) for token, lp, raw in item.top],
         )
         for item in items
     ]
 
 
-def completion_logprobs(items: Sequence[EngineLogprob], offset: int) -> CompletionLogprobs:
-    """Legacy `logprobs` for text completions; `offset` is where the generated text starts."""
-    tokens, values, tops, offsets = [], [], [], []
-    position = offset
+class TextOffsets:
+    """Where each generated token starts, in characters of the returned text.
+
+    Byte tokens may each hold part of one character, so positions are counted over the decoded
+    bytes: a token starts at the number of whole characters before it.
+    """
+
+    def __init__(self, before: str) -> None:
+        self._chars = len(before)
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+
+    def next(self, raw: Sequence[int]) -> int:
+        """The offset of the token with bytes `raw`; then move past it."""
+        offset = self._chars
+        self._chars += len(self._decoder.decode(bytes(raw)))
+        return offset
+
+
+def completion_logprobs(items: Sequence[EngineLogprob], offsets: TextOffsets) -> CompletionLogprobs:
+    """Legacy `logprobs` for text completions; `offsets` continues over a streamed choice."""
+    tokens, values, tops, starts = [], [], [], []
     for item in items:
         tokens.append(item.token)
         values.append(_finite(item.logprob))
-        tops.append({token: _finite(lp) for token, lp in item.top})
-        offsets.append(position)
-        position += len(item.token)
-    return CompletionLogprobs(tokens, values, tops, offsets)
+        top: dict[str, float] = {}
+        for token, lp, _ in item.top:
+            top.setdefault(token, _finite(lp))  # the likelier of two same-reading tokens
+        tops.append(top)
+        starts.append(offsets.next(item.bytes))
+    return CompletionLogprobs(tokens, values, tops, starts)

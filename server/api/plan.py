@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from server.api.catalog import request_layer
@@ -16,6 +17,8 @@ if TYPE_CHECKING:
     from server.engine.engine import Engine
 
 SEED_MASK = 2**64 - 1
+RANDOM_SEED = -1
+"""llama.cpp's and SillyTavern's "no seed": a request with `seed: -1` is sampled unseeded."""
 
 
 def plan(
@@ -57,7 +60,7 @@ def plan(
         frequency_penalty=sampling.frequency_penalty,
         min_tokens=min_tokens,
         stop=check_stop(sampling.stop),
-        seed=None if sampling.seed is None else sampling.seed & SEED_MASK,
+        seed=None if sampling.seed in (None, RANDOM_SEED) else sampling.seed & SEED_MASK,
         logit_bias=extras.logit_bias,
         logprobs=extras.logprobs,
         top_logprobs=extras.top_logprobs,
@@ -67,3 +70,14 @@ def plan(
     )
     persona = resolved.persona.name if resolved.persona else None
     return Job(generation, resolved.label, persona)
+
+
+def fan_out(job: Job, n: int) -> list[Job]:
+    """`n` copies of a job for `n` choices; a seeded job's copies take seeds seed, seed+1, ..."""
+    params = job.request.params
+    jobs = []
+    for index in range(n):
+        seed = None if params.seed is None else (params.seed + index) & SEED_MASK
+        request = replace(job.request, params=replace(params, seed=seed))
+        jobs.append(replace(job, request=request))
+    return jobs

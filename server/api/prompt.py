@@ -1,8 +1,8 @@
 """Turn request messages or prompts into the token ids the engine runs.
 
 The persona's system prompt goes first unless the request brings its own system message. The chat
-template adds the generation prompt and the one `<bos>`; a duplicate `<bos>` is dropped, because
-Gemma degrades with two as it does with none.
+template adds the generation prompt and the one `<bos>`; a duplicate `<bos>` is dropped (from
+templates, text and token-id prompts alike), because Gemma degrades with two as it does with none.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from data.tokens import chat_ids
 from server.api.wire import ChatMessage, is_set
 from server.errors import InvalidRequestError, UnsupportedError
 
@@ -41,36 +42,56 @@ def message_text(message: ChatMessage, index: int) -> str:
 def chat_messages(
     messages: Sequence[ChatMessage], system_prompt: str | None, post_history: str | None = None
 ) -> list[dict[str, str]]:
-    """Plain role/content dicts for the chat template, leading system messages folded into one.
+    """Plain role/content dicts for the chat template, every system message folded in.
 
-    `post_history` (a card's post-history instructions) goes after the conversation, at the end
-    of the last user turn, whenever the persona's own system prompt is used: Gemma's template
-    has no system turn after the start.
+    Refuses tool calls by name; the folding is `fold_turns`'s.
     """
-    system: list[str] = []
-    turns: list[dict[str, str]] = []
+    pairs: list[tuple[str, str]] = []
     for index, message in enumerate(messages):
         for name in ("tool_calls", "function_call"):
-            if is_set(getattr(message, name)):
+            value = getattr(message, name)
+            if is_set(value) and value != []:
                 raise UnsupportedError(
                     f"messages[{index}].{name} is not supported: this server does not call tools",
                     param=f"messages[{index}].{name}",
                 )
-        text = message_text(message, index)
-        if message.role in ("system", "developer"):
-            if turns:
-                raise InvalidRequestError(
-                    f"messages[{index}] is a {message.role} message after the conversation "
-                    "started; system messages must come first",
-                    param=f"messages[{index}].role",
-                )
-            system.append(text)
+        pairs.append((message.role, message_text(message, index)))
+    return fold_turns(pairs, system_prompt, post_history)
+
+
+def fold_turns(
+    pairs: Sequence[tuple[str, str]],
+    system_prompt: str | None,
+    post_history: str | None = None,
+    instructions: str | None = None,
+) -> list[dict[str, str]]:
+    """(role, text) pairs as role/content dicts for the chat template, on every route.
+
+    Gemma has no system turn, so system and developer messages are folded in one way wherever
+    they stand: `instructions` (the Responses API's) and those before the first user or
+    assistant message form the system block (which replaces the persona's system prompt, and
+    which the template puts at the start of the first turn); a later one goes at the start of
+    the next user message, separated by a blank line, or becomes a user message of its own when
+    no user message follows. A conversation of system messages alone is therefore one user turn.
+
+    `post_history` (a card's post-history instructions) goes after the conversation, at the end
+    of the last user turn, whenever the persona's own system prompt is used.
+    """
+    system: list[str] = [instructions] if instructions else []
+    turns: list[dict[str, str]] = []
+    pending: list[str] = []
+    for role, text in pairs:
+        if role in ("system", "developer"):
+            (pending if turns else system).append(text)
             continue
-        turns.append({"role": message.role, "content": text})
+        if pending and role == "user":
+            text = "\n\n".join([*pending, text])
+            pending = []
+        turns.append({"role": role, "content": text})
+    if pending:
+        turns.append({"role": "user", "content": "\n\n".join(pending)})
     if not turns:
-        raise InvalidRequestError(
-            "messages must include at least one user or assistant message", param="messages"
-        )
+        return [{"role": "user", "content": "\n\n".join(system)}]
     if not system and system_prompt:
         system.append(system_prompt)
         if post_history and turns[-1]["role"] == "user":
@@ -80,38 +101,81 @@ def chat_messages(
     return turns
 
 
-def chat_prompt(tokenizer: Any, messages: list[dict[str, str]]) -> tuple[int, ...]:
-    """Apply the model's chat template with the generation prompt; return token ids."""
+def chat_prompt(
+    tokenizer: Any,
+    messages: list[dict[str, str]],
+    *,
+    add_generation_prompt: bool = True,
+    continue_final_message: bool = False,
+) -> tuple[int, ...]:
+    """Token ids of the conversation through the model's chat template.
+
+    Message text never becomes a control token (see `data.tokens.chat_ids`). With
+    `continue_final_message` the last (assistant) message stays open and the model continues it.
+    """
     from jinja2 import TemplateError
 
     try:
-        ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+        ids = chat_ids(
+            tokenizer,
+            messages,
+            add_generation_prompt=add_generation_prompt,
+            continue_final_message=continue_final_message,
+        )
     except (TemplateError, ValueError, TypeError) as exc:
         raise InvalidRequestError(
             f"the chat template refused these messages: {exc}", param="messages"
         ) from None
-    return single_bos(tokenizer, [int(i) for i in ids])
+    return single_bos(tokenizer, ids)
 
 
-def text_prompt(tokenizer: Any, prompt: str | list[Any], vocab_size: int) -> tuple[int, ...]:
-    """Token ids of a completion prompt: text is encoded, token ids are checked and kept."""
-    if isinstance(prompt, list) and len(prompt) == 1 and not isinstance(prompt[0], int):
-        prompt = prompt[0]
+MAX_PROMPTS = 32
+"""Most prompts one `/v1/completions` request may hold."""
+
+
+def text_prompts(tokenizer: Any, prompt: str | list[Any], vocab_size: int) -> list[tuple[int, ...]]:
+    """Token ids of each completion prompt: one text, token ids, or a list of either.
+
+    Text is encoded with special tokens parsed (the caller writes the whole prompt); token ids
+    are checked and kept. Either way a prompt starts with at most one `<bos>`.
+    """
+    if isinstance(prompt, str) or (prompt and all(isinstance(t, int) for t in prompt)):
+        prompts: list[Any] = [prompt]
+    elif prompt and (
+        all(isinstance(p, str) for p in prompt) or all(isinstance(p, list) for p in prompt)
+    ):
+        prompts = list(prompt)
+    elif not prompt:
+        raise InvalidRequestError("prompt must not be empty", param="prompt")
+    else:
+        raise InvalidRequestError(
+            "prompt must be a string, a list of token ids, or a list of either kind alone",
+            param="prompt",
+        )
+    if len(prompts) > MAX_PROMPTS:
+        raise InvalidRequestError(
+            f"prompt holds {len(prompts)} prompts; at most {MAX_PROMPTS} per request",
+            param="prompt",
+        )
+    listed = len(prompts) > 1
+    return [_one_prompt(tokenizer, p, i, vocab_size, listed) for i, p in enumerate(prompts)]
+
+
+def _one_prompt(
+    tokenizer: Any, prompt: str | list[Any], index: int, vocab_size: int, listed: bool
+) -> tuple[int, ...]:
+    where = f"prompt[{index}]" if listed else "prompt"
     if isinstance(prompt, str):
         return single_bos(tokenizer, list(tokenizer.encode(prompt)))
     if not prompt:
-        raise InvalidRequestError("prompt must not be empty", param="prompt")
-    if not all(isinstance(token, int) for token in prompt):
-        raise UnsupportedError(
-            "send one prompt per request; batched prompts are not supported", param="prompt"
-        )
+        raise InvalidRequestError(f"{where} must not be empty", param="prompt")
     for position, token in enumerate(prompt):
-        if not 0 <= token < vocab_size:
+        if not isinstance(token, int) or not 0 <= token < vocab_size:
             raise InvalidRequestError(
-                f"prompt[{position}] = {token} is not a token id (vocabulary size {vocab_size})",
+                f"{where}[{position}] = {token!r} is not a token id (vocabulary size {vocab_size})",
                 param="prompt",
             )
-    return tuple(prompt)
+    return single_bos(tokenizer, list(prompt))
 
 
 def single_bos(tokenizer: Any, ids: list[int]) -> tuple[int, ...]:

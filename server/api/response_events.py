@@ -115,9 +115,13 @@ def keep(state: ServerState, draft: Draft, reply: ResponseObject, text: str) -> 
 
 
 async def events(
-    draft: Draft, first: Delta, rest: AsyncGenerator[Delta, None], state: ServerState
+    draft: Draft, merged: AsyncGenerator[tuple[int, Delta], None], state: ServerState
 ) -> AsyncIterator[msgspec.Struct]:
-    """The event sequence of one streamed response; the finished response is stored."""
+    """The event sequence of one streamed response; the finished response is stored.
+
+    `merged` is `Runner.open` of the one job: its first delta has already arrived.
+    """
+    _, first = await anext(merged)
     version = first.adapter_version
     seq = iter(range(1 << 62))
     pending = draft.response("in_progress", [], version=version)
@@ -131,16 +135,17 @@ async def events(
     )
     pieces: list[str] = []
     last = first
-    delta: Delta | None = first
     try:
-        while delta is not None:
+        if first.text:
+            pieces.append(first.text)
+            yield TextDeltaEvent(next(seq), draft.item_id, first.text)
+        async for _, delta in merged:
             last = delta
             if delta.text:
                 pieces.append(delta.text)
                 yield TextDeltaEvent(next(seq), draft.item_id, delta.text)
-            delta = await anext(rest, None)
     finally:
-        await rest.aclose()
+        await merged.aclose()
     text = "".join(pieces)
     yield TextDoneEvent(next(seq), draft.item_id, text)
     yield ContentPartEvent(

@@ -15,6 +15,7 @@ from typing import Any
 
 from msgspec import UNSET, Struct
 
+from server.api.prompt import fold_turns
 from server.api.wire import is_set
 from server.api.wire_responses import InputItem, InputPart, ResponsesRequest
 from server.errors import InvalidRequestError, UnsupportedError
@@ -145,24 +146,9 @@ def template_messages(
     persona_prompt: str | None,
     post_history: str | None = None,
 ) -> list[dict[str, str]]:
-    """Role/content dicts for the chat template: one system message first, then the turns.
+    """Role/content dicts for the chat template, folded exactly as on chat completions.
 
-    `post_history` (the card's post-history instructions) follows the last user turn whenever the
-    persona's own prompt is used, as on chat completions.
+    `instructions`, like a leading system or developer message, replaces the persona's prompt.
     """
-    system = [instructions] if instructions else []
-    system += [t.content for t in history if t.role in ("system", "developer")]
-    turns = [
-        {"role": t.role, "content": t.content} for t in history if t.role in ("user", "assistant")
-    ]
-    if not turns:
-        raise InvalidRequestError(
-            "input must include at least one user or assistant message", param="input"
-        )
-    if not system and persona_prompt:
-        system = [persona_prompt]
-        if post_history and turns[-1]["role"] == "user":
-            turns[-1] = {"role": "user", "content": f"{turns[-1]['content']}\n\n{post_history}"}
-    if system:
-        return [{"role": "system", "content": "\n\n".join(system)}, *turns]
-    return turns
+    pairs = [(t.role, t.content) for t in history]
+    return fold_turns(pairs, persona_prompt, post_history, instructions)

@@ -1,11 +1,15 @@
-"""Known OpenAI fields this server cannot honour, refused by name instead of silently ignored."""
+"""Known fields this server cannot honour, refused by name instead of silently ignored.
+
+OpenAI's own fields are checked here; those of other servers' APIs are listed in `foreign.py`.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from server.api.foreign import check_foreign
 from server.api.wire import ChatCompletionRequest, CompletionRequest, SamplingFields, is_set
-from server.errors import UnsupportedError
+from server.errors import InvalidRequestError, UnsupportedError
 
 _TOOLS = "this server does not call tools"
 _CHAT_REFUSED = {
@@ -23,15 +27,25 @@ def _refuse(param: str, why: str) -> UnsupportedError:
     return UnsupportedError(f"'{param}' is not supported: {why}", param=param)
 
 
+MAX_N = 8
+"""Most choices one request may ask for."""
+
+
+def choices_wanted(request: SamplingFields) -> int:
+    """`n`, or 1 when left out."""
+    return request.n if is_set(request.n) else 1
+
+
 def check_common(request: SamplingFields) -> None:
-    """Refuse what chat and text completions share: several choices."""
-    if is_set(request.n) and request.n != 1:
-        raise _refuse("n", "this server returns exactly one choice; send n=1 or leave it out")
+    """Check what chat and text completions share: the number of choices."""
+    if choices_wanted(request) > MAX_N:
+        raise InvalidRequestError(f"n must be between 1 and {MAX_N}", param="n")
 
 
 def check_chat(request: ChatCompletionRequest) -> None:
     """Refuse chat fields the server cannot honour."""
     check_common(request)
+    check_foreign(request)
     for name, why in _CHAT_REFUSED.items():
         value: Any = getattr(request, name)
         if is_set(value) and value != []:
@@ -46,11 +60,23 @@ def check_chat(request: ChatCompletionRequest) -> None:
         raise _refuse("service_tier", "there is one service tier")
     if is_set(request.top_logprobs) and request.top_logprobs > 0 and request.logprobs is not True:
         raise UnsupportedError("top_logprobs requires logprobs=true", param="top_logprobs")
+    if request.continue_final_message is True:
+        if request.add_generation_prompt is True:
+            raise InvalidRequestError(
+                "continue_final_message and add_generation_prompt cannot both be true",
+                param="continue_final_message",
+            )
+        if request.messages[-1].role != "assistant":
+            raise InvalidRequestError(
+                "continue_final_message needs an assistant message last, to continue",
+                param="continue_final_message",
+            )
 
 
 def check_completion(request: CompletionRequest) -> None:
     """Refuse text-completion fields the server cannot honour."""
     check_common(request)
+    check_foreign(request, served=frozenset({"echo", "best_of"}))
     if is_set(request.best_of) and request.best_of != 1:
         raise _refuse("best_of", "this server generates exactly one candidate")
     if is_set(request.suffix) and request.suffix:

@@ -3,7 +3,9 @@
 Requests accept unknown fields (clients add new ones over time) and tell "left out" (`UNSET`)
 from "set", so persona defaults apply only to what the client did not send. A JSON `null` counts
 as left out. Known fields the server cannot honour are declared here so they can be refused by
-name. Responses omit their defaults, except the fields OpenAI always sends.
+name. Responses never use msgspec's `omit_defaults`: it would drop every field equal to its
+default, the `object` constants and OpenAI's explicit nulls included. A response field is left
+out only when it is `UNSET`.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
+
+from server.api.foreign import ForeignFields
 
 Temperature = Annotated[float, Meta(ge=0.0, le=2.0)]
 Probability = Annotated[float, Meta(ge=0.0, le=1.0)]
@@ -54,8 +58,9 @@ class ResponseFormat(Struct, frozen=True):
     json_schema: Any | UnsetType = UNSET
 
 
-class SamplingFields(Struct, frozen=True, kw_only=True):
-    """Sampling fields shared by chat and text completions, vLLM's extras included."""
+class SamplingFields(ForeignFields, frozen=True, kw_only=True):
+    """Sampling fields shared by chat and text completions, vLLM's extras included (and, from
+    `ForeignFields`, the fields of other servers that are refused by name)."""
 
     max_tokens: Positive | UnsetType | None = UNSET
     temperature: Temperature | UnsetType | None = UNSET
@@ -99,6 +104,10 @@ class ChatCompletionRequest(SamplingFields, frozen=True, kw_only=True):
     prediction: Any | UnsetType = UNSET
     reasoning_effort: str | UnsetType | None = UNSET
     web_search_options: Any | UnsetType = UNSET
+    add_generation_prompt: bool | UnsetType | None = UNSET
+    """vLLM's: false renders the conversation without opening a model turn."""
+    continue_final_message: bool | UnsetType | None = UNSET
+    """vLLM's: true continues the last (assistant) message inside its own turn."""
 
 
 class CompletionRequest(SamplingFields, frozen=True, kw_only=True):
@@ -106,7 +115,7 @@ class CompletionRequest(SamplingFields, frozen=True, kw_only=True):
 
     model: str
     prompt: str | list[str | int | list[int]]
-    """Text or token ids; a list of several prompts is refused (one choice per request)."""
+    """Text, token ids, or a list of either: one choice per prompt (times `n`)."""
     logprobs: Annotated[int, Meta(ge=0, le=5)] | UnsetType | None = UNSET
     echo: bool | UnsetType | None = UNSET
     suffix: str | UnsetType | None = UNSET
@@ -154,7 +163,7 @@ class AssistantMessage(Struct, frozen=True):
     refusal: str | None = None
 
 
-class ChatChoice(Struct, frozen=True, omit_defaults=True):
+class ChatChoice(Struct, frozen=True):
     """The one choice of a chat completion."""
 
     index: int
@@ -163,7 +172,7 @@ class ChatChoice(Struct, frozen=True, omit_defaults=True):
     logprobs: ChoiceLogprobs | None = None
 
 
-class ChatCompletion(Struct, frozen=True, omit_defaults=True):
+class ChatCompletion(Struct, frozen=True):
     """A whole chat completion; `persona_adapter` names the adapter version that replied."""
 
     id: str
@@ -176,14 +185,14 @@ class ChatCompletion(Struct, frozen=True, omit_defaults=True):
     object: Literal["chat.completion"] = "chat.completion"
 
 
-class ChunkDelta(Struct, frozen=True, omit_defaults=True):
+class ChunkDelta(Struct, frozen=True):
     """What one chunk adds: the role in the first chunk only, then content."""
 
     role: Literal["assistant"] | UnsetType = UNSET
     content: str | UnsetType = UNSET
 
 
-class ChunkChoice(Struct, frozen=True, omit_defaults=True):
+class ChunkChoice(Struct, frozen=True):
     """The one choice of a chunk."""
 
     index: int
@@ -192,7 +201,7 @@ class ChunkChoice(Struct, frozen=True, omit_defaults=True):
     logprobs: ChoiceLogprobs | None = None
 
 
-class ChatCompletionChunk(Struct, frozen=True, omit_defaults=True):
+class ChatCompletionChunk(Struct, frozen=True):
     """One streamed piece of a chat completion."""
 
     id: str
@@ -201,7 +210,8 @@ class ChatCompletionChunk(Struct, frozen=True, omit_defaults=True):
     choices: list[ChunkChoice]
     system_fingerprint: str
     persona_adapter: str | None
-    usage: Usage | None = None
+    usage: Usage | UnsetType | None = UNSET
+    """`null` on every chunk but the last when `stream_options.include_usage` is on, else absent."""
     object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
 
 
@@ -223,7 +233,7 @@ class CompletionChoice(Struct, frozen=True):
     logprobs: CompletionLogprobs | None = None
 
 
-class Completion(Struct, frozen=True, omit_defaults=True):
+class Completion(Struct, frozen=True):
     """A text completion, whole or one streamed piece of it."""
 
     id: str
@@ -232,11 +242,11 @@ class Completion(Struct, frozen=True, omit_defaults=True):
     choices: list[CompletionChoice]
     system_fingerprint: str
     persona_adapter: str | None
-    usage: Usage | None = None
+    usage: Usage | UnsetType | None = UNSET
     object: Literal["text_completion"] = "text_completion"
 
 
-class Model(Struct, frozen=True, omit_defaults=True):
+class Model(Struct, frozen=True):
     """One servable model: the base, a persona, or a pinned adapter version."""
 
     id: str
@@ -257,7 +267,7 @@ class ModelList(Struct, frozen=True):
     object: Literal["list"] = "list"
 
 
-class ResolvedSampling(Struct, frozen=True, omit_defaults=True):
+class ResolvedSampling(Struct, frozen=True):
     """A persona's defaults after merging card, base model and server defaults."""
 
     temperature: float
@@ -296,7 +306,7 @@ class PersonaList(Struct, frozen=True):
     object: Literal["list"] = "list"
 
 
-class Health(Struct, frozen=True, omit_defaults=True):
+class Health(Struct, frozen=True):
     """`GET /health`."""
 
     status: Literal["ok", "loading", "failed"]

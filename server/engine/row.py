@@ -109,10 +109,10 @@ def read_logprob(token: int, pending: PendingLogprob, names: TokenText) -> Token
     """Turn a consumed token's computed logprob data into a TokenLogprob."""
     chosen, top_ids, top_values = pending
     text, raw = names(token)
-    top: tuple[tuple[str, float], ...] = ()
+    top: tuple[tuple[str, float, tuple[int, ...]], ...] = ()
     if top_ids is not None and top_values is not None:
         pairs = sorted(
             zip(top_ids.tolist()[0], top_values.tolist()[0], strict=True), key=lambda p: -p[1]
         )
-        top = tuple((names(i)[0], float(v)) for i, v in pairs)
+        top = tuple((names(i)[0], float(v), names(i)[1]) for i, v in pairs)
     return TokenLogprob(token=text, logprob=float(chosen.item()), bytes=raw, top=top)

@@ -2,7 +2,9 @@
 
 A SentencePiece piece marks a leading space with `▁` and a byte-fallback token is `<0xNN>`;
 decoding a lone token with the tokenizer would drop the space or give a replacement character,
-so pieces are mapped by hand and other vocabularies go through `convert_tokens_to_string`.
+so pieces are mapped by hand and other vocabularies go through `convert_tokens_to_string`. A
+token whose bytes are not whole UTF-8 text on their own reads `bytes:\\xNN` (OpenAI's spelling),
+so distinct byte tokens stay distinct where they would all read "\ufffd".
 """
 
 from __future__ import annotations
@@ -34,10 +36,17 @@ class TokenText:
             text = self._tokenizer.decode([token_id])
             return text, tuple(text.encode("utf-8"))
         if match := _BYTE_PIECE.match(piece):
-            raw = bytes([int(match.group(1), 16)])
-            return raw.decode("utf-8", "replace"), tuple(raw)
+            return _spelled(bytes([int(match.group(1), 16)]))
         if _SPM_SPACE in piece:
             text = piece.replace(_SPM_SPACE, " ")
         else:
             text = self._tokenizer.convert_tokens_to_string([piece])
         return text, tuple(text.encode("utf-8"))
+
+
+def _spelled(raw: bytes) -> tuple[str, tuple[int, ...]]:
+    """Text and bytes of a raw-bytes token: the text itself if it decodes, else `bytes:\\xNN`."""
+    try:
+        return raw.decode("utf-8"), tuple(raw)
+    except UnicodeDecodeError:
+        return "bytes:" + "".join(f"\\x{b:02x}" for b in raw), tuple(raw)

@@ -75,7 +75,8 @@ class TokenLogprob:
     token: str
     logprob: float
     bytes: tuple[int, ...]
-    top: tuple[tuple[str, float], ...]
+    top: tuple[tuple[str, float, tuple[int, ...]], ...]
+    """The most likely tokens, most likely first: (text, logprob, bytes)."""
 
 
 @dataclass(frozen=True)

@@ -224,7 +224,7 @@ async def test_models_list_and_retrieve(client: AsyncOpenAI, model: str, base: s
 
 
 def test_prompt_has_one_bos_and_the_generation_prompt(engine: Any) -> None:
-    from server.api.prompt import chat_messages, chat_prompt, text_prompt
+    from server.api.prompt import chat_messages, chat_prompt, text_prompts
     from server.api.wire import ChatMessage
 
     tokenizer = engine.tokenizer
@@ -235,6 +235,77 @@ def test_prompt_has_one_bos_and_the_generation_prompt(engine: Any) -> None:
     assert ids.count(bos) == 1
     assert tokenizer.decode(list(ids)).endswith("<start_of_turn>model\n")
     assert "You are Pip." in tokenizer.decode(list(ids))
-    doubled = text_prompt(tokenizer, "<bos>Once upon", engine.vocab_size)
+    [doubled] = text_prompts(tokenizer, "<bos>Once upon", engine.vocab_size)
     assert doubled.count(bos) == 1
     assert doubled[0] == bos
+    [ids_doubled] = text_prompts(tokenizer, [bos, bos, 818], engine.vocab_size)
+    assert ids_doubled == (bos, 818)
+
+
+@pytest.mark.parametrize("spelling", ["<end_of_turn>", "<start_of_turn>", "<bos>", "<eos>"])
+async def test_control_token_text_in_messages_stays_text(
+    client: AsyncOpenAI, engine: Any, base: str, spelling: str
+) -> None:
+    from server.api.prompt import chat_messages, chat_prompt
+    from server.api.wire import ChatMessage
+
+    tokenizer = engine.tokenizer
+    as_text = tokenizer._tokenizer.encode(
+        spelling, add_special_tokens=False, split_special_tokens=True
+    )
+    assert len(as_text) > 1
+
+    async def prompt_tokens(content: str) -> int:
+        reply = await client.chat.completions.create(
+            model=base, messages=[{"role": "user", "content": content}], max_tokens=1
+        )
+        assert reply.usage is not None
+        return reply.usage.prompt_tokens
+
+    assert await prompt_tokens(f"Say hi{spelling}") == await prompt_tokens("Say hi") + len(as_text)
+    special = tokenizer.convert_tokens_to_ids(spelling)
+    for role in ("system", "user", "assistant"):
+        messages = [ChatMessage(role=role, content=f"a{spelling}b"), ChatMessage("user", "c")]
+        ids = chat_prompt(tokenizer, chat_messages(messages, None))
+        plain = chat_prompt(
+            tokenizer, chat_messages([ChatMessage(role, "ab"), ChatMessage("user", "c")], None)
+        )
+        assert ids.count(special) == plain.count(special), role
+
+
+BYTES = (0xEA, 0x99, 0xAE, 0x80, 0x81)
+
+
+async def test_byte_tokens_get_their_own_logprob_entries(
+    client: AsyncOpenAI, engine: Any, base: str
+) -> None:
+    byte_ids = [engine.tokenizer.convert_tokens_to_ids(f"<0x{b:02X}>") for b in BYTES]
+    bias = {str(t): 100 for t in byte_ids}
+    scored = await client.completions.create(
+        model=base, prompt="ꙮꙮꙮ", max_tokens=3, temperature=0, logprobs=5, logit_bias=bias
+    )
+    logprobs = scored.choices[0].logprobs
+    assert logprobs is not None
+    assert logprobs.top_logprobs is not None
+    spelled = {f"bytes:\\x{b:02x}" for b in BYTES}
+    for top in logprobs.top_logprobs:
+        assert set(top) == spelled
+    assert logprobs.tokens is not None
+    assert set(logprobs.tokens) <= spelled
+    text = scored.choices[0].text
+    assert logprobs.text_offset is not None
+    assert all(0 <= o <= len(text) for o in logprobs.text_offset)
+    assert logprobs.text_offset == sorted(logprobs.text_offset)
+    chat = await client.chat.completions.create(
+        model=base,
+        messages=[{"role": "user", "content": "ꙮ"}],
+        max_tokens=2,
+        temperature=0,
+        logprobs=True,
+        top_logprobs=5,
+        logit_bias=bias,
+    )
+    assert chat.choices[0].logprobs is not None
+    for entry in chat.choices[0].logprobs.content or []:
+        assert len(entry.bytes or []) == 1
+        assert {tuple(t.bytes or []) for t in entry.top_logprobs} == {(b,) for b in BYTES}

@@ -34,7 +34,7 @@ def envelope(exc: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("fields", "param", "words"),
     [
-        ({"n": 2}, "n", "exactly one choice"),
+        ({"n": 9}, "n", "between 1 and 8"),
         ({"temperature": 2.5}, "temperature", "<= 2.0"),
         ({"top_p": 1.5}, "top_p", "<= 1.0"),
         ({"presence_penalty": -3}, "presence_penalty", ">= -2.0"),
@@ -101,7 +101,7 @@ async def test_4xx_is_not_retried_even_with_retries_on(http: Any, request_log: A
         base_url=str(http.base_url.join("/v1")), api_key="x", http_client=http, max_retries=2
     )
     with pytest.raises(BadRequestError):
-        await retrying.chat.completions.create(model="pip", messages=USER, n=3)
+        await retrying.chat.completions.create(model="pip", messages=USER, n=30)
     with pytest.raises(NotFoundError):
         await retrying.chat.completions.create(model="nobody", messages=USER)
     assert len(request_log.requests) == 2

@@ -106,3 +106,29 @@ async def test_sweep_scores_every_grid_point(
     points = await sweep(args, files, grid, "unused", client=client)
     assert [p.values for p in points] == grid
     assert all(0.0 <= p.score <= 1.0 for p in points)
+
+
+async def test_a_seeded_eval_at_concurrency_four_repeats_its_replies(
+    client: AsyncOpenAI, personas_dir: Path, base: str
+) -> None:
+    from data.evaluate import Target
+
+    card = load_card(personas_dir / "pip")
+    cases = [
+        EvalCase(f"c-{i}", "general", (Message("user", text),))
+        for i, text in enumerate(["Tell me about gears.", "Why?", "Sing a song.", "Hello!"])
+    ]
+    target = Target(base_url="unused", concurrency=4)
+    overrides: dict[str, float | int] = {"temperature": 0.9, "top_p": 0.95, "max_tokens": 8}
+
+    async def replies() -> list[tuple[str, str, int, str]]:
+        result = await run_eval(
+            card, cases, [], [base, "juni", "pip"], target=target, samples=2, seed=11,
+            overrides=overrides, client=client,
+        )  # fmt: skip
+        assert all(s.error is None for s in result.samples)
+        return sorted((s.model, s.case_id, s.seed, s.text) for s in result.samples)
+
+    first = await replies()
+    assert first == await replies()
+    assert len({r[3] for r in first if r[0] != "pip"}) > 4  # sampled, not one fixed reply

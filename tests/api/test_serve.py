@@ -151,3 +151,49 @@ def test_drafting_against_the_real_server_on_the_embedded_model(
         assert "the teacher answers badly" in events[-1]["message"]
     for draft in read_drafts(folder):
         assert not record_problems(Row("draft", 0, draft.record, ""))
+
+
+@pytest.mark.slow
+def test_the_issues_smallest_inputs_on_the_embedded_model(served: Served) -> None:
+    from openai.types.chat import ChatCompletion
+
+    http = httpx.Client(
+        base_url=served.url, headers={"Authorization": f"Bearer {KEY}"}, timeout=600
+    )
+
+    def post(path: str, body: dict[str, object]) -> dict[str, object]:
+        response = http.post(path, json=body)
+        assert response.status_code == 200, response.text
+        payload: dict[str, object] = response.json()
+        return payload
+
+    def prompt_tokens(content: str) -> int:
+        body = {
+            "model": "juni",
+            "max_tokens": 1,
+            "messages": [{"role": "user", "content": content}],
+        }
+        reply = ChatCompletion.model_validate(post("/v1/chat/completions", body))
+        assert reply.usage is not None
+        return reply.usage.prompt_tokens
+
+    assert prompt_tokens("Say hi<end_of_turn>") == prompt_tokens("Say hi") + 7
+    scored = post(
+        "/v1/completions",
+        {"model": "gemma-3-270m", "prompt": "ꙮ" * 12, "max_tokens": 3, "temperature": 0,
+         "logprobs": 5},
+    )  # fmt: skip
+    [choice] = scored["choices"]  # type: ignore[misc]
+    assert [len(top) for top in choice["logprobs"]["top_logprobs"]] == [5, 5, 5]
+    assert max(choice["logprobs"]["text_offset"]) <= len(choice["text"])
+    story = {
+        "model": "gemma-3-270m",
+        "messages": [{"role": "user", "content": "Tell me a story about a boat."}],
+        "temperature": 0.9, "top_p": 0.95, "seed": 7, "max_tokens": 20,
+    }  # fmt: skip
+    alone = post("/v1/chat/completions", story)["choices"][0]["message"]["content"]  # type: ignore[index]
+    pair = post("/v1/chat/completions", {**story, "n": 2, "seed": 7})
+    # n=2 runs seeds 7 and 8 side by side in one batch; the first must equal seed 7 alone.
+    assert pair["choices"][0]["message"]["content"] == alone  # type: ignore[index]
+    ids = post("/v1/completions", {"model": "gemma-3-270m", "prompt": [2, 2, 818], "max_tokens": 1})
+    assert ids["usage"]["prompt_tokens"] == 2  # type: ignore[index]

@@ -132,8 +132,9 @@ async def test_streaming_and_whole_replies_agree(client: AsyncOpenAI) -> None:
     assert text == whole.choices[0].message.content
 
 
+@pytest.mark.parametrize("n", [1, 3])
 async def test_stream_disconnect_cancels_the_sequence(
-    served: Served, engine: Any, force: Any, base: str
+    served: Served, engine: Any, force: Any, base: str, n: int
 ) -> None:
     before = engine.stats()
     body = {
@@ -142,6 +143,7 @@ async def test_stream_disconnect_cancels_the_sequence(
         "max_tokens": 1500,
         "stream": True,
         "logit_bias": force(" cat"),
+        "n": n,
     }
     async with (
         httpx.AsyncClient(base_url=served.url, timeout=WAIT) as http,
@@ -152,23 +154,30 @@ async def test_stream_disconnect_cancels_the_sequence(
             seen += line.startswith("data: ")
             if seen == 3:
                 break
-    await until(lambda: engine.stats().cancelled > before.cancelled)
+    await until(lambda: engine.stats().cancelled >= before.cancelled + n)
     await until(lambda: engine.stats().active == 0)
     assert engine.stats().finished == before.finished
 
 
+@pytest.mark.parametrize("n", [1, 3])
 async def test_non_streaming_disconnect_cancels_the_sequence(
-    served: Served, engine: Any, force: Any, base: str
+    served: Served, engine: Any, force: Any, base: str, n: int
 ) -> None:
     before = engine.stats()
-    body = {"model": base, "messages": USER, "max_tokens": 1500, "logit_bias": force(" cat")}
+    body = {
+        "model": base,
+        "messages": USER,
+        "max_tokens": 1500,
+        "logit_bias": force(" cat"),
+        "n": n,
+    }
     async with httpx.AsyncClient(base_url=served.url, timeout=WAIT) as http:
         request = asyncio.create_task(http.post("/v1/chat/completions", json=body))
         await until(lambda: engine.stats().active > 0)
         request.cancel()
         with pytest.raises(asyncio.CancelledError):
             await request
-    await until(lambda: engine.stats().cancelled > before.cancelled)
+    await until(lambda: engine.stats().cancelled >= before.cancelled + n)
     await until(lambda: engine.stats().active == 0)
     assert engine.stats().finished == before.finished
 

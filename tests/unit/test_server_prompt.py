@@ -49,16 +49,51 @@ def test_image_parts_are_refused_by_position() -> None:
     assert "image_url" in info.value.message
 
 
-def test_system_after_the_conversation_started_is_refused() -> None:
-    with pytest.raises(InvalidRequestError, match="must come first"):
-        chat_messages(
-            messages({"role": "user", "content": "hi"}, {"role": "system", "content": "x"}), None
+def test_a_later_system_message_opens_the_next_user_turn() -> None:
+    got = chat_messages(
+        messages(
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": "hello"},
+            {"role": "system", "content": "Be brief."},
+            {"role": "developer", "content": "No lists."},
+            {"role": "user", "content": "why?"},
+        ),
+        PERSONA,
+    )
+    assert got == [
+        {"role": "system", "content": PERSONA},
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "hello"},
+        {"role": "user", "content": "Be brief.\n\nNo lists.\n\nwhy?"},
+    ]
+
+
+def test_a_trailing_system_message_is_a_user_turn_of_its_own() -> None:
+    got = chat_messages(
+        messages({"role": "user", "content": "hi"}, {"role": "system", "content": "x"}), None
+    )
+    assert got == [{"role": "user", "content": "hi"}, {"role": "user", "content": "x"}]
+
+
+def test_system_messages_alone_are_one_user_turn() -> None:
+    got = chat_messages(
+        messages({"role": "system", "content": "x"}, {"role": "developer", "content": "y"}),
+        PERSONA,
+    )
+    assert got == [{"role": "user", "content": "x\n\ny"}]
+
+
+def test_assistant_without_tool_calls_is_accepted() -> None:
+    for empty in ([], None):
+        got = chat_messages(
+            messages(
+                {"role": "user", "content": "hi"},
+                {"role": "assistant", "content": "yo", "tool_calls": empty},
+                {"role": "user", "content": "ok"},
+            ),
+            None,
         )
-
-
-def test_only_system_messages_is_refused() -> None:
-    with pytest.raises(InvalidRequestError, match="at least one user"):
-        chat_messages(messages({"role": "system", "content": "x"}), PERSONA)
+        assert got[1] == {"role": "assistant", "content": "yo"}
 
 
 def test_assistant_tool_calls_are_refused() -> None:

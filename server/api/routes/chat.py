@@ -5,19 +5,21 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 from litestar import Request, Response, post
 from litestar.params import JSONBody
+from msgspec import UNSET
 
 from server.api.generation import ClientDisconnectedError, Outcome
 from server.api.logprobs import chat_logprobs
 from server.api.params import Extras, parse_logit_bias
-from server.api.plan import plan
+from server.api.plan import fan_out, plan
 from server.api.prompt import chat_messages, chat_prompt
 from server.api.sse import disconnected, stream_events
 from server.api.structured import chat_grammar, prepare, refuse_stop
-from server.api.unsupported import check_chat
+from server.api.unsupported import check_chat, choices_wanted
 from server.api.wire import (
     AssistantMessage,
     ChatChoice,
@@ -58,7 +60,13 @@ async def chat_completions(
         card.system_prompt if card else None,
         card.post_history_instructions if card else None,
     )
-    prompt = chat_prompt(engine.tokenizer, messages)
+    prefill = data.continue_final_message is True
+    prompt = chat_prompt(
+        engine.tokenizer,
+        messages,
+        add_generation_prompt=not prefill and data.add_generation_prompt is not False,
+        continue_final_message=prefill,
+    )
     max_tokens = (
         data.max_completion_tokens if is_set(data.max_completion_tokens) else data.max_tokens
     )
@@ -81,82 +89,95 @@ async def chat_completions(
         grammar=grammar,
     )
     await prepare(engine, grammar)
-    reply_id = f"chatcmpl-{uuid.uuid4().hex}"
-    created = int(time.time())
+    jobs = fan_out(job, choices_wanted(data))
+    head = Head(f"chatcmpl-{uuid.uuid4().hex}", int(time.time()), data.model, engine.base_hash)
     if data.stream is True:
         include_usage = is_set(data.stream_options) and data.stream_options.include_usage is True
-        first, deltas = await runner.first(job, request.receive)
-        if first is None:
+        merged = await runner.open(jobs, request.receive)
+        if merged is None:
             return disconnected()
-        chunks = _chunks(
-            first, deltas, reply_id, created, data.model, engine.base_hash, include_usage
-        )
-        return stream_events(chunks, state.metrics)
+        return stream_events(_chunks(head, merged, len(jobs), include_usage), state.metrics)
     try:
-        outcome = await runner.collect(job, request.receive)
+        outcomes = await runner.collect(jobs, request.receive)
     except ClientDisconnectedError:
         return disconnected()
-    return Response(
-        _completion(outcome, reply_id, created, data.model, engine.base_hash, want_logprobs)
-    )
+    return Response(head.completion(outcomes, want_logprobs))
 
 
-def _completion(
-    outcome: Outcome, reply_id: str, created: int, model: str, base_hash: str, logprobs: bool
-) -> ChatCompletion:
-    choice = ChatChoice(
-        index=0,
-        message=AssistantMessage(role="assistant", content=outcome.text),
-        finish_reason=outcome.finish_reason,
-        logprobs=ChoiceLogprobs(chat_logprobs(outcome.logprobs)) if logprobs else None,
-    )
-    usage = Usage(
-        outcome.prompt_tokens,
-        outcome.completion_tokens,
-        outcome.prompt_tokens + outcome.completion_tokens,
-    )
-    return ChatCompletion(
-        id=reply_id,
-        created=created,
-        model=model,
-        choices=[choice],
-        usage=usage,
-        system_fingerprint=outcome.adapter_version or base_hash,
-        persona_adapter=outcome.adapter_version,
-    )
+@dataclass(frozen=True)
+class Head:
+    """What every chunk of one chat completion shares."""
+
+    reply_id: str
+    created: int
+    model: str
+    base_hash: str
+
+    def completion(self, outcomes: list[Outcome], logprobs: bool) -> ChatCompletion:
+        """The whole completion: one choice per outcome; the prompt is counted once."""
+        choices = [
+            ChatChoice(
+                index=index,
+                message=AssistantMessage(role="assistant", content=outcome.text),
+                finish_reason=outcome.finish_reason,
+                logprobs=ChoiceLogprobs(chat_logprobs(outcome.logprobs)) if logprobs else None,
+            )
+            for index, outcome in enumerate(outcomes)
+        ]
+        prompt = outcomes[0].prompt_tokens
+        completion = sum(o.completion_tokens for o in outcomes)
+        version = outcomes[0].adapter_version
+        return ChatCompletion(
+            id=self.reply_id,
+            created=self.created,
+            model=self.model,
+            choices=choices,
+            usage=Usage(prompt, completion, prompt + completion),
+            system_fingerprint=version or self.base_hash,
+            persona_adapter=version,
+        )
+
+    def chunk(
+        self, choices: list[ChunkChoice], version: str | None, usage: Any = UNSET
+    ) -> ChatCompletionChunk:
+        """One streamed chunk."""
+        return ChatCompletionChunk(
+            self.reply_id,
+            self.created,
+            self.model,
+            choices,
+            version or self.base_hash,
+            version,
+            usage=usage,
+        )
 
 
 async def _chunks(
-    first: Delta,
-    rest: AsyncGenerator[Delta, None],
-    reply_id: str,
-    created: int,
-    model: str,
-    base_hash: str,
-    include_usage: bool,
+    head: Head, merged: AsyncGenerator[tuple[int, Delta], None], n: int, include_usage: bool
 ) -> AsyncIterator[ChatCompletionChunk]:
-    version = first.adapter_version
-    fingerprint = version or base_hash
-
-    def chunk(
-        delta: ChunkDelta, finish: str | None = None, logprobs: Any = None
-    ) -> ChatCompletionChunk:
-        choice = ChunkChoice(index=0, delta=delta, finish_reason=finish, logprobs=logprobs)
-        return ChatCompletionChunk(reply_id, created, model, [choice], fingerprint, version)
-
-    yield chunk(ChunkDelta(role="assistant", content=""))
-    last = first
-    delta: Delta | None = first
+    """Role chunks for every choice, then content and a finish chunk per choice as they come."""
+    # OpenAI sends `usage: null` on every chunk but the last when usage was asked for.
+    usage: Any = None if include_usage else UNSET
+    lasts: dict[int, Delta] = {}
+    version: str | None = None
     try:
-        while delta is not None:
-            last = delta
+        async for index, delta in merged:
+            if not lasts:
+                version = delta.adapter_version
+                for choice in range(n):
+                    role = ChunkDelta(role="assistant", content="")
+                    yield head.chunk([ChunkChoice(choice, role, None)], version, usage)
+            lasts[index] = delta
             if delta.text or delta.logprobs:
                 logprobs = ChoiceLogprobs(chat_logprobs(delta.logprobs)) if delta.logprobs else None
-                yield chunk(ChunkDelta(content=delta.text), logprobs=logprobs)
-            delta = await anext(rest, None)
+                piece = ChunkChoice(index, ChunkDelta(content=delta.text), None, logprobs)
+                yield head.chunk([piece], version, usage)
+            if delta.finish_reason is not None:
+                done = ChunkChoice(index, ChunkDelta(), delta.finish_reason)
+                yield head.chunk([done], version, usage)
     finally:
-        await rest.aclose()
-    yield chunk(ChunkDelta(), finish=last.finish_reason or "stop")
-    if include_usage:
-        usage = Usage(last.prompt_tokens, last.token_count, last.prompt_tokens + last.token_count)
-        yield ChatCompletionChunk(reply_id, created, model, [], fingerprint, version, usage=usage)
+        await merged.aclose()
+    if include_usage and lasts:
+        prompt = lasts[0].prompt_tokens
+        completion = sum(d.token_count for d in lasts.values())
+        yield head.chunk([], version, Usage(prompt, completion, prompt + completion))

@@ -1,4 +1,4 @@
-"""`POST /v1/completions`: legacy text completion of a raw prompt, no chat template."""
+"""`POST /v1/completions`: legacy text completion of raw prompts, no chat template."""
 
 from __future__ import annotations
 
@@ -10,15 +10,16 @@ from typing import Any
 
 from litestar import Request, Response, post
 from litestar.params import JSONBody
+from msgspec import UNSET
 
-from server.api.generation import ClientDisconnectedError
-from server.api.logprobs import completion_logprobs
+from server.api.generation import ClientDisconnectedError, Job
+from server.api.logprobs import TextOffsets, completion_logprobs
 from server.api.params import Extras, parse_logit_bias
-from server.api.plan import plan
-from server.api.prompt import text_prompt
+from server.api.plan import fan_out, plan
+from server.api.prompt import text_prompts
 from server.api.sse import disconnected, stream_events
 from server.api.structured import chat_grammar, prepare, refuse_stop
-from server.api.unsupported import check_completion
+from server.api.unsupported import check_completion, choices_wanted
 from server.api.wire import Completion, CompletionChoice, CompletionRequest, Usage, is_set
 from server.engine.types import Delta
 from server.errors import error_responses
@@ -35,12 +36,15 @@ from server.state import ServerState, vocab_size
 async def completions(
     data: JSONBody[CompletionRequest], request: Request[Any, Any, Any], state: ServerState
 ) -> Response[Any]:
-    """Continue a prompt with the base model or a persona's adapter (no system prompt)."""
+    """Continue each prompt with the base model or a persona's adapter (no system prompt).
+
+    Choice `p * n + k` is the k-th of `n` completions of prompt p, as in OpenAI's API.
+    """
     check_completion(data)
     engine, runner = state.require_runner()
     resolved = state.resolve(data.model)
     vocab = vocab_size(engine)
-    prompt = text_prompt(engine.tokenizer, data.prompt, vocab)
+    prompts = text_prompts(engine.tokenizer, data.prompt, vocab)
     top = data.logprobs if is_set(data.logprobs) else None
     extras = Extras(
         logit_bias=parse_logit_bias(data.logit_bias if is_set(data.logit_bias) else None, vocab),
@@ -50,30 +54,48 @@ async def completions(
     max_tokens = data.max_tokens if is_set(data.max_tokens) else None
     grammar = chat_grammar(data.response_format, None)
     refuse_stop(grammar, is_set(data.stop))
-    job = plan(
-        state, engine, resolved, prompt, data, max_tokens=max_tokens, extras=extras, grammar=grammar
-    )
     await prepare(engine, grammar)
-    echo = _prompt_text(engine.tokenizer, data.prompt, prompt) if data.echo is True else ""
+    n = choices_wanted(data)
+    jobs: list[Job] = []
+    echoes: list[str] = []
+    for index, prompt in enumerate(prompts):
+        job = plan(
+            state,
+            engine,
+            resolved,
+            prompt,
+            data,
+            max_tokens=max_tokens,
+            extras=extras,
+            grammar=grammar,
+        )
+        jobs += fan_out(job, n)
+        echo = _prompt_text(engine.tokenizer, data.prompt, index, prompt) if data.echo else ""
+        echoes += [echo] * n
     head = Head(f"cmpl-{uuid.uuid4().hex}", int(time.time()), data.model, engine.base_hash)
     if data.stream is True:
         include_usage = is_set(data.stream_options) and data.stream_options.include_usage is True
-        first, deltas = await runner.first(job, request.receive)
-        if first is None:
+        merged = await runner.open(jobs, request.receive)
+        if merged is None:
             return disconnected()
-        return stream_events(_pieces(head, first, deltas, echo, include_usage), state.metrics)
+        return stream_events(_pieces(head, merged, echoes, n, include_usage), state.metrics)
     try:
-        outcome = await runner.collect(job, request.receive)
+        outcomes = await runner.collect(jobs, request.receive)
     except ClientDisconnectedError:
         return disconnected()
-    logprobs = completion_logprobs(outcome.logprobs, len(echo)) if top is not None else None
-    choice = CompletionChoice(0, echo + outcome.text, outcome.finish_reason, logprobs)
-    usage = Usage(
-        outcome.prompt_tokens,
-        outcome.completion_tokens,
-        outcome.prompt_tokens + outcome.completion_tokens,
-    )
-    return Response(head.completion([choice], outcome.adapter_version, usage))
+    choices = [
+        CompletionChoice(
+            index,
+            echo + outcome.text,
+            outcome.finish_reason,
+            completion_logprobs(outcome.logprobs, TextOffsets(echo)) if top is not None else None,
+        )
+        for index, (outcome, echo) in enumerate(zip(outcomes, echoes, strict=True))
+    ]
+    prompt_tokens = sum(o.prompt_tokens for o in outcomes[::n])
+    completion_tokens = sum(o.completion_tokens for o in outcomes)
+    usage = Usage(prompt_tokens, completion_tokens, prompt_tokens + completion_tokens)
+    return Response(head.completion(choices, outcomes[0].adapter_version, usage))
 
 
 @dataclass(frozen=True)
@@ -86,7 +108,7 @@ class Head:
     base_hash: str
 
     def completion(
-        self, choices: list[CompletionChoice], version: str | None, usage: Usage | None = None
+        self, choices: list[CompletionChoice], version: str | None, usage: Any = UNSET
     ) -> Completion:
         """A completion object (whole, or one streamed piece)."""
         return Completion(
@@ -100,38 +122,47 @@ class Head:
         )
 
 
-def _prompt_text(tokenizer: Any, prompt: str | list[Any], ids: tuple[int, ...]) -> str:
+def _prompt_text(tokenizer: Any, prompt: str | list[Any], index: int, ids: tuple[int, ...]) -> str:
     if isinstance(prompt, str):
         return prompt
-    if len(prompt) == 1 and isinstance(prompt[0], str):
-        return str(prompt[0])
+    if isinstance(prompt[index], str):
+        return str(prompt[index])
     return str(tokenizer.decode(list(ids)))
 
 
 async def _pieces(
     head: Head,
-    first: Delta,
-    rest: AsyncGenerator[Delta, None],
-    echo: str,
+    merged: AsyncGenerator[tuple[int, Delta], None],
+    echoes: list[str],
+    n: int,
     include_usage: bool,
 ) -> AsyncIterator[Completion]:
-    version = first.adapter_version
-    offset = len(echo)
-    if echo:
-        yield head.completion([CompletionChoice(0, echo, None)], version)
-    last = first
-    delta: Delta | None = first
+    # OpenAI sends `usage: null` on every piece but the last when usage was asked for.
+    usage: Any = None if include_usage else UNSET
+    offsets = [TextOffsets(echo) for echo in echoes]
+    lasts: dict[int, Delta] = {}
+    version: str | None = None
     try:
-        while delta is not None:
-            last = delta
+        async for index, delta in merged:
+            if not lasts:
+                version = delta.adapter_version
+                for choice, echo in enumerate(echoes):
+                    if echo:
+                        piece = CompletionChoice(choice, echo, None)
+                        yield head.completion([piece], version, usage)
+            lasts[index] = delta
             if delta.text or delta.logprobs:
-                logprobs = completion_logprobs(delta.logprobs, offset) if delta.logprobs else None
-                yield head.completion([CompletionChoice(0, delta.text, None, logprobs)], version)
-                offset += len(delta.text)
-            delta = await anext(rest, None)
+                logprobs = (
+                    completion_logprobs(delta.logprobs, offsets[index]) if delta.logprobs else None
+                )
+                piece = CompletionChoice(index, delta.text, None, logprobs)
+                yield head.completion([piece], version, usage)
+            if delta.finish_reason is not None:
+                done = CompletionChoice(index, "", delta.finish_reason)
+                yield head.completion([done], version, usage)
     finally:
-        await rest.aclose()
-    yield head.completion([CompletionChoice(0, "", last.finish_reason or "stop")], version)
-    if include_usage:
-        usage = Usage(last.prompt_tokens, last.token_count, last.prompt_tokens + last.token_count)
-        yield head.completion([], version, usage)
+        await merged.aclose()
+    if include_usage and lasts:
+        prompt = sum(lasts[i].prompt_tokens for i in range(0, len(echoes), n) if i in lasts)
+        completion = sum(d.token_count for d in lasts.values())
+        yield head.completion([], version, Usage(prompt, completion, prompt + completion))

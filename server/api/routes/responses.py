@@ -96,12 +96,12 @@ async def create_response(
         conversation=turns,
     )
     if data.stream is True:
-        first, deltas = await runner.first(job, request.receive)
-        if first is None:
+        merged = await runner.open([job], request.receive)
+        if merged is None:
             return disconnected()
-        return sse(events(draft, first, deltas, state), state)
+        return sse(events(draft, merged, state), state)
     try:
-        outcome = await runner.collect(job, request.receive)
+        (outcome,) = await runner.collect([job], request.receive)
     except ClientDisconnectedError:
         return disconnected()
     reply = draft.finish(
