@@ -7,6 +7,7 @@ as metrics arrive; keys other tools add (the evaluator's `eval` scores) are carr
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any, Literal
 
@@ -69,3 +70,15 @@ def write_record(run_dir: Path, record: RunRecord) -> None:
         for key, value in existing.items():
             payload.setdefault(key, value)
     write_bytes(run_dir / RUN_FILE, json.dumps(payload, indent=2).encode())
+
+
+def store_eval(run_dir: Path, step: int, scores: dict[str, float]) -> None:
+    """Merge one checkpoint's scores into `run.json` under `eval.<step>` (atomic)."""
+    path = run_dir / RUN_FILE
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        record = {}
+    evals = record.setdefault("eval", {})
+    evals[str(step)] = {**scores, "time": round(time.time(), 3)}
+    write_bytes(path, json.dumps(record, indent=2).encode())

@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
+from data.card import Training
+
 Temperature = Annotated[float, Meta(ge=0.0, le=2.0)]
 Probability = Annotated[float, Meta(ge=0.0, le=1.0)]
 Penalty = Annotated[float, Meta(ge=-2.0, le=2.0)]
@@ -282,6 +284,10 @@ class PersonaInfo(Struct, frozen=True):
     base_model: str
     defaults: ResolvedSampling
     active_adapter: str | None
+    training: Training
+    """The card's `[training]`: the defaults of a fine-tuning job for this persona."""
+    data_files: list[str]
+    """The persona's data on this server (`train.jsonl`, `valid.jsonl`, `eval.jsonl`)."""
 
 
 class PersonaList(Struct, frozen=True):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from studio.eval_cli import store_eval
+from adapters.training.record import store_eval
 
 
 def test_store_eval_merges_per_step(tmp_path: Path) -> None:

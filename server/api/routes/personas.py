@@ -5,10 +5,13 @@ from __future__ import annotations
 from litestar import get
 from litestar.params import FromPath
 
-from data.personas import PersonaEntry
+from data.personas import EVAL, TRAIN_FILES, VALID, PersonaEntry
 from server.api.wire import PersonaInfo, PersonaList
 from server.errors import NotFoundError, error_responses
 from server.state import ServerState
+
+
+DATA_FILES = (*TRAIN_FILES, VALID, EVAL)
 
 
 def describe(state: ServerState, entry: PersonaEntry) -> PersonaInfo:
@@ -22,6 +25,8 @@ def describe(state: ServerState, entry: PersonaEntry) -> PersonaInfo:
         base_model=card.base_model,
         defaults=state.defaults(entry),
         active_adapter=state.active_version(entry.name),
+        training=card.training,
+        data_files=[n for n in DATA_FILES if (entry.folder / n).is_file()],
     )
 
 
