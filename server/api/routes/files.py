@@ -12,7 +12,7 @@ from litestar import Response, delete, get, post
 from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
 from litestar.handlers import HTTPRouteHandler
-from litestar.params import Body, FromPath
+from litestar.params import Body, FromPath, FromQuery
 
 from data.check import check_dataset
 from data.suite import read_suite
@@ -113,7 +113,10 @@ def file_routes(settings: ServerSettings) -> list[HTTPRouteHandler]:
 
     @get("/v1/files", summary="List files", tags=["files"])
     async def list_files(
-        state: ServerState, purpose: str | None = None, after: str | None = None, limit: int = 100
+        state: ServerState,
+        purpose: FromQuery[str | None] = None,
+        after: FromQuery[str | None] = None,
+        limit: FromQuery[int] = 100,
     ) -> FileList:
         """Files, newest first, `limit` at a time after the id `after`."""
         found = state.files.list(purpose)

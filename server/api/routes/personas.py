@@ -10,7 +10,6 @@ from server.api.wire import PersonaInfo, PersonaList
 from server.errors import NotFoundError, error_responses
 from server.state import ServerState
 
-
 DATA_FILES = (*TRAIN_FILES, VALID, EVAL)
 
 
