@@ -35,6 +35,8 @@ from .types import FINISHED, FineTuningJob, JobError
 
 log = logging.getLogger("persona.server")
 
+STOP_SECONDS = 60.0
+"""How long a shutdown waits for the trainer to finish its step and publish a checkpoint."""
 SAVE_EVERY = 1.0
 """Seconds between writes of `job.json` while steps stream in (status changes write at once)."""
 
@@ -84,6 +86,7 @@ class JobService:
         self._intent: dict[str, str] = {}
         """Why a running trainer was asked to stop: `cancel`, `pause` or `shutdown`."""
         self._saved = 0.0
+        self._closing = False
 
     # ----------------------------------------------------------------- life cycle
 
@@ -101,11 +104,16 @@ class JobService:
         self._worker = asyncio.create_task(self._work(), name="fine-tuning-jobs")
 
     async def aclose(self) -> None:
-        """Stop the trainer (it keeps a checkpoint) and the worker."""
+        """Stop the trainer after its step (it keeps a checkpoint), record that, stop the worker."""
+        self._closing = True
         if self._trainer is not None:
             job_id, trainer = self._trainer
             self._intent[job_id] = "shutdown"
-            await trainer.terminate()
+            trainer.stop()
+            if self._worker is not None:
+                # The worker reads the trainer's last events and records the job as stopped.
+                with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                    await asyncio.wait_for(asyncio.shield(self._worker), STOP_SECONDS)
         for task in [self._worker, *self._validators]:
             if task is not None:
                 task.cancel()
@@ -250,7 +258,7 @@ class JobService:
         self._wake.set()
 
     async def _work(self) -> None:
-        while True:
+        while not self._closing:
             queued = [r for r in self.records.values() if r.job.status == "queued"]
             if not queued:
                 self._wake.clear()

@@ -54,7 +54,8 @@ async def test_a_persona_job_trains_serves_and_reports_like_openai(
     FineTuningJob.model_validate((await http.get(f"/v1/fine_tuning/jobs/{job.id}")).json())
     assert done.fine_tuned_model is not None
     assert done.fine_tuned_model.startswith("pip@run-")
-    assert done.trained_tokens and done.trained_tokens > 0
+    assert done.trained_tokens is not None
+    assert done.trained_tokens > 0
     assert done.metadata == {"purpose": "test"}
 
     listed = [j.id async for j in client.fine_tuning.jobs.list(limit=5)]
