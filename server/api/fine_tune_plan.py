@@ -42,9 +42,8 @@ def plan(
             "integrations are not supported by this server", param="integrations"
         )
     files = state.files
-    train = (
-        read_file(files, request.training_file, "training_file") if request.training_file else None
-    )
+    own = request.training_file in (None, OWN_DATASET + request.model)
+    train = None if own else read_file(files, request.training_file or "", "training_file")
     valid = (
         read_file(files, request.validation_file, "validation_file")
         if request.validation_file
