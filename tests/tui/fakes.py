@@ -8,10 +8,13 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import httpx
+import msgspec
 from fake_jobs import eval_result, training_events
 from textual.app import App
 from textual.pilot import Pilot
 
+from data.card import load_card
+from data.personas import sample_personas_dir
 from server.jobs.types import (
     EvalProgress,
     EvalRun,
@@ -21,6 +24,7 @@ from server.jobs.types import (
     Method,
 )
 from tui.api import ApiClient, ApiError, ServerHealth
+from tui.data_report import CheckView, StatsView
 from tui.wire import (
     AdapterEvent,
     ChatMessage,
@@ -81,15 +85,8 @@ JUNI = PersonaInfo(
     base_model="embedded",
     defaults=ResolvedSampling(temperature=0.8, top_p=0.95, max_tokens=320, min_p=0.05),
     active_adapter="run-1:40",
-    training=TrainingDefaults(
-        epochs=2,
-        learning_rate=2e-4,
-        rank=8,
-        layers=8,
-        batch_size=4,
-        max_seq_length=512,
-        val_every=25,
-        checkpoint_every=50,
+    training=msgspec.convert(
+        msgspec.to_builtins(load_card(sample_personas_dir() / "juni").training), TrainingDefaults
     ),
     data_files=["train.jsonl", "valid.jsonl", "eval.jsonl"],
 )
@@ -135,6 +132,9 @@ class ScriptedClient(ApiClient):
         """Make the next job fail with this trainer error."""
         self.created_jobs: list[FineTuningJob] = []
         self.eval_requests: list[tuple[str, list[str]]] = []
+        self.check_view: CheckView | None = None
+        """What the data check answers; None asks the real route (through `transport`)."""
+        self.stats_view: StatsView | None = None
         self.adapter_state = PersonaAdapters(
             persona="juni",
             mode="follow",
@@ -246,3 +246,13 @@ class ScriptedClient(ApiClient):
             progress=EvalProgress(2, 2),
             result=eval_result(persona, models),
         )
+
+    async def data_check(self, persona: str) -> CheckView:
+        if self.check_view is None:
+            return await super().data_check(persona)
+        return self.check_view
+
+    async def data_stats(self, persona: str) -> StatsView:
+        if self.stats_view is None:
+            return await super().data_stats(persona)
+        return self.stats_view

@@ -51,7 +51,7 @@ async def test_train_creates_a_job_follows_its_events_and_marks_hot_loaded_check
         epochs = screen.form.query_one("#train-epochs", Input)
         assert epochs.value == "2"  # prefilled from the card, as the server reports it
         epochs.value = "1"
-        screen.form.query_one("#train-learning_rate", Input).value = "0.0001"
+        screen.form.query_one("#train-learning_rate", Input).value = "0.00005"
         screen.form.query_one("#train-rank", Input).value = "4"
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: screen.monitor.progress.state == "done")
