@@ -27,7 +27,7 @@ def apply_event(job: FineTuningJob, event: Event, train_tokens: int) -> Note:
     """Update the job from a trainer event; the event to log (its data is the trainer's own)."""
     data: dict[str, Any] = msgspec.to_builtins(event)
     if isinstance(event, Start):
-        data.pop("config", None)  # the whole run config; `run.json` keeps it
+        data["config"] = {}  # the whole run config is long; `run.json` keeps it
         job.run, job.persona, job.total_steps = event.run, event.persona, event.total_steps
         where = f", resuming after step {event.resumed_from}" if event.resumed_from else ""
         return Note(f"Training {event.persona}@{event.run}: {event.total_steps} steps{where}", data)

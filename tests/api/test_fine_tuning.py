@@ -16,6 +16,7 @@ from openai.types import FileObject
 from openai.types.fine_tuning import FineTuningJob, FineTuningJobEvent
 from openai.types.fine_tuning.jobs import FineTuningJobCheckpoint
 
+from adapters.training.events import Start
 from server.api.catalog import Catalog
 from server.app import create_app
 from server.settings import ServerSettings
@@ -71,6 +72,7 @@ async def test_a_persona_job_trains_serves_and_reports_like_openai(
     assert [s["step"] for s in steps] == list(range(1, len(steps) + 1))
     start = next(e["data"] for e in raw if e["data"] and e["data"].get("event") == "start")
     assert start["dataset"]["train_rows"] + start["dataset"]["valid_rows"] == 10
+    assert msgspec.convert(start, Start).total_steps == len(steps)  # the trainer's own event
 
     checkpoints = [c async for c in client.fine_tuning.jobs.checkpoints.list(job.id)]
     assert checkpoints, "no checkpoints"
