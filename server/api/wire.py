@@ -14,6 +14,7 @@ import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from data.card import Training
+from data.problem import Problem
 
 Temperature = Annotated[float, Meta(ge=0.0, le=2.0)]
 Probability = Annotated[float, Meta(ge=0.0, le=1.0)]
@@ -313,3 +314,21 @@ def is_set(value: object) -> bool:
 def encode(value: Struct) -> bytes:
     """Encode a wire Struct as compact JSON."""
     return msgspec.json.encode(value)
+
+
+class DataRow(Struct, frozen=True):
+    """One record the data checker could read: where, and the line as written."""
+
+    file: str
+    line: int
+    raw: str
+
+
+class DataCheck(Struct, frozen=True):
+    """`GET /v1/personas/{id}/data/check`: the checker's report, files named relative to the
+    persona folder, each readable record as written, and every problem as file:line."""
+
+    files: list[str]
+    rows: list[DataRow]
+    problems: list[Problem]
+    notes: list[str]

@@ -22,9 +22,9 @@ from data.dataset import read_datasets
 from data.evaluate import EvalResult
 from data.home import personas_dir
 from data.personas import sample_personas_dir
-from data.problem import Problem
 from data.stats import DatasetStats, dataset_stats
 from server.api.catalog import Catalog
+from server.api.wire import DataCheck
 from server.app import create_app
 from server.settings import ServerSettings
 
@@ -109,17 +109,17 @@ async def test_an_evaluation_runs_queued_with_progress_and_the_clis_result(
 async def test_data_routes_return_the_checkers_and_the_stats_structs(
     http: httpx.AsyncClient, engine: Any
 ) -> None:
-    # Rows hold an untagged record union: read them as plain JSON, the rest as the Structs.
-    check = (await http.get("/v1/personas/vell/data/check")).json()
-    problems = msgspec.convert(check["problems"], tuple[Problem, ...])
+    check = msgspec.json.decode(
+        (await http.get("/v1/personas/vell/data/check")).content, type=DataCheck
+    )
     folder = sample_personas_dir() / "vell"
     direct = check_dataset([folder / "train.jsonl"], None, None)
-    assert len(check["rows"]) == len(direct.rows) == 119
-    assert check["files"] == ["train.jsonl", "eval.jsonl"]  # names only, never server paths
-    assert {r["file"] for r in check["rows"]} == {"train.jsonl"}
-    assert check["rows"][0]["raw"] == direct.rows[0].raw
-    assert [p for p in problems if p.severity == "error"] == []
-    assert check["notes"] == []  # the server's tokenizer ran the token checks
+    assert len(check.rows) == len(direct.rows) == 119
+    assert check.files == ["train.jsonl", "eval.jsonl"]  # names only, never server paths
+    assert {r.file for r in check.rows} == {"train.jsonl"}
+    assert check.rows[0].raw == direct.rows[0].raw
+    assert [p for p in check.problems if p.severity == "error"] == []
+    assert check.notes == []  # the server's tokenizer ran the token checks
 
     stats = msgspec.json.decode(
         (await http.get("/v1/personas/vell/data/stats")).content, type=DatasetStats

@@ -10,11 +10,11 @@ from litestar import get, post
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, FromQuery, JSONBody
 
-from data.check import CheckReport
 from data.persona_data import check_persona, persona_stats
 from data.personas import PersonaEntry
 from data.stats import DatasetStats
 from server.api.routes.files import read_file
+from server.api.wire import DataCheck, DataRow
 from server.errors import InvalidRequest, NotFound, error_responses
 from server.jobs.evals import EvalService, EvalStateError, new_eval_id
 from server.jobs.fine_tuning import OnCheckpoint
@@ -174,10 +174,16 @@ def eval_routes() -> list[HTTPRouteHandler]:
         tags=["data"],
         responses=ERRORS,
     )
-    async def data_check(state: ServerState, persona_id: FromPath[str]) -> CheckReport:
+    async def data_check(state: ServerState, persona_id: FromPath[str]) -> DataCheck:
         """What `persona data check` finds in the persona's datasets and eval suite."""
         entry = persona_of(state, persona_id)
-        return await asyncio.to_thread(check_persona, entry.folder, entry.card, _tokenizer(state))
+        report = await asyncio.to_thread(check_persona, entry.folder, entry.card, _tokenizer(state))
+        return DataCheck(
+            files=list(report.files),
+            rows=[DataRow(r.file, r.line, r.raw) for r in report.rows],
+            problems=list(report.problems),
+            notes=list(report.notes),
+        )
 
     @get(
         "/v1/personas/{persona_id:str}/data/stats",
