@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from data.atomic import write_bytes, write_text
-from data.card import NAME_PATTERN, PersonaCard, load_card
+from data.card import NAME_PATTERN, PersonaCard, Training, load_card
 from data.home import personas_dir
 from data.personas import CARD, TRAIN_FILES, VALID, PersonaEntry
 from server.api.routes.files import read_file
@@ -69,6 +69,24 @@ def plan(
             param="suffix",
         )
     if persona is None:
+        _check_new_persona(state, request, train)
+    elif train is None and persona.train_file is None:
+        raise InvalidRequest(
+            f"{persona.name} has no dataset on the server; upload one and pass training_file",
+            param="training_file",
+        )
+    # Everything is checked before anything is written: a refused request leaves nothing behind.
+    try:
+        method, training = plan_job(request, persona.card.training if persona else Training())
+    except MethodError as exc:
+        raise InvalidRequest(str(exc), param=exc.param, code="invalid_value") from None
+    if request.eval_checkpoints and (persona is None or persona.eval_file is None):
+        raise InvalidRequest(
+            f"{request.suffix or request.model} has no eval suite (eval.jsonl) to score "
+            "checkpoints with",
+            param="eval_checkpoints",
+        )
+    if persona is None:
         card, folder = _new_persona(state, request, train, valid)
     elif train is not None:
         card, folder = persona.card, jobs_root / job_id / "data"
@@ -76,21 +94,7 @@ def plan(
         _copy_data(state, folder, train.id, valid.id if valid else None)
     else:
         card, folder = persona.card, persona.folder
-        if not any((folder / n).is_file() for n in TRAIN_FILES):
-            raise InvalidRequest(
-                f"{persona.name} has no dataset on the server; upload one and pass training_file",
-                param="training_file",
-            )
-    try:
-        method, training = plan_job(request, card.training)
-    except MethodError as exc:
-        raise InvalidRequest(str(exc), param=exc.param, code="invalid_value") from None
     data_files = [str(p) for n in (*TRAIN_FILES, VALID) if (p := folder / n).is_file()]
-    if request.eval_checkpoints and not (folder / "eval.jsonl").is_file():
-        raise InvalidRequest(
-            f"{card.name} has no eval suite (eval.jsonl) to score checkpoints with",
-            param="eval_checkpoints",
-        )
     job = FineTuningJob(
         id=job_id,
         created_at=int(time.time()),
@@ -124,25 +128,22 @@ def _copy_data(state: ServerState, folder: Path, train_id: str, valid_id: str | 
         write_bytes(folder / VALID, state.files.content(valid_id))
 
 
-def _new_persona(
-    state: ServerState,
-    request: CreateJobRequest,
-    train: FileObject | None,
-    valid: FileObject | None,
-) -> tuple[PersonaCard, Path]:
+def _check_new_persona(
+    state: ServerState, request: CreateJobRequest, train: FileObject | None
+) -> None:
     name = request.suffix
     if not name:
         raise InvalidRequest(
-            "fine-tuning the base model needs a suffix: the name of the new persona", param="suffix"
+            "fine-tuning the base model needs a suffix: the name of the new persona",
+            param="suffix",
         )
     if not NAME_PATTERN.match(name):
         raise InvalidRequest(
-            f"suffix {name!r} must be lowercase letters, digits, '-' or '_' "
-            "(max 63), as it names the new persona",
+            f"suffix {name!r} must be lowercase letters, digits, '-' or '_' (max 63), as it "
+            "names the new persona",
             param="suffix",
         )
-    folder = personas_dir() / name
-    if state.catalog.get(name) is not None or folder.exists():
+    if state.catalog.get(name) is not None or (personas_dir() / name).exists():
         raise InvalidRequest(
             f"a persona named {name!r} exists already; fine-tune it by naming it as model",
             param="suffix",
@@ -151,18 +152,22 @@ def _new_persona(
         raise InvalidRequest(
             "fine-tuning the base model needs a training_file", param="training_file"
         )
+
+
+def _new_persona(
+    state: ServerState,
+    request: CreateJobRequest,
+    train: FileObject | None,
+    valid: FileObject | None,
+) -> tuple[PersonaCard, Path]:
+    """Create the persona a base-model job names: a minimal card and the uploaded data."""
+    name, folder = request.suffix or "", personas_dir() / (request.suffix or "")
+    assert train is not None
     content = state.files.content(train.id)
     prompt = agreed_system_prompt(content) or f"You are {name}."
-    card_text = "".join(
-        f"{key} = {json.dumps(value)}\n"
-        for key, value in (
-            ("name", name),
-            ("system_prompt", prompt),
-            ("base_model", state.settings.model),
-        )
-    )
+    fields = (("name", name), ("system_prompt", prompt), ("base_model", state.settings.model))
     _copy_data(state, folder, train.id, valid.id if valid else None)
-    write_text(folder / CARD, card_text)
+    write_text(folder / CARD, "".join(f"{key} = {json.dumps(value)}\n" for key, value in fields))
     card = load_card(folder)
     state.catalog.add(PersonaEntry(name, folder, card))
     return card, folder

@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import msgspec
-
 from adapters.training.config import ConfigError, apply_overrides
 from data.card import Training
 
@@ -107,9 +105,3 @@ def trainer_flags(overrides: dict[str, object]) -> list[str]:
         else:
             flags += [flag, repr(value) if isinstance(value, float) else str(value)]
     return flags
-
-
-def training_dict(training: Training) -> dict[str, object]:
-    """The settings as plain data (for the job record)."""
-    result: dict[str, object] = msgspec.to_builtins(training)
-    return result

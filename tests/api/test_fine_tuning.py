@@ -17,6 +17,7 @@ from openai.types.fine_tuning import FineTuningJob, FineTuningJobEvent
 from openai.types.fine_tuning.jobs import FineTuningJobCheckpoint
 
 from adapters.training.events import Start
+from data.home import personas_dir
 from server.api.catalog import Catalog
 from server.app import create_app
 from server.settings import ServerSettings
@@ -126,7 +127,9 @@ async def test_the_base_model_with_a_suffix_makes_a_new_persona(
     assert done.fine_tuned_model in {m.id async for m in client.models.list()}
 
 
-async def test_bad_requests_get_the_envelope(client: AsyncOpenAI, http: httpx.AsyncClient) -> None:
+async def test_bad_requests_get_the_envelope(
+    client: AsyncOpenAI, http: httpx.AsyncClient, base: str
+) -> None:
     upload = await client.files.create(file=("a.jsonl", dataset()), purpose="fine-tune")
     with pytest.raises(openai.NotFoundError) as unknown_model:
         await client.fine_tuning.jobs.create(model="nobody", training_file=upload.id)
@@ -144,6 +147,14 @@ async def test_bad_requests_get_the_envelope(client: AsyncOpenAI, http: httpx.As
             model="pip", training_file=upload.id, extra_body={"rank": 0}
         )
     assert "rank must be >= 1" in rank.value.message
+    with pytest.raises(openai.BadRequestError):  # checked before the new persona is written
+        await client.fine_tuning.jobs.create(
+            model=base, training_file=upload.id, suffix="ghost", extra_body={"rank": 0}
+        )
+    assert not (personas_dir() / "ghost").exists()
+    with pytest.raises(openai.BadRequestError) as no_suffix:
+        await client.fine_tuning.jobs.create(model=base, training_file=upload.id)
+    assert no_suffix.value.param == "suffix"
     with pytest.raises(openai.BadRequestError) as purpose:
         await client.files.create(file=("a.jsonl", dataset()), purpose="assistants")
     assert purpose.value.param == "purpose"
