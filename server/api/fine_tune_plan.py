@@ -114,6 +114,7 @@ def plan(
         data_files=data_files,
         flags=trainer_flags(method.overrides) + method.flags,
         eval_checkpoints=request.eval_checkpoints,
+        training=training,
     )
     return job, spec
 

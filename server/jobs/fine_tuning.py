@@ -238,6 +238,8 @@ class JobService:
 
         def check() -> list[str]:
             card = load_card(Path(spec.folder))
+            if spec.training is not None:
+                card = msgspec.structs.replace(card, training=spec.training)
             report = check_dataset([Path(f) for f in spec.data_files], card, self.tokenizer())
             return [f"line {p.line}: {p.message}" for p in report.errors]
 

@@ -9,6 +9,7 @@ from typing import Generic, TypeVar
 import msgspec
 
 from data.atomic import write_bytes
+from data.card import Training
 
 from .log import EventLog
 from .types import EvalRun, FineTuningJob
@@ -27,6 +28,8 @@ class TrainSpec(msgspec.Struct, frozen=True, kw_only=True):
     flags: list[str] = []
     """Overrides of the card's `[training]` as trainer flags."""
     eval_checkpoints: bool = False
+    training: Training | None = None
+    """The card's `[training]` with the job's settings applied (what the data is checked with)."""
 
 
 class JobRecord(msgspec.Struct, kw_only=True):

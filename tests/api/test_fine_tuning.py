@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from typing import Any
 
 import httpx
@@ -190,3 +191,30 @@ async def test_an_upload_over_the_limit_is_413(
             await client.files.create(file=("a.jsonl", dataset()), purpose="fine-tune")
     assert too_big.value.status_code == 413
     assert too_big.value.body["code"] == "file_too_large"  # type: ignore[index]
+
+
+async def test_files_that_break_the_cards_limits_fail_the_job_while_validating(
+    client: AsyncOpenAI,
+) -> None:
+    long = json.dumps(
+        {
+            "messages": [
+                {"role": "user", "content": "Tell me everything."},
+                {"role": "assistant", "content": "Whirr " * 80},
+            ]
+        }
+    )
+    upload = await client.files.create(
+        file=("long.jsonl", dataset() + long.encode() + b"\n"), purpose="fine-tune"
+    )
+    job = await client.fine_tuning.jobs.create(
+        model="pip", training_file=upload.id, extra_body=FAST | {"max_seq_length": 64}
+    )
+    failed = await wait_status(client, job.id, ("failed", "succeeded"))
+    assert failed.status == "failed"
+    assert failed.error is not None
+    assert failed.error.code == "invalid_training_file"
+    assert failed.error.message.splitlines()[1].startswith("line 11: ")
+    assert "max_seq_length 64" in failed.error.message
+    assert failed.model_extra is not None
+    assert failed.model_extra["run"] is None  # the trainer never started
