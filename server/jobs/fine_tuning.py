@@ -296,6 +296,10 @@ class JobService:
                 last = event
                 if isinstance(event, Start):
                     train_tokens = event.dataset.train_tokens
+                if isinstance(event, Error):
+                    # Name data files as the client knows them, not where the server keeps them.
+                    event = Error(message=event.message.replace(spec.folder + "/", ""))
+                    last = event
                 await self._on_event(record, event, train_tokens)
         finally:
             self._trainer = None
