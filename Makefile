@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/serve.py
 	$(BIN)/python bench/hotswap.py
 	$(BIN)/python bench/train.py
+	$(BIN)/python bench/jobs.py
 
 snapshots: $(TEST_STAMP)
 	$(BIN)/python -m pytest tests/tui --snapshot-update
