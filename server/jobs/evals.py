@@ -82,8 +82,8 @@ class EvalService:
 
     def runs(self, persona: str) -> list[EvalRun]:
         """A persona's runs, newest first."""
-        found = [r.run for r in self.records.values() if r.run.persona == persona]
-        return sorted(found, key=lambda r: (r.created_at, r.id), reverse=True)
+        found = [r for r in self.records.values() if r.run.persona == persona]
+        return [r.run for r in sorted(found, key=lambda r: r.created, reverse=True)]
 
     def get(self, run_id: str) -> EvalRecord:
         """One run; KeyError when unknown."""
@@ -136,7 +136,7 @@ class EvalService:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            record = min(queued, key=lambda r: (r.run.created_at, r.run.id))
+            record = min(queued, key=lambda r: r.created)
             await self._run(record)
 
     async def _run(self, record: EvalRecord) -> None:

@@ -83,14 +83,15 @@ class FileStore:
         """Every file, newest first (optionally of one purpose)."""
         if not self.root.is_dir():
             return []
-        found = []
+        found: list[tuple[int, FileObject]] = []
         for path in self.root.glob(f"{ID_PREFIX}*.json"):
             try:
-                found.append(self.get(path.stem))
-            except MissingFileError:
+                # The object is written once, so its mtime orders files made in the same second.
+                found.append((path.stat().st_mtime_ns, self.get(path.stem)))
+            except (OSError, MissingFileError):
                 continue
-        found = [f for f in found if purpose is None or f.purpose == purpose]
-        return sorted(found, key=lambda f: (f.created_at, f.id), reverse=True)
+        found.sort(key=lambda item: item[0], reverse=True)
+        return [f for _, f in found if purpose is None or f.purpose == purpose]
 
     def delete(self, file_id: str) -> None:
         """Remove a file: its object first, so it stops being listed before its bytes go."""

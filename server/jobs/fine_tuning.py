@@ -128,8 +128,8 @@ class JobService:
 
     def jobs(self) -> list[FineTuningJob]:
         """Every job, newest first."""
-        found = [r.job for r in self.records.values()]
-        return sorted(found, key=lambda j: (j.created_at, j.id), reverse=True)
+        found = sorted(self.records.values(), key=lambda r: r.created, reverse=True)
+        return [r.job for r in found]
 
     def log(self, job_id: str) -> EventLog:
         """A job's events."""
@@ -266,7 +266,7 @@ class JobService:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            record = min(queued, key=lambda r: (r.job.created_at, r.job.id))
+            record = min(queued, key=lambda r: r.created)
             try:
                 await self._run(record)
             except asyncio.CancelledError:

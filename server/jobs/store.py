@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Generic, TypeVar
 
@@ -39,6 +40,8 @@ class JobRecord(msgspec.Struct, kw_only=True):
     spec: TrainSpec
     resume: bool = False
     """The next start continues `job.run` from its newest checkpoint."""
+    created: float = msgspec.field(default_factory=time.time)
+    """Creation time to the microsecond: the queue order of jobs made in the same second."""
 
 
 class EvalRecord(msgspec.Struct, kw_only=True):
@@ -49,6 +52,8 @@ class EvalRecord(msgspec.Struct, kw_only=True):
     """The persona folder (card and training data)."""
     suite: str
     """The eval suite file."""
+    created: float = msgspec.field(default_factory=time.time)
+    """Creation time to the microsecond: the queue order of runs made in the same second."""
 
 
 T = TypeVar("T", JobRecord, EvalRecord)

@@ -165,6 +165,12 @@ async def test_bad_requests_get_the_envelope(
     assert "line 1: " in checked.value.message
     assert "line 2: " in checked.value.message
     assert [f.id async for f in client.files.list()] == [upload.id]  # nothing of it was kept
+    second = await client.files.create(file=("b.jsonl", dataset()), purpose="fine-tune")
+    assert [f.id async for f in client.files.list(order="asc", limit=1)] == [upload.id, second.id]
+    bad_order = await http.get("/v1/files?order=sideways")
+    assert bad_order.status_code == 400
+    assert bad_order.json()["error"]["param"] == "order"
+    await client.files.delete(second.id)
 
     await client.files.delete(upload.id)
     with pytest.raises(openai.NotFoundError):

@@ -6,7 +6,7 @@ import asyncio
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from litestar import Response, delete, get, post
 from litestar.datastructures import UploadFile
@@ -117,9 +117,12 @@ def file_routes(settings: ServerSettings) -> list[HTTPRouteHandler]:
         purpose: FromQuery[str | None] = None,
         after: FromQuery[str | None] = None,
         limit: FromQuery[int] = 100,
+        order: FromQuery[Literal["asc", "desc"]] = "desc",
     ) -> FileList:
-        """Files, newest first, `limit` at a time after the id `after`."""
+        """Files by creation time (`order`, newest first by default), `limit` after `after`."""
         found = state.files.list(purpose)
+        if order == "asc":
+            found.reverse()
         ids = [f.id for f in found]
         start = ids.index(after) + 1 if after in ids else 0
         chunk = found[start : start + max(1, limit)]
