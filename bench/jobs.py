@@ -173,6 +173,10 @@ def main() -> None:
     print(BLAS.note)
     with tempfile.TemporaryDirectory(prefix="bench-jobs-") as tmp:
         home = Path(tmp)
+        from data.home import cache_dir
+
+        # A fresh home for the runs, but the prepared base model from the usual cache.
+        os.environ.setdefault("PERSONA_CACHE", str(cache_dir()))
         os.environ["PERSONA_HOME"] = str(home)
         make_persona(home / "personas" / "juni", args.rows)
         folder = home / "personas" / "juni"
