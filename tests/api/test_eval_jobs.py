@@ -77,6 +77,9 @@ async def test_an_evaluation_runs_queued_with_progress_and_the_clis_result(
     assert created.status_code == 200, created.text
     run = created.json()
     assert (run["object"], run["status"]) == ("persona.eval", "queued")
+    second = (await http.post("/v1/personas/pip/evals", json={"suite_file": suite.id})).json()
+    cancelled = await http.post(f"/v1/personas/pip/evals/{second['id']}/cancel")
+    assert cancelled.json()["status"] == "cancelled"  # it was still waiting behind the first
     done = await finished(http, f"/v1/personas/pip/evals/{run['id']}")
     assert done["status"] == "succeeded", done["error"]
     assert done["progress"] == {"done": 8, "total": 8}
@@ -87,7 +90,10 @@ async def test_an_evaluation_runs_queued_with_progress_and_the_clis_result(
     assert all(s.completion_tokens <= 6 for s in result.samples)
 
     listed = (await http.get("/v1/personas/pip/evals")).json()["data"]
-    assert [r["id"] for r in listed] == [run["id"]]
+    assert [(r["id"], r["status"]) for r in listed] == [
+        (second["id"], "cancelled"),
+        (run["id"], "succeeded"),
+    ]
     events = (await http.get(f"/v1/personas/pip/evals/{run['id']}/events?limit=50")).json()
     assert events["data"][0]["message"] == "Evaluation succeeded"
     assert any(e["data"] == {"done": 8, "total": 8} for e in events["data"])
