@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Sequence
 
 import msgspec
 
-from adapters.training.events import Error, Event, decode_event
+from adapters.training.events import Done, Error, Event, decode_event
 
 PR_SET_PDEATHSIG = 1
 
@@ -86,7 +86,7 @@ class TrainerProcess:
                     event = decode_event(line)
                 except (msgspec.DecodeError, msgspec.ValidationError):
                     continue
-                ended = ended or event.__struct_config__.tag in ("done", "error")
+                ended = ended or isinstance(event, Done | Error)
                 yield event
             code = await process.wait()
             await reader
