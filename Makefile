@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/hotswap.py
 	$(BIN)/python bench/grammar.py
 	$(BIN)/python bench/train.py
+	$(BIN)/python bench/jobs.py
 
 snapshots: $(TEST_STAMP)
 	$(BIN)/python -m pytest tests/tui --snapshot-update

@@ -27,6 +27,9 @@ from server.api.routes.adapters import adapter_routes
 from server.api.routes.chat import chat_completions
 from server.api.routes.completions import completions
 from server.api.routes.drafts import draft_routes
+from server.api.routes.evals import checkpoint_evaluator, eval_routes
+from server.api.routes.files import file_routes
+from server.api.routes.fine_tuning import fine_tuning_routes, jobs_root
 from server.api.routes.health import health, metrics, openapi_json
 from server.api.routes.models import model, models
 from server.api.routes.personas import persona, personas
@@ -63,8 +66,9 @@ def create_app(
     state = ServerState.create(settings, found, server_metrics)
 
     @contextlib.asynccontextmanager
-    async def lifespan(_app: Litestar) -> AsyncIterator[None]:
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
         owned: list[Any] = []
+        await _start_jobs(state, app, owned)
         if engine is not None:
             await _attach(state, engine, adapters, owned)
             holder["engine"] = engine
@@ -97,6 +101,9 @@ def create_app(
             *adapter_routes(),
             *responses_routes(),
             *draft_routes(),
+            *file_routes(settings),
+            *fine_tuning_routes(),
+            *eval_routes(),
         ],
         state=state,
         guards=guards,
@@ -113,6 +120,53 @@ def create_app(
         ),
         debug=False,
     )
+
+
+async def _start_jobs(state: ServerState, app: Litestar, owned: list[Any]) -> None:
+    """Start the fine-tuning and evaluation services (their records survive restarts)."""
+    from data.home import home_dir
+    from server.jobs.evals import EvalService
+    from server.jobs.fine_tuning import JobService, TrainerSetup
+
+    settings = state.settings
+
+    def tokenizer() -> Any:
+        return state.engine.tokenizer if state.engine is not None else None
+
+    async def refresh(persona: str) -> None:
+        if state.adapters is not None:
+            await state.adapters.refresh(persona)
+
+    def client() -> Any:
+        import httpx
+        import openai
+
+        http = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://persona.local", timeout=600
+        )
+        key = settings.api_key or "not-needed"
+        return openai.AsyncOpenAI(
+            base_url="http://persona.local/v1", api_key=key, http_client=http, max_retries=0
+        )
+
+    setup = TrainerSetup(
+        model=settings.model,
+        adapters=str(settings.adapters_path()),
+        personas_dirs=tuple(settings.personas_dirs),
+    )
+    jobs = JobService(
+        jobs_root(),
+        setup,
+        state.files,
+        tokenizer=tokenizer,
+        refresh=refresh,
+        on_checkpoint=checkpoint_evaluator(state),
+    )
+    evals = EvalService(home_dir() / "evals", client, Registry(settings.adapters_path()))
+    await jobs.start()
+    await evals.start()
+    state.jobs, state.evals = jobs, evals
+    owned += [evals, jobs]
 
 
 async def _attach(

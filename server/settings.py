@@ -38,6 +38,8 @@ class ServerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     """When set, every route but /health needs `Authorization: Bearer <key>`."""
     max_body_bytes: int = 2_000_000
     """Requests with a larger body are refused with 413."""
+    max_file_bytes: int = 50_000_000
+    """Uploads to `/v1/files` over this size are refused with 413."""
     max_batch: int = 8
     """Most sequences decoded together in one step."""
     max_adapters: int = 8

@@ -29,6 +29,9 @@ from server.settings import ServerSettings
 if TYPE_CHECKING:
     from server.engine.engine import Engine
     from server.hotswap.service import AdapterService
+    from server.jobs.evals import EvalService
+    from server.jobs.files import FileStore
+    from server.jobs.fine_tuning import JobService
 
 RETRY_AFTER_SECONDS = 5
 
@@ -80,14 +83,30 @@ class ServerState(State):
     """When this server started; the `created` time of its models."""
     responses: ResponseStore
     """Stored Responses API responses, in the home folder."""
+    files: FileStore
+    """Uploaded files (`/v1/files`)."""
+    jobs: JobService | None
+    """Fine-tuning jobs; set once the app has started."""
+    evals: EvalService | None
+    """Evaluation runs; set once the app has started."""
 
     @classmethod
     def create(
-        cls, settings: ServerSettings, catalog: Catalog, metrics: ServerMetrics
+        cls,
+        settings: ServerSettings,
+        catalog: Catalog,
+        metrics: ServerMetrics,
+        files: FileStore | None = None,
     ) -> ServerState:
-        """A state with no engine yet."""
+        """A state with no engine yet; uploads go to the home folder's `files` by default."""
+        from data.home import home_dir
+        from server.jobs.files import FileStore
+
         return cls(
             {
+                "files": files or FileStore(home_dir() / "files"),
+                "jobs": None,
+                "evals": None,
                 "settings": settings,
                 "catalog": catalog,
                 "metrics": metrics,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import time
 from pathlib import Path
 
 from data.atomic import write_bytes, write_text
@@ -120,6 +119,7 @@ def _emit(args: argparse.Namespace, result) -> int:  # type: ignore[no-untyped-d
 async def _watch(args: argparse.Namespace, files: PersonaFiles, key: str) -> int:
     """Poll the registry; evaluate each new checkpoint and store its scores in run.json."""
     from adapters.registry import Registry
+    from adapters.training.record import store_eval
     from data.home import adapters_dir
     from data.report import summary, terminal_table
 
@@ -149,17 +149,3 @@ async def _watch(args: argparse.Namespace, files: PersonaFiles, key: str) -> int
             await asyncio.sleep(2.0)
     except (KeyboardInterrupt, asyncio.CancelledError):
         return 0
-
-
-def store_eval(run_dir: Path, step: int, scores: dict[str, float]) -> None:
-    """Merge one checkpoint's scores into `run.json` under `eval.<step>` (atomic)."""
-    import json
-
-    path = run_dir / "run.json"
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, ValueError):
-        record = {}
-    evals = record.setdefault("eval", {})
-    evals[str(step)] = {**scores, "time": round(time.time(), 3)}
-    write_text(path, json.dumps(record, indent=2))

@@ -6,6 +6,7 @@ timeout or a garbled body all arrive as `ApiError(title, message)`, ready for a 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from urllib.parse import quote
 import httpx
 import msgspec
 
+from .api_jobs import JobsApi
 from .draft_wire import DraftInfo, DraftList, DraftReview, DraftTurn
 from .sse import SseDecoder, sse_lines
 from .wire import (
@@ -135,7 +137,7 @@ def piece_from_chunk(chunk: ChatChunk) -> ReplyPiece:
     return ReplyPiece(text, finish, chunk.persona_adapter, tokens)
 
 
-class ApiClient:
+class ApiClient(JobsApi):
     """Async client for one persona studio server."""
 
     def __init__(
@@ -157,6 +159,19 @@ class ApiClient:
     async def aclose(self) -> None:
         """Close the connection pool."""
         await self._http.aclose()
+
+    def translating(self) -> contextlib.AbstractContextManager[None]:
+        """A block whose transport and decoding errors become ApiError."""
+        return translated(self.base_url)
+
+    @staticmethod
+    async def raise_for_status(response: httpx.Response) -> None:
+        """ApiError from the server's envelope when the status is 4xx or 5xx."""
+        if response.status_code >= 400:
+            await response.aread()
+            raise error_from_response(
+                response.status_code, response.content, response.reason_phrase
+            )
 
     async def _get(self, path: str, kind: type[T]) -> T:
         with translated(self.base_url):

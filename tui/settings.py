@@ -28,7 +28,7 @@ class TuiSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     start_server: bool = True
     """Start `persona serve` when nothing answers at `url`."""
     persona_command: list[str] = []
-    """How to run `persona` subcommands; empty means this Python's `-m studio`."""
+    """How to run `persona serve` when the TUI starts a server; empty: this Python's `-m studio`."""
     poll_seconds: float = 2.0
     """How often to ask `/health`."""
     timeout: float = 30.0

@@ -1,19 +1,45 @@
-"""Fold training events into what the Train screen shows: progress, loss curves, checkpoints."""
+"""Fold training events into what the Train screen shows: progress, loss curves, checkpoints.
+
+The events are the trainer's own Structs (pure msgspec), carried in each job event's `data`.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .training import (
-    BestEvent,
-    CheckpointEvent,
-    DoneEvent,
-    ErrorEvent,
-    StartEvent,
-    StepEvent,
-    TrainEvent,
-    ValEvent,
-)
+import msgspec
+
+from adapters.training.events import Best as BestEvent
+from adapters.training.events import Checkpoint as CheckpointEvent
+from adapters.training.events import Done as DoneEvent
+from adapters.training.events import Error as ErrorEvent
+from adapters.training.events import Event as TrainEvent
+from adapters.training.events import Start as StartEvent
+from adapters.training.events import Step as StepEvent
+from adapters.training.events import Val as ValEvent
+from server.jobs.types import JobEvent
+
+__all__ = [
+    "BestEvent",
+    "CheckpointEvent",
+    "DoneEvent",
+    "ErrorEvent",
+    "StartEvent",
+    "StepEvent",
+    "TrainEvent",
+    "ValEvent",
+    "trainer_event",
+]
+
+
+def trainer_event(event: JobEvent) -> TrainEvent | None:
+    """The trainer event a job event carries, if it carries one."""
+    if not event.data or "event" not in event.data:
+        return None
+    try:
+        return msgspec.convert(event.data, TrainEvent)
+    except msgspec.ValidationError:
+        return None
 
 
 def format_duration(seconds: float | None) -> str:

@@ -36,6 +36,7 @@ __all__ = [
     "ResolvedSampling",
     "RunInfo",
     "SamplingOverrides",
+    "TrainingDefaults",
 ]
 
 
@@ -85,6 +86,20 @@ class ResolvedSampling(msgspec.Struct, frozen=True):
     seed: int | None = None
 
 
+class TrainingDefaults(msgspec.Struct, frozen=True):
+    """A persona card's `[training]`: what a job trains with unless told otherwise."""
+
+    epochs: int = 3
+    learning_rate: float = 1e-4
+    rank: int = 8
+    scale: float = 20.0
+    layers: int = 8
+    batch_size: int = 4
+    max_seq_length: int = 512
+    val_every: int = 25
+    checkpoint_every: int = 50
+
+
 class PersonaInfo(msgspec.Struct, frozen=True):
     """`GET /v1/personas/{id}`."""
 
@@ -95,6 +110,9 @@ class PersonaInfo(msgspec.Struct, frozen=True):
     base_model: str = ""
     defaults: ResolvedSampling = ResolvedSampling()
     active_adapter: str | None = None
+    training: TrainingDefaults = TrainingDefaults()
+    data_files: list[str] = []
+    """The persona's data files on the server (`train.jsonl`, `eval.jsonl`, ...)."""
     greetings: list[str] = []
     """Opening lines a new chat with this persona may start with."""
 

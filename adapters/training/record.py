@@ -6,7 +6,11 @@ as metrics arrive; keys other tools add (the evaluator's `eval` scores) are carr
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -58,14 +62,36 @@ def read_record(run_dir: Path) -> RunRecord:
     return msgspec.json.decode((run_dir / RUN_FILE).read_bytes(), type=RunRecord)
 
 
+@contextlib.contextmanager
+def _exclusive(run_dir: Path) -> Iterator[None]:
+    # The trainer and the evaluator both read, merge and rewrite run.json; one at a time.
+    with (run_dir / ".record.lock").open("wb") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
 def write_record(run_dir: Path, record: RunRecord) -> None:
     """Atomically replace `run.json`, keeping keys other tools added to it."""
     payload: dict[str, Any] = msgspec.to_builtins(record)
-    try:
-        existing = json.loads((run_dir / RUN_FILE).read_text())
-    except (OSError, ValueError):
-        existing = {}
-    if isinstance(existing, dict):
-        for key, value in existing.items():
-            payload.setdefault(key, value)
-    write_bytes(run_dir / RUN_FILE, json.dumps(payload, indent=2).encode())
+    with _exclusive(run_dir):
+        try:
+            existing = json.loads((run_dir / RUN_FILE).read_text())
+        except (OSError, ValueError):
+            existing = {}
+        if isinstance(existing, dict):
+            for key, value in existing.items():
+                payload.setdefault(key, value)
+        write_bytes(run_dir / RUN_FILE, json.dumps(payload, indent=2).encode())
+
+
+def store_eval(run_dir: Path, step: int, scores: dict[str, float]) -> None:
+    """Merge one checkpoint's scores into `run.json` under `eval.<step>` (atomic)."""
+    path = run_dir / RUN_FILE
+    with _exclusive(run_dir):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            record = {}
+        evals = record.setdefault("eval", {})
+        evals[str(step)] = {**scores, "time": round(time.time(), 3)}
+        write_bytes(path, json.dumps(record, indent=2).encode())

@@ -127,6 +127,10 @@ class Catalog:
         """Every persona, by name."""
         return [self._entries[name] for name in sorted(self._entries)]
 
+    def add(self, entry: PersonaEntry) -> None:
+        """Serve a persona created while running (a fine-tuning job's new persona)."""
+        self._entries[entry.name] = entry
+
     def get(self, name: str) -> PersonaEntry | None:
         """One persona by name."""
         return self._entries.get(name)

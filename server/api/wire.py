@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
+from data.card import Training
+from data.problem import Problem
 from server.api.foreign import ForeignFields
 
 Temperature = Annotated[float, Meta(ge=0.0, le=2.0)]
@@ -294,6 +296,10 @@ class PersonaInfo(Struct, frozen=True):
     base_model: str
     defaults: ResolvedSampling
     active_adapter: str | None
+    training: Training
+    """The card's `[training]`: the defaults of a fine-tuning job for this persona."""
+    data_files: list[str]
+    """The persona's data on this server (`train.jsonl`, `valid.jsonl`, `eval.jsonl`)."""
     greetings: list[str] = []
     """Opening lines a new chat may start with (a character card's first_mes and alternates)."""
     post_history_instructions: str = ""
@@ -322,3 +328,21 @@ def is_set(value: object) -> bool:
 def encode(value: Struct) -> bytes:
     """Encode a wire Struct as compact JSON."""
     return msgspec.json.encode(value)
+
+
+class DataRow(Struct, frozen=True):
+    """One record the data checker could read: where, and the line as written."""
+
+    file: str
+    line: int
+    raw: str
+
+
+class DataCheck(Struct, frozen=True):
+    """`GET /v1/personas/{id}/data/check`: the checker's report, files named relative to the
+    persona folder, each readable record as written, and every problem as file:line."""
+
+    files: list[str]
+    rows: list[DataRow]
+    problems: list[Problem]
+    notes: list[str]

@@ -143,6 +143,11 @@ class AdapterService:
         async with self._lock:
             return
 
+    async def refresh(self, persona: str) -> None:
+        """Re-read one persona's checkpoints now (not waiting for the watcher) and settle it."""
+        async with self._lock:
+            await self._refresh({persona})
+
     def subscribe(self) -> Subscription:
         """Adapter events from now on (loaded, failed, activated, unloaded)."""
         return self.hub.subscribe()

@@ -142,7 +142,11 @@ async def test_api_key_guards_every_route_but_health(
     keyed = create_app(msgspec.structs.replace(settings, api_key="s3cret"), engine, catalog=catalog)
     async with AsyncTestClient(keyed) as http:
         assert (await http.get("/health")).status_code == 200
-        for path in ("/v1/models", "/v1/personas", "/metrics", "/openapi.json", "/v1/adapters"):
+        for path in (
+            "/v1/models", "/v1/personas", "/metrics", "/openapi.json", "/v1/adapters",
+            "/v1/files", "/v1/fine_tuning/jobs", "/v1/personas/juni/evals",
+            "/v1/personas/juni/data/check",
+        ):  # fmt: skip
             response = await http.get(path)
             assert response.status_code == 401, path
             assert response.json()["error"]["code"] == "invalid_api_key"
@@ -152,6 +156,7 @@ async def test_api_key_guards_every_route_but_health(
             await wrong.models.list()
         right = AsyncOpenAI(base_url=base_url, api_key="s3cret", http_client=http, max_retries=0)
         assert [m.id for m in (await right.models.list()).data]
+        assert [j async for j in right.fine_tuning.jobs.list()] == []
 
 
 async def test_health_is_503_with_retry_after_until_the_model_loads(

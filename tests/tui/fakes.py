@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import sys
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from pathlib import Path
 from typing import Any
 
+import httpx
+import msgspec
+from fake_jobs import eval_result, training_events
 from textual.app import App
 from textual.pilot import Pilot
 
+from data.card import load_card
+from data.personas import sample_personas_dir
+from server.jobs.types import (
+    EvalProgress,
+    EvalRun,
+    FineTuningJob,
+    Hyperparameters,
+    JobEvent,
+    Method,
+)
 from tui.api import ApiClient, ApiError, ServerHealth
+from tui.data_report import CheckView, StatsView
 from tui.wire import (
     AdapterEvent,
     ChatMessage,
@@ -26,10 +37,8 @@ from tui.wire import (
     ResolvedSampling,
     RunInfo,
     SamplingOverrides,
+    TrainingDefaults,
 )
-
-FAKE_PERSONA = [sys.executable, str(Path(__file__).with_name("fake_persona.py"))]
-"""Stands in for `persona` where a test needs `train` or `eval` to answer in a known way."""
 
 
 def record_notes(app: App[None]) -> list[str]:
@@ -49,13 +58,6 @@ def record_notes(app: App[None]) -> list[str]:
 def notes(app: App[None]) -> list[str]:
     """Every notification shown so far, as "title: message"."""
     return list(app.notes_log)  # type: ignore[attr-defined]
-
-
-def logged_argvs(path: Path) -> list[list[str]]:
-    """Every argv the scripted `persona` command was run with, oldest first."""
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 async def wait_for(pilot: Pilot[None], ready: Callable[[], bool], seconds: float = 120) -> None:
@@ -83,6 +85,10 @@ JUNI = PersonaInfo(
     base_model="embedded",
     defaults=ResolvedSampling(temperature=0.8, top_p=0.95, max_tokens=320, min_p=0.05),
     active_adapter="run-1:40",
+    training=msgspec.convert(
+        msgspec.to_builtins(load_card(sample_personas_dir() / "juni").training), TrainingDefaults
+    ),
+    data_files=["train.jsonl", "valid.jsonl", "eval.jsonl"],
 )
 
 RUN = RunInfo(
@@ -102,8 +108,12 @@ RUN = RunInfo(
 class ScriptedClient(ApiClient):
     """Answers like a small server with one persona; records what was asked."""
 
-    def __init__(self, reply: str = "Splish-splash! I love **tide pools**.") -> None:
-        super().__init__("http://127.0.0.1:8000")
+    def __init__(
+        self,
+        reply: str = "Splish-splash! I love **tide pools**.",
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        super().__init__("http://127.0.0.1:8000", transport=transport)
         self.reply = reply
         self.delay = 0.0
         """Seconds between streamed words (tests of Esc set it)."""
@@ -114,6 +124,17 @@ class ScriptedClient(ApiClient):
         self.requests: list[tuple[str, list[ChatMessage], SamplingOverrides]] = []
         self.activations: list[tuple[str, str, int | None]] = []
         self.fail_chat: ApiError | None = None
+        self.job_requests: list[tuple[str, dict[str, Any]]] = []
+        """(persona, body) of each job created."""
+        self.steered: list[tuple[str, str]] = []
+        """(job id, action) of each cancel, pause and resume."""
+        self.fail_training: str | None = None
+        """Make the next job fail with this trainer error."""
+        self.created_jobs: list[FineTuningJob] = []
+        self.eval_requests: list[tuple[str, list[str]]] = []
+        self.check_view: CheckView | None = None
+        """What the data check answers; None asks the real route (through `transport`)."""
+        self.stats_view: StatsView | None = None
         self.adapter_state = PersonaAdapters(
             persona="juni",
             mode="follow",
@@ -178,3 +199,60 @@ class ScriptedClient(ApiClient):
     async def adapter_events(self) -> AsyncIterator[AdapterEvent]:
         await asyncio.Event().wait()
         yield AdapterEvent("loaded")
+
+    async def create_job(self, persona: str, body: dict[str, Any]) -> FineTuningJob:
+        self.job_requests.append((persona, body))
+        job = FineTuningJob(
+            id=f"ftjob-{len(self.created_jobs) + 1}",
+            created_at=0,
+            model=persona,
+            training_file=f"persona:{persona}",
+            hyperparameters=Hyperparameters(),
+            method=Method(type="supervised"),
+            seed=0,
+            persona=persona,
+        )
+        self.created_jobs.insert(0, job)
+        return job
+
+    async def jobs(self) -> list[FineTuningJob]:
+        return list(self.created_jobs)
+
+    async def job_events(self, job_id: str, after: str | None = None) -> AsyncIterator[JobEvent]:
+        resumed = any(j == job_id and a == "resume" for j, a in self.steered)
+        events = training_events(fail=self.fail_training, resumed_from=2 if resumed else None)
+        for event in events:
+            await asyncio.sleep(0.01)
+            yield event
+
+    async def steer_job(self, job_id: str, action: str) -> FineTuningJob:
+        self.steered.append((job_id, action))
+        job = next(j for j in self.created_jobs if j.id == job_id)
+        job.status = {"cancel": "cancelled", "pause": "paused", "resume": "queued"}[action]  # type: ignore[assignment]
+        return job
+
+    async def create_eval(self, persona: str, models: list[str], samples: int = 1) -> EvalRun:
+        self.eval_requests.append((persona, models))
+        return EvalRun(id="eval-1", persona=persona, models=models, created_at=0)
+
+    async def eval_run(self, persona: str, run_id: str) -> EvalRun:
+        models = self.eval_requests[-1][1]
+        return EvalRun(
+            id=run_id,
+            persona=persona,
+            models=models,
+            created_at=0,
+            status="succeeded",
+            progress=EvalProgress(2, 2),
+            result=eval_result(persona, models),
+        )
+
+    async def data_check(self, persona: str) -> CheckView:
+        if self.check_view is None:
+            return await super().data_check(persona)
+        return self.check_view
+
+    async def data_stats(self, persona: str) -> StatsView:
+        if self.stats_view is None:
+            return await super().data_stats(persona)
+        return self.stats_view

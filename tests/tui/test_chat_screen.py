@@ -153,7 +153,7 @@ async def test_every_bound_action_is_in_the_command_palette(app: StudioApp) -> N
         await pilot.press("f2")
         await settle(pilot)
         titles = {c.title for c in app.get_system_commands(app.screen)}
-        assert {"Start training", "Stop", "Resume last run", "Chat"} <= titles
+        assert {"Start training", "Cancel", "Pause", "Resume", "Chat"} <= titles
 
 
 async def test_a_hot_reload_of_the_chosen_persona_updates_its_details(

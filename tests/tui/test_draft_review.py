@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fakes import FAKE_PERSONA, record_notes, wait_for
+from fakes import record_notes, wait_for
 from textual.widgets import TabbedContent
 
 from data.drafts.store import add_draft, new_draft, read_drafts
@@ -59,7 +59,7 @@ async def test_accept_reject_and_edit_from_the_keyboard(
     folder = write_persona()
     server = create_app(ServerSettings(model=str(tiny_model_dir), adapters_dir=str(tmp_path / "a")))
     client = ApiClient("http://studio.test", transport=httpx.ASGITransport(app=server))
-    settings = TuiSettings(watch=False, start_server=False, persona_command=FAKE_PERSONA)
+    settings = TuiSettings(watch=False, start_server=False)
     app = make_app(settings, client)
     record_notes(app)
     async with app.run_test(size=(120, 40)) as pilot:

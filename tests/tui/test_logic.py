@@ -11,23 +11,34 @@ import pytest
 from fakes import JUNI, RUN
 
 from adapters.training.events import DatasetInfo
+from data.card import load_card
+from data.personas import sample_personas_dir
+from server.jobs.methods import plan_job
+from server.jobs.types import CreateJobRequest
 from tui.adapter_view import checkpoint_lines, last_error, rollback_target, summary
 from tui.api import ServerHealth
-from tui.cards import changed, training_defaults
 from tui.conversations import ConversationError, ConversationStore, Turn, new_conversation
 from tui.meter import ReplyMeter, reply_caption
 from tui.status import ServerStatus, describe_event, describe_health, describe_status
-from tui.train_progress import TrainProgress, format_duration
-from tui.training import (
+from tui.train_progress import (
     BestEvent,
     CheckpointEvent,
     DoneEvent,
     StartEvent,
     StepEvent,
-    TrainOverrides,
+    TrainProgress,
     ValEvent,
+    format_duration,
 )
-from tui.wire import AdapterEvent, LoadError, PersonaAdapters, ReplyPiece, SamplingOverrides
+from tui.widgets.train_form import card_values, job_body
+from tui.wire import (
+    AdapterEvent,
+    LoadError,
+    PersonaAdapters,
+    ReplyPiece,
+    SamplingOverrides,
+    TrainingDefaults,
+)
 
 
 def test_conversation_round_trip_and_listing(tmp_path: Path) -> None:
@@ -189,11 +200,22 @@ def test_status_line() -> None:
     assert "rank" in describe_event(AdapterEvent("failed", "juni", "run-1:9", "rank", 0.0))
 
 
-def test_training_defaults_come_from_the_card() -> None:
-    defaults = training_defaults("juni")
+def test_a_job_body_from_the_form_trains_exactly_the_edited_values() -> None:
+    card = load_card(sample_personas_dir() / "juni")
+    # The server sends the card's [training]; the TUI reads it into the form.
+    defaults = card_values(
+        msgspec.json.decode(msgspec.json.encode(card.training), type=TrainingDefaults)
+    )
     assert (defaults.epochs, defaults.max_seq_length) == (2, 384)  # the sample card's values
-    edited = msgspec.structs.replace(defaults, epochs=1)
-    assert changed(edited, defaults) == TrainOverrides(epochs=1)
+    edited = msgspec.structs.replace(defaults, epochs=1, rank=16, learning_rate=3e-4)
+    body = job_body(edited, defaults)
+    assert set(body) == {"rank", "method"}
+    request = msgspec.convert({"model": "juni", **body}, CreateJobRequest)
+    _plan, training = plan_job(request, card.training)
+    assert (training.epochs, training.rank) == (1, 16)
+    assert training.learning_rate == pytest.approx(3e-4)
+    assert training.batch_size == card.training.batch_size
+    assert job_body(defaults, defaults) == {}
     assert JUNI.title == "Juni Pebblewick"
 
 
@@ -203,7 +225,8 @@ def test_tui_app_imports_neither_mlx_nor_litestar() -> None:
         "heavy = sorted({m.split('.')[0] for m in sys.modules} & "
         "{'mlx', 'mlx_lm', 'litestar', 'transformers', 'uvicorn'})\n"
         "server = sorted(m for m in sys.modules if m.startswith('server.') "
-        "and m not in ('server.hotswap', 'server.hotswap.types'))\n"
+        "and m not in ('server.hotswap', 'server.hotswap.types', 'server.jobs', "
+        "'server.jobs.types'))\n"
         "print(heavy, server)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

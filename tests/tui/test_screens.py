@@ -6,19 +6,26 @@ import json
 import time
 from pathlib import Path
 
+import httpx
+import msgspec
 import pytest
 from fakes import (
     JUNI,
     ScriptedClient,
-    logged_argvs,
     notes,
     record_notes,
     settle,
     wait_for,
 )
+from litestar import Litestar
 from textual.widgets import Input
 
-from data.home import personas_dir
+from server.api.catalog import Catalog
+from server.api.routes.evals import eval_routes
+from server.errors import handle_exception
+from server.metrics import ServerMetrics
+from server.settings import ServerSettings
+from server.state import ServerState
 from tui.api import ServerHealth
 from tui.app import StudioApp, make_app
 from tui.screens.adapters import AdaptersScreen
@@ -27,13 +34,13 @@ from tui.screens.data import DataScreen
 from tui.screens.eval import EvalScreen
 from tui.screens.train import TrainScreen
 from tui.settings import TuiSettings
-from tui.wire import AdapterEvent
+from tui.wire import AdapterEvent, PersonaInfo
 
 SIZE = (120, 40)
 
 
-async def test_train_runs_the_trainer_and_marks_hot_loaded_checkpoints(
-    app: StudioApp, argv_log: Path
+async def test_train_creates_a_job_follows_its_events_and_marks_hot_loaded_checkpoints(
+    app: StudioApp, client: ScriptedClient
 ) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("f2")
@@ -42,15 +49,29 @@ async def test_train_runs_the_trainer_and_marks_hot_loaded_checkpoints(
         assert isinstance(screen, TrainScreen)
         assert screen.persona == "juni"
         epochs = screen.form.query_one("#train-epochs", Input)
-        assert epochs.value == "2"  # prefilled from the sample card
+        assert epochs.value == "2"  # prefilled from the card, as the server reports it
         epochs.value = "1"
+        screen.form.query_one("#train-learning_rate", Input).value = "0.00005"
+        screen.form.query_one("#train-rank", Input).value = "4"
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: screen.monitor.progress.state == "done")
         await settle(pilot)
-        argv = logged_argvs(argv_log)[-1]
-        assert argv == ["train", "juni", "--json", "--epochs", "1"]  # only what was changed
+        # Only what was changed; no upload: the persona's dataset is on the server.
+        assert client.job_requests == [
+            (
+                "juni",
+                {
+                    "rank": 4,
+                    "method": {
+                        "type": "supervised",
+                        "supervised": {
+                            "hyperparameters": {"n_epochs": 1, "learning_rate_multiplier": 0.5}
+                        },
+                    },
+                },
+            )
+        ]
         progress = screen.monitor.progress
-        assert progress.state == "done"
         assert [row.version for row in progress.checkpoints] == ["run-1:2", "run-1:4"]
         assert progress.train_points[-1] == (4, pytest.approx(1.4))
         assert screen.monitor.table.row_count == 2
@@ -59,17 +80,18 @@ async def test_train_runs_the_trainer_and_marks_hot_loaded_checkpoints(
         assert progress.checkpoints[1].live
         assert screen.monitor.table.get_row_at(1)[-1] == "hot-loaded ✓"
         assert any(n.startswith("Hot-loaded: juni@run-1:4 is live") for n in notes(app))
+        assert screen.job is not None
+        assert screen.job.status == "succeeded"
+
+        await pilot.press("ctrl+e")
         await pilot.press("ctrl+r")
-        await wait_for(pilot, lambda: len(logged_argvs(argv_log)) == 2)
-        await settle(pilot)
-        argv = logged_argvs(argv_log)[-1]
-        assert argv[:5] == ["train", "juni", "--json", "--resume", "run-1"]
+        await pilot.press("ctrl+b")
+        await wait_for(pilot, lambda: len(client.steered) == 3)
+        assert [a for _, a in client.steered] == ["pause", "resume", "cancel"]
 
 
-async def test_train_reports_a_failed_run_plainly(
-    app: StudioApp, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("FAKE_TRAIN_FAIL", "1")
+async def test_train_reports_a_failed_job_plainly(app: StudioApp, client: ScriptedClient) -> None:
+    client.fail_training = "the dataset is empty"
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("f2")
         await settle(pilot)
@@ -124,17 +146,13 @@ async def test_compare_streams_each_model_side_by_side(
         assert "adapter run-1:40" in str(panes[1].caption.render())
 
 
-async def test_data_lists_problems_with_file_line_and_shows_the_record(
-    client: ScriptedClient,
+async def test_data_shows_the_servers_check_and_stats_with_the_record(
+    persona_home: Path, tmp_path: Path
 ) -> None:
-    # The real `persona data check` and `persona data stats --json` run here.
-    app = make_app(TuiSettings(watch=False, start_server=False), client)
-    record_notes(app)
-    folder = personas_dir() / "pip"
+    # The real data routes check a persona that exists only in the server's personas folder.
+    folder = tmp_path / "server-personas" / "pip"
     folder.mkdir(parents=True)
-    (folder / "persona.toml").write_text(
-        'name = "pip"\nsystem_prompt = "You are Pip."\nbase_model = "/nonexistent-model"\n'
-    )
+    (folder / "persona.toml").write_text('name = "pip"\nsystem_prompt = "You are Pip."\n')
     good = {
         "messages": [
             {"role": "user", "content": "hi"},
@@ -143,24 +161,46 @@ async def test_data_lists_problems_with_file_line_and_shows_the_record(
     }
     bad = {"messages": [{"role": "user", "content": "no reply here"}]}
     (folder / "train.jsonl").write_text(f"{json.dumps(good)}\n{json.dumps(bad)}\n")
+    server = data_server(Catalog.discover([folder.parent]))
+    client = ScriptedClient(transport=httpx.ASGITransport(app=server))
+    client.personas = lambda: _personas(client)  # type: ignore[method-assign]
+    app = make_app(TuiSettings(watch=False, start_server=False), client)
+    record_notes(app)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("f5")
         screen = app.screen
         assert isinstance(screen, DataScreen)
+        await wait_for(pilot, lambda: screen.persona_select.value == "pip")
         await wait_for(pilot, lambda: bool(screen.problems) and screen.stats is not None)
-        assert screen.persona_select.value == "pip"  # user personas come before samples
         locations = [p.location for p in screen.problems]
-        assert f"{folder / 'train.jsonl'}:2" in locations
-        row = locations.index(f"{folder / 'train.jsonl'}:2")
+        assert "train.jsonl:2" in locations  # named relative to the persona on the server
         screen.problem_table.focus()
-        screen.problem_table.move_cursor(row=row)
+        screen.problem_table.move_cursor(row=locations.index("train.jsonl:2"))
         await pilot.pause()
         assert "user: no reply here" in str(screen.record.render())
+        screen.problem_table.move_cursor(row=0)
+        await pilot.pause()
         assert screen.stats is not None
-        assert screen.stats.records >= 1
+        assert screen.stats.records == 2
+        assert "records checked: 1 errors" in str(screen.summary.render())
+    assert not (persona_home / "personas").exists()  # nothing was read or written locally
 
 
-async def test_eval_runs_the_suite_and_fills_the_tables(app: StudioApp, argv_log: Path) -> None:
+async def _personas(client: ScriptedClient) -> list[PersonaInfo]:
+    return [msgspec.structs.replace(JUNI, id="pip", data_files=["train.jsonl"])]
+
+
+def data_server(catalog: Catalog) -> Litestar:
+    """The real data routes over a catalog, with no engine (token checks are skipped)."""
+    state = ServerState.create(ServerSettings(), catalog, ServerMetrics(1, lambda: None))
+    return Litestar(
+        route_handlers=eval_routes(), state=state, exception_handlers={Exception: handle_exception}
+    )
+
+
+async def test_eval_runs_on_the_server_and_fills_the_tables(
+    app: StudioApp, client: ScriptedClient
+) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("f6")
         await settle(pilot)
@@ -169,9 +209,7 @@ async def test_eval_runs_the_suite_and_fills_the_tables(app: StudioApp, argv_log
         assert screen.models_input.value == "juni gemma-3-270m"
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: screen.report_shown is not None)
-        argv = logged_argvs(argv_log)[-1]
-        assert argv[:2] == ["eval", "juni"]
-        assert argv[argv.index("--models") + 1 :] == ["juni", "gemma-3-270m"]
+        assert client.eval_requests == [("juni", ["juni", "gemma-3-270m"])]
         assert screen.metrics.row_count > 5
         assert screen.sample_table.row_count == 2
         screen.sample_table.focus()

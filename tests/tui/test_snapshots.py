@@ -4,22 +4,31 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
-from fakes import FAKE_PERSONA, ScriptedClient, settle, wait_for
+from fakes import ScriptedClient, settle, wait_for
 from textual.pilot import Pilot
 from textual.widgets import Input
 
 from adapters.training.events import DatasetInfo
 from tui.app import StudioApp, make_app
 from tui.conversations import Conversation, Turn
-from tui.data_report import BandView, CheckOutcome, LengthsView, ProblemLine, ShareView, StatsView
+from tui.data_report import (
+    BandView,
+    CheckView,
+    LengthsView,
+    ProblemView,
+    RowView,
+    ShareView,
+    StatsView,
+)
 from tui.screens.chat import ChatScreen
 from tui.screens.data import DataScreen
 from tui.screens.eval import EvalScreen
 from tui.screens.train import TrainScreen
 from tui.settings import TuiSettings
-from tui.training import (
+from tui.train_progress import (
     BestEvent,
     CheckpointEvent,
     StartEvent,
@@ -43,7 +52,7 @@ def utc(monkeypatch: pytest.MonkeyPatch) -> None:
 def still_app() -> StudioApp:
     client = ScriptedClient()
     client.one_piece = True
-    settings = TuiSettings(watch=False, start_server=False, persona_command=FAKE_PERSONA)
+    settings = TuiSettings(watch=False, start_server=False)
     return make_app(settings, client)
 
 
@@ -153,12 +162,15 @@ def test_compare_snapshot(snap_compare: Snap, still_app: StudioApp) -> None:
 
 
 def test_data_snapshot(snap_compare: Snap, still_app: StudioApp) -> None:
-    # A relative path (tests run from the repository root) keeps the picture the same anywhere.
-    broken = "tests/tui/data/broken.jsonl"
-    problems = [
-        ProblemLine(broken, 12, "error", "the last message must be from the assistant"),
-        ProblemLine(broken, 3, "warning", "near-duplicate prompt of line 2"),
-    ]
+    lines = Path(__file__).with_name("data").joinpath("broken.jsonl").read_text().splitlines()
+    check = CheckView(
+        files=["train.jsonl"],
+        rows=[RowView("train.jsonl", n, text) for n, text in enumerate(lines, 1)],
+        problems=[
+            ProblemView("train.jsonl", 12, "error", "the last message must be from the assistant"),
+            ProblemView("train.jsonl", 3, "warning", "near-duplicate prompt of line 2"),
+        ],
+    )
     stats = StatsView(
         records=120,
         single_turn=100,
@@ -194,21 +206,15 @@ def test_data_snapshot(snap_compare: Snap, still_app: StudioApp) -> None:
         ],
     )
 
+    client = still_app.client
+    assert isinstance(client, ScriptedClient)
+    client.check_view, client.stats_view = check, stats
+
     async def run_before(pilot: Pilot[None]) -> None:
         await pilot.press("f5")
         screen = pilot.app.screen
         assert isinstance(screen, DataScreen)
-        # The scripted command has no `data`: wait for both workers to say so, then fill in.
-        await wait_for(
-            pilot,
-            lambda: (
-                "not available" in str(screen.summary.render())
-                and "failed" in str(screen.warning.render())
-            ),
-        )
-        await settle(pilot)
-        screen.show_problems(CheckOutcome(problems, "120 records checked: 1 errors, 1 warnings"))
-        screen.show_stats(stats)
+        await wait_for(pilot, lambda: screen.stats is not None and bool(screen.problems))
         screen.problem_table.focus()
         await steady(pilot)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from studio.eval_cli import store_eval
+from adapters.training.record import store_eval
 
 
 def test_store_eval_merges_per_step(tmp_path: Path) -> None:
@@ -19,4 +19,4 @@ def test_store_eval_merges_per_step(tmp_path: Path) -> None:
     assert record["metrics"] == {"50": {"val": 1}}
     assert record["eval"]["50"]["score"] == 0.5
     assert record["eval"]["100"]["score"] == 0.7
-    assert not [p for p in run.iterdir() if p.name != "run.json"]  # no temp files left
+    assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]  # no temp files left

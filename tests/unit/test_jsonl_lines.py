@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from data.check import check_dataset
 from data.dataset import read_dataset
 from data.jsonl import count_records, read_json_lines, split_records
 from data.stats import dataset_stats
 from data.suite import read_suite
 from studio.cli import main
-from tui.data_report import read_record
+from tui.data_report import CheckView, RowView
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "datasets" / "line_separators.jsonl"
 SEPARATORS = ("\u2028", "\u2029", "\x85")
@@ -67,6 +68,8 @@ def test_eval_suite_lines_are_counted_the_same_way(tmp_path: Path) -> None:
 
 
 def test_the_tui_shows_the_record_at_the_checkers_line() -> None:
-    shown = read_record(str(FIXTURE), 3)
+    report = check_dataset([FIXTURE], None, None)
+    view = CheckView(rows=[RowView(r.file, r.line, r.raw) for r in report.rows])
+    shown = view.record_at(report.rows[2].file, 3)
     assert shown.startswith("user: Tell me about the moon.")
-    assert "fewer than" in read_record(str(FIXTURE), 11)
+    assert "could not be read" in view.record_at(report.rows[2].file, 11)

@@ -1,4 +1,5 @@
-"""Data: a persona's dataset checks (file:line, with the record), its stats, and draft review."""
+"""Data: a persona's dataset checks on the server (file:line, with the record), its stats,
+and draft review."""
 
 from __future__ import annotations
 
@@ -12,15 +13,7 @@ from textual.widgets import DataTable, Label, Select, TabbedContent, TabPane
 from textual_plotext import PlotextPlot
 
 from ..api import ApiError
-from ..cards import local_personas
-from ..data_report import (
-    CheckOutcome,
-    ProblemLine,
-    StatsView,
-    read_record,
-    run_check,
-    run_stats,
-)
+from ..data_report import CheckView, ProblemView, StatsView
 from ..widgets.draft_review import DraftReviewPane
 from .base import StudioScreen
 
@@ -39,8 +32,10 @@ class DataScreen(StudioScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.problems: list[ProblemLine] = []
+        self.problems: list[ProblemView] = []
         """The problems table's rows, in order."""
+        self.checked: CheckView | None = None
+        """The server's check report shown (its rows hold each record as written)."""
         self.stats: StatsView | None = None
         """The stats shown."""
 
@@ -90,11 +85,25 @@ class DataScreen(StudioScreen):
         return self.query_one("#data-warning", Label)
 
     def on_mount(self) -> None:
-        """List the personas and check the first."""
+        """List the server's personas and check the first."""
+        super().on_mount()
         self.problem_table.add_columns("where", "severity", "problem")
-        names = local_personas()
+        self.reload()
+
+    @work(exclusive=True, group="data-personas")
+    async def reload(self) -> None:
+        """Fetch the personas from the server."""
+        try:
+            found = await self.api.personas()
+        except ApiError as error:
+            self.report(error)
+            return
+        names = [p.id for p in found]
+        current = self.persona_select.value
         self.persona_select.set_options([(n, n) for n in names])
-        if names:
+        if current in names:
+            self.persona_select.value = current
+        elif names:
             self.persona_select.value = names[0]
 
     @on(Select.Changed, "#data-persona")
@@ -124,30 +133,31 @@ class DataScreen(StudioScreen):
 
     @work(exclusive=True, group="data-check")
     async def check(self, persona: str) -> None:
-        """Run `persona data check` and list the problems."""
+        """Ask the server to check the persona's data and list the problems."""
         try:
-            outcome = await run_check(self.studio.settings.command(), persona)
+            outcome = await self.api.data_check(persona)
         except ApiError as error:
             self.summary.update(f"{error.title}: {error.message}")
             self.report(error)
             return
         self.show_problems(outcome)
 
-    def show_problems(self, outcome: CheckOutcome) -> None:
+    def show_problems(self, outcome: CheckView) -> None:
         """List what the check found."""
+        self.checked = outcome
         self.problems = outcome.problems
         table = self.problem_table
         table.clear()
         for problem in self.problems:
             table.add_row(problem.location, problem.severity, problem.message)
-        self.summary.update(outcome.summary or f"{len(self.problems)} problems")
+        self.summary.update(outcome.summary())
         self.record.update("" if self.problems else "No problems found.")
 
     @work(exclusive=True, group="data-stats")
     async def measure(self, persona: str) -> None:
-        """Run `persona data stats --json` and show it."""
+        """Ask the server for the persona's data stats and show them."""
         try:
-            stats = await run_stats(self.studio.settings.command(), persona)
+            stats = await self.api.data_stats(persona)
         except ApiError as error:
             self.warning.update(f"{error.title}: {error.message}")
             return
@@ -185,7 +195,8 @@ class DataScreen(StudioScreen):
     def _problem_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if 0 <= event.cursor_row < len(self.problems):
             problem = self.problems[event.cursor_row]
-            self.record.update(f"{problem.location}\n\n{read_record(problem.file, problem.line)}")
+            record = self.checked.record_at(problem.file, problem.line) if self.checked else ""
+            self.record.update(f"{problem.location}\n\n{record}")
 
     def action_toggle_tab(self) -> None:
         """Switch between the problems, the stats and the drafts to review."""

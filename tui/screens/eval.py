@@ -1,19 +1,24 @@
-"""Eval: run a persona's held-out suite on chosen model ids and compare them side by side."""
+"""Eval: run a persona's held-out suite on the server against chosen model ids, side by side."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import ClassVar
 
+import msgspec
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Input, Label, ProgressBar, Select
 
+from server.jobs.types import EvalRun
+
 from ..api import ApiError
-from ..cards import local_personas
-from ..eval_runner import EvalReport, EvalSample, metric_rows, run_eval
+from ..eval_view import EvalReport, EvalSample, metric_rows
 from .base import StudioScreen
+
+POLL_SECONDS = 0.5
 
 
 class EvalScreen(StudioScreen):
@@ -32,6 +37,8 @@ class EvalScreen(StudioScreen):
         """The result on screen."""
         self.samples: list[EvalSample] = []
         """The replies table's rows, in order."""
+        self.run: EvalRun | None = None
+        """The evaluation running on the server, if any."""
 
     def compose_body(self) -> ComposeResult:
         """Persona and model ids on the left, results on the right."""
@@ -42,8 +49,8 @@ class EvalScreen(StudioScreen):
                 yield Label("Model ids (space-separated)", classes="section-title")
                 yield Input(id="eval-models", placeholder="e.g. juni gemma-3-270m juni@run-1:best")
                 yield Label(
-                    "Ctrl+S sends every prompt of the persona's eval.jsonl to each model id "
-                    "and scores the replies.",
+                    "Ctrl+S has the server send every prompt of the persona's eval.jsonl to "
+                    "each model id and score the replies.",
                     classes="hint",
                 )
                 yield ProgressBar(id="eval-progress", show_eta=False)
@@ -85,10 +92,24 @@ class EvalScreen(StudioScreen):
         return self.query_one("#eval-progress", ProgressBar)
 
     def on_mount(self) -> None:
-        """List the personas with a card on this machine."""
-        names = local_personas()
+        """List the server's personas."""
+        super().on_mount()
+        self.reload()
+
+    @work(exclusive=True, group="eval-personas")
+    async def reload(self) -> None:
+        """Fetch the personas that have an eval suite on the server."""
+        try:
+            found = await self.api.personas()
+        except ApiError as error:
+            self.report(error)
+            return
+        names = [p.id for p in found if "eval.jsonl" in p.data_files]
+        current = self.persona_select.value
         self.persona_select.set_options([(n, n) for n in names])
-        if names:
+        if current in names:
+            self.persona_select.value = current
+        elif names:
             self.persona_select.value = names[0]
 
     @on(Select.Changed, "#eval-persona")
@@ -107,22 +128,28 @@ class EvalScreen(StudioScreen):
 
     @work(exclusive=True, group="eval")
     async def evaluate(self, persona: str, models: list[str]) -> None:
-        """Run `persona eval` and show the result."""
+        """Queue an evaluation on the server, follow its progress, then show the result."""
         self.progress.update(total=None, progress=0)
         self.notify(f"Evaluating {', '.join(models) or persona}…", title="Eval")
         try:
-            report = await run_eval(
-                self.studio.settings.command(),
-                persona,
-                models,
-                self.api.base_url,
-                lambda done, total: self.progress.update(total=total, progress=done),
-            )
+            run = await self.api.create_eval(persona, models)
+            self.run = run
+            while run.status in ("queued", "running"):
+                await asyncio.sleep(POLL_SECONDS)
+                run = await self.api.eval_run(persona, run.id)
+                if run.progress.total:
+                    self.progress.update(total=run.progress.total, progress=run.progress.done)
         except ApiError as error:
             self.report(error)
             self.progress.update(total=100, progress=0)
             return
-        self.show_report(report)
+        finally:
+            self.run = None
+        if run.status != "succeeded" or run.result is None:
+            reason = run.error.message if run.error else run.status
+            self.notify(reason, title=f"Eval {run.status}", severity="error")
+            return
+        self.show_report(msgspec.convert(run.result, EvalReport))
 
     def show_report(self, report: EvalReport) -> None:
         """Fill both tables from a result."""
@@ -152,8 +179,17 @@ class EvalScreen(StudioScreen):
             self.output.update(f"{sample.case_id} · {sample.model}{adapter}\n\n{sample.text}")
 
     def action_stop(self) -> None:
-        """Cancel a running eval."""
-        self.workers.cancel_group(self, "eval")
+        """Cancel the running evaluation on the server."""
+        if self.run is not None:
+            self.cancel_run(self.run.persona, self.run.id)
+
+    @work(group="eval-cancel")
+    async def cancel_run(self, persona: str, run_id: str) -> None:
+        """Ask the server to stop the evaluation (the follow loop then sees it cancelled)."""
+        try:
+            await self.api.cancel_eval(persona, run_id)
+        except ApiError as error:
+            self.report(error)
 
     def action_pick_persona(self) -> None:
         """Focus the persona picker."""

@@ -1,4 +1,4 @@
-"""Train: pick a persona, adjust its card's settings, and watch `persona train` run."""
+"""Train: pick a persona, adjust its card's settings, and run a fine-tuning job on the server."""
 
 from __future__ import annotations
 
@@ -10,34 +10,38 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Label, Select
 
+from server.jobs.types import FINISHED, FineTuningJob, JobEvent
+
 from ..api import ApiError
-from ..cards import CardMissingError, changed, local_personas, training_defaults
-from ..training import StartEvent, TrainingRun, TrainOverrides, train_argv
-from ..widgets.train_form import TrainForm
+from ..train_progress import ErrorEvent, StartEvent, trainer_event
+from ..widgets.train_form import TrainForm, TrainOverrides, card_values, job_body
 from ..widgets.training_monitor import TrainingMonitor
-from ..wire import AdapterEvent
+from ..wire import AdapterEvent, PersonaInfo
 from .base import StudioScreen
+
+STEERABLE = ("queued", "running", "paused", "validating_files")
 
 
 class TrainScreen(StudioScreen):
-    """Start, stop and resume LoRA training; checkpoints appear as the server loads them."""
+    """Start, cancel, pause and resume fine-tuning jobs; checkpoints show as the server loads."""
 
     MODE = "train"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+s", "start", "Start training"),
-        Binding("ctrl+b", "stop", "Stop"),
-        Binding("ctrl+r", "resume", "Resume last run"),
+        Binding("ctrl+b", "cancel", "Cancel"),
+        Binding("ctrl+e", "pause", "Pause"),
+        Binding("ctrl+r", "resume", "Resume"),
         Binding("ctrl+g", "pick_persona", "Persona"),
     ]
 
     def __init__(self) -> None:
         super().__init__()
+        self.personas: dict[str, PersonaInfo] = {}
+        """The server's personas, by id."""
         self.defaults = TrainOverrides()
         """The chosen persona's card values."""
-        self.run: TrainingRun | None = None
-        """The trainer child process, while one runs."""
-        self.last_run: str | None = None
-        """The newest run this screen started (what Resume continues)."""
+        self.job: FineTuningJob | None = None
+        """The job this screen follows."""
 
     def compose_body(self) -> ComposeResult:
         """Persona and settings on the left, the live run on the right."""
@@ -77,104 +81,160 @@ class TrainScreen(StudioScreen):
         return value if isinstance(value, str) else None
 
     def on_mount(self) -> None:
-        """List the personas this machine can train and follow hot-reload events."""
-        names = local_personas()
-        self.persona_select.set_options([(n, n) for n in names])
-        if names:
-            self.persona_select.value = names[0]
+        """List the server's personas and follow hot-reload events."""
+        super().on_mount()
         self.watch(self.studio, "adapter_event", self._adapter_event, init=False)
         self._show_state()
+        self.reload()
 
-    @on(Select.Changed, "#train-persona")
-    def _persona_chosen(self, event: Select.Changed) -> None:
-        if not isinstance(event.value, str):
-            return
+    @work(exclusive=True, group="train-personas")
+    async def reload(self) -> None:
+        """Fetch the personas (with their card's training settings) from the server."""
         try:
-            self.defaults = training_defaults(event.value)
-        except CardMissingError as exc:
-            self.notify(str(exc), title="No card", severity="error")
-            return
-        self.form.fill(self.defaults)
-        self.last_run = None
-
-    def _show_state(self) -> None:
-        if self.run is not None and self.run.running:
-            text = "Training. Ctrl+B stops after the current step (a checkpoint is kept)."
-        elif self.last_run:
-            text = f"Last run: {self.last_run}. Ctrl+R resumes it; Ctrl+S starts a new one."
-        else:
-            text = "Ctrl+S starts a new run with these settings."
-        self.state_line.update(text)
-
-    def action_start(self) -> None:
-        """Start a new training run."""
-        self._launch(resume=None)
-
-    def action_resume(self) -> None:
-        """Continue the last run from its newest checkpoint."""
-        if self.last_run is None:
-            self.find_last_run()
-            return
-        self._launch(resume=self.last_run)
-
-    @work(exclusive=True, group="train-lookup")
-    async def find_last_run(self) -> None:
-        """Ask the server for the persona's newest run, then resume it."""
-        persona = self.persona
-        try:
-            entries = await self.api.adapters()
+            found = await self.api.personas()
         except ApiError as error:
             self.report(error)
             return
-        runs = [r.run for e in entries if e.persona == persona for r in e.runs]
-        if not runs:
-            self.notify(f"{persona} has no run to resume yet: Ctrl+S starts one.")
-            return
-        self.last_run = runs[-1]
-        self._launch(resume=self.last_run)
+        self.personas = {p.id: p for p in found}
+        current = self.persona
+        self.persona_select.set_options([(p.id, p.id) for p in found])
+        if current in self.personas:
+            self.persona_select.value = current
+        elif found:
+            self.persona_select.value = found[0].id
 
-    def _launch(self, resume: str | None) -> None:
-        if self.run is not None and self.run.running:
-            self.notify("A run is already going: Ctrl+B stops it first.", severity="warning")
+    @on(Select.Changed, "#train-persona")
+    def _persona_chosen(self, event: Select.Changed) -> None:
+        info = self.personas.get(event.value) if isinstance(event.value, str) else None
+        if info is None:
             return
+        self.defaults = card_values(info.training)
+        self.form.fill(self.defaults)
+
+    def _show_state(self) -> None:
+        job = self.job
+        if job is None:
+            text = "Ctrl+S starts a fine-tuning job on the server with these settings."
+        elif job.status in ("running", "queued", "validating_files"):
+            text = (
+                f"Job {job.id}: {job.status}. Ctrl+B cancels (a checkpoint is kept), Ctrl+E pauses."
+            )
+        elif job.status == "paused" or (job.status == "failed" and job.run):
+            text = f"Job {job.id}: {job.status}. Ctrl+R resumes it from its newest checkpoint."
+        else:
+            text = f"Job {job.id}: {job.status}. Ctrl+S starts a new one."
+        self.state_line.update(text)
+
+    def action_start(self) -> None:
+        """Create a fine-tuning job for the chosen persona."""
         persona = self.persona
         if persona is None:
             self.notify("Choose a persona first.", severity="warning")
+            return
+        if self.job is not None and self.job.status in ("running", "queued", "validating_files"):
+            self.notify("A job is already going: Ctrl+B cancels it first.", severity="warning")
+            return
+        info = self.personas.get(persona)
+        if info is not None and not {"train.jsonl", "dataset.jsonl"} & set(info.data_files):
+            self.notify(f"{persona} has no dataset on the server.", severity="error")
             return
         values, problems = self.form.read()
         if problems:
             self.notify("\n".join(problems), title="Check the settings", severity="error")
             return
-        settings = self.studio.settings
-        # A server started here serves `settings.model`; adapters must be trained on that base.
-        model = settings.model if settings.model != "embedded" else None
-        argv = train_argv(
-            settings.command(), persona, changed(values, self.defaults), resume, model
-        )
-        self.run = TrainingRun(argv)
-        self.train(self.run)
+        self.start_job(persona, job_body(values, self.defaults))
+
+    @work(exclusive=True, group="train-steer")
+    async def start_job(self, persona: str, body: dict[str, object]) -> None:
+        """Create the job, then follow it."""
+        try:
+            self.job = await self.api.create_job(persona, body)
+        except ApiError as error:
+            self.report(error)
+            return
+        self.notify(f"Job {self.job.id} created for {persona}.", title="Fine-tuning")
+        self._show_state()
+        self.follow(self.job.id)
 
     @work(exclusive=True, group="training")
-    async def train(self, run: TrainingRun) -> None:
-        """Read the trainer's events into the monitor until it ends."""
-        self._show_state()
-        async for event in run.events():
-            if isinstance(event, StartEvent):
-                self.last_run = event.run
+    async def follow(self, job_id: str) -> None:
+        """Read the job's event stream into the monitor until the job ends."""
+        try:
+            async for event in self.api.job_events(job_id):
+                self._take(event)
+        except ApiError as error:
+            self.report(error)
+
+    def _take(self, event: JobEvent) -> None:
+        trained = trainer_event(event)
+        if trained is not None:
+            if isinstance(trained, StartEvent) and trained.resumed_from is None:
                 self.notify(
-                    f"{event.persona} {event.run}: {event.total_steps} steps.",
+                    f"{trained.persona} {trained.run}: {trained.total_steps} steps.",
                     title="Training started",
                 )
-            self.monitor.record(event)
+            self.monitor.record(trained)
+            return
+        status = (event.data or {}).get("status")
+        if self.job is None or not isinstance(status, str):
+            return
+        self.job.status = status  # type: ignore[assignment]
+        if status == "failed" and self.monitor.progress.state != "failed":
+            self.monitor.record(ErrorEvent(message=event.message))
+        elif status in FINISHED or status == "paused":
+            self.notify(event.message, title=f"Job {status}")
         self._show_state()
 
-    def action_stop(self) -> None:
-        """Stop the run after its current step."""
-        if self.run is None or not self.run.running:
-            self.notify("Nothing is training.")
+    def action_cancel(self) -> None:
+        """Cancel the job (the trainer stops after its step and keeps a checkpoint)."""
+        self._steer("cancel")
+
+    def action_pause(self) -> None:
+        """Pause the job after its current step."""
+        self._steer("pause")
+
+    def action_resume(self) -> None:
+        """Resume the paused (or failed) job from its newest checkpoint."""
+        self._steer("resume")
+
+    def _steer(self, action: str) -> None:
+        if self.job is None:
+            self.find_job(action)
             return
-        self.run.stop()
-        self.notify("Stopping after the current step…")
+        self.steer(self.job.id, action)
+
+    @work(exclusive=True, group="train-lookup")
+    async def find_job(self, action: str) -> None:
+        """Ask the server for the persona's newest job, then steer it."""
+        try:
+            jobs = [j for j in await self.api.jobs() if j.persona == self.persona]
+        except ApiError as error:
+            self.report(error)
+            return
+        if not jobs:
+            self.notify(f"{self.persona} has no job yet: Ctrl+S starts one.")
+            return
+        self.job = jobs[0]
+        if self.job.status in STEERABLE or self.job.run:
+            self.follow(self.job.id)
+        self.steer(self.job.id, action)
+
+    @work(exclusive=True, group="train-steer")
+    async def steer(self, job_id: str, action: str) -> None:
+        """Cancel, pause or resume on the server."""
+        try:
+            self.job = await self.api.steer_job(job_id, action)
+        except ApiError as error:
+            self.report(error)
+            return
+        self.notify(
+            {
+                "cancel": "Cancelling after the current step…",
+                "pause": "Pausing after the current step…",
+                "resume": "Resumed: queued to continue.",
+            }[action]
+        )
+        self._show_state()
 
     def action_pick_persona(self) -> None:
         """Focus the persona picker."""

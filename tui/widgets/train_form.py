@@ -9,8 +9,53 @@ from textual.app import ComposeResult
 from textual.containers import Grid, Vertical
 from textual.widgets import Input, Label
 
-from ..training import TrainOverrides
+from ..wire import TrainingDefaults
 from .sampling_form import show_number
+
+
+class TrainOverrides(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Hyperparameters of one run; `None` keeps the card's value."""
+
+    epochs: int | None = None
+    learning_rate: float | None = None
+    rank: int | None = None
+    scale: float | None = None
+    layers: int | None = None
+    batch_size: int | None = None
+    max_seq_length: int | None = None
+    val_every: int | None = None
+    checkpoint_every: int | None = None
+
+
+def card_values(training: TrainingDefaults) -> TrainOverrides:
+    """The card's `[training]` (as the server reports it) as a full set of form values."""
+    names = TrainOverrides.__struct_fields__
+    return TrainOverrides(**{n: getattr(training, n) for n in names})
+
+
+def job_body(values: TrainOverrides, card: TrainOverrides) -> dict[str, Any]:
+    """The fine-tuning job fields for the values that differ from the card.
+
+    Epochs and batch size travel as OpenAI's hyperparameters, the learning rate as OpenAI's
+    multiplier of the card's, the LoRA settings as extra fields.
+    """
+    diff = {
+        name: value
+        for name, value in msgspec.structs.asdict(values).items()
+        if value is not None and value != getattr(card, name)
+    }
+    hyper: dict[str, Any] = {}
+    if "epochs" in diff:
+        hyper["n_epochs"] = diff.pop("epochs")
+    if "batch_size" in diff:
+        hyper["batch_size"] = diff.pop("batch_size")
+    if "learning_rate" in diff and card.learning_rate:
+        hyper["learning_rate_multiplier"] = diff.pop("learning_rate") / card.learning_rate
+    body: dict[str, Any] = dict(diff)
+    if hyper:
+        body["method"] = {"type": "supervised", "supervised": {"hyperparameters": hyper}}
+    return body
+
 
 FIELDS: tuple[tuple[str, str, str], ...] = (
     ("epochs", "epochs", "integer"),

@@ -8,8 +8,14 @@ from textual.message import Message
 from textual.widgets import DataTable, Label, ProgressBar
 from textual_plotext import PlotextPlot
 
-from ..train_progress import TrainProgress
-from ..training import CheckpointEvent, DoneEvent, ErrorEvent, StartEvent, TrainEvent
+from ..train_progress import (
+    CheckpointEvent,
+    DoneEvent,
+    ErrorEvent,
+    StartEvent,
+    TrainEvent,
+    TrainProgress,
+)
 
 
 class TrainingMonitor(Vertical):
@@ -76,7 +82,7 @@ class TrainingMonitor(Vertical):
 
     def record(self, event: TrainEvent) -> None:
         """Take one event; the repaint follows once the burst is over."""
-        if isinstance(event, StartEvent):
+        if isinstance(event, StartEvent) and event.resumed_from is None:
             self.progress = TrainProgress()
             self.table.clear()
         self.progress.apply(event)

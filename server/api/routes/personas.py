@@ -5,10 +5,12 @@ from __future__ import annotations
 from litestar import get
 from litestar.params import FromPath
 
-from data.personas import PersonaEntry
+from data.personas import EVAL, TRAIN_FILES, VALID, PersonaEntry
 from server.api.wire import PersonaInfo, PersonaList
 from server.errors import NotFoundError, error_responses
 from server.state import ServerState
+
+DATA_FILES = (*TRAIN_FILES, VALID, EVAL)
 
 
 def describe(state: ServerState, entry: PersonaEntry) -> PersonaInfo:
@@ -24,6 +26,8 @@ def describe(state: ServerState, entry: PersonaEntry) -> PersonaInfo:
         active_adapter=state.active_version(entry.name),
         greetings=list(card.greetings),
         post_history_instructions=card.post_history_instructions,
+        training=card.training,
+        data_files=[n for n in DATA_FILES if (entry.folder / n).is_file()],
     )
 
 

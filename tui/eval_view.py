@@ -1,16 +1,10 @@
-"""Run `persona eval PERSONA --models ... --json FILE` and read its result for the Eval screen."""
+"""An evaluation result as the Eval screen reads it: lenient views of the CLI's `EvalResult`."""
 
 from __future__ import annotations
 
-import re
-import tempfile
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Callable
 
 import msgspec
-
-from .api import ApiError
-from .commands import missing_subcommand, run_command
 
 
 class LengthView(msgspec.Struct, frozen=True):
@@ -118,57 +112,3 @@ def _fmt(value: float | None) -> str:
     if value is None:
         return "-"
     return f"{value:.0f}" if abs(value) >= 10 else f"{value:.2f}"
-
-
-_PROGRESS = re.compile(r"(\d+)/(\d+) replies")
-
-
-def parse_progress(line: str) -> tuple[int, int] | None:
-    """`(done, total)` from the eval command's progress line."""
-    match = _PROGRESS.search(line)
-    return (int(match.group(1)), int(match.group(2))) if match else None
-
-
-def eval_argv(
-    base: Sequence[str], persona: str, models: Sequence[str], api_url: str, out: Path
-) -> list[str]:
-    """`persona eval PERSONA --models ... --base-url URL/v1 --json OUT`."""
-    argv = [*base, "eval", persona, "--base-url", f"{api_url}/v1", "--json", str(out)]
-    if models:
-        argv += ["--models", *models]
-    return argv
-
-
-async def run_eval(
-    base: Sequence[str],
-    persona: str,
-    models: Sequence[str],
-    api_url: str,
-    on_progress: Callable[[int, int], None] | None = None,
-) -> EvalReport:
-    """Run the eval command and decode its JSON result."""
-
-    def progress(line: str) -> None:
-        parsed = parse_progress(line)
-        if parsed is not None and on_progress is not None:
-            on_progress(*parsed)
-
-    with tempfile.TemporaryDirectory(prefix="persona-eval-") as folder:
-        out = Path(folder) / "result.json"
-        try:
-            await run_command(
-                eval_argv(base, persona, models, api_url, out), progress, "Eval failed"
-            )
-        except ApiError as error:
-            if missing_subcommand(error.message, "eval"):
-                raise ApiError(
-                    "Eval is not available",
-                    "this installation has no `persona eval` command yet",
-                ) from None
-            raise
-        try:
-            return msgspec.json.decode(out.read_bytes(), type=EvalReport)
-        except OSError:
-            raise ApiError("Eval failed", "the eval command wrote no result") from None
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise ApiError("Eval failed", f"unreadable result: {exc}") from None

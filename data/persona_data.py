@@ -1,0 +1,67 @@
+"""A persona folder's data as a whole: what `persona data check` and `stats` report for it.
+
+Shared by the server's data routes; problems name files relative to the persona folder, so a
+report never shows where the server keeps its files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+
+from .card import PersonaCard
+from .check import CheckReport, check_dataset
+from .dataset import read_datasets
+from .personas import EVAL, TRAIN_FILES, VALID
+from .split import contamination
+from .stats import DatasetStats, dataset_stats
+from .suite import read_suite
+from .tokens import ChatTokenizer
+
+
+def dataset_files(folder: Path) -> list[Path]:
+    """The training files (`train.jsonl` or `dataset.jsonl`) and `valid.jsonl`, when present."""
+    train = next((folder / n for n in TRAIN_FILES if (folder / n).is_file()), None)
+    files = [train] if train is not None else []
+    if (folder / VALID).is_file():
+        files.append(folder / VALID)
+    return files
+
+
+def check_persona(
+    folder: Path, card: PersonaCard, tokenizer: ChatTokenizer | None = None
+) -> CheckReport:
+    """Every problem of the persona's datasets and eval suite, as `persona data check` finds."""
+    report = check_dataset(dataset_files(folder), card, tokenizer)
+    problems = list(report.problems)
+    suite = folder / EVAL
+    if suite.is_file():
+        numbered, found = read_suite(suite)
+        problems += found
+        problems += contamination(str(suite), numbered, report.rows)
+    return _relative(
+        msgspec.structs.replace(report, problems=tuple(problems)), folder, suite.is_file()
+    )
+
+
+def persona_stats(
+    folder: Path, card: PersonaCard, tokenizer: ChatTokenizer | None = None
+) -> DatasetStats:
+    """`persona data stats` of the persona's datasets."""
+    loaded = read_datasets(dataset_files(folder))
+    return dataset_stats([r.record for r in loaded.rows], card, tokenizer)
+
+
+def _relative(report: CheckReport, folder: Path, with_suite: bool) -> CheckReport:
+    def name(path: str) -> str:
+        p = Path(path)
+        return p.name if p.parent == folder else path
+
+    files = [*report.files, *([str(folder / EVAL)] if with_suite else [])]
+    return CheckReport(
+        files=tuple(name(f) for f in files),
+        rows=tuple(msgspec.structs.replace(r, file=name(r.file)) for r in report.rows),
+        problems=tuple(msgspec.structs.replace(p, file=name(p.file)) for p in report.problems),
+        notes=report.notes,
+    )

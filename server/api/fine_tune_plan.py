@@ -1,0 +1,192 @@
+"""Turn a `POST /v1/fine_tuning/jobs` body into a job and what its trainer is started with.
+
+`model` is a persona (trained on its own dataset, or on uploaded files) or the base model, whose
+`suffix` then names a new persona with a minimal card. Files are copied into the job's own folder
+(or the new persona's), so deleting an upload later never breaks a job's resume.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from data.atomic import write_bytes, write_text
+from data.card import NAME_PATTERN, PersonaCard, Training, load_card
+from data.home import personas_dir
+from data.personas import CARD, TRAIN_FILES, VALID, PersonaEntry
+from server.api.routes.files import read_file
+from server.errors import InvalidRequest, ModelNotFoundError, UnsupportedError
+from server.jobs.fine_tuning import new_job_id
+from server.jobs.methods import MethodError, Plan, plan_job, trainer_flags
+from server.jobs.store import TrainSpec
+from server.jobs.types import (
+    CreateJobRequest,
+    FileObject,
+    FineTuningJob,
+    Method,
+    SupervisedMethod,
+)
+from server.state import ServerState
+
+OWN_DATASET = "persona:"
+"""`training_file` of a job that trains on the persona's own dataset on the server."""
+
+
+def plan(
+    state: ServerState, request: CreateJobRequest, jobs_root: Path
+) -> tuple[FineTuningJob, TrainSpec]:
+    """The new job and its trainer spec; 4xx errors for anything that cannot be trained."""
+    if request.integrations:
+        raise UnsupportedError(
+            "integrations are not supported by this server", param="integrations"
+        )
+    files = state.files
+    own = request.training_file in (None, OWN_DATASET + request.model)
+    train = None if own else read_file(files, request.training_file or "", "training_file")
+    valid = (
+        read_file(files, request.validation_file, "validation_file")
+        if request.validation_file
+        else None
+    )
+    for entry, param in ((train, "training_file"), (valid, "validation_file")):
+        if entry is not None and entry.purpose != "fine-tune":
+            raise InvalidRequest(
+                f"{entry.id} has purpose {entry.purpose!r}, not 'fine-tune'",
+                param=param,
+                code="invalid_file",
+            )
+    job_id = new_job_id()
+    persona = state.catalog.get(request.model)
+    if persona is None and request.model not in (*state.base_ids(), "embedded"):
+        raise ModelNotFoundError(
+            f"The model '{request.model}' does not exist: fine-tune a persona or the base model.",
+            param="model",
+        )
+    if persona is not None and request.suffix:
+        raise InvalidRequest(
+            "suffix names a new persona, so it applies only when model is the base model",
+            param="suffix",
+        )
+    if persona is None:
+        _check_new_persona(state, request, train)
+    elif train is None and persona.train_file is None:
+        raise InvalidRequest(
+            f"{persona.name} has no dataset on the server; upload one and pass training_file",
+            param="training_file",
+        )
+    # Everything is checked before anything is written: a refused request leaves nothing behind.
+    try:
+        method, training = plan_job(request, persona.card.training if persona else Training())
+    except MethodError as exc:
+        raise InvalidRequest(str(exc), param=exc.param, code="invalid_value") from None
+    if request.eval_checkpoints and (persona is None or persona.eval_file is None):
+        raise InvalidRequest(
+            f"{request.suffix or request.model} has no eval suite (eval.jsonl) to score "
+            "checkpoints with",
+            param="eval_checkpoints",
+        )
+    if persona is None:
+        card, folder = _new_persona(state, request, train, valid)
+    elif train is not None:
+        card, folder = persona.card, jobs_root / job_id / "data"
+        write_bytes(folder / CARD, (persona.folder / CARD).read_bytes())
+        _copy_data(state, folder, train.id, valid.id if valid else None)
+    else:
+        card, folder = persona.card, persona.folder
+    data_files = [str(p) for n in (*TRAIN_FILES, VALID) if (p := folder / n).is_file()]
+    job = FineTuningJob(
+        id=job_id,
+        created_at=int(time.time()),
+        model=request.model,
+        training_file=train.id if train else OWN_DATASET + card.name,
+        validation_file=valid.id if valid else None,
+        hyperparameters=method.hyperparameters,
+        method=request.method or _supervised(method),
+        seed=training.seed,
+        metadata=request.metadata,
+        user_provided_suffix=request.suffix,
+        persona=card.name,
+    )
+    spec = TrainSpec(
+        persona=card.name,
+        folder=str(folder),
+        data_files=data_files,
+        flags=trainer_flags(method.overrides) + method.flags,
+        eval_checkpoints=request.eval_checkpoints,
+        training=training,
+    )
+    return job, spec
+
+
+def _supervised(method: Plan) -> Method:
+    return Method(type="supervised", supervised=SupervisedMethod(method.hyperparameters))
+
+
+def _copy_data(state: ServerState, folder: Path, train_id: str, valid_id: str | None) -> None:
+    write_bytes(folder / "train.jsonl", state.files.content(train_id))
+    if valid_id is not None:
+        write_bytes(folder / VALID, state.files.content(valid_id))
+
+
+def _check_new_persona(
+    state: ServerState, request: CreateJobRequest, train: FileObject | None
+) -> None:
+    name = request.suffix
+    if not name:
+        raise InvalidRequest(
+            "fine-tuning the base model needs a suffix: the name of the new persona",
+            param="suffix",
+        )
+    if not NAME_PATTERN.match(name):
+        raise InvalidRequest(
+            f"suffix {name!r} must be lowercase letters, digits, '-' or '_' (max 63), as it "
+            "names the new persona",
+            param="suffix",
+        )
+    if state.catalog.get(name) is not None or (personas_dir() / name).exists():
+        raise InvalidRequest(
+            f"a persona named {name!r} exists already; fine-tune it by naming it as model",
+            param="suffix",
+        )
+    if train is None:
+        raise InvalidRequest(
+            "fine-tuning the base model needs a training_file", param="training_file"
+        )
+
+
+def _new_persona(
+    state: ServerState,
+    request: CreateJobRequest,
+    train: FileObject | None,
+    valid: FileObject | None,
+) -> tuple[PersonaCard, Path]:
+    """Create the persona a base-model job names: a minimal card and the uploaded data."""
+    name, folder = request.suffix or "", personas_dir() / (request.suffix or "")
+    assert train is not None
+    content = state.files.content(train.id)
+    prompt = agreed_system_prompt(content) or f"You are {name}."
+    fields = (("name", name), ("system_prompt", prompt), ("base_model", state.settings.model))
+    _copy_data(state, folder, train.id, valid.id if valid else None)
+    write_text(folder / CARD, "".join(f"{key} = {json.dumps(value)}\n" for key, value in fields))
+    card = load_card(folder)
+    state.catalog.add(PersonaEntry(name, folder, card))
+    return card, folder
+
+
+def agreed_system_prompt(content: bytes) -> str | None:
+    """The system turn every record of a JSONL dataset starts with, if they all agree."""
+    prompts: set[str] = set()
+    for line in content.decode("utf-8", errors="replace").splitlines():
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            return None
+        messages = record.get("messages") if isinstance(record, dict) else None
+        first = messages[0] if isinstance(messages, list) and messages else None
+        if not (isinstance(first, dict) and first.get("role") == "system"):
+            return None
+        prompts.add(str(first.get("content", "")))
+    return prompts.pop() if len(prompts) == 1 and "" not in prompts else None

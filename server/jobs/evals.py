@@ -1,0 +1,235 @@
+"""Evaluation runs as server jobs: queued, run one at a time, stored with their events and result.
+
+A run sends a persona's held-out suite (or an uploaded one) to each model id through this very
+server's OpenAI API, scores the replies with `data.evaluate.run_eval` (what `persona eval`
+runs), and keeps the `EvalResult`. A run tied to a fine-tuning job (the server-side `--watch`)
+also writes its scores into that run's `run.json` under `eval.<step>`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from adapters.registry import Registry, RegistryError, parse_model_id
+from adapters.training.record import store_eval
+from data.card import load_card
+from data.dataset import read_datasets
+from data.evaluate import EvalResult, run_eval
+from data.personas import TRAIN_FILES
+from data.records import replies
+from data.report import summary
+from data.suite import load_suite
+
+from .files import new_id
+from .log import EventLog
+from .store import EvalRecord, Store
+from .types import FINISHED, EvalProgress, EvalRun, JobError
+
+log = logging.getLogger("persona.server")
+
+ClientFactory = Callable[[], Any]
+"""Makes an `openai.AsyncOpenAI` bound to this server (closed by the service after each run)."""
+
+
+class EvalStateError(ValueError):
+    """The run cannot do this in its state (a 400 for the client)."""
+
+
+class EvalService:
+    """Creates, runs and remembers evaluation runs."""
+
+    def __init__(self, root: Path, client: ClientFactory, registry: Registry) -> None:
+        self.store: Store[EvalRecord] = Store(root, "eval.json", EvalRecord)
+        self.client = client
+        self.registry = registry
+        self.records: dict[str, EvalRecord] = {}
+        self._wake = asyncio.Event()
+        self._worker: asyncio.Task[None] | None = None
+        self._current: tuple[str, asyncio.Task[EvalResult]] | None = None
+
+    async def start(self) -> None:
+        """Load every run; one cut short by the last shutdown is failed; start the worker."""
+        self.records = self.store.load()
+        for record in self.records.values():
+            if record.run.status == "running":
+                self._finish(
+                    record,
+                    "failed",
+                    JobError("server_stopped", "the server stopped during the evaluation"),
+                )
+            elif record.run.status in FINISHED:
+                self.log(record.run.id).close()
+        self._worker = asyncio.create_task(self._work(), name="evaluations")
+
+    async def aclose(self) -> None:
+        """Stop the worker (a running evaluation is failed as the server stops)."""
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+
+    def log(self, run_id: str) -> EventLog:
+        """A run's events."""
+        return self.store.log(run_id)
+
+    def runs(self, persona: str) -> list[EvalRun]:
+        """A persona's runs, newest first."""
+        found = [r for r in self.records.values() if r.run.persona == persona]
+        return [r.run for r in sorted(found, key=lambda r: r.created, reverse=True)]
+
+    def get(self, run_id: str) -> EvalRecord:
+        """One run; KeyError when unknown."""
+        return self.records[run_id]
+
+    def create(self, run: EvalRun, folder: Path, suite: Path) -> EvalRun:
+        """Queue a run."""
+        record = EvalRecord(run=run, folder=str(folder), suite=str(suite))
+        self.records[run.id] = record
+        self._save(record)
+        models = ", ".join(run.models)
+        self.log(run.id).add(f"Evaluation queued: {models}", data={"status": "queued"})
+        self._wake.set()
+        return run
+
+    def cancel(self, run_id: str) -> EvalRun:
+        """Stop a queued or running evaluation."""
+        record = self.get(run_id)
+        if record.run.status in FINISHED:
+            raise EvalStateError(
+                f"evaluation {run_id} is {record.run.status}; it cannot be cancelled"
+            )
+        if self._current is not None and self._current[0] == run_id:
+            self._current[1].cancel()
+        else:
+            self._finish(record, "cancelled")
+        return record.run
+
+    def _save(self, record: EvalRecord) -> None:
+        self.store.save(record.run.id, record)
+
+    def _finish(self, record: EvalRecord, status: str, error: JobError | None = None) -> None:
+        run = record.run
+        run.status = status  # type: ignore[assignment]
+        run.error = error
+        run.finished_at = int(time.time())
+        self._save(record)
+        text = error.message if error else status
+        self.log(run.id).add(
+            f"Evaluation {status}" + (f": {text}" if error else ""),
+            level="error" if error else "info",
+            data={"status": status},
+        )
+        self.log(run.id).close()
+
+    async def _work(self) -> None:
+        while True:
+            queued = [r for r in self.records.values() if r.run.status == "queued"]
+            if not queued:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            record = min(queued, key=lambda r: r.created)
+            await self._run(record)
+
+    async def _run(self, record: EvalRecord) -> None:
+        run = record.run
+        run.status = "running"
+        self._save(record)
+        self.log(run.id).add("Evaluation started", data={"status": "running"})
+        task = asyncio.create_task(self._evaluate(record))
+        self._current = (run.id, task)
+        try:
+            result = await task
+        except asyncio.CancelledError:
+            if task.cancelled() and not _being_cancelled():
+                self._finish(record, "cancelled")
+                return
+            self._finish(record, "failed", JobError("server_stopped", "the server stopped"))
+            raise
+        except Exception as exc:
+            log.exception("evaluation %s failed", run.id)
+            self._finish(record, "failed", JobError("eval_failed", str(exc) or type(exc).__name__))
+            return
+        finally:
+            self._current = None
+        run.result = msgspec.to_builtins(result)
+        if run.job is not None:
+            self._store_scores(run, result)
+        self._finish(record, "succeeded")
+
+    async def _evaluate(self, record: EvalRecord) -> EvalResult:
+        run = record.run
+        folder = Path(record.folder)
+        card = await asyncio.to_thread(load_card, folder)
+        cases, problems = await asyncio.to_thread(load_suite, Path(record.suite))
+        if problems:
+            raise ValueError("the eval suite has problems:\n" + "\n".join(map(str, problems)))
+        if not cases:
+            raise ValueError("the eval suite has no cases")
+        texts = await asyncio.to_thread(_training_replies, folder)
+        logbook = self.log(run.id)
+        step = max(1, (len(run.models) * len(cases) * run.samples) // 20)
+
+        def progress(done: int, total: int) -> None:
+            run.progress = EvalProgress(done, total)
+            if done % step == 0 or done == total:
+                logbook.add(
+                    f"{done}/{total} replies scored",
+                    kind="metrics",
+                    data={"done": done, "total": total},
+                )
+
+        client = self.client()
+        try:
+            return await run_eval(
+                card,
+                cases,
+                texts,
+                run.models,
+                samples=run.samples,
+                seed=run.seed,
+                overrides=dict(run.overrides),
+                progress=progress,
+                client=client,
+            )
+        finally:
+            await client.close()
+
+    def _store_scores(self, run: EvalRun, result: EvalResult) -> None:
+        for scores in result.models:
+            try:
+                ref = parse_model_id(scores.model)
+            except RegistryError:
+                continue
+            if ref.run is None or not isinstance(ref.step, int) or not scores.replies:
+                continue
+            store_eval(self.registry.run_dir(ref.persona, ref.run), ref.step, summary(scores))
+            self.log(run.id).add(
+                f"{scores.model}: score {scores.score:.3f}",
+                data={"model": scores.model, "score": scores.score},
+            )
+
+
+def new_eval_id() -> str:
+    """A fresh `eval-...` id."""
+    return new_id("eval-")
+
+
+def _being_cancelled() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+def _training_replies(folder: Path) -> list[str]:
+    path = next((folder / n for n in TRAIN_FILES if (folder / n).is_file()), None)
+    if path is None:
+        return []
+    return [text for row in read_datasets([path]).rows for text in replies(row.record)]

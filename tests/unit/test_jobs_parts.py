@@ -1,0 +1,114 @@
+"""The job machinery's small parts: methods, trainer flags, the event log, the trainer process."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from data.card import Training
+from server.api.fine_tune_plan import agreed_system_prompt
+from server.jobs.log import EventLog
+from server.jobs.methods import MethodError, plan_job, trainer_flags
+from server.jobs.trainer import TrainerProcess
+from server.jobs.types import CreateJobRequest
+
+
+def request(**fields: object) -> CreateJobRequest:
+    return msgspec.convert({"model": "juni", **fields}, CreateJobRequest)
+
+
+def test_supervised_hyperparameters_scale_the_cards_learning_rate() -> None:
+    card = Training(learning_rate=1e-4, epochs=3, batch_size=4)
+    hyper = {"n_epochs": 2, "batch_size": "auto", "learning_rate_multiplier": 0.5}
+    method = {"type": "supervised", "supervised": {"hyperparameters": hyper}}
+    plan, training = plan_job(request(method=method, rank=16, seed=7), card)
+    assert (training.epochs, training.batch_size, training.rank, training.seed) == (2, 4, 16, 7)
+    assert training.learning_rate == pytest.approx(5e-5)
+    assert plan.hyperparameters.learning_rate_multiplier == pytest.approx(0.5)
+    legacy, _ = plan_job(request(hyperparameters={"n_epochs": 5}), card)
+    assert legacy.overrides == {"epochs": 5}
+
+
+@pytest.mark.parametrize(
+    ("fields", "param", "text"),
+    [
+        ({"method": {"type": "dpo"}}, "method", "'dpo' is not served"),
+        (
+            {"method": {"type": "supervised", "supervised": {}}, "hyperparameters": {}},
+            "hyperparameters",
+            "not both",
+        ),
+        (
+            {"hyperparameters": {"learning_rate_multiplier": 0}},
+            "hyperparameters.learning_rate_multiplier",
+            "> 0",
+        ),
+        ({"fine_tune_type": "qlora"}, None, "not lora, dora or full"),
+    ],
+)
+def test_what_cannot_be_trained_is_refused_by_name(
+    fields: dict[str, object], param: str | None, text: str
+) -> None:
+    with pytest.raises(MethodError, match=text) as refused:
+        plan_job(request(**fields), Training())
+    assert refused.value.param == param
+
+
+def test_trainer_flags_spell_every_override_as_the_cli_does() -> None:
+    flags = trainer_flags({"learning_rate": 5e-5, "grad_checkpoint": True, "keys": ["q", "v"]})
+    assert flags == ["--grad-checkpoint", "--keys", "q,v", "--learning-rate", "5e-05"]
+    assert trainer_flags({"grad_checkpoint": False}) == ["--no-grad-checkpoint"]
+
+
+def test_the_system_prompt_of_a_new_persona_needs_every_record_to_agree() -> None:
+    def record(system: str | None) -> str:
+        turns = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hey"}]
+        if system is not None:
+            turns.insert(0, {"role": "system", "content": system})
+        return msgspec.json.encode({"messages": turns}).decode()
+
+    same = f"{record('You are Cog.')}\n\n{record('You are Cog.')}\n".encode()
+    assert agreed_system_prompt(same) == "You are Cog."
+    assert agreed_system_prompt(f"{record('A')}\n{record('B')}\n".encode()) is None
+    assert agreed_system_prompt(f"{record('A')}\n{record(None)}\n".encode()) is None
+
+
+async def test_the_event_log_pages_newest_first_and_replays_then_follows(tmp_path: Path) -> None:
+    log = EventLog(tmp_path / "job", "ftevent-x")
+    for n in range(5):
+        log.add(f"event {n}")
+    page, more = log.page(None, 2)
+    assert [e.message for e in page] == ["event 4", "event 3"]
+    assert more
+    page, more = log.page(page[-1].id, 10)
+    assert [e.message for e in page] == ["event 2", "event 1", "event 0"]
+    assert not more
+
+    seen: list[str] = []
+
+    async def follow() -> None:
+        async for event in log.follow(after="ftevent-x-4", keepalive=5):
+            assert event is not None
+            seen.append(event.message)
+
+    task = asyncio.create_task(follow())
+    await asyncio.sleep(0.05)
+    log.add("live")
+    log.close()
+    await asyncio.wait_for(task, 5)
+    assert seen == ["event 4", "live"]
+    assert [e.message for e in EventLog(tmp_path / "job", "ftevent-x").events][-1] == "live"
+
+
+async def test_a_trainer_that_cannot_start_or_dies_ends_with_an_error_event() -> None:
+    missing = [e async for e in TrainerProcess(["/nonexistent/persona"]).events()]
+    assert len(missing) == 1
+    assert "cannot start the trainer" in missing[0].message  # type: ignore[union-attr]
+    code = "import sys; print('ValueError: the dataset is empty', file=sys.stderr); sys.exit(3)"
+    died = [e async for e in TrainerProcess([sys.executable, "-c", code]).events()]
+    assert "exited with code 3" in died[-1].message  # type: ignore[union-attr]
+    assert "the dataset is empty" in died[-1].message  # type: ignore[union-attr]
