@@ -20,6 +20,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("train", "adapters.training.cli", "train a persona's adapter (LoRA, DoRA or full) on mlx-lm"),
     ("eval", "studio.eval_cli", "score a persona's held-out eval suite on one or more models"),
     ("tune-sampling", "studio.tune_cli", "sweep sampling settings and recommend defaults"),
+    ("export", "studio.export_cli", "export a persona for PEFT/vLLM, llama.cpp, Ollama or MLX"),
     ("serve", "server.cli", "serve the base model and every persona over the OpenAI API"),
     ("tui", "tui.cli", "open the persona studio terminal UI (what a bare `persona` runs)"),
 )
