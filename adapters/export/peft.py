@@ -77,7 +77,8 @@ def write(source: ExportSource, folder: Path, options: ExportOptions) -> None:
     write_text(folder / CONFIG, json.dumps(config, indent=2) + "\n")
     usage = (
         "```sh\n"
-        f"vllm serve {source.base_name} --enable-lora --max-lora-rank {vllm_rank(source.lora.rank)} "
+        f"vllm serve {source.base_name} --enable-lora "
+        f"--max-lora-rank {vllm_rank(source.lora.rank)} "
         f"--lora-modules {source.manifest.persona}=<this folder>\n"
         "```\n\n"
         "```python\n"

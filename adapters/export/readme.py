@@ -23,7 +23,8 @@ def model_card(source: ExportSource, fmt: str, files: dict[str, str], usage: str
         "---",
         f"base_model: {source.base_name}",
         *(["library_name: peft"] if fmt == "peft" else []),
-        "tags: [persona-studio, " + ("lora" if m.lora.fine_tune_type != "full" else "fine-tune")
+        "tags: [persona-studio, "
+        + ("lora" if m.lora.fine_tune_type != "full" else "fine-tune")
         + f", {fmt}]",
         "---",
         "",
@@ -104,7 +105,8 @@ def _losses(source: ExportSource) -> list[str]:
     metrics, record = source.manifest.metrics, source.record
     rows = [(k, f"{v:.4f}") for k, v in metrics.items() if k in ("train_loss", "val_loss")]
     if record is not None and record.best_val_loss is not None:
-        rows.append(("best val_loss of the run", f"{record.best_val_loss:.4f} (step {record.best_step})"))
+        best = f"{record.best_val_loss:.4f} (step {record.best_step})"
+        rows.append(("best val_loss of the run", best))
     if not rows:
         return []
     lines = ["## Losses at this checkpoint", "", "| | |", "|---|---|"]

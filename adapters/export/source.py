@@ -1,4 +1,4 @@
-"""What an export starts from: a served model id resolved to its checkpoint and everything around it.
+"""What an export starts from: a served model id, resolved to its checkpoint and its context.
 
 The model id is any id the server answers to (`juni`, `juni@run-3`, `juni@run-3:200`,
 `juni@run-3:best`). On the embedded base the shipped sample adapters are seeded into the registry

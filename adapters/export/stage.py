@@ -25,7 +25,8 @@ def staged(target: Path, replace: bool = False) -> Iterator[Path]:
     if target.is_dir() and any(target.iterdir()) and not replace:
         raise ExportError(f"{target} is not empty; pass --force to replace it")
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".staging", dir=target.parent))
+    prefix = f".{target.name}."
+    staging = Path(tempfile.mkdtemp(prefix=prefix, suffix=".staging", dir=target.parent))
     try:
         yield staging
     except BaseException:
@@ -33,7 +34,7 @@ def staged(target: Path, replace: bool = False) -> Iterator[Path]:
         raise
     old = None
     if target.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+        old = Path(tempfile.mkdtemp(prefix=prefix, suffix=".old", dir=target.parent))
         os.replace(target, old / "export")
     os.replace(staging, target)
     if old is not None:
