@@ -8,13 +8,13 @@ from pathlib import Path
 
 import msgspec
 import numpy as np
+from adapter_files import lora_shapes
 
 from adapters.base import content_hash
 from adapters.manifest import CONFIG, MANIFEST, LoraParams, Manifest
 from adapters.registry import Checkpoint, Registry, publish_checkpoint
 from data.atomic import write_bytes
 from studio import export_cli
-from tests.adapter_files import lora_shapes
 
 
 def publish_adapter(
@@ -31,9 +31,8 @@ def publish_adapter(
     std: float = 0.05,
 ) -> Checkpoint:
     """Publish one random checkpoint (a new run); DoRA adds magnitudes near the base row norms."""
+    from adapter_files import DEFAULT_KEYS
     from safetensors.numpy import load_file, save_file
-
-    from tests.adapter_files import DEFAULT_KEYS
 
     used = keys or DEFAULT_KEYS
     rng = np.random.default_rng(seed)
@@ -62,6 +61,37 @@ def publish_adapter(
         run_dir, manifest, lambda path: save_file(arrays, str(path)), config
     )
     return Checkpoint(msgspec.json.decode((folder / MANIFEST).read_bytes(), type=Manifest), folder)
+
+
+def peft_forward(
+    x: np.ndarray, weight: np.ndarray, tensors: dict[str, np.ndarray], prefix: str, config: dict
+) -> np.ndarray:
+    """PEFT's LoRA/DoRA Linear forward in float64, from the exported file alone."""
+    a = tensors[f"{prefix}.lora_A.weight"].astype(np.float64)
+    b = tensors[f"{prefix}.lora_B.weight"].astype(np.float64)
+    scaling = config["lora_alpha"] / config["r"]
+    w = weight.astype(np.float64)
+    y = x @ w.T + scaling * (x @ a.T) @ b.T
+    if config["use_dora"]:
+        magnitude = tensors[f"{prefix}.lora_magnitude_vector"].astype(np.float64)
+        norm = np.linalg.norm(w + scaling * b @ a, axis=1)
+        y = y * (magnitude / norm)
+    return y
+
+
+def mlx_outputs(model_dir: Path, checkpoint: Path, x_by_name: dict[str, np.ndarray]) -> dict:
+    """Each adapted module's output in mlx-lm, with the checkpoint loaded by mlx-lm itself."""
+    import mlx.core as mx
+    from mlx_lm.tuner.utils import load_adapters
+    from mlx_lm.utils import load_model
+
+    model, _ = load_model(model_dir)
+    load_adapters(model, str(checkpoint))
+    modules = dict(model.named_modules())
+    return {
+        name: np.array(modules[name](mx.array(x.astype(np.float32))), dtype=np.float64)
+        for name, x in x_by_name.items()
+    }
 
 
 def export(argv: list[str]) -> int:

@@ -12,13 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from export_files import export, mlx_outputs, publish_adapter
 from gguf import GGUFReader
 from gguf.quants import dequantize
 from safetensors.numpy import load_file
 
 from adapters.export.gguf_model import gguf_name
-from tests.engine.test_export_peft import mlx_outputs
-from tests.export_files import export, publish_adapter
 
 
 def tensors_of(path: Path) -> dict[str, np.ndarray]:

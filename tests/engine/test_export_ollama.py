@@ -1,4 +1,4 @@
-"""`persona export --to ollama` on a fresh home: the shipped Juni adapter, seeded as the server does.
+"""`persona export --to ollama` on a fresh home, from the sample adapter seeded as `serve` does.
 
 Ollama itself does not install here, so the Modelfile is checked two ways: by a parser written
 from Ollama's documented Modelfile grammar (instructions, triple-quoted strings, the PARAMETER
@@ -14,13 +14,22 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from export_files import export
 from gguf import GGUFReader
 
 from adapters.chat_template import GEMMA3_TEMPLATE
 from data.personas import find_persona
-from tests.export_files import export
 
-INSTRUCTIONS = {"FROM", "PARAMETER", "TEMPLATE", "SYSTEM", "ADAPTER", "LICENSE", "MESSAGE", "REQUIRES"}
+INSTRUCTIONS = {
+    "FROM",
+    "PARAMETER",
+    "TEMPLATE",
+    "SYSTEM",
+    "ADAPTER",
+    "LICENSE",
+    "MESSAGE",
+    "REQUIRES",
+}
 """Every instruction Ollama's Modelfile reference documents."""
 PARAMETER_TYPES = {
     "mirostat": int, "mirostat_eta": float, "mirostat_tau": float, "num_ctx": int,
@@ -97,7 +106,8 @@ def parameter(argument: str) -> tuple[str, object]:
     assert name in PARAMETER_TYPES, f"PARAMETER {name} is not a documented parameter"
     kind = PARAMETER_TYPES[name]
     if kind is str:
-        assert value.startswith('"') and value.endswith('"'), value
+        assert value.startswith('"'), value
+        assert value.endswith('"'), value
         return name, json.loads(value)
     return name, kind(value)
 

@@ -12,43 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from export_files import export, mlx_outputs, peft_forward, publish_adapter
 from safetensors.numpy import load_file
-
-from tests.export_files import export, publish_adapter
 
 SQUARE_KEYS = ("self_attn.q_proj", "self_attn.o_proj")
 """64 -> 64 in the tiny model: with rank 64 both factors are square."""
-
-
-def peft_forward(
-    x: np.ndarray, weight: np.ndarray, tensors: dict[str, np.ndarray], prefix: str, config: dict
-) -> np.ndarray:
-    """PEFT's LoRA/DoRA Linear forward in float64, from the exported file alone."""
-    a = tensors[f"{prefix}.lora_A.weight"].astype(np.float64)
-    b = tensors[f"{prefix}.lora_B.weight"].astype(np.float64)
-    scaling = config["lora_alpha"] / config["r"]
-    w = weight.astype(np.float64)
-    y = x @ w.T + scaling * (x @ a.T) @ b.T
-    if config["use_dora"]:
-        magnitude = tensors[f"{prefix}.lora_magnitude_vector"].astype(np.float64)
-        norm = np.linalg.norm(w + scaling * b @ a, axis=1)
-        y = y * (magnitude / norm)
-    return y
-
-
-def mlx_outputs(model_dir: Path, checkpoint: Path, x_by_name: dict[str, np.ndarray]) -> dict:
-    """Each adapted module's output in mlx-lm, with the checkpoint loaded by mlx-lm itself."""
-    import mlx.core as mx
-    from mlx_lm.tuner.utils import load_adapters
-    from mlx_lm.utils import load_model
-
-    model, _ = load_model(model_dir)
-    load_adapters(model, str(checkpoint))
-    modules = dict(model.named_modules())
-    return {
-        name: np.array(modules[name](mx.array(x.astype(np.float32))), dtype=np.float64)
-        for name, x in x_by_name.items()
-    }
 
 
 @pytest.mark.parametrize(
