@@ -12,6 +12,9 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from data.home import cache_dir
 
@@ -97,3 +100,29 @@ def agreement(
         item = (i, our_margin, their_margin)
         (ties if max(our_margin, their_margin) <= allowance else wrong).append(item)
     return Agreement(len(reply), ties, wrong)
+
+
+def greedy_with_margins(
+    model: Any, prompt: list[int], n: int
+) -> tuple[list[int], list[tuple[int, float]]]:
+    """MLX's greedy reply and, at each position, the runner-up id and the top-2 margin."""
+    import mlx.core as mx
+    from mlx_lm.generate import generate_step
+
+    reply = [int(t) for t, _ in generate_step(mx.array(prompt), model, max_tokens=n)]
+    logits = model(mx.array([prompt + reply]))[0, len(prompt) - 1 : -1].astype(mx.float32)
+    logprobs = np.array(logits - mx.logsumexp(logits, axis=-1, keepdims=True))
+    runners = []
+    for row in logprobs:
+        second, first = np.argsort(row)[-2:]
+        runners.append((int(second), float(row[first] - row[second])))
+    return reply, runners
+
+
+def with_adapter(model_dir: Path, adapter: Path) -> Any:
+    """The model with a checkpoint loaded as mlx-lm LoRA layers (as the server runs it)."""
+    from mlx_lm.tuner.utils import load_adapters
+    from mlx_lm.utils import load_model
+
+    model, _ = load_model(model_dir)
+    return load_adapters(model, str(adapter))

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import pytest
 from export_files import export, publish_adapter
-from llama_cpp import agreement, skip_reason, teacher_force
+from llama_cpp import agreement, greedy_with_margins, skip_reason, teacher_force, with_adapter
 from safetensors.numpy import load_file
 
 from adapters.export.gguf_model import write_model_gguf
@@ -24,32 +22,6 @@ ALLOWANCE = 0.05
 """Nats: f16 weights on both sides; llama.cpp and MLX differ only by rounding."""
 
 pytestmark = pytest.mark.skipif(skip_reason() is not None, reason=str(skip_reason()))
-
-
-def greedy_with_margins(
-    model: Any, prompt: list[int], n: int
-) -> tuple[list[int], list[tuple[int, float]]]:
-    """MLX's greedy reply and, at each position, the runner-up id and the top-2 margin."""
-    import mlx.core as mx
-    from mlx_lm.generate import generate_step
-
-    reply = [int(t) for t, _ in generate_step(mx.array(prompt), model, max_tokens=n)]
-    logits = model(mx.array([prompt + reply]))[0, len(prompt) - 1 : -1].astype(mx.float32)
-    logprobs = np.array(logits - mx.logsumexp(logits, axis=-1, keepdims=True))
-    runners = []
-    for row in logprobs:
-        second, first = np.argsort(row)[-2:]
-        runners.append((int(second), float(row[first] - row[second])))
-    return reply, runners
-
-
-def with_adapter(model_dir: Path, adapter: Path) -> Any:
-    """The model with a checkpoint loaded as mlx-lm LoRA layers (as the server runs it)."""
-    from mlx_lm.tuner.utils import load_adapters
-    from mlx_lm.utils import load_model
-
-    model, _ = load_model(model_dir)
-    return load_adapters(model, str(adapter))
 
 
 def test_llama_cpp_agrees_with_the_exported_ggufs(
@@ -68,7 +40,9 @@ def test_llama_cpp_agrees_with_the_exported_ggufs(
     fused = next((tmp_path / "full").glob("*.gguf"))
 
     prompts = [
-        tokenizer.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True)
+        tokenizer.apply_chat_template(
+            [{"role": "user", "content": text}], add_generation_prompt=True
+        )
         for text in ("Tell me about gears.", "Why is the sea salty?")
     ]
     model = with_adapter(tiny_model_dir, ckpt.path)
