@@ -17,10 +17,10 @@ from adapters.blas import ensure_fast_blas
 COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("model", "adapters.model_cli", "prepare and inspect base models"),
     ("data", "data.cli", "check, measure and split persona datasets"),
+    ("export", "studio.export_cli", "export a persona or model (card, peft, gguf, ollama, mlx)"),
     ("train", "adapters.training.cli", "train a persona's adapter (LoRA, DoRA or full) on mlx-lm"),
     ("eval", "studio.eval_cli", "score a persona's held-out eval suite on one or more models"),
     ("tune-sampling", "studio.tune_cli", "sweep sampling settings and recommend defaults"),
-    ("export", "studio.export_cli", "export a persona for PEFT/vLLM, llama.cpp, Ollama or MLX"),
     ("serve", "server.cli", "serve the base model and every persona over the OpenAI API"),
     ("tui", "tui.cli", "open the persona studio terminal UI (what a bare `persona` runs)"),
 )
