@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -88,3 +89,47 @@ def test_two_ranks_equal_one_process(tiny_model_dir: Path, tmp_path: Path) -> No
     assert (diff > 1e-5).mean() < 1e-3, np.sort(diff)[-5:]
     assert diff.max() <= 5e-5, np.sort(diff)[-5:]
     assert np.median(diff) < 1e-7
+
+
+def test_two_ranks_resume_a_stopped_run(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from train_files import parse
+
+    from adapters.training import cli
+    from adapters.training.events import Step
+    from adapters.training.session import start_session
+
+    persona = write_persona(tmp_path / "toy", toy_rows(), valid=toy_rows(5)[:3])
+    argv = [str(persona), "--model", str(tiny_model_dir), "--epochs", "1", "--batch-size", "4",
+            "--val-every", "2", "--checkpoint-every", "100", "--json"]  # fmt: skip
+    reference = run_train(argv, tmp_path / "reference", 1)
+    assert reference.returncode == 0, reference.stderr[-3000:]
+
+    # One process stops after step 2 (a checkpoint with its resume state), two ranks finish it.
+    adapters = tmp_path / "resumed" / "adapters"
+    stop = threading.Event()
+
+    def emit(event: object) -> None:
+        if isinstance(event, Step) and event.step == 2:
+            stop.set()
+
+    args = parse([*argv[:-1], "--adapters", str(adapters)])
+    trainer = start_session(args, cli.overrides_of(args), stop, emit)
+    assert trainer is not None
+    assert trainer.train().reason == "stopped"
+    del trainer
+    resumed = run_train([str(persona), "--resume", "run-1", "--adapters", str(adapters), "--json"],
+                        tmp_path / "resumed", 2)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+
+    run_ref = tmp_path / "reference" / "adapters" / "toy" / "run-1"
+    run_res = adapters / "toy" / "run-1"
+    train_ref, val_ref = losses(run_ref)
+    train_res, val_res = losses(run_res)
+    assert len(train_res) == len(train_ref) == 4
+    np.testing.assert_allclose(train_res, train_ref, atol=1e-5)
+    np.testing.assert_allclose(val_res, val_ref, atol=1e-5)
+    w1 = load_file(str(sorted((run_ref / "checkpoints").iterdir())[-1] / "adapters.safetensors"))
+    w2 = load_file(str(sorted((run_res / "checkpoints").iterdir())[-1] / "adapters.safetensors"))
+    diff = np.concatenate([np.abs(w2[n] - w1[n]).ravel() for n in sorted(w1)])
+    assert (diff > 1e-5).mean() < 1e-3, np.sort(diff)[-5:]
+    assert diff.max() <= 5e-5, np.sort(diff)[-5:]
