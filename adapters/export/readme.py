@@ -13,6 +13,7 @@ import json
 import msgspec
 
 from .source import ExportSource
+from .stage import MARK
 
 
 def model_card(source: ExportSource, fmt: str, files: dict[str, str], usage: str) -> str:
@@ -33,7 +34,7 @@ def model_card(source: ExportSource, fmt: str, files: dict[str, str], usage: str
     ]
     if card and card.description:
         lines += [card.description, ""]
-    lines += [f"Exported by persona studio from checkpoint `{source.model_id}`.", ""]
+    lines += [f"{MARK} from checkpoint `{source.model_id}`.", ""]
     lines += ["## Files", "", "| file | what |", "|---|---|"]
     lines += [f"| `{name}` | {what} |" for name, what in files.items()]
     lines += ["", "## Use", "", usage.rstrip(), ""]

@@ -98,10 +98,14 @@ def test_bad_ids_and_busy_folders_are_refused(
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "keep.txt").write_text("mine")
-    assert export(["toy", "--to", "peft", "--out", str(busy), *common]) == 1
-    assert "not empty" in capsys.readouterr().err
-    assert (busy / "keep.txt").read_text() == "mine"
-    assert export(["toy", "--to", "peft", "--out", str(busy), "--force", *common]) == 0
-    assert sorted(p.name for p in busy.iterdir()) == [
-        "README.md", "adapter_config.json", "adapter_model.safetensors"]  # fmt: skip
+    for extra in ([], ["--force"]):  # --force never deletes a folder that is not an export
+        assert export(["toy", "--to", "peft", "--out", str(busy), *extra, *common]) == 1
+        assert "not an earlier export" in capsys.readouterr().err
+        assert (busy / "keep.txt").read_text() == "mine"
+    again = tmp_path / "again"
+    assert export(["toy", "--to", "peft", "--out", str(again), *common]) == 0
+    assert export(["toy", "--to", "gguf", "--out", str(again), *common]) == 1
+    assert "--force" in capsys.readouterr().err
+    assert export(["toy", "--to", "gguf", "--out", str(again), "--force", *common]) == 0
+    assert sorted(p.name for p in again.iterdir()) == ["README.md", "toy-run-1-10-lora.gguf"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
