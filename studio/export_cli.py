@@ -80,7 +80,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--personas", type=Path, action="append", default=[], help="extra personas folder"
     )
-    parser.add_argument("--force", action="store_true", help="replace a non-empty --out folder")
+    parser.add_argument("--force", action="store_true", help="replace an earlier export in --out")
 
 
 def run(args: argparse.Namespace) -> int:
