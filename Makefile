@@ -28,6 +28,7 @@ serve: $(STAMP)
 	$(BIN)/persona serve
 
 test: $(TEST_STAMP)
+	@sh scripts/install-llama.sh
 	$(BIN)/python -m pytest
 
 lint: $(TEST_STAMP)
@@ -43,6 +44,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/grammar.py
 	$(BIN)/python bench/train.py
 	$(BIN)/python bench/jobs.py
+	$(BIN)/python bench/export.py
 
 snapshots: $(TEST_STAMP)
 	$(BIN)/python -m pytest tests/tui --snapshot-update

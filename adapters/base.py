@@ -27,7 +27,7 @@ FORMAT_VERSION = 1
 STOP_IDS = (1, 106)
 """`<eos>` and `<end_of_turn>`: a chat turn ends with the latter, so both must stop generation."""
 
-_NAME_MAP = {
+NAME_MAP = {
     "attn_q": "self_attn.q_proj",
     "attn_k": "self_attn.k_proj",
     "attn_v": "self_attn.v_proj",
@@ -76,8 +76,8 @@ def hf_name(gguf_name: str) -> str:
     if stem == "output_norm":
         return f"model.norm.{kind}"
     parts = stem.split(".")
-    if len(parts) == 3 and parts[0] == "blk" and parts[2] in _NAME_MAP:
-        return f"model.layers.{parts[1]}.{_NAME_MAP[parts[2]]}.{kind}"
+    if len(parts) == 3 and parts[0] == "blk" and parts[2] in NAME_MAP:
+        return f"model.layers.{parts[1]}.{NAME_MAP[parts[2]]}.{kind}"
     raise PrepareError(f"unexpected tensor in GGUF: {gguf_name}")
 
 

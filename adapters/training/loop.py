@@ -30,6 +30,7 @@ from data.atomic import write_bytes
 from .batching import collate, epoch_batches, eval_batches
 from .checkpoint import manifest_for, publish
 from .dataset import Example
+from .distributed import World, world, zero_grads
 from .events import Best, Checkpoint, Done, Emit, Start, Step, Val
 from .loss import TokenLoss
 from .model import adapter_config, lora_params, make_trainable
@@ -70,6 +71,7 @@ class Trainer:
         run_dir: Path,
         emit: Emit,
         stop: threading.Event | None = None,
+        ranks: World | None = None,
     ) -> None:
         self.p = prepared
         self.run = run
@@ -77,6 +79,10 @@ class Trainer:
         self.emit = emit
         self.stop = stop or threading.Event()
         """Set it to end the run after the current step (with a checkpoint)."""
+        self.world = ranks or world()
+        """The data-parallel processes; only rank 0 writes files and events."""
+        if not self.world.writer:
+            self.emit = _silent
         t = prepared.config.training
         self.total = total_steps(prepared)
         self.model = prepared.base.model
@@ -120,12 +126,13 @@ class Trainer:
                 resumed_from=self.resumed_from,
             )
         )
-        write_bytes(self.run_dir / CONFIG, self.adapter_config)
+        if self.world.writer:
+            write_bytes(self.run_dir / CONFIG, self.adapter_config)
         self._write_record("training")
         reason = "finished"
         self.model.train()
         while self.state.step < self.total:
-            if self.stop.is_set():
+            if self.world.any(self.stop.is_set()):
                 reason = "stopped"
                 break
             self._step()
@@ -135,7 +142,7 @@ class Trainer:
                 improved, stale = self._validate()
             if improved or step % t.checkpoint_every == 0 or step == self.total or stale:
                 self._checkpoint()
-            if improved:
+            if improved and self.world.writer:
                 set_marker(self.run_dir, "best", step)
                 self.emit(Best(step=step, val_loss=self.state.best_val_loss or 0.0))
             if stale:
@@ -160,17 +167,23 @@ class Trainer:
                 s.epoch += 1
             s.order = [list(b) for b in self._epoch(s.epoch)]
             s.batch = 0
-        batch = collate(self.p.train, s.order[s.batch])
+        rows = self.world.share(tuple(s.order[s.batch]))
         mx.random.seed(step_seed(t.seed, s.step))
         tic = time.perf_counter()
-        total, count, grads = self.loss.value_and_grad(self.model, batch)
+        if rows:
+            batch = collate(self.p.train, rows)
+            total, count, grads = self.loss.value_and_grad(self.model, batch)
+            tokens = batch.tokens
+        else:  # a short last batch has no rows for this rank
+            total, count, tokens, grads = 0.0, 0, 0, zero_grads(self.model)
+        total, count, tokens, grads = self.world.combine(total, count, tokens, grads)
         self.optimizer.update(self.model, grads)
         mx.eval(self.model.trainable_parameters(), self.optimizer.state)
         elapsed = time.perf_counter() - tic
         lr = float(self.optimizer.learning_rate.item())
         s.step += 1
         s.batch += 1
-        s.tokens += batch.tokens
+        s.tokens += tokens
         self._times.append(elapsed)
         train_loss = total / count
         if not math.isfinite(train_loss):
@@ -181,7 +194,7 @@ class Trainer:
                 step=s.step,
                 train_loss=train_loss,
                 lr=lr,
-                tokens_per_sec=round(batch.tokens / elapsed, 2),
+                tokens_per_sec=round(tokens / elapsed, 2),
             )
         )
         self.emit(
@@ -190,7 +203,7 @@ class Trainer:
                 epoch=round(s.epoch + s.batch / len(s.order), 4),
                 train_loss=train_loss,
                 lr=lr,
-                tokens_per_sec=batch.tokens / elapsed,
+                tokens_per_sec=tokens / elapsed,
                 it_per_sec=1.0 / elapsed,
                 eta_sec=(self.total - s.step) * per_step,
                 peak_memory_gb=peak_memory_gb(),
@@ -204,7 +217,7 @@ class Trainer:
     def _validate(self) -> tuple[bool, bool]:
         """Validation loss; returns (improved, patience exhausted)."""
         t, s = self.p.config.training, self.state
-        loss = validation_loss(self.loss, self.model, self.p.valid, t.batch_size)
+        loss = validation_loss(self.loss, self.model, self.p.valid, t.batch_size, self.world)
         self.model.train()
         self.emit(Val(step=s.step, val_loss=loss))
         if self.metrics and self.metrics[-1].step == s.step:
@@ -217,6 +230,9 @@ class Trainer:
 
     def _checkpoint(self) -> None:
         s = self.state
+        if not self.world.writer:
+            self._published = s.step
+            return
         point = self.metrics[-1] if self.metrics and self.metrics[-1].step == s.step else None
         metrics = {}
         if point is not None and point.train_loss is not None:
@@ -239,6 +255,8 @@ class Trainer:
         self.emit(Checkpoint(step=s.step, path=str(folder), version=manifest.version))
 
     def _write_record(self, status: str, reason: str | None = None) -> None:
+        if not self.world.writer:
+            return
         c = self.p.config
         write_record(
             self.run_dir,
@@ -264,16 +282,28 @@ class Trainer:
 
 
 def validation_loss(
-    loss: TokenLoss, model: nn.Module, examples: list[Example], batch_size: int
+    loss: TokenLoss,
+    model: nn.Module,
+    examples: list[Example],
+    batch_size: int,
+    ranks: World | None = None,
 ) -> float:
-    """Mean cross-entropy over every learned token of the validation rows."""
+    """Mean cross-entropy over every learned token of the validation rows (split over ranks)."""
     model.eval()
     total, count = 0.0, 0
-    for rows in eval_batches([e.length for e in examples], batch_size):
+    for k, rows in enumerate(eval_batches([e.length for e in examples], batch_size)):
+        if ranks is not None and k % ranks.size != ranks.rank:
+            continue
         part, n = loss.evaluate(model, collate(examples, rows))
         total += part
         count += n
+    if ranks is not None:
+        total, count = ranks.sum_pair(total, count)
     return total / max(count, 1)
+
+
+def _silent(_event: object) -> None:
+    """The events sink of ranks other than 0."""
 
 
 def peak_memory_gb() -> float:

@@ -20,6 +20,7 @@ from adapters.registry import SAFE_NAME, Registry, RegistryError
 from data.home import adapters_dir
 
 from .config import ConfigError
+from .distributed import world
 from .events import Emit
 from .loop import Trainer
 from .prepare import PrepareError, TrainRequest, new_config, prepare, resolve_persona
@@ -51,9 +52,14 @@ def start_session(
     prepared = prepare(config, log)
     if stop.is_set():
         return None
+    ranks = world()
+    if not ranks.writer:
+        # Ranks other than 0 compute and write nothing; their run folder is never created.
+        folder = registry.persona_dir(config.persona) / f".rank-{ranks.rank}"
+        return Trainer(prepared, folder.name, folder, emit, stop, ranks)
     run, run_dir = registry.new_run(config.persona)
     lock = lock_run(run_dir)
-    trainer = Trainer(prepared, run, run_dir, emit, stop)
+    trainer = Trainer(prepared, run, run_dir, emit, stop, ranks)
     trainer.lock = lock
     return trainer
 
@@ -81,7 +87,9 @@ def _resume(
         record = read_record(run_dir)
     except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise ResumeError(f"cannot resume {persona}@{args.resume}: {exc}") from None
-    lock = lock_run(run_dir)
+    ranks = world()
+    # Every rank reads the checkpoint (a shared or copied adapters folder); rank 0 writes.
+    lock = lock_run(run_dir) if ranks.writer else None
     resumable = [c for c in registry.checkpoints(persona, args.resume) if has_state(c.path)]
     if not resumable:
         raise ResumeError(f"{persona}@{args.resume} has no checkpoint to resume from")
@@ -94,7 +102,7 @@ def _resume(
         )
     if stop.is_set():
         return None
-    trainer = Trainer(prepared, args.resume, run_dir, emit, stop)
+    trainer = Trainer(prepared, args.resume, run_dir, emit, stop, ranks)
     trainer.resume_from(resumable[-1].path, record)
     trainer.lock = lock
     return trainer
