@@ -20,14 +20,8 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from adapters.base import EMBEDDED, EMBEDDED_ID, content_hash, resolve_model
-from server.engine.loop import (
-    Cancel,
-    LoadAdapter,
-    Scheduler,
-    Shutdown,
-    Submit,
-    UnloadAdapter,
-)
+from server.engine.commands import Cancel, LoadAdapter, Shutdown, Submit, UnloadAdapter
+from server.engine.loop import Scheduler
 from server.engine.row import Handle
 from server.engine.types import (
     MAX_TOP_LOGPROBS,

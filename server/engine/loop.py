@@ -2,7 +2,7 @@
 
 Each turn of the loop applies waiting commands (new sequences, cancellations, adapter loads and
 unloads), prefills newly admitted sequences, lets them join the running batch, and runs one
-decode step for every row together (`engine_batch.DecodeBatch`). An error while starting or
+decode step for every row together (`batch.DecodeBatch`). The commands are in `commands.py`. An error while starting or
 delivering one sequence fails that sequence only; the loop itself never dies.
 """
 
@@ -11,14 +11,21 @@ from __future__ import annotations
 import logging
 import queue
 from collections import Counter, deque
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import mlx.core as mx
 import mlx.nn as nn
 
 from server.engine.batch import DecodeBatch, Prefill, float_dtype
+from server.engine.commands import (
+    Cancel,
+    Command,
+    LoadAdapter,
+    Reply,
+    Shutdown,
+    Submit,
+    UnloadAdapter,
+)
 from server.engine.grammar import Grammars
 from server.engine.lora_bank import LoraBank, Slot, SlotsBusyError
 from server.engine.lora_load import read_adapter
@@ -40,49 +47,6 @@ log = logging.getLogger(__name__)
 
 CLEAR_EVERY = 256
 """Decode steps between releases of MLX's buffer cache."""
-
-Reply = Callable[[Any], None]
-"""Receives a command's result, or the exception it raised; safe to call from any thread."""
-
-
-@dataclass(frozen=True)
-class Submit:
-    """A new sequence to run."""
-
-    handle: Handle
-
-
-@dataclass(frozen=True)
-class Cancel:
-    """Stop a sequence and free its row."""
-
-    handle_id: int
-
-
-@dataclass(frozen=True)
-class LoadAdapter:
-    """Validate an adapter and write it into a slot."""
-
-    ref: AdapterRef
-    reply: Reply
-
-
-@dataclass(frozen=True)
-class UnloadAdapter:
-    """Free an adapter's slot once no row uses it."""
-
-    key: str
-    reply: Reply
-
-
-@dataclass(frozen=True)
-class Shutdown:
-    """Fail everything still running and end the loop."""
-
-    reply: Reply
-
-
-Command = Submit | Cancel | LoadAdapter | UnloadAdapter | Shutdown
 
 
 class Scheduler:

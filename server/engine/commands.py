@@ -1,0 +1,53 @@
+"""The commands the engine's thread takes from its queue, applied between decode steps."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from server.engine.row import Handle
+from server.engine.types import AdapterRef
+
+Reply = Callable[[Any], None]
+"""Receives a command's result, or the exception it raised; safe to call from any thread."""
+
+
+@dataclass(frozen=True)
+class Submit:
+    """A new sequence to run."""
+
+    handle: Handle
+
+
+@dataclass(frozen=True)
+class Cancel:
+    """Stop a sequence and free its row."""
+
+    handle_id: int
+
+
+@dataclass(frozen=True)
+class LoadAdapter:
+    """Validate an adapter and write it into a slot."""
+
+    ref: AdapterRef
+    reply: Reply
+
+
+@dataclass(frozen=True)
+class UnloadAdapter:
+    """Free an adapter's slot once no row uses it."""
+
+    key: str
+    reply: Reply
+
+
+@dataclass(frozen=True)
+class Shutdown:
+    """Fail everything still running and end the loop."""
+
+    reply: Reply
+
+
+Command = Submit | Cancel | LoadAdapter | UnloadAdapter | Shutdown
