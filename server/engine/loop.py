@@ -1,9 +1,9 @@
 """The MLX thread: a command queue feeding a continuous-batching scheduler.
 
-Each turn of the loop applies waiting commands (new sequences, cancellations, adapter loads and
-unloads), prefills newly admitted sequences, lets them join the running batch, and runs one
-decode step for every row together (`batch.DecodeBatch`). The commands are in `commands.py`. An error while starting or
-delivering one sequence fails that sequence only; the loop itself never dies.
+Each turn of the loop applies waiting commands (`commands.py`: new sequences, cancellations,
+adapter loads and unloads), prefills newly admitted sequences, lets them join the running batch,
+and runs one decode step for every row together (`batch.DecodeBatch`). An error while starting
+or delivering one sequence fails that sequence only; the loop itself never dies.
 """
 
 from __future__ import annotations
