@@ -19,7 +19,9 @@ from .records import (
     FAILURE_MODES,
     ChatRecord,
     Message,
+    PreferenceRecord,
     as_messages,
+    preference_problems,
     prompt_text,
     replies,
     turn_order_problems,
@@ -100,6 +102,8 @@ def record_problems(row: Row) -> list[Problem]:
             for i, m in enumerate(messages)
             if not m.content.strip()
         ]
+    elif isinstance(record, PreferenceRecord):
+        texts = preference_problems(record)
     else:
         texts = [
             f"{key}: empty" for key in ("prompt", "completion") if not getattr(record, key).strip()
@@ -116,7 +120,23 @@ def record_problems(row: Row) -> list[Problem]:
 
 def token_problems(row: Row, tokenizer: ChatTokenizer, card: PersonaCard | None) -> list[Problem]:
     """The length limit and the prompt-prefix property, with the persona's own tokenizer."""
-    messages = with_system(as_messages(row.record), card.system_prompt if card else None)
+    record = row.record
+    if isinstance(record, PreferenceRecord):
+        found: list[Problem] = []
+        for side, conversation in (
+            ("preferred", record.chosen),
+            ("non-preferred", record.rejected),
+        ):
+            for problem in _token_problems(row, conversation, tokenizer, card):
+                found.append(msgspec.structs.replace(problem, message=f"{side}: {problem.message}"))
+        return found
+    return _token_problems(row, as_messages(record), tokenizer, card)
+
+
+def _token_problems(
+    row: Row, conversation: Sequence[Message], tokenizer: ChatTokenizer, card: PersonaCard | None
+) -> list[Problem]:
+    messages = with_system(conversation, card.system_prompt if card else None)
     try:
         full = chat_ids(tokenizer, messages)
     except Exception as exc:  # a template may raise on anything; report, never crash
