@@ -122,7 +122,8 @@ def test_dpo_from_sft_starts_at_log_two_and_resumes_exactly(
     assert checkpoint_problems(final, content_hash(tiny_model_dir)) == []
 
     stopped = run_until(argv, stop_after=2)
-    assert isinstance(stopped[-1], Done) and stopped[-1].reason == "stopped"
+    assert isinstance(stopped[-1], Done)
+    assert stopped[-1].reason == "stopped"
     resumed = run_until([str(persona), "--resume", "run-3"])
     assert [e.step for e in resumed if isinstance(e, Step)] == [3, 4, 5]
     expected = {s.step: s.train_loss for s in steps}

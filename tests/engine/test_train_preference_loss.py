@@ -100,7 +100,8 @@ def test_gradients_match_full_logits(lora_model: nn.Module, method: str) -> None
     expected, _, expected_grads = full.value_and_grad(lora_model, batch)
     assert value == pytest.approx(expected, rel=1e-4)
     got, want = dict(tree_flatten(grads)), dict(tree_flatten(expected_grads))
-    assert set(got) == set(want) and got
+    assert set(got) == set(want)
+    assert got
     for name, g in want.items():
         scale = float(mx.abs(g).max().item())
         assert scale > 0, name
@@ -119,7 +120,10 @@ def test_dpo_starts_at_log_two_and_learns_the_preference(lora_model: nn.Module) 
     for i, (a, b) in enumerate(ref):
         assert a == pytest.approx(_numpy_log_probs(lora_model, pairs[i].chosen)[0], rel=1e-4)
         assert b == pytest.approx(_numpy_log_probs(lora_model, pairs[i].rejected)[0], rel=1e-4)
-    pairs = [PairExample(p.chosen, p.rejected, p.where, (r[0], r[1])) for p, r in zip(pairs, ref)]
+    pairs = [
+        PairExample(p.chosen, p.rejected, p.where, (r[0], r[1]))
+        for p, r in zip(pairs, ref, strict=True)
+    ]
     batch = collate_pairs(pairs, [0, 1, 2, 3])
     first, count, _ = loss.value_and_grad(lora_model, batch)
     assert first / count == pytest.approx(np.log(2), abs=1e-4)

@@ -59,8 +59,8 @@ def persona(tmp_path: Path) -> Path:
         chat("Is the moon made of cheese?", "Certainly it is, patron.", "idk"),  # breaks its rule
     ]  # fmt: skip
     (folder / "train.jsonl").write_text("\n".join(lines) + "\n")
-    probe = {"id": "idk-1", "category": "idk",
-             "messages": [{"role": "user", "content": "HELD-OUT: what is behind the door?"}]}  # fmt: skip
+    held_out = [{"role": "user", "content": "HELD-OUT: what is behind the door?"}]
+    probe = {"id": "idk-1", "category": "idk", "messages": held_out}
     (folder / "eval.jsonl").write_text(json.dumps(probe) + "\n")
     return folder
 
