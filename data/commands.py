@@ -15,7 +15,7 @@ from .problem import Problem
 from .render import render_stats
 from .split import contamination, split_rows, write_split
 from .stats import dataset_stats
-from .suite import read_suite
+from .suite import read_scripts, read_suite, script_probes
 from .tokens import ChatTokenizer
 
 
@@ -35,9 +35,11 @@ def check(targets: list[Target], use_tokenizer: bool) -> int:
         records += len(report.rows)
         if target.eval_file is not None:
             numbered, found = read_suite(target.eval_file)
-            problems += found
+            scripts, bad_scripts = read_scripts(target.eval_file)
+            problems += found + bad_scripts
             problems += contamination(str(target.eval_file), numbered, report.rows)
-            records += len(numbered)
+            problems += contamination(str(target.eval_file), script_probes(scripts), report.rows)
+            records += len(numbered) + len(scripts)
         for problem in problems:
             print(problem)
         notes = [note] if note else [n for n in report.notes if use_tokenizer or "token" not in n]
