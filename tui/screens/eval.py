@@ -13,6 +13,7 @@ from textual.widgets import DataTable, Input, Label, ProgressBar, Select
 from ..api import ApiError
 from ..cards import local_personas
 from ..eval_runner import EvalReport, EvalSample, metric_rows, run_eval
+from ..widgets.drift_plot import DriftPlot
 from .base import StudioScreen
 
 
@@ -50,6 +51,7 @@ class EvalScreen(StudioScreen):
             with Vertical(id="eval-body"):
                 yield Label("Metrics", classes="section-title")
                 yield DataTable(id="eval-metrics", zebra_stripes=True, cursor_type="row")
+                yield DriftPlot()
                 yield Label("Replies (select one to read it)", classes="section-title")
                 yield DataTable(id="eval-samples", zebra_stripes=True, cursor_type="row")
                 yield Label("", id="eval-output", markup=False)
@@ -131,6 +133,7 @@ class EvalScreen(StudioScreen):
         self.metrics.clear(columns=True)
         self.metrics.add_columns(*columns)
         self.metrics.add_rows(rows)
+        self.query_one(DriftPlot).show_report(report)
         self.samples = list(report.samples)
         table = self.sample_table
         table.clear(columns=True)
