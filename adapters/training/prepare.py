@@ -161,15 +161,22 @@ def load_data(
     info = DatasetInfo(
         train_rows=len(train),
         valid_rows=len(valid),
-        train_tokens=sum(e.length for e in train),
+        train_tokens=sum(_tokens(e) for e in train),
         learned_tokens=sum(e.targets for e in train),
-        valid_tokens=sum(e.length for e in valid),
+        valid_tokens=sum(_tokens(e) for e in valid),
         batches_per_epoch=len(epoch_batches([e.length for e in train], t.batch_size, t.seed, 0)),
         train_sha256=file_sha256(Path(config.train_file)),
         valid_sha256=file_sha256(Path(config.valid_file)) if config.valid_file else None,
         warnings=len(report.warnings),
     )
     return train, valid, info, tuple(report.warnings)
+
+
+def _tokens(example: Example | PairExample) -> int:
+    # A pair's step processes both of its sides.
+    if isinstance(example, PairExample):
+        return example.chosen.length + example.rejected.length
+    return example.length
 
 
 def split(rows: Sequence[Row], config: RunConfig) -> tuple[list[Row], list[Row]]:
