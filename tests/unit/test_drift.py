@@ -124,3 +124,15 @@ def test_scripts_in_a_suite_are_read_apart_from_probes(tmp_path) -> None:  # typ
     assert (4, "id: 'd1' is already used on line 2") in messages
     assert (4, "turns: a conversation script needs at least 2 user turns") in messages
     assert any(p.line == 4 and "unknown key 'mood'" in p.message for p in found)
+
+
+def test_eval_turns_longer_than_the_scripts_is_refused(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from studio.cli import main
+
+    # The shipped samples hold 8-turn scripts; 9 turns cannot be played (no server is needed).
+    assert main(["eval", "vell", "--turns", "9", "--base-url", "http://127.0.0.1:9/v1"]) == 1
+    err = capsys.readouterr().err
+    assert "--turns 9 needs" in err
+    assert "drift-01 (8)" in err
