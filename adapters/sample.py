@@ -51,13 +51,17 @@ def install_sample_adapters(dest: Path, source: Path | None = None) -> list[Path
     return installed
 
 
-def pack_run(registry: Registry, persona: str, run: str, dest: Path) -> Path:
-    """Copy a run's record, config and best checkpoint (weights, config, manifest) into `dest`."""
+def pack_run(
+    registry: Registry, persona: str, run: str, dest: Path, step: int | None = None
+) -> Path:
+    """Copy a run's record, config and one checkpoint (weights, config, manifest) into `dest`:
+    `step`, else the best, else the latest."""
     run_dir = registry.run_dir(persona, run)
-    best = registry.marker(persona, run, "best") or registry.marker(persona, run, "latest")
-    ckpt = next((c for c in registry.checkpoints(persona, run) if c.manifest.step == best), None)
+    if step is None:
+        step = registry.marker(persona, run, "best") or registry.marker(persona, run, "latest")
+    ckpt = next((c for c in registry.checkpoints(persona, run) if c.manifest.step == step), None)
     if ckpt is None:
-        raise FileNotFoundError(f"{persona}@{run} has no best or latest checkpoint")
+        raise FileNotFoundError(f"{persona}@{run} has no checkpoint {step}")
     target = dest / persona / run
     shutil.rmtree(target, ignore_errors=True)
     (target / "checkpoints" / ckpt.path.name).mkdir(parents=True)
@@ -82,9 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("persona")
     parser.add_argument("run")
     parser.add_argument("--adapters", type=Path, help="registry to read (default: the user's)")
+    parser.add_argument("--step", type=int, help="the checkpoint to pack (default: the best)")
     args = parser.parse_args(argv)
     target = pack_run(Registry(args.adapters or adapters_dir()), args.persona, args.run,
-                      sample_dir())  # fmt: skip
+                      sample_dir(), args.step)  # fmt: skip
     print(target)
     return 0
 

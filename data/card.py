@@ -17,6 +17,10 @@ NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 """Persona names are safe folder names and model ids; never paths."""
 
 
+METHODS = ("sft", "dpo", "orpo")
+"""Training methods: supervised fine-tuning, or preference tuning (DPO, ORPO)."""
+
+
 class CardError(Exception):
     """A persona card could not be read; the message names the file and the bad key."""
 
@@ -41,6 +45,10 @@ class Sampling(msgspec.Struct, forbid_unknown_fields=True, frozen=True, omit_def
 class Training(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """Training defaults for `persona train`."""
 
+    method: str = "sft"
+    """`sft` (learn the replies), `dpo` or `orpo` (learn from preference pairs)."""
+    beta: float = 0.1
+    """Strength of the preference term: DPO's beta, ORPO's lambda."""
     fine_tune_type: str = "lora"
     """`lora`, `dora` or `full`."""
     rank: int = 8
@@ -148,6 +156,10 @@ def validate(card: PersonaCard) -> list[str]:
     if s.max_tokens is not None and s.max_tokens < 1:
         problems.append("sampling.max_tokens: must be >= 1")
     t = card.training
+    if t.method not in METHODS:
+        problems.append(f"training.method: {t.method!r} is not sft, dpo or orpo")
+    if t.beta <= 0:
+        problems.append("training.beta: must be > 0")
     if t.fine_tune_type not in ("lora", "dora", "full"):
         problems.append(f"training.fine_tune_type: {t.fine_tune_type!r} is not lora, dora or full")
     if t.lr_schedule not in ("constant", "linear", "cosine"):

@@ -20,7 +20,9 @@ from .records import (
     FAILURE_MODES,
     ChatRecord,
     Message,
+    PreferenceRecord,
     as_messages,
+    preference_problems,
     prompt_text,
     replies,
     turn_order_problems,
@@ -101,6 +103,8 @@ def record_problems(row: Row) -> list[Problem]:
             for i, m in enumerate(messages)
             if not m.content.strip()
         ]
+    elif isinstance(record, PreferenceRecord):
+        texts = preference_problems(record)
     else:
         texts = [
             f"{key}: empty" for key in ("prompt", "completion") if not getattr(record, key).strip()
@@ -117,16 +121,31 @@ def record_problems(row: Row) -> list[Problem]:
 
 def token_problems(row: Row, tokenizer: ChatTokenizer, card: PersonaCard | None) -> list[Problem]:
     """Control-token text, the length limit and the prompt-prefix property, with the persona's
-    own tokenizer."""
+    own tokenizer (for a preference pair, on each side)."""
     problems = _control_text(row, tokenizer)
-    messages = with_system(as_messages(row.record), card.system_prompt if card else None)
+    record = row.record
+    if isinstance(record, PreferenceRecord):
+        for side, conversation in (
+            ("preferred", record.chosen),
+            ("non-preferred", record.rejected),
+        ):
+            problems += [
+                msgspec.structs.replace(problem, message=f"{side}: {problem.message}")
+                for problem in _token_problems(row, conversation, tokenizer, card)
+            ]
+        return problems
+    return problems + _token_problems(row, as_messages(record), tokenizer, card)
+
+
+def _token_problems(
+    row: Row, conversation: Sequence[Message], tokenizer: ChatTokenizer, card: PersonaCard | None
+) -> list[Problem]:
+    messages = with_system(conversation, card.system_prompt if card else None)
     try:
         full = chat_ids(tokenizer, messages)
     except Exception as exc:  # a template may raise on anything; report, never crash
-        problems.append(
-            error(row.file, row.line, f"the chat template cannot render this record: {exc}")
-        )
-        return problems
+        return [error(row.file, row.line, f"the chat template cannot render this record: {exc}")]
+    problems: list[Problem] = []
     if card is not None and len(full) > card.training.max_seq_length:
         problems.append(
             error(
@@ -148,6 +167,16 @@ def _control_text(row: Row, tokenizer: ChatTokenizer) -> list[Problem]:
     record = row.record
     if isinstance(record, ChatRecord):
         fields = [(f"messages[{i}].content", m.content) for i, m in enumerate(record.messages)]
+    elif isinstance(record, PreferenceRecord):
+        fields = [
+            (f"{side}[{i}].content", m.content)
+            for side, turns in (
+                ("input.messages", record.input.messages),
+                ("preferred_output", record.preferred_output),
+                ("non_preferred_output", record.non_preferred_output),
+            )
+            for i, m in enumerate(turns)
+        ]
     else:
         fields = [("prompt", record.prompt), ("completion", record.completion)]
     problems = []

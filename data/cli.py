@@ -1,4 +1,4 @@
-"""`persona data check|stats|split|import|draft`: the data side of the product on the command line.
+"""`persona data check|stats|split|import|draft|pairs`: persona data on the command line.
 
 Each PATH is a persona folder, a persona name, or a JSONL file; a file next to a `persona.toml`
 is checked against that card. Files named `eval.jsonl` are read as eval suites.
@@ -10,11 +10,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from .personas import PAIRS
+from .records import FAILURE_MODES
 from .targets import UsageError, resolve_targets
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    """Add the `check`, `stats` and `split` subcommands."""
+    """Add the `check`, `stats`, `pairs` and `split` subcommands."""
     sub = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     check = sub.add_parser("check", help="report every problem in datasets and eval suites")
     check.add_argument("paths", nargs="+", metavar="PATH")
@@ -27,6 +29,25 @@ def configure(parser: argparse.ArgumentParser) -> None:
         command.add_argument(
             "--no-tokenizer", action="store_true", help="skip checks that need the tokenizer"
         )
+    pairs = sub.add_parser(
+        "pairs", help="draft preference pairs from a model's failures on failure-mode records"
+    )
+    pairs.add_argument("persona", metavar="PERSONA", help="persona name or folder")
+    pairs.add_argument(
+        "--from", dest="model", required=True, metavar="MODEL_ID", help="the model to sample"
+    )
+    pairs.add_argument("--base-url", default="http://127.0.0.1:8000/v1")
+    pairs.add_argument("--api-key", default=None, help="default: $PERSONA_API_KEY")
+    pairs.add_argument("--samples", type=int, default=2, help="replies sampled per record")
+    pairs.add_argument("--seed", type=int, default=0)
+    pairs.add_argument("--concurrency", type=int, default=4)
+    pairs.add_argument(
+        "--categories",
+        default=",".join(FAILURE_MODES),
+        help="failure modes to probe (comma-separated)",
+    )
+    pairs.add_argument("--out", type=Path, help=f"default: the persona's {PAIRS}")
+    pairs.add_argument("--force", action="store_true", help="overwrite an existing output file")
     split = sub.add_parser("split", help="write train/valid(/test) splits without prompt leaks")
     split.add_argument("path", metavar="PATH", help="dataset.jsonl, or a persona folder or name")
     split.add_argument("--valid", type=float, help="validation share (default: the card's)")
@@ -79,6 +100,8 @@ def run(args: argparse.Namespace) -> int:
             from .imports.command import run_import
 
             return run_import(args)
+        if args.data_command == "pairs":
+            return commands.pairs(args)
         targets = resolve_targets(args.paths, args.card)
     except UsageError as exc:
         print(f"persona data: {exc}", file=sys.stderr)

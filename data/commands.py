@@ -1,4 +1,4 @@
-"""The actions behind `persona data check|stats|split`, printing to the terminal."""
+"""The actions behind `persona data check|stats|pairs|split`, printing to the terminal."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from .problem import Problem
 from .render import render_stats
 from .split import contamination, split_rows, write_split
 from .stats import dataset_stats
-from .suite import read_suite
+from .suite import read_scripts, read_suite, script_probes
 from .targets import Target, UsageError, is_sample, load_tokenizer, read_card, resolve_targets
 from .tokens import ChatTokenizer
 
@@ -36,9 +36,11 @@ def check(targets: list[Target], use_tokenizer: bool) -> int:
         records += len(report.rows)
         if target.eval_file is not None:
             numbered, found = read_suite(target.eval_file)
-            problems += found
+            scripts, bad_scripts = read_scripts(target.eval_file)
+            problems += found + bad_scripts
             problems += contamination(str(target.eval_file), numbered, report.rows)
-            records += len(numbered)
+            problems += contamination(str(target.eval_file), script_probes(scripts), report.rows)
+            records += len(numbered) + len(scripts)
         for problem in problems:
             print(problem)
         notes = [note] if note else [n for n in report.notes if use_tokenizer or "token" not in n]
@@ -81,6 +83,80 @@ def stats(targets: list[Target], use_tokenizer: bool, as_json: bool, width: int)
         if note:
             print(f"{target.label}: note: {note}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def pairs(args: argparse.Namespace) -> int:
+    """Draft preference pairs from the model's rule-breaking replies; write them for review."""
+    import asyncio
+    import os
+
+    from .atomic import write_bytes
+    from .card import CardError, load_card
+    from .evaluate import Target
+    from .pairs import build_pairs, encode_pairs_file, probes_of
+    from .personas import PAIRS, TRAIN_FILES, find_persona
+    from .records import FAILURE_MODES
+
+    folder = Path(args.persona)
+    if not (folder / "persona.toml").is_file():
+        entry = find_persona(args.persona)
+        if entry is None:
+            raise UsageError(f"{args.persona}: no such persona or persona folder")
+        folder = entry.folder
+    try:
+        card = load_card(folder)
+    except CardError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    categories = [c.strip() for c in args.categories.split(",") if c.strip()]
+    unknown = sorted(set(categories) - set(FAILURE_MODES))
+    if unknown:
+        raise UsageError(f"--categories: {', '.join(unknown)} (known: {', '.join(FAILURE_MODES)})")
+    out = args.out or folder / PAIRS
+    if args.out is None and is_sample(folder):
+        raise UsageError(f"{folder} is a read-only sample persona; pass --out FILE")
+    if out.exists() and not args.force:
+        raise UsageError(f"{out} exists (it may hold reviewed pairs); pass --force to replace it")
+    # Training records only: the eval suite's held-out probes are never sent.
+    train = next((folder / n for n in TRAIN_FILES if (folder / n).is_file()), None)
+    if train is None:
+        raise UsageError(f"{folder}: no {' or '.join(TRAIN_FILES)}")
+    loaded = read_datasets([train])
+    probes = probes_of([(r.where, r.record) for r in loaded.rows], categories)
+    key = args.api_key or os.environ.get("PERSONA_API_KEY") or "not-needed"
+
+    def progress(done: int, total: int) -> None:
+        print(f"\r  {done}/{total} replies", end="", file=sys.stderr, flush=True)
+
+    report = asyncio.run(
+        build_pairs(
+            card,
+            probes,
+            args.model,
+            target=Target(args.base_url, key, args.concurrency),
+            samples=args.samples,
+            seed=args.seed,
+            progress=progress,
+        )
+    )
+    print(file=sys.stderr)
+    for where in report.skipped:
+        print(f"{where}: warning: the dataset's own reply breaks its category's rule; skipped")
+    for text in report.errors[:5]:
+        print(f"error: {text}", file=sys.stderr)
+    if report.replies == 0:
+        print("error: no replies came back; is the server running?", file=sys.stderr)
+        return 1
+    write_bytes(out, encode_pairs_file(report.pairs))
+    print(f"{'category':<10} {'replies':>7} {'broke the rule':>15}")
+    for category, asked in report.asked.items():
+        broke = report.broken.get(category, 0)
+        print(f"{category:<10} {asked:>7} {broke:>8} ({broke / asked:.0%})")
+    print(
+        f"wrote {len(report.pairs)} pairs from {report.probes} records to {out}; review them, "
+        f"then move the good ones into {folder / 'preference.jsonl'} to train on"
+    )
+    return 0
 
 
 def split(args: argparse.Namespace) -> int:

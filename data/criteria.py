@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import msgspec
 
-from .metrics import contains, word_count
+from .metrics import contains, echo_kind, word_count
 
 
 class CategoryRule(msgspec.Struct, frozen=True):
@@ -92,9 +92,17 @@ def check_reply(
     must_not_include: Sequence[str] = (),
     length: Sequence[int] = (),
     persona_markers: Sequence[str] = (),
+    system_prompt: str = "",
+    user_message: str = "",
 ) -> CriteriaResult:
-    """Judge one reply against its case's criteria and its category's rule."""
+    """Judge one reply against its case's criteria and its category's rule; a reply that
+    recites the system prompt or parrots the user's message fails too."""
     failures: list[str] = []
+    echo = echo_kind(reply, system_prompt, user_message)
+    if echo == "system":
+        failures.append("repeats the system prompt")
+    elif echo == "user":
+        failures.append("repeats the user's message")
     if must_include_any and not any(contains(reply, p) for p in must_include_any):
         failures.append("mentions none of: " + ", ".join(must_include_any))
     for phrase in must_not_include:

@@ -14,7 +14,17 @@ import msgspec
 
 from .jsonl import JsonLine, read_json_lines, unknown_keys
 from .problem import Problem, error, friendly_validation
-from .records import CHAT_KEYS, COMPLETION_KEYS, MESSAGE_KEYS, ChatRecord, CompletionRecord, Record
+from .records import (
+    CHAT_KEYS,
+    COMPLETION_KEYS,
+    MESSAGE_KEYS,
+    PREFERENCE_INPUT_KEYS,
+    PREFERENCE_KEYS,
+    ChatRecord,
+    CompletionRecord,
+    PreferenceRecord,
+    Record,
+)
 
 
 class Row(msgspec.Struct, frozen=True):
@@ -65,24 +75,41 @@ def read_datasets(paths: Iterable[Path]) -> Loaded:
 def to_row(file: str, item: JsonLine) -> tuple[Row | None, list[Problem]]:
     """Convert one JSON object into a record, or say why it cannot be one."""
     obj, line = item.value, item.line
-    record_type: type[ChatRecord] | type[CompletionRecord]
+    record_type: type[ChatRecord] | type[CompletionRecord] | type[PreferenceRecord]
     if "messages" in obj:
         record_type, known = ChatRecord, CHAT_KEYS
+    elif "input" in obj or "preferred_output" in obj or "non_preferred_output" in obj:
+        record_type, known = PreferenceRecord, PREFERENCE_KEYS
     elif "prompt" in obj or "completion" in obj:
         record_type, known = CompletionRecord, COMPLETION_KEYS
     else:
         keys = ", ".join(repr(k) for k in obj) or "none"
-        message = f"a record needs 'messages' or 'prompt' and 'completion'; found keys: {keys}"
+        message = (
+            "a record needs 'messages', 'prompt' and 'completion', or 'input', "
+            f"'preferred_output' and 'non_preferred_output'; found keys: {keys}"
+        )
         return None, [error(file, line, message)]
     problems = unknown_keys(file, line, obj, known)
-    messages = obj.get("messages")
-    if isinstance(messages, list):
-        for index, message in enumerate(messages):
-            if isinstance(message, dict):
-                problems += unknown_keys(file, line, message, MESSAGE_KEYS, f"messages[{index}]")
+    problems += _message_keys(file, line, obj.get("messages"), "messages")
+    given = obj.get("input")
+    if isinstance(given, dict):
+        problems += unknown_keys(file, line, given, PREFERENCE_INPUT_KEYS, "input")
+        problems += _message_keys(file, line, given.get("messages"), "input.messages")
+    for key in ("preferred_output", "non_preferred_output"):
+        problems += _message_keys(file, line, obj.get(key), key)
     try:
         record = msgspec.convert(obj, record_type)
     except msgspec.ValidationError as exc:
         problems.append(error(file, line, friendly_validation(str(exc))))
         return None, problems
     return Row(file, line, record, item.text), problems
+
+
+def _message_keys(file: str, line: int, messages: object, where: str) -> list[Problem]:
+    if not isinstance(messages, list):
+        return []
+    problems: list[Problem] = []
+    for index, message in enumerate(messages):
+        if isinstance(message, dict):
+            problems += unknown_keys(file, line, message, MESSAGE_KEYS, f"{where}[{index}]")
+    return problems

@@ -22,10 +22,12 @@ from .criteria import CriteriaResult, check_reply
 from .judge import Judge, JudgeScore
 from .metrics import (
     MEMO_N,
+    Drift,
     LengthStats,
     Markers,
     MemoIndex,
     Memorisation,
+    echo_kind,
     length_stats,
     markers,
     memorisation,
@@ -64,6 +66,10 @@ class SampleResult(msgspec.Struct, frozen=True):
     adapter: str | None = None
     error: str | None = None
     judge: JudgeScore | None = None
+    echo: str | None = None
+    """`system` when the reply recites the system prompt, `user` when it parrots the user."""
+    turn: int = 0
+    """In a drift conversation, the 1-based turn index (0 for a single probe)."""
 
 
 class ModelScores(msgspec.Struct, frozen=True):
@@ -85,6 +91,10 @@ class ModelScores(msgspec.Struct, frozen=True):
     judge_status: str
     score: float
     adapter: str | None = None
+    echo_rate: float = 0.0
+    """Share of replies that recite the system prompt or parrot the user's message."""
+    system_echo_rate: float = 0.0
+    """Share of replies that recite the system prompt."""
 
 
 class EvalResult(msgspec.Struct, frozen=True):
@@ -96,6 +106,10 @@ class EvalResult(msgspec.Struct, frozen=True):
     seed: int
     samples_per_prompt: int
     created: float
+    turns: int = 0
+    """Turns per drift conversation (`--turns`); 0 when none were run."""
+    drift: list[Drift] = []
+    drift_samples: list[SampleResult] = []
 
 
 class Target(msgspec.Struct, frozen=True):
@@ -158,6 +172,83 @@ def aggregate(
         judge_status=judge_status,
         score=score,
         adapter=", ".join(sorted(adapters)) or None,
+        echo_rate=sum(s.echo is not None for s in ok) / n,
+        system_echo_rate=sum(s.echo == "system" for s in ok) / n,
+    )
+
+
+class Reply(msgspec.Struct, frozen=True):
+    """What came back for one request (or the error that did)."""
+
+    text: str
+    finish_reason: str
+    completion_tokens: int
+    adapter: str | None
+    error: str | None
+
+
+async def ask(
+    client: Any, model: str, messages: list[dict[str, str]], seed: int, fields: dict[str, Any]
+) -> Reply:
+    """One chat completion; an API error becomes a Reply carrying it (never raised)."""
+    import openai
+
+    try:
+        reply = await client.chat.completions.create(
+            model=model,
+            messages=messages,  # type: ignore[arg-type]
+            seed=seed,
+            extra_body=fields or None,
+        )
+    except openai.OpenAIError as exc:
+        return Reply("", "error", 0, None, str(exc))
+    choice = reply.choices[0]
+    adapter = getattr(reply, "persona_adapter", None) or (reply.model_extra or {}).get(
+        "persona_adapter"
+    )
+    return Reply(
+        text=choice.message.content or "",
+        finish_reason=choice.finish_reason or "stop",
+        completion_tokens=reply.usage.completion_tokens if reply.usage else 0,
+        adapter=adapter,
+        error=None,
+    )
+
+
+def sample_result(
+    reply: Reply,
+    case_id: str,
+    category: str,
+    model: str,
+    sample: int,
+    seed: int,
+    verdict: CriteriaResult,
+    memo: MemoIndex,
+    card: PersonaCard,
+    user_message: str,
+    judged: JudgeScore | None = None,
+    turn: int = 0,
+) -> SampleResult:
+    """Score one reply into a SampleResult."""
+    text = reply.text
+    return SampleResult(
+        case_id=case_id,
+        category=category,
+        model=model,
+        sample=sample,
+        seed=seed,
+        text=text,
+        finish_reason=reply.finish_reason,
+        words=word_count(text),
+        completion_tokens=reply.completion_tokens,
+        looping=repetition(text).looping,
+        memorised_span=memo.longest_shared(text) if text else 0,
+        criteria=verdict,
+        adapter=reply.adapter,
+        error=reply.error,
+        judge=judged,
+        echo=echo_kind(text, card.system_prompt, user_message) if text else None,
+        turn=turn,
     )
 
 
@@ -170,6 +261,19 @@ def _messages(case: EvalCase, card: PersonaCard, model: str) -> list[dict[str, s
     if not _is_persona(card, model) and not any(m["role"] == "system" for m in messages):
         messages.insert(0, {"role": "system", "content": card.system_prompt})
     return messages
+
+
+def make_client(target: Target) -> Any:
+    """An `openai.AsyncOpenAI` for the target, with no retries (a 4xx is an answer)."""
+    import httpx
+    import openai
+
+    return openai.AsyncOpenAI(
+        base_url=target.base_url,
+        api_key=target.api_key,
+        max_retries=0,
+        timeout=httpx.Timeout(target.timeout),
+    )
 
 
 def request_fields(
@@ -203,18 +307,10 @@ async def run_eval(
     `client` may be an `openai.AsyncOpenAI` the caller owns (tests pass one bound to an
     in-process app); otherwise one is made for `target` and closed at the end.
     """
-    import httpx
-    import openai
-
     target = target or Target()
     owned = client is None
     if client is None:
-        client = openai.AsyncOpenAI(
-            base_url=target.base_url,
-            api_key=target.api_key,
-            max_retries=0,
-            timeout=httpx.Timeout(target.timeout),
-        )
+        client = make_client(target)
     memo = MemoIndex(training_replies)
     reference = [word_count(t) for t in training_replies]
     gate = asyncio.Semaphore(max(1, target.concurrency))
@@ -225,54 +321,28 @@ async def run_eval(
         nonlocal done
         sample_seed = seed + i
         async with gate:
-            try:
-                reply = await client.chat.completions.create(
-                    model=model,
-                    messages=_messages(case, card, model),  # type: ignore[arg-type]
-                    seed=sample_seed,
-                    extra_body=request_fields(card, model, overrides) or None,
-                )
-                choice = reply.choices[0]
-                text = choice.message.content or ""
-                finish = choice.finish_reason or "stop"
-                used = reply.usage.completion_tokens if reply.usage else 0
-                adapter = getattr(reply, "persona_adapter", None) or (reply.model_extra or {}).get(
-                    "persona_adapter"
-                )
-                error = None
-            except openai.OpenAIError as exc:
-                text, finish, used, adapter, error = "", "error", 0, None, str(exc)
+            reply = await ask(
+                client, model, _messages(case, card, model), sample_seed,
+                request_fields(card, model, overrides),
+            )  # fmt: skip
         verdict = check_reply(
-            text,
+            reply.text,
             category=case.category,
             must_include_any=case.must_include_any,
             must_not_include=list(case.must_not_include) + list(card.style.banned),
             length=case.length or card.style.reply_words,
             persona_markers=[*card.style.catchphrases, *card.style.markers],
+            system_prompt=card.system_prompt,
+            user_message=case.prompt,
         )
         judged = None
-        if judge is not None and error is None:
-            judged = await judge.score(card, case, text)
+        if judge is not None and reply.error is None:
+            judged = await judge.score(card, case, reply.text)
         done += 1
         if progress is not None:
             progress(done, total)
-        return SampleResult(
-            case_id=case.id,
-            category=case.category,
-            model=model,
-            sample=i,
-            seed=sample_seed,
-            text=text,
-            finish_reason=finish,
-            words=word_count(text),
-            completion_tokens=used,
-            looping=repetition(text).looping,
-            memorised_span=memo.longest_shared(text) if text else 0,
-            criteria=verdict,
-            adapter=adapter,
-            error=error,
-            judge=judged,
-        )
+        return sample_result(reply, case.id, case.category, model, i, sample_seed, verdict, memo,
+                             card, case.prompt, judged)  # fmt: skip
 
     try:
         results = await asyncio.gather(

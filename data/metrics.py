@@ -229,3 +229,90 @@ def markers(
         hits.update(found)
         bad += bool(found)
     return Markers(catch / n, voice / n, bad / n, dict(hits))
+
+
+ECHO_N = 8
+"""A reply sharing a span this long with the system prompt echoes it."""
+ECHO_MIN_USER = 6
+"""User messages shorter than this may be restated freely ("What is a crab?")."""
+
+
+def echoes(reply: str, source: str, n: int = ECHO_N, min_words: int = 1) -> bool:
+    """Whether `reply` repeats `n` consecutive words of `source` (all of it, if shorter)."""
+    src = words(source)
+    if len(src) < min_words or not src:
+        return False
+    k = min(n, len(src))
+    spans = set(_ngrams(src, k))
+    return any(gram in spans for gram in _ngrams(words(reply), k))
+
+
+def echo_kind(reply: str, system_prompt: str, user_message: str) -> str | None:
+    """`system` if the reply recites the system prompt, `user` if it parrots the user's
+    message, else None."""
+    if system_prompt and echoes(reply, system_prompt):
+        return "system"
+    if user_message and echoes(reply, user_message, min_words=ECHO_MIN_USER):
+        return "user"
+    return None
+
+
+class TurnScores(msgspec.Struct, frozen=True):
+    """Persona metrics over every reply at one turn index of the drift conversations."""
+
+    turn: int
+    """1-based turn index."""
+    replies: int
+    completion_rate: float
+    marker_rate: float
+    catchphrase_rate: float
+    banned_rate: float
+    criteria_pass: float
+    length_in_range: float
+    echo_rate: float
+
+
+DRIFT_METRICS = (
+    "marker_rate",
+    "catchphrase_rate",
+    "banned_rate",
+    "criteria_pass",
+    "length_in_range",
+    "echo_rate",
+    "completion_rate",
+)
+"""The per-turn metrics whose trend a drift report shows."""
+
+
+class Drift(msgspec.Struct, frozen=True):
+    """How one model's persona metrics move over a long conversation."""
+
+    model: str
+    turns: list[TurnScores]
+    change: dict[str, float]
+    """Last turn minus first turn, per metric."""
+    slope: dict[str, float]
+    """Least-squares slope per turn, per metric."""
+
+
+def slope(values: Sequence[float]) -> float:
+    """The least-squares slope of values against 1, 2, ..., n (0 for fewer than 2)."""
+    n = len(values)
+    if n < 2:
+        return 0.0
+    mean_x = (n + 1) / 2
+    mean_y = statistics.fmean(values)
+    num = sum((i + 1 - mean_x) * (v - mean_y) for i, v in enumerate(values))
+    den = sum((i + 1 - mean_x) ** 2 for i in range(n))
+    return num / den
+
+
+def drift(model: str, turns: Sequence[TurnScores]) -> Drift:
+    """The first-to-last change and the slope of every drift metric."""
+    series = {m: [float(getattr(t, m)) for t in turns] for m in DRIFT_METRICS}
+    return Drift(
+        model=model,
+        turns=list(turns),
+        change={m: (v[-1] - v[0]) if v else 0.0 for m, v in series.items()},
+        slope={m: slope(v) for m, v in series.items()},
+    )

@@ -19,6 +19,10 @@ CARD = "persona.toml"
 TRAIN_FILES = ("train.jsonl", "dataset.jsonl")
 VALID = "valid.jsonl"
 EVAL = "eval.jsonl"
+PREFERENCE = "preference.jsonl"
+"""Reviewed preference pairs that `persona train --method dpo|orpo` trains on."""
+PAIRS = "pairs.jsonl"
+"""Pairs drafted by `persona data pairs`, waiting for review; never trained on directly."""
 
 
 @dataclass(frozen=True)

@@ -37,10 +37,43 @@ class CompletionRecord(msgspec.Struct, frozen=True, omit_defaults=True):
     tags: tuple[str, ...] = ()
 
 
-Record = ChatRecord | CompletionRecord
+class PreferenceInput(msgspec.Struct, frozen=True):
+    """The conversation a preference pair answers: it ends with a user turn."""
+
+    messages: tuple[Message, ...]
+
+
+class PreferenceRecord(msgspec.Struct, frozen=True, omit_defaults=True):
+    """OpenAI's DPO fine-tuning line: a prompt, the reply to prefer and the reply to avoid.
+
+    `{"input": {"messages": [...]}, "preferred_output": [{"role": "assistant", ...}],
+    "non_preferred_output": [{"role": "assistant", ...}]}`; the same file works with OpenAI's
+    fine-tuning API. As a conversation (for stats, splits and SFT) it is the input followed by
+    the preferred reply.
+    """
+
+    input: PreferenceInput
+    preferred_output: tuple[Message, ...]
+    non_preferred_output: tuple[Message, ...]
+    tags: tuple[str, ...] = ()
+
+    @property
+    def chosen(self) -> tuple[Message, ...]:
+        """The whole conversation with the preferred reply."""
+        return (*self.input.messages, *self.preferred_output)
+
+    @property
+    def rejected(self) -> tuple[Message, ...]:
+        """The whole conversation with the non-preferred reply."""
+        return (*self.input.messages, *self.non_preferred_output)
+
+
+Record = ChatRecord | CompletionRecord | PreferenceRecord
 
 CHAT_KEYS = frozenset(ChatRecord.__struct_fields__)
 COMPLETION_KEYS = frozenset(CompletionRecord.__struct_fields__)
+PREFERENCE_KEYS = frozenset(PreferenceRecord.__struct_fields__)
+PREFERENCE_INPUT_KEYS = frozenset(PreferenceInput.__struct_fields__)
 MESSAGE_KEYS = frozenset(Message.__struct_fields__)
 
 
@@ -48,7 +81,35 @@ def as_messages(record: Record) -> tuple[Message, ...]:
     """The record as a conversation (a completion becomes one user and one assistant turn)."""
     if isinstance(record, ChatRecord):
         return record.messages
+    if isinstance(record, PreferenceRecord):
+        return record.chosen
     return (Message("user", record.prompt), Message("assistant", record.completion))
+
+
+def preference_problems(record: PreferenceRecord) -> list[str]:
+    """Every structural problem of a preference pair (roles, order, one reply per side)."""
+    problems = [
+        f"input.{text}" if text.startswith("messages") else f"input: {text}"
+        for text in turn_order_problems(record.input.messages, last="user")
+    ]
+    problems += [
+        f"input.messages[{i}].content: empty {m.role} turn"
+        for i, m in enumerate(record.input.messages)
+        if not m.content.strip()
+    ]
+    for key in ("preferred_output", "non_preferred_output"):
+        output: tuple[Message, ...] = getattr(record, key)
+        if len(output) != 1:
+            problems.append(f"{key}: must hold exactly one assistant message, not {len(output)}")
+            continue
+        if output[0].role != "assistant":
+            problems.append(f"{key}[0].role: must be assistant, not {output[0].role!r}")
+        if not output[0].content.strip():
+            problems.append(f"{key}[0].content: empty reply")
+    texts = [m.content.strip() for m in (*record.preferred_output, *record.non_preferred_output)]
+    if len(texts) == 2 and texts[0] and texts[0] == texts[1]:
+        problems.append("preferred_output and non_preferred_output are the same reply")
+    return problems
 
 
 def prompt_text(record: Record) -> str:

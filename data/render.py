@@ -80,6 +80,15 @@ def render_stats(stats: DatasetStats, width: int = 40) -> str:
         f"{stats.near_duplicate_prompts} near-duplicate prompts, "
         f"{stats.duplicate_replies} repeated replies",
     ]
+    pref = stats.preference
+    if pref is not None:
+        lines += [
+            "",
+            f"Preference pairs: {pref.pairs}; preferred replies {pref.preferred_words:.1f} words "
+            f"on average, non-preferred {pref.non_preferred_words:.1f}; the non-preferred reply "
+            f"is the longer one in {pref.longer_non_preferred:.0%} of pairs",
+            *shares("Pair tags", pref.tags, "pairs"),
+        ]
     if stats.warnings:
         lines += ["", "Warnings:"] + [f"  {w}" for w in stats.warnings]
     return "\n".join(lines)

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 import msgspec
 
 from .evaluate import EvalResult, ModelScores
+from .metrics import DRIFT_METRICS
 
 Row = tuple[str, Callable[[ModelScores], float | None], bool]
 """(label, getter, higher_is_better)."""
@@ -25,6 +26,8 @@ ROWS: tuple[Row, ...] = (
     ("catchphrase rate", lambda m: m.markers.catchphrase_rate, True),
     ("voice marker rate", lambda m: m.markers.marker_rate, True),
     ("banned phrases", lambda m: m.markers.banned_rate, False),
+    ("echo (system prompt or user)", lambda m: m.echo_rate, False),
+    ("system-prompt echo", lambda m: m.system_echo_rate, False),
     ("criteria pass", lambda m: m.criteria_pass, True),
     ("judge (0-1)", lambda m: m.judge, True),
 )
@@ -63,15 +66,48 @@ def _category(name: str) -> Callable[[ModelScores], float | None]:
     return lambda m: m.by_category.get(name)
 
 
-def terminal_table(result: EvalResult) -> str:
-    """A fixed-width table for the terminal."""
-    rows = table_rows(result)
+DRIFT_LABELS = {
+    "marker_rate": "voice markers",
+    "catchphrase_rate": "catchphrases",
+    "banned_rate": "banned phrases",
+    "criteria_pass": "criteria pass",
+    "length_in_range": "length in range",
+    "echo_rate": "echo",
+    "completion_rate": "completion",
+}
+
+
+def drift_rows(result: EvalResult) -> list[list[str]]:
+    """Per model and metric: the value at each turn, then the change first -> last and the
+    slope per turn. Empty when no drift conversations were run."""
+    if not result.drift:
+        return []
+    turns = result.turns or max(len(d.turns) for d in result.drift)
+    rows = [["model", "metric", *[f"t{i}" for i in range(1, turns + 1)], "change", "slope"]]
+    for d in result.drift:
+        for metric in DRIFT_METRICS:
+            values = [f"{getattr(t, metric):.2f}" for t in d.turns]
+            rows.append([d.model, DRIFT_LABELS[metric], *values,
+                         f"{d.change[metric]:+.2f}", f"{d.slope[metric]:+.3f}"])  # fmt: skip
+    return rows
+
+
+def _fixed(rows: list[list[str]]) -> list[str]:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = []
     for n, row in enumerate(rows):
         lines.append("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))
+    return lines
+
+
+def terminal_table(result: EvalResult) -> str:
+    """A fixed-width table for the terminal (and the drift table, when there is one)."""
+    lines = _fixed(table_rows(result))
+    drift = drift_rows(result)
+    if drift:
+        lines += ["", f"Drift over {result.turns}-turn conversations:", *_fixed(drift)]
     judge = result.models[0].judge_status if result.models else ""
     lines.append(
         f"\n{len(result.samples)} replies, {result.samples_per_prompt} per prompt, "
@@ -87,6 +123,12 @@ def markdown(result: EvalResult, examples: int = 3) -> str:
     out.append("| " + " | ".join(rows[0]) + " |")
     out.append("|" + "---|" * len(rows[0]))
     out += ["| " + " | ".join(row) + " |" for row in rows[1:]]
+    drift = drift_rows(result)
+    if drift:
+        out += ["", f"## Drift over {result.turns}-turn conversations", ""]
+        out.append("| " + " | ".join(drift[0]) + " |")
+        out.append("|" + "---|" * len(drift[0]))
+        out += ["| " + " | ".join(row) + " |" for row in drift[1:]]
     for model in result.models:
         failing = [s for s in result.samples if s.model == model.model and not s.criteria.passed][
             :examples
@@ -121,6 +163,7 @@ def summary(scores: ModelScores) -> dict[str, float]:
         "memorised": round(scores.memorisation.share, 4),
         "voice": round(scores.markers.marker_rate, 4),
         "criteria": round(scores.criteria_pass, 4),
+        "echo": round(scores.echo_rate, 4),
     }
 
 
@@ -131,4 +174,6 @@ def merge_results(results: Sequence[EvalResult]) -> EvalResult:
         first,
         models=[m for r in results for m in r.models],
         samples=[s for r in results for s in r.samples],
+        drift=[d for r in results for d in r.drift],
+        drift_samples=[s for r in results for s in r.drift_samples],
     )

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 import msgspec
 
 from .card import PersonaCard
-from .records import FAILURE_MODES, Record, prompt_text, replies, user_turns
+from .records import FAILURE_MODES, PreferenceRecord, Record, prompt_text, replies, user_turns
 from .similar import normalise, similar_pairs
 from .tokens import ChatTokenizer, text_tokens
 
@@ -71,6 +71,39 @@ class Share(msgspec.Struct, frozen=True):
     share: float
 
 
+class PreferenceStats(msgspec.Struct, frozen=True):
+    """Preference pairs (OpenAI's DPO format): how many, and how their two replies differ."""
+
+    pairs: int
+    preferred_words: float
+    """Mean words of the preferred replies."""
+    non_preferred_words: float
+    """Mean words of the non-preferred replies."""
+    longer_non_preferred: float
+    """Share of pairs whose non-preferred reply is the longer one (a length bias if near 0 or 1)."""
+    tags: tuple[Share, ...]
+    """Tags of the pairs, as a share of pairs."""
+
+
+def preference_stats(records: Sequence[Record]) -> PreferenceStats | None:
+    """Counts and reply lengths of the preference pairs, or None when there are none."""
+    pairs = [r for r in records if isinstance(r, PreferenceRecord)]
+    if not pairs:
+        return None
+    good = [len(" ".join(m.content for m in r.preferred_output).split()) for r in pairs]
+    bad = [len(" ".join(m.content for m in r.non_preferred_output).split()) for r in pairs]
+    counts = Counter(tag for r in pairs for tag in dict.fromkeys(r.tags))
+    return PreferenceStats(
+        pairs=len(pairs),
+        preferred_words=round(statistics.fmean(good), 2),
+        non_preferred_words=round(statistics.fmean(bad), 2),
+        longer_non_preferred=round(
+            sum(b > g for g, b in zip(good, bad, strict=True)) / len(pairs), 3
+        ),
+        tags=tuple(Share(t, c, c / len(pairs)) for t, c in sorted(counts.items(), key=_by_count)),
+    )
+
+
 class DatasetStats(msgspec.Struct, frozen=True):
     """Everything `persona data stats` shows, as one value the TUI can render."""
 
@@ -96,6 +129,8 @@ class DatasetStats(msgspec.Struct, frozen=True):
     near_duplicate_prompts: int
     duplicate_replies: int
     warnings: tuple[str, ...]
+    preference: PreferenceStats | None = None
+    """Preference pairs among the records (None when there are none)."""
 
 
 def dataset_stats(
@@ -137,6 +172,7 @@ def dataset_stats(
         near_duplicate_prompts=len(near_later),
         duplicate_replies=sum(c - 1 for c in reply_norms.values()),
         warnings=(),
+        preference=preference_stats(records),
     )
     return msgspec.structs.replace(stats, warnings=tuple(stats_warnings(stats)))
 

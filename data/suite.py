@@ -8,7 +8,7 @@ import msgspec
 
 from .jsonl import read_json_lines, unknown_keys
 from .problem import Problem, error, friendly_validation, warning
-from .records import MESSAGE_KEYS, Message, turn_order_problems
+from .records import FAILURE_MODES, MESSAGE_KEYS, Message, turn_order_problems
 
 CATEGORIES = ("general", "idk", "clarify", "off_topic", "boundary", "multi_turn")
 """What a probe tests: plain persona voice, one of the four failure modes, or a follow-up."""
@@ -35,6 +35,74 @@ class EvalCase(msgspec.Struct, frozen=True, omit_defaults=True):
 CASE_KEYS = frozenset(EvalCase.__struct_fields__)
 
 
+class ScriptTurn(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One scripted user turn of a long conversation, and what the reply to it is judged as."""
+
+    content: str
+    category: str = "general"
+    """`general` or a failure mode: the reply is held to that category's rule."""
+
+
+class ConversationScript(msgspec.Struct, frozen=True):
+    """`{"id": ..., "turns": [{"content": ...}, ...]}`: held-out user turns for a drift run.
+
+    `persona eval --turns N` plays the first N turns, each after the model's own earlier replies.
+    """
+
+    id: str
+    turns: tuple[ScriptTurn, ...]
+
+
+SCRIPT_KEYS = frozenset(ConversationScript.__struct_fields__)
+TURN_KEYS = frozenset(ScriptTurn.__struct_fields__)
+
+
+def is_script(value: dict[str, object]) -> bool:
+    """Whether a suite line is a conversation script rather than a probe."""
+    return "turns" in value
+
+
+def read_scripts(path: Path) -> tuple[list[tuple[int, ConversationScript]], list[Problem]]:
+    """Every valid conversation script in a suite file, with its line, and their problems."""
+    name = str(path)
+    lines, _ = read_json_lines(path)  # line-level problems are read_suite's to report
+    scripts: list[tuple[int, ConversationScript]] = []
+    problems: list[Problem] = []
+    first_line: dict[str, int] = {}
+    for item in (i for i in lines if is_script(i.value)):
+        problems += unknown_keys(name, item.line, item.value, SCRIPT_KEYS)
+        turns = item.value.get("turns")
+        if isinstance(turns, list):
+            for index, turn in enumerate(turns):
+                if isinstance(turn, dict):
+                    problems += unknown_keys(name, item.line, turn, TURN_KEYS, f"turns[{index}]")
+        try:
+            script = msgspec.convert(item.value, ConversationScript)
+        except msgspec.ValidationError as exc:
+            problems.append(error(name, item.line, friendly_validation(str(exc))))
+            continue
+        found = []
+        if not script.id.strip():
+            found.append("id: must not be empty")
+        if script.id in first_line:
+            found.append(f"id: {script.id!r} is already used on line {first_line[script.id]}")
+        first_line.setdefault(script.id, item.line)
+        if len(script.turns) < 2:
+            found.append("turns: a conversation script needs at least 2 user turns")
+        for index, turn in enumerate(script.turns):
+            if not turn.content.strip():
+                found.append(f"turns[{index}].content: empty user turn")
+            if turn.category not in ("general", *FAILURE_MODES):
+                found.append(
+                    f"turns[{index}].category: {turn.category!r} is not general or one of "
+                    + ", ".join(FAILURE_MODES)
+                )
+        problems += [error(name, item.line, text) for text in found]
+        if not found:
+            scripts.append((item.line, script))
+    return scripts, problems
+
+
 def load_suite(path: Path) -> tuple[list[EvalCase], list[Problem]]:
     """Every valid case in an eval suite and every problem, as file:line; never raises."""
     numbered, problems = read_suite(path)
@@ -48,6 +116,8 @@ def read_suite(path: Path) -> tuple[list[tuple[int, EvalCase]], list[Problem]]:
     cases: list[tuple[int, EvalCase]] = []
     first_line: dict[str, int] = {}
     for item in lines:
+        if is_script(item.value):
+            continue  # a conversation script: `read_scripts` reads and checks it
         problems += unknown_keys(name, item.line, item.value, CASE_KEYS)
         messages = item.value.get("messages")
         if isinstance(messages, list):
@@ -93,3 +163,14 @@ def case_problems(case: EvalCase) -> list[str]:
     ):
         problems.append(f"length: {list(case.length)} must be [min_words, max_words], min <= max")
     return problems
+
+
+def script_probes(
+    scripts: list[tuple[int, ConversationScript]],
+) -> list[tuple[int, EvalCase]]:
+    """Each scripted user turn as a one-turn probe (to check it is held out from training)."""
+    return [
+        (line, EvalCase(f"{script.id} turn {i + 1}", t.category, (Message("user", t.content),)))
+        for line, script in scripts
+        for i, t in enumerate(script.turns)
+    ]

@@ -12,7 +12,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .card import CardError, PersonaCard, load_card
-from .personas import CARD, EVAL, TRAIN_FILES, VALID, find_persona, sample_personas_dir
+from .personas import (
+    CARD,
+    EVAL,
+    PAIRS,
+    PREFERENCE,
+    TRAIN_FILES,
+    VALID,
+    find_persona,
+    sample_personas_dir,
+)
 from .problem import Problem, error
 from .tokens import ChatTokenizer
 
@@ -45,7 +54,12 @@ def resolve_targets(paths: Sequence[str], card: Path | None = None) -> list[Targ
             target = targets.setdefault(str(path), Target(str(path), _card_in(path, card)))
             target.datasets += [p for n in (*TRAIN_FILES, VALID) if (p := path / n).is_file()]
             target.eval_file = path / EVAL if (path / EVAL).is_file() else None
-            if not target.datasets and target.eval_file is None:
+            # Pairs repeat training prompts on purpose: check them apart from the SFT data.
+            pairs = [p for n in (PREFERENCE, PAIRS) if (p := path / n).is_file()]
+            if pairs:
+                label = f"{path}{os.sep}{PREFERENCE}"
+                targets.setdefault(label, Target(label, _card_in(path, card), pairs))
+            if not target.datasets and target.eval_file is None and not pairs:
                 raise UsageError(f"{path}: holds no {' / '.join(TRAIN_FILES)} or {EVAL}")
             continue
         folder = path.parent

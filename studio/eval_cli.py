@@ -7,6 +7,8 @@ import asyncio
 import sys
 from pathlib import Path
 
+import msgspec
+
 from data.atomic import write_bytes, write_text
 
 from .persona_files import PersonaFiles, find_persona
@@ -28,6 +30,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base-url", default="http://127.0.0.1:8000/v1")
     parser.add_argument("--api-key", default=None, help="default: $PERSONA_API_KEY")
     parser.add_argument("--concurrency", type=int, default=4, help="requests in flight at once")
+    parser.add_argument(
+        "--turns",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also play the suite's conversation scripts for N turns and report drift per turn",
+    )
     parser.add_argument("--temperature", type=float, help="override the persona's default")
     parser.add_argument("--max-tokens", type=int, help="override the persona's default")
     parser.add_argument("--judge-url", help="an OpenAI-compatible endpoint for an LLM judge")
@@ -59,6 +68,16 @@ def run(args: argparse.Namespace) -> int:
     if not files.cases:
         print(f"error: {files.name} has no eval suite (eval.jsonl)", file=sys.stderr)
         return 1
+    if args.turns:
+        short = [s.id for s in files.scripts if len(s.turns) < args.turns]
+        if args.turns < 2 or not files.scripts or short:
+            have = ", ".join(f"{s.id} ({len(s.turns)})" for s in files.scripts) or "none"
+            print(
+                f"error: --turns {args.turns} needs 2 or more turns and conversation scripts at "
+                f"least that long in {files.folder / 'eval.jsonl'}; scripts: {have}",
+                file=sys.stderr,
+            )
+            return 1
     api_key = args.api_key or os.environ.get("PERSONA_API_KEY") or "not-needed"
     if args.watch:
         return asyncio.run(_watch(args, files, api_key))
@@ -81,19 +100,39 @@ async def _evaluate(args: argparse.Namespace, files: PersonaFiles, models: list[
     def progress(done: int, total: int) -> None:
         print(f"\r  {done}/{total} replies", end="", file=sys.stderr, flush=True)
 
+    target = Target(args.base_url, key, args.concurrency)
     try:
         result = await run_eval(
             files.card,
             files.cases,
             files.training_replies,
             models,
-            target=Target(args.base_url, key, args.concurrency),
+            target=target,
             samples=args.samples,
             seed=args.seed,
             overrides=overrides,
             judge=judge,
             progress=progress,
         )
+        if getattr(args, "turns", 0):
+            from data.drift import run_drift
+
+            print(file=sys.stderr)
+            drift, replies = await run_drift(
+                files.card,
+                files.scripts,
+                files.training_replies,
+                models,
+                args.turns,
+                target=target,
+                samples=args.samples,
+                seed=args.seed,
+                overrides=overrides,
+                progress=progress,
+            )
+            result = msgspec.structs.replace(
+                result, turns=args.turns, drift=drift, drift_samples=replies
+            )
     finally:
         if judge is not None:
             await judge.aclose()

@@ -19,6 +19,8 @@ class PersonaFiles:
     cases: tuple = ()  # type: ignore[type-arg]
     cases_problems: tuple[str, ...] = ()
     training_replies: tuple[str, ...] = field(default=())
+    scripts: tuple = ()  # type: ignore[type-arg]
+    """The suite's conversation scripts, for `--turns`."""
 
 
 def find_persona(name_or_path: str, extra_dirs: Sequence[Path] = ()) -> PersonaFiles:
@@ -26,7 +28,7 @@ def find_persona(name_or_path: str, extra_dirs: Sequence[Path] = ()) -> PersonaF
     from data.dataset import read_dataset
     from data.personas import default_dirs, discover
     from data.records import replies
-    from data.suite import load_suite
+    from data.suite import load_suite, read_scripts
 
     path = Path(name_or_path)
     if (path / "persona.toml").exists():
@@ -41,13 +43,16 @@ def find_persona(name_or_path: str, extra_dirs: Sequence[Path] = ()) -> PersonaF
     cases: tuple = ()  # type: ignore[type-arg]
     problems: tuple[str, ...] = ()
     suite = folder / "eval.jsonl"
+    scripts: tuple = ()  # type: ignore[type-arg]
     if suite.exists():
         found, issues = load_suite(suite)
-        cases, problems = tuple(found), tuple(str(p) for p in issues)
+        numbered, bad = read_scripts(suite)
+        cases, problems = tuple(found), tuple(str(p) for p in [*issues, *bad])
+        scripts = tuple(script for _, script in numbered)
     texts: list[str] = []
     for name in ("train.jsonl", "dataset.jsonl"):
         if (folder / name).exists():
             for row in read_dataset(folder / name).rows:
                 texts.extend(replies(row.record))
             break
-    return PersonaFiles(card.name, folder, card, cases, problems, tuple(texts))
+    return PersonaFiles(card.name, folder, card, cases, problems, tuple(texts), scripts)

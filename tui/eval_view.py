@@ -48,6 +48,7 @@ class ModelScore(msgspec.Struct, frozen=True):
     memorisation: MemoView = MemoView()
     by_category: dict[str, float] = {}
     adapter: str | None = None
+    echo_rate: float = 0.0
 
 
 class Criteria(msgspec.Struct, frozen=True):
@@ -71,12 +72,34 @@ class EvalSample(msgspec.Struct, frozen=True):
     error: str | None = None
 
 
+class TurnView(msgspec.Struct, frozen=True):
+    """Persona metrics at one turn index of the drift conversations."""
+
+    turn: int
+    marker_rate: float = 0.0
+    catchphrase_rate: float = 0.0
+    criteria_pass: float = 0.0
+    length_in_range: float = 0.0
+    echo_rate: float = 0.0
+
+
+class DriftView(msgspec.Struct, frozen=True):
+    """One model's metrics per turn, and their change from the first turn to the last."""
+
+    model: str
+    turns: list[TurnView] = []
+    change: dict[str, float] = {}
+
+
 class EvalReport(msgspec.Struct, frozen=True):
     """The parts of `persona eval --json` the TUI shows."""
 
     persona: str
     models: list[ModelScore] = []
     samples: list[EvalSample] = []
+    turns: int = 0
+    drift: list[DriftView] = []
+    """Per-turn metrics of `--turns` conversations (empty when none were run)."""
 
 
 METRICS: tuple[tuple[str, Callable[[ModelScore], float | None]], ...] = (
@@ -92,6 +115,7 @@ METRICS: tuple[tuple[str, Callable[[ModelScore], float | None]], ...] = (
     ("catchphrase rate", lambda m: m.markers.catchphrase_rate),
     ("voice marker rate", lambda m: m.markers.marker_rate),
     ("banned phrases", lambda m: m.markers.banned_rate),
+    ("echo (system/user)", lambda m: m.echo_rate),
     ("judge", lambda m: m.judge),
 )
 """(label, getter) of each row of the side-by-side table."""

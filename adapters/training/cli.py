@@ -31,6 +31,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", metavar="RUN", help="continue a run (e.g. run-3)")
     parser.add_argument("--json", action="store_true", help="one JSON event per line on stdout")
     parser.add_argument("--model", help="base model: embedded, a folder or a hub repo id")
+    parser.add_argument(
+        "--from",
+        dest="init_from",
+        metavar="MODEL_ID",
+        help="start from a checkpoint (juni@run-1:best); DPO's reference model",
+    )
     parser.add_argument("--adapters", type=Path, help="adapter registry folder")
     parser.add_argument(
         "--personas", type=Path, action="append", default=[], help="extra personas folder"

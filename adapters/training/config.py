@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from data.card import Training
+from data.card import METHODS, Training
 
 OVERRIDABLE = tuple(Training.__struct_fields__)
 """Every `[training]` key can be overridden on the command line (`--learning-rate 2e-4`)."""
@@ -25,6 +25,11 @@ class RunConfig(msgspec.Struct, frozen=True, kw_only=True):
     train_file: str = ""
     valid_file: str | None = None
     """A `valid.jsonl` shipped with the persona; `None` splits `val_fraction` off train."""
+    init_from: str | None = None
+    """The checkpoint a run starts from (`juni@run-1:75`); `None` starts from the base model.
+    For DPO its frozen weights are also the reference model."""
+    init_sha256: str | None = None
+    """The sha256 of that checkpoint's weights, so a resume starts from the same ones."""
 
 
 class ConfigError(Exception):
@@ -50,6 +55,10 @@ def apply_overrides(training: Training, overrides: dict[str, object]) -> Trainin
 def training_problems(t: Training) -> list[str]:
     """Every setting that makes training impossible (the card checks the rest)."""
     problems = []
+    if t.method not in METHODS:
+        problems.append(f"method {t.method!r} is not sft, dpo or orpo")
+    if t.beta <= 0:
+        problems.append("beta must be > 0")
     if t.fine_tune_type not in ("lora", "dora", "full"):
         problems.append(f"fine_tune_type {t.fine_tune_type!r} is not lora, dora or full")
     if t.lr_schedule not in ("constant", "linear", "cosine"):

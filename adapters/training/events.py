@@ -57,7 +57,8 @@ class Step(msgspec.Struct, frozen=True, tag="step", tag_field="event"):
 
 
 class Val(msgspec.Struct, frozen=True, tag="val", tag_field="event"):
-    """Validation loss (mean over every learned token of the validation rows)."""
+    """Validation loss (mean over every learned token of the validation rows; for DPO and ORPO,
+    the mean preference loss over the validation pairs)."""
 
     step: int
     val_loss: float

@@ -27,13 +27,14 @@ from adapters.manifest import CONFIG, WEIGHTS
 from adapters.registry import set_marker
 from data.atomic import write_bytes
 
-from .batching import collate, epoch_batches, eval_batches
+from .batching import epoch_batches, eval_batches
 from .checkpoint import manifest_for, publish
 from .dataset import Example
 from .distributed import World, world, zero_grads
 from .events import Best, Checkpoint, Done, Emit, Start, Step, Val
 from .loss import TokenLoss
 from .model import adapter_config, lora_params, make_trainable
+from .preference import PairExample, PreferenceLoss, attach_reference
 from .prepare import Prepared, config_dict
 from .record import MetricPoint, RunRecord, write_record
 from .schedule import build_schedule
@@ -72,6 +73,7 @@ class Trainer:
         emit: Emit,
         stop: threading.Event | None = None,
         ranks: World | None = None,
+        init: Path | None = None,
     ) -> None:
         self.p = prepared
         self.run = run
@@ -88,12 +90,21 @@ class Trainer:
         self.model = prepared.base.model
         mx.random.seed(t.seed)  # the adapters' initial values
         make_trainable(self.model, t)
+        if init is not None:  # `--from`: continue a published checkpoint
+            self.model.load_weights(str(init / WEIGHTS), strict=False)
+            mx.eval(self.model.parameters())
         self.lora = lora_params(t, self.model)
         self.adapter_config = adapter_config(
             self.lora, prepared.config.base_model, prepared.base.model_id
         )
         self.optimizer = optim.Adam(learning_rate=build_schedule(t, self.total))
-        self.loss = TokenLoss(self.model)
+        self.loss: TokenLoss | PreferenceLoss = TokenLoss(self.model)
+        if t.method != "sft":
+            self.loss = PreferenceLoss(self.model, t.method, t.beta)
+        if t.method == "dpo":
+            # Before any resume loads later weights: the reference is the starting checkpoint.
+            splits = {"train": self.p.train, "valid": self.p.valid}
+            attach_reference(run_dir, self.loss, self.model, splits, t.batch_size)  # type: ignore[arg-type]
         self.state = TrainerState(dataset_sha256=prepared.dataset.train_sha256)
         self.metrics: list[MetricPoint] = []
         self.created = time.time()
@@ -171,7 +182,7 @@ class Trainer:
         mx.random.seed(step_seed(t.seed, s.step))
         tic = time.perf_counter()
         if rows:
-            batch = collate(self.p.train, rows)
+            batch = self.loss.collate(self.p.train, rows)  # type: ignore[arg-type]
             total, count, grads = self.loss.value_and_grad(self.model, batch)
             tokens = batch.tokens
         else:  # a short last batch has no rows for this rank
@@ -282,19 +293,20 @@ class Trainer:
 
 
 def validation_loss(
-    loss: TokenLoss,
+    loss: TokenLoss | PreferenceLoss,
     model: nn.Module,
-    examples: list[Example],
+    examples: list[Example] | list[PairExample],
     batch_size: int,
     ranks: World | None = None,
 ) -> float:
-    """Mean cross-entropy over every learned token of the validation rows (split over ranks)."""
+    """Mean cross-entropy over every learned token of the validation rows (for DPO and ORPO,
+    the mean preference loss over the validation pairs), split over the ranks."""
     model.eval()
     total, count = 0.0, 0
     for k, rows in enumerate(eval_batches([e.length for e in examples], batch_size)):
         if ranks is not None and k % ranks.size != ranks.rank:
             continue
-        part, n = loss.evaluate(model, collate(examples, rows))
+        part, n = loss.evaluate(model, loss.collate(examples, rows))  # type: ignore[arg-type]
         total += part
         count += n
     if ranks is not None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import mlx.core as mx
 import mlx.nn as nn
 
-from .batching import Batch
+from .batching import Batch, collate
 
 CHUNK = 128
 """Learned positions per output-layer chunk: 128 x 262,144 fp32 logits are 134 MB."""
@@ -116,6 +116,9 @@ class TokenLoss:
         self.head = find_head(model)
         """The body/output split, or None to use the model's full forward."""
         self._grad = nn.value_and_grad(model, self._objective)
+
+    collate = staticmethod(collate)
+    """The batch of given rows (the trainer asks its objective, since pairs batch differently)."""
 
     def value_and_grad(self, model: nn.Module, batch: Batch) -> tuple[float, int, dict]:
         """(summed loss, learned tokens, gradients of the mean loss) for one batch."""

@@ -16,7 +16,7 @@ import msgspec
 from data.card import CardError, PersonaCard, load_card
 from data.check import check_dataset
 from data.dataset import Row
-from data.personas import TRAIN_FILES, VALID, default_dirs, discover
+from data.personas import PREFERENCE, TRAIN_FILES, VALID, default_dirs, discover
 from data.problem import Problem
 from data.split import split_rows
 from data.tokens import ChatTokenizer
@@ -26,6 +26,7 @@ from .config import RunConfig, apply_overrides
 from .dataset import Example, encode_rows
 from .events import DatasetInfo
 from .model import BaseModel, load_base, load_tokenizer, model_path
+from .preference import PairExample, encode_pairs
 
 
 class PrepareError(Exception):
@@ -52,6 +53,8 @@ class TrainRequest:
     iters: int | None = None
     model: str | None = None
     persona_dirs: tuple[Path, ...] = ()
+    init_from: str | None = None
+    """`--from MODEL_ID`: the checkpoint to start from."""
 
 
 @dataclass(frozen=True)
@@ -60,8 +63,9 @@ class Prepared:
 
     config: RunConfig
     base: BaseModel
-    train: list[Example]
-    valid: list[Example]
+    train: list[Example] | list[PairExample]
+    """Tokenized rows, or preference pairs for DPO and ORPO."""
+    valid: list[Example] | list[PairExample]
     dataset: DatasetInfo
     warnings: tuple[Problem, ...]
 
@@ -86,19 +90,25 @@ def resolve_persona(name: str, dirs: Sequence[Path] = ()) -> tuple[Path, Persona
 def new_config(request: TrainRequest) -> RunConfig:
     """Settings for a fresh run: the card's `[training]` with the request's overrides."""
     folder, card = resolve_persona(request.persona, request.persona_dirs)
-    train_file = next((folder / n for n in TRAIN_FILES if (folder / n).is_file()), None)
+    training = apply_overrides(card.training, request.overrides)
+    # Preference methods learn from reviewed pairs; `valid.jsonl` holds chat rows, so their
+    # validation pairs are split off the pairs.
+    preference = training.method != "sft"
+    names = (PREFERENCE,) if preference else TRAIN_FILES
+    train_file = next((folder / n for n in names if (folder / n).is_file()), None)
     if train_file is None:
-        raise PrepareError(f"{folder} has no {' or '.join(TRAIN_FILES)} to train on")
+        hint = " (review pairs.jsonl from `persona data pairs` into it)" if preference else ""
+        raise PrepareError(f"{folder} has no {' or '.join(names)} to train on{hint}")
     valid_file = folder / VALID
     return RunConfig(
         persona=card.name,
         base_model=request.model or card.base_model,
-        training=apply_overrides(card.training, request.overrides),
+        training=training,
         system_prompt=card.system_prompt,
         iters=request.iters,
         persona_folder=str(folder),
         train_file=str(train_file),
-        valid_file=str(valid_file) if valid_file.is_file() else None,
+        valid_file=str(valid_file) if valid_file.is_file() and not preference else None,
     )
 
 
@@ -120,7 +130,7 @@ def prepare(config: RunConfig, log: Callable[[str], None]) -> Prepared:
 
 def load_data(
     config: RunConfig, tokenizer: ChatTokenizer, stop_ids: frozenset[int]
-) -> tuple[list[Example], list[Example], DatasetInfo, tuple[Problem, ...]]:
+) -> tuple[list, list, DatasetInfo, tuple[Problem, ...]]:  # type: ignore[type-arg]
     """Check the dataset, split it and tokenize it; raise DataError listing every error."""
     t = config.training
     files = [Path(config.train_file)] + ([Path(config.valid_file)] if config.valid_file else [])
@@ -129,14 +139,15 @@ def load_data(
     if report.errors:
         raise DataError(report.errors)
     train_rows, valid_rows = split(report.rows, config)
-    train, problems = encode_rows(
+    encode = encode_rows if t.method == "sft" else encode_pairs
+    train, problems = encode(
         train_rows,
         tokenizer,
         config.system_prompt,
         stop_ids,
         t.max_seq_length,  # type: ignore[arg-type]
     )
-    valid, more = encode_rows(
+    valid, more = encode(
         valid_rows,
         tokenizer,
         config.system_prompt,
@@ -150,15 +161,22 @@ def load_data(
     info = DatasetInfo(
         train_rows=len(train),
         valid_rows=len(valid),
-        train_tokens=sum(e.length for e in train),
+        train_tokens=sum(_tokens(e) for e in train),
         learned_tokens=sum(e.targets for e in train),
-        valid_tokens=sum(e.length for e in valid),
+        valid_tokens=sum(_tokens(e) for e in valid),
         batches_per_epoch=len(epoch_batches([e.length for e in train], t.batch_size, t.seed, 0)),
         train_sha256=file_sha256(Path(config.train_file)),
         valid_sha256=file_sha256(Path(config.valid_file)) if config.valid_file else None,
         warnings=len(report.warnings),
     )
     return train, valid, info, tuple(report.warnings)
+
+
+def _tokens(example: Example | PairExample) -> int:
+    # A pair's step processes both of its sides.
+    if isinstance(example, PairExample):
+        return example.chosen.length + example.rejected.length
+    return example.length
 
 
 def split(rows: Sequence[Row], config: RunConfig) -> tuple[list[Row], list[Row]]:

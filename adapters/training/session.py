@@ -22,6 +22,7 @@ from data.home import adapters_dir
 from .config import ConfigError
 from .distributed import world
 from .events import Emit
+from .initial import init_checkpoint, with_init
 from .loop import Trainer
 from .prepare import PrepareError, TrainRequest, new_config, prepare, resolve_persona
 from .record import read_record
@@ -47,19 +48,21 @@ def start_session(
         iters=args.iters,
         model=args.model,
         persona_dirs=tuple(args.personas),
+        init_from=args.init_from,
     )
-    config = new_config(request)
+    config = with_init(new_config(request), registry, request.init_from, overrides)
     prepared = prepare(config, log)
+    init = init_checkpoint(config, registry, prepared.base.base_hash)
     if stop.is_set():
         return None
     ranks = world()
     if not ranks.writer:
         # Ranks other than 0 compute and write nothing; their run folder is never created.
         folder = registry.persona_dir(config.persona) / f".rank-{ranks.rank}"
-        return Trainer(prepared, folder.name, folder, emit, stop, ranks)
+        return Trainer(prepared, folder.name, folder, emit, stop, ranks, init=init)
     run, run_dir = registry.new_run(config.persona)
     lock = lock_run(run_dir)
-    trainer = Trainer(prepared, run, run_dir, emit, stop, ranks)
+    trainer = Trainer(prepared, run, run_dir, emit, stop, ranks, init=init)
     trainer.lock = lock
     return trainer
 
@@ -72,12 +75,12 @@ def _resume(
     emit: Emit,
 ) -> Trainer | None:
     given = sorted(overrides) + [
-        n for n in ("epochs", "iters", "model") if getattr(args, n) is not None
+        n for n in ("epochs", "iters", "model", "init_from") if getattr(args, n) is not None
     ]
     if given:
         raise ConfigError(
             f"--resume continues {args.resume} with its own settings; drop "
-            + ", ".join(f"--{n.replace('_', '-')}" for n in given)
+            + ", ".join("--from" if n == "init_from" else f"--{n.replace('_', '-')}" for n in given)
         )
     persona = args.persona
     if not (SAFE_NAME.match(persona) and registry.run_dir(persona, args.resume).is_dir()):
@@ -100,9 +103,10 @@ def _resume(
         raise ResumeError(
             f"the dataset changed since {args.resume} started; start a new run instead"
         )
+    init = init_checkpoint(record.config, registry, prepared.base.base_hash)
     if stop.is_set():
         return None
-    trainer = Trainer(prepared, args.resume, run_dir, emit, stop, ranks)
+    trainer = Trainer(prepared, args.resume, run_dir, emit, stop, ranks, init=init)
     trainer.resume_from(resumable[-1].path, record)
     trainer.lock = lock
     return trainer

@@ -132,3 +132,28 @@ async def test_a_seeded_eval_at_concurrency_four_repeats_its_replies(
     first = await replies()
     assert first == await replies()
     assert len({r[3] for r in first if r[0] != "pip"}) > 4  # sampled, not one fixed reply
+
+
+async def test_drift_conversations_through_the_real_app(
+    client: AsyncOpenAI, personas_dir: Path, base: str, request_log: Any
+) -> None:
+    from data.drift import run_drift
+    from data.suite import ConversationScript, ScriptTurn
+
+    card = load_card(personas_dir / "pip")
+    script = ConversationScript(
+        "d", (ScriptTurn("Hello there."), ScriptTurn("Any gears?", "idk"), ScriptTurn("Bye."))
+    )
+    drifts, replies = await run_drift(card, [script], [], [base, "pip"], 3, client=client)
+    assert [len(d.turns) for d in drifts] == [3, 3]
+    assert all(r.error is None and r.text for r in replies)
+    assert sorted((r.model, r.turn) for r in replies) == sorted(
+        (m, t) for m in (base, "pip") for t in (1, 2, 3)
+    )
+    # Each turn carries the model's own earlier replies: 1, 3, then 5 messages (+ system).
+    sent = [json.loads(r.content) for r in request_log.requests]
+    assert sorted(len(b["messages"]) for b in sent if b["model"] == "pip") == [1, 3, 5]
+    assert sorted(len(b["messages"]) for b in sent if b["model"] == base) == [2, 4, 6]
+    pip_replies = {r.text for r in replies if r.model == "pip"}
+    last = max((b for b in sent if b["model"] == "pip"), key=lambda b: len(b["messages"]))
+    assert {m["content"] for m in last["messages"] if m["role"] == "assistant"} <= pip_replies

@@ -197,3 +197,41 @@ def test_the_issues_smallest_inputs_on_the_embedded_model(served: Served) -> Non
     assert pair["choices"][0]["message"]["content"] == alone  # type: ignore[index]
     ids = post("/v1/completions", {"model": "gemma-3-270m", "prompt": [2, 2, 818], "max_tokens": 1})
     assert ids["usage"]["prompt_tokens"] == 2  # type: ignore[index]
+
+
+@pytest.mark.slow
+def test_a_fresh_home_serves_both_sample_personas_in_shared_decode_steps(served: Served) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    client = OpenAI(base_url=f"{served.url}/v1", api_key=KEY, max_retries=0)
+    headers = {"Authorization": f"Bearer {KEY}"}
+
+    def batch_steps() -> int:
+        text = httpx.get(f"{served.url}/metrics", headers=headers, timeout=10).text
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("persona_engine_batch_steps{") and 'size="1"' not in line
+        )
+
+    def ask(model: str) -> tuple[str, str | None]:
+        reply = client.chat.completions.create(
+            model=model,
+            messages=[{"role": "user", "content": "Where do the old maps live?"}],
+            max_tokens=24,
+            extra_body={"min_tokens": 24},
+        )
+        return reply.model, (reply.model_extra or {})["persona_adapter"]
+
+    before = batch_steps()
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(ask, ["juni", "vell", "juni", "vell"]))
+    assert (
+        answers
+        == [
+            ("juni", shipped_sample_version("juni")),
+            ("vell", shipped_sample_version("vell")),
+        ]
+        * 2
+    )
+    assert batch_steps() > before, "the two personas never shared a decode step"

@@ -22,6 +22,8 @@ def test_a_packed_run_installs_with_only_its_best_checkpoint(
     best = trained.marker("toy", "run-1", "best")
     assert best in (2, 4)
 
+    chosen = pack_run(trained, "toy", "run-1", tmp_path / "chosen", step=1)
+    assert [p.name for p in (chosen / "checkpoints").iterdir()] == ["0000001"]
     shipped = pack_run(trained, "toy", "run-1", tmp_path / "sample")
     assert [p.name for p in (shipped / "checkpoints").iterdir()] == [f"{best:07d}"]
     record = json.loads((shipped / "run.json").read_text())

@@ -47,7 +47,7 @@ def bad_report():  # type: ignore[no-untyped-def]
         ("unknown role 'bot'", 6),
         ("expected a JSON object, got an array", 14),
         ("completion: empty", 16),
-        ("a record needs 'messages' or 'prompt' and 'completion'", 19),
+        ("a record needs 'messages', 'prompt' and 'completion', or 'input'", 19),
         ("messages: expected array, got str", 22),
         ("missing required key 'completion'", 23),
     ],

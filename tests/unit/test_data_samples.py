@@ -82,3 +82,18 @@ def test_the_two_samples_sample_differently() -> None:
     juni = load_card(sample_personas_dir() / "juni").sampling
     assert vell.temperature != juni.temperature
     assert vell.max_tokens != juni.max_tokens
+
+
+@pytest.mark.parametrize("name", ["vell", "juni"])
+def test_sample_drift_scripts_are_held_out(name: str) -> None:
+    from data.dataset import read_dataset
+    from data.suite import read_scripts, script_probes
+
+    folder = folder_of(name)
+    scripts, problems = read_scripts(folder / "eval.jsonl")
+    assert problems == []
+    assert [len(s.turns) for _, s in scripts] == [8, 8]
+    categories = {t.category for _, s in scripts for t in s.turns}
+    assert set(FAILURE_MODES) <= categories
+    rows = read_dataset(folder / "train.jsonl").rows
+    assert contamination(str(folder / "eval.jsonl"), script_probes(scripts), rows) == []

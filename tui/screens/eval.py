@@ -16,6 +16,7 @@ from server.jobs.types import EvalRun
 
 from ..api import ApiError
 from ..eval_view import EvalReport, EvalSample, metric_rows
+from ..widgets.drift_plot import DriftPlot
 from .base import StudioScreen
 
 POLL_SECONDS = 0.5
@@ -57,6 +58,7 @@ class EvalScreen(StudioScreen):
             with Vertical(id="eval-body"):
                 yield Label("Metrics", classes="section-title")
                 yield DataTable(id="eval-metrics", zebra_stripes=True, cursor_type="row")
+                yield DriftPlot()
                 yield Label("Replies (select one to read it)", classes="section-title")
                 yield DataTable(id="eval-samples", zebra_stripes=True, cursor_type="row")
                 yield Label("", id="eval-output", markup=False)
@@ -158,6 +160,7 @@ class EvalScreen(StudioScreen):
         self.metrics.clear(columns=True)
         self.metrics.add_columns(*columns)
         self.metrics.add_rows(rows)
+        self.query_one(DriftPlot).show_report(report)
         self.samples = list(report.samples)
         table = self.sample_table
         table.clear(columns=True)

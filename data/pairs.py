@@ -1,0 +1,190 @@
+"""`persona data pairs`: preference pairs built on policy, from the model's own failures.
+
+For each training record tagged with a failure mode (`idk`, `clarify`, `off_topic`, `boundary`),
+the model being tuned is asked the record's conversation (up to its last reply) through any
+OpenAI-compatible API, a few times with different seeds. A reply that breaks the category's rule
+(the same `data.criteria` rules `persona eval` scores with, plus the card's banned phrases and
+reply length) becomes `non_preferred_output`; the dataset's own reply becomes `preferred_output`.
+
+Only training records are read: the eval suite's held-out probes never reach the model here.
+The pairs are drafts to review, written to their own file, never straight into training.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import msgspec
+
+from .card import PersonaCard
+from .criteria import CriteriaResult, check_reply
+from .evaluate import Target, request_fields
+from .records import (
+    FAILURE_MODES,
+    Message,
+    PreferenceInput,
+    PreferenceRecord,
+    Record,
+    as_messages,
+)
+
+
+class Probe(msgspec.Struct, frozen=True):
+    """A training record to ask again: its conversation up to the last reply, and that reply."""
+
+    where: str
+    category: str
+    messages: tuple[Message, ...]
+    """Ends with a user turn."""
+    reply: str
+    """The dataset's reply: the preferred output."""
+
+
+class PairsReport(msgspec.Struct, frozen=True):
+    """What `build_pairs` did: the pairs, and how often each category's rule was broken."""
+
+    pairs: list[PreferenceRecord]
+    probes: int
+    replies: int
+    broken: dict[str, int]
+    """Replies that broke their category's rule, per category."""
+    asked: dict[str, int]
+    """Replies sampled, per category."""
+    skipped: list[str]
+    """`file:line` of records whose own reply breaks its rule (never a preferred output)."""
+    errors: list[str]
+
+
+def failure_mode(record: Record) -> str | None:
+    """The record's first failure-mode tag, if any."""
+    return next((t for t in record.tags if t in FAILURE_MODES), None)
+
+
+def judge(card: PersonaCard, category: str, reply: str) -> CriteriaResult:
+    """A reply against its category's rule, the card's banned phrases and reply length."""
+    return check_reply(
+        reply,
+        category=category,
+        must_not_include=card.style.banned,
+        length=card.style.reply_words,
+        persona_markers=[*card.style.catchphrases, *card.style.markers],
+    )
+
+
+def probes_of(rows: Sequence[tuple[str, Record]], categories: Sequence[str]) -> list[Probe]:
+    """The failure-mode records of a training set, as probes (other records are left out)."""
+    found: list[Probe] = []
+    for where, record in rows:
+        category = failure_mode(record)
+        messages = as_messages(record)
+        if category not in categories or len(messages) < 2 or messages[-1].role != "assistant":
+            continue
+        found.append(Probe(where, category, tuple(messages[:-1]), messages[-1].content))
+    return found
+
+
+async def build_pairs(
+    card: PersonaCard,
+    probes: Sequence[Probe],
+    model: str,
+    *,
+    target: Target | None = None,
+    samples: int = 2,
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+    client: Any = None,
+) -> PairsReport:
+    """Sample `samples` replies per probe from `model`; pair the first rule-breaking one.
+
+    A model id that is not the persona gets the card's system prompt and sampling, as in
+    `persona eval`. `client` may be an `openai.AsyncOpenAI` the caller owns.
+    """
+    import httpx
+    import openai
+
+    target = target or Target()
+    owned = client is None
+    if client is None:
+        client = openai.AsyncOpenAI(
+            base_url=target.base_url,
+            api_key=target.api_key,
+            max_retries=0,
+            timeout=httpx.Timeout(target.timeout),
+        )
+    gate = asyncio.Semaphore(max(1, target.concurrency))
+    persona_model = model == card.name or model.startswith(card.name + "@")
+    asked: Counter[str] = Counter()
+    broken: Counter[str] = Counter()
+    errors: list[str] = []
+    skipped = [p.where for p in probes if not judge(card, p.category, p.reply).passed]
+    usable = [p for p in probes if p.where not in set(skipped)]
+    total, done = len(usable) * samples, 0
+
+    async def ask(probe: Probe, i: int) -> str | None:
+        nonlocal done
+        messages = [{"role": m.role, "content": m.content} for m in probe.messages]
+        if not persona_model and messages[0]["role"] != "system":
+            messages.insert(0, {"role": "system", "content": card.system_prompt})
+        async with gate:
+            try:
+                reply = await client.chat.completions.create(
+                    model=model,
+                    messages=messages,  # type: ignore[arg-type]
+                    seed=seed + i,
+                    extra_body=request_fields(card, model) or None,
+                )
+                text = reply.choices[0].message.content or ""
+            except openai.OpenAIError as exc:
+                errors.append(f"{probe.where}: {exc}")
+                text = None
+        done += 1
+        if progress is not None:
+            progress(done, total)
+        return text
+
+    async def pair(probe: Probe) -> PreferenceRecord | None:
+        texts = await asyncio.gather(*(ask(probe, i) for i in range(samples)))
+        chosen: str | None = None
+        for text in texts:
+            if text is None:
+                continue
+            asked[probe.category] += 1
+            if not text.strip() or judge(card, probe.category, text).passed:
+                continue
+            broken[probe.category] += 1
+            if chosen is None and text.strip() != probe.reply.strip():
+                chosen = text
+        if chosen is None:
+            return None
+        return PreferenceRecord(
+            input=PreferenceInput(probe.messages),
+            preferred_output=(Message("assistant", probe.reply),),
+            non_preferred_output=(Message("assistant", chosen),),
+            tags=(probe.category,),
+        )
+
+    try:
+        made = await asyncio.gather(*(pair(p) for p in usable))
+    finally:
+        if owned:
+            await client.close()
+    return PairsReport(
+        pairs=[p for p in made if p is not None],
+        probes=len(usable),
+        replies=sum(asked.values()),
+        broken=dict(sorted(broken.items())),
+        asked=dict(sorted(asked.items())),
+        skipped=skipped,
+        errors=errors,
+    )
+
+
+def encode_pairs_file(pairs: Sequence[PreferenceRecord]) -> bytes:
+    """The pairs as JSONL in OpenAI's DPO format."""
+    return b"".join(msgspec.json.encode(p) + b"\n" for p in pairs)
+
+
+__all__ = ["PairsReport", "Probe", "build_pairs", "encode_pairs_file", "probes_of"]
