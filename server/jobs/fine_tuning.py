@@ -314,6 +314,10 @@ class JobService:
         self._save(record, throttle=isinstance(event, Step))
         self.log(job.id).add(note.message, level=note.level, kind=note.kind, data=note.data)
         if isinstance(event, Checkpoint) and record.spec.eval_checkpoints and self.on_checkpoint:
+            # The trainer prints the event once the manifest is published; index it now, so the
+            # evaluation never asks for a checkpoint the watcher has not seen yet.
+            if self.refresh is not None:
+                await self.refresh(job.persona)
             await self.on_checkpoint(job, checkpoint_model(job, event))
 
     async def _ended(self, record: JobRecord, last: Event | None, intent: str | None) -> None:
