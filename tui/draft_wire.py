@@ -4,29 +4,14 @@ from __future__ import annotations
 
 import msgspec
 
+from data.drafts.target import Target as DraftTarget
+
 
 class DraftTurn(msgspec.Struct, frozen=True):
     """One turn of a drafted conversation."""
 
     role: str
     content: str
-
-
-class DraftTarget(msgspec.Struct, frozen=True):
-    """The gap a draft was asked to fill."""
-
-    words: tuple[int, int]
-    tag: str | None = None
-    turns: int = 1
-
-    def describe(self) -> str:
-        """`40-59 words · boundary · 2 turns`."""
-        parts = [f"{self.words[0]}-{self.words[1]} words"]
-        if self.tag:
-            parts.append(self.tag)
-        if self.turns > 1:
-            parts.append(f"{self.turns} turns")
-        return " · ".join(parts)
 
 
 class DraftInfo(msgspec.Struct, frozen=True):

@@ -6,21 +6,14 @@ from typing import Literal
 
 from msgspec import UNSET, Struct, UnsetType
 
+from data.drafts.target import Target as DraftTarget
+
 
 class DraftTurn(Struct, frozen=True):
     """One turn of a drafted conversation."""
 
     role: str
     content: str
-
-
-class DraftTarget(Struct, frozen=True):
-    """The gap a draft was asked to fill."""
-
-    words: tuple[int, int]
-    """Every reply's length range in words, inclusive."""
-    tag: str | None = None
-    turns: int = 1
 
 
 class DraftInfo(Struct, frozen=True):
