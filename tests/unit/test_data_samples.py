@@ -42,7 +42,7 @@ def test_sample_passes_the_check(name: str, tokenizer) -> None:  # type: ignore[
 
 @pytest.mark.parametrize(
     ("name", "conversations", "evals", "multi_share"),
-    [("vell", 80, 20, 0.1), ("juni", 300, 60, 0.2)],
+    [("vell", 230, 20, 0.2), ("juni", 300, 60, 0.2)],
 )
 def test_sample_meets_its_size_and_coverage(
     name: str, conversations: int, evals: int, multi_share: float
