@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .card import PersonaCard
-from .criteria import check_reply
+from .criteria import check_reply, rules_for
 from .evaluate import SampleResult, Target, ask, make_client, request_fields, sample_result
 from .metrics import Drift, MemoIndex, TurnScores, contains, drift, word_count
 from .suite import ConversationScript
@@ -81,6 +81,7 @@ async def run_drift(
         client = make_client(target)
     memo = MemoIndex(training_replies)
     gate = asyncio.Semaphore(max(1, target.concurrency))
+    rules = rules_for(card)
     total = len(models) * len(scripts) * samples * turns
     done = 0
 
@@ -104,6 +105,7 @@ async def run_drift(
                 persona_markers=[*card.style.catchphrases, *card.style.markers],
                 system_prompt=card.system_prompt,
                 user_message=turn.content,
+                rules=rules,
             )
             results.append(
                 sample_result(
