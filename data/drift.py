@@ -20,6 +20,17 @@ from .metrics import Drift, MemoIndex, TurnScores, contains, drift, word_count
 from .suite import ConversationScript
 
 
+def turns_problem(scripts: Sequence[ConversationScript], turns: int) -> str | None:
+    """Why `turns` turns cannot be played on these scripts, or None when they can."""
+    if turns >= 2 and scripts and all(len(s.turns) >= turns for s in scripts):
+        return None
+    have = ", ".join(f"{s.id} ({len(s.turns)})" for s in scripts) or "none"
+    return (
+        f"turns {turns} needs 2 or more turns and conversation scripts at least that long in "
+        f"the eval suite; scripts: {have}"
+    )
+
+
 def turn_scores(turn: int, samples: Sequence[SampleResult], card: PersonaCard) -> TurnScores:
     """The persona metrics of every reply at one turn index."""
     ok = [s for s in samples if s.error is None]

@@ -200,6 +200,8 @@ class EvalRun(msgspec.Struct, kw_only=True):
     seed: int = 0
     suite_file: str | None = None
     overrides: dict[str, float | int] = {}
+    turns: int = 0
+    """Turns per drift conversation (`persona eval --turns`); 0 plays none."""
     status: EvalStatus = "queued"
     progress: EvalProgress = EvalProgress()
     finished_at: int | None = None
@@ -284,3 +286,6 @@ class CreateEvalRequest(msgspec.Struct, frozen=True, kw_only=True):
     temperature: float | None = None
     top_p: float | None = None
     max_tokens: int | None = None
+    turns: int = 0
+    """Also play the suite's conversation scripts for this many turns and report drift per turn
+    (`persona eval --turns N`); 0 plays none."""
