@@ -72,9 +72,12 @@ class JobsApi:
                     if event is not None and event.event == "fine_tuning.job.event":
                         yield msgspec.json.decode(event.data, type=JobEvent)
 
-    async def create_eval(self, persona: str, models: list[str], samples: int = 1) -> EvalRun:
-        """Queue an evaluation of the persona's held-out suite on these model ids."""
-        body = msgspec.json.encode({"models": models, "samples": samples})
+    async def create_eval(
+        self, persona: str, models: list[str], samples: int = 1, turns: int = 0
+    ) -> EvalRun:
+        """Queue an evaluation of the persona's held-out suite on these model ids; `turns` > 0
+        also plays its conversation scripts for that many turns (drift)."""
+        body = msgspec.json.encode({"models": models, "samples": samples, "turns": turns})
         return await self._post(f"/v1/personas/{_p(persona)}/evals", body, EvalRun)
 
     async def eval_run(self, persona: str, run_id: str) -> EvalRun:
