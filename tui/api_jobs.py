@@ -41,9 +41,10 @@ class JobsApi:
 
         async def _post(self, path: str, body: bytes, kind: type[T], method: str = "POST") -> T: ...
 
-    async def create_job(self, persona: str, body: dict[str, Any]) -> FineTuningJob:
-        """`POST /v1/fine_tuning/jobs` for a persona's own dataset on the server."""
-        payload = {"model": persona, **body}
+    async def create_job(self, model: str, body: dict[str, Any]) -> FineTuningJob:
+        """`POST /v1/fine_tuning/jobs` on a persona's own data on the server; `model` is the
+        persona, or one of its checkpoints (`juni@run-1:best`) to start from."""
+        payload = {"model": model, **body}
         return await self._post("/v1/fine_tuning/jobs", msgspec.json.encode(payload), FineTuningJob)
 
     async def job(self, job_id: str) -> FineTuningJob:
