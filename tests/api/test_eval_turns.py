@@ -10,9 +10,14 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
+from job_helpers import serving
 from openai import AsyncOpenAI
 
 from data.evaluate import EvalResult
+from server.api.catalog import Catalog
+from server.app import create_app
+from server.settings import ServerSettings
+from studio.cli import main
 from tui.eval_view import EvalReport
 
 pytestmark = [pytest.mark.mlx]
@@ -131,3 +136,30 @@ async def test_bad_turns_are_refused_with_the_envelope(
             assert (error["param"], error["code"]) == ("turns", "invalid_value")
             assert "d-1 (3)" in error["message"] or "none" in error["message"]
     assert (await http.get("/v1/personas/keeper/evals")).json()["data"] == []
+
+
+async def test_the_server_reports_the_same_drift_as_persona_eval_turns(
+    settings: ServerSettings, engine: Any, catalog: Catalog, personas_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "cli.json"
+    async with serving(create_app(settings, engine, catalog=catalog)) as client:
+        url = str(client.base_url).rstrip("/")
+        code = await asyncio.to_thread(
+            main,
+            ["eval", str(personas_dir / "keeper"), "--turns", "3", "--seed", "4",
+             "--base-url", url, "--json", str(out)],
+        )  # fmt: skip
+        assert code == 0
+        async with httpx.AsyncClient(base_url=url.removesuffix("/v1")) as http:
+            created = await http.post("/v1/personas/keeper/evals", json={"turns": 3, "seed": 4})
+            run = await finished(http, f"/v1/personas/keeper/evals/{created.json()['id']}")
+    assert run["status"] == "succeeded", run["error"]
+    cli = msgspec.json.decode(out.read_bytes(), type=EvalResult)
+    server = msgspec.convert(run["result"], EvalResult)
+    assert server.turns == cli.turns == 3
+    assert len(cli.drift_samples) == 3
+    assert all(s.text and s.error is None for s in cli.drift_samples)
+    assert server.drift == cli.drift
+    assert [(s.turn, s.text, s.criteria) for s in server.drift_samples] == [
+        (s.turn, s.text, s.criteria) for s in cli.drift_samples
+    ]
