@@ -116,6 +116,7 @@ class TrainScreen(StudioScreen):
             return
         self.defaults = card_values(info.training)
         self.form.fill(self.defaults)
+        self.form.set_starts([])  # another persona's checkpoints never start this one
         self.load_starts(info.id)
 
     @work(exclusive=True, group="train-starts")
