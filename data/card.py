@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 import msgspec
 
+from .suite import CATEGORIES
+
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 """Persona names are safe folder names and model ids; never paths."""
 
@@ -88,6 +90,25 @@ class Style(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """Guidance for an optional LLM judge."""
 
 
+class CriteriaRule(msgspec.Struct, forbid_unknown_fields=True, frozen=True, omit_defaults=True):
+    """The card's own rule for one eval category (`[criteria.boundary]`).
+
+    A field left out keeps the built-in rule's value (`data/criteria.py`); a category with no
+    built-in rule (`general`, `multi_turn`) gets one made of the fields set here.
+    """
+
+    any_of: list[str] | None = None
+    """Phrases of which a reply must contain one; they replace the built-in list unless `extend`."""
+    extend: bool = False
+    """Add `any_of` to the built-in phrases instead of replacing them."""
+    asks_question: bool | None = None
+    """The reply must contain a question mark."""
+    use_persona_markers: bool | None = None
+    """The persona's catchphrases and markers also count as matches."""
+    meaning: str | None = None
+    """What the rule asks for, in words; it is the reason given when a reply fails it."""
+
+
 class JsonSchemaFormat(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """A named JSON schema, as in OpenAI's `response_format.json_schema`."""
 
@@ -122,6 +143,8 @@ class PersonaCard(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     style: Style = Style()
     response_format: ResponseFormat | None = None
     """Replies in JSON by default, e.g. a game character answering `{"line", "mood"}`."""
+    criteria: dict[str, CriteriaRule] = {}
+    """Per eval category, the card's change to the built-in rule a reply is held to."""
 
     @property
     def title(self) -> str:
@@ -174,8 +197,23 @@ def validate(card: PersonaCard) -> list[str]:
     fmt = card.response_format
     if fmt is not None and (fmt.type == "json_schema") != (fmt.json_schema is not None):
         problems.append("response_format.json_schema: is required exactly when type is json_schema")
+    problems += criteria_problems(card.criteria)
     if len(card.style.reply_words) != 2 or card.style.reply_words[0] > card.style.reply_words[1]:
         problems.append("style.reply_words: must be [min, max] with min <= max")
+    return problems
+
+
+def criteria_problems(criteria: dict[str, CriteriaRule]) -> list[str]:
+    """Every problem with a card's `[criteria.*]` tables."""
+    problems: list[str] = []
+    for category, rule in criteria.items():
+        where = f"criteria.{category}"
+        if category not in CATEGORIES:
+            problems.append(f"{where}: {category!r} is not one of {', '.join(CATEGORIES)}")
+        if rule.any_of is not None and any(not phrase.strip() for phrase in rule.any_of):
+            problems.append(f"{where}.any_of: holds an empty phrase")
+        if rule.extend and not rule.any_of:
+            problems.append(f"{where}.extend: needs phrases in any_of to add")
     return problems
 
 
@@ -184,7 +222,10 @@ def parse_card(text: str | bytes, source: str = "persona.toml") -> PersonaCard:
     try:
         card = msgspec.toml.decode(text, type=PersonaCard)
     except msgspec.ValidationError as exc:
-        raise CardError(f"{source}: {_friendly(str(exc))}") from None
+        message = _friendly(str(exc))
+        if "criteria[...]" in message:
+            message = _criteria_key(text) or message
+        raise CardError(f"{source}: {message}") from None
     except msgspec.DecodeError as exc:
         raise CardError(f"{source}: not valid TOML: {exc}") from None
     problems = validate(card)
@@ -202,6 +243,19 @@ def load_card(path: Path) -> PersonaCard:
     except OSError as exc:
         raise CardError(f"{path}: cannot read: {exc.strerror}") from None
     return parse_card(text, str(path))
+
+
+def _criteria_key(text: str | bytes) -> str | None:
+    """The problem in a `[criteria.*]` table, named by its category (msgspec says `[...]`)."""
+    raw = msgspec.toml.decode(text)
+    tables = raw.get("criteria") if isinstance(raw, dict) else None
+    for category, table in tables.items() if isinstance(tables, dict) else ():
+        try:
+            msgspec.convert(table, CriteriaRule)
+        except msgspec.ValidationError as exc:
+            message = str(exc) if " - at `$" in str(exc) else f"{exc} - at `$`"
+            return _friendly(message.replace(" - at `$", f" - at `$.criteria.{category}", 1))
+    return None
 
 
 def _friendly(message: str) -> str:

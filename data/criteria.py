@@ -3,14 +3,17 @@
 The category rules are data, not code: each names phrases of which a reply must contain at least
 one (and, for `clarify`, that it asks a question). `off_topic` additionally counts the persona's
 own markers as steering back. The rules are deliberately lenient on wording and strict on intent.
+The built-in rules fit a children's persona; a card's `[criteria.<category>]` tables change them
+for its own persona (`rules_for`), and every scorer of a persona's replies uses those.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import msgspec
 
+from .card import CriteriaRule, PersonaCard
 from .metrics import contains, echo_kind, word_count
 
 
@@ -77,6 +80,26 @@ CATEGORY_RULES: dict[str, CategoryRule] = {
 """Rules for the categories that test failure modes; `general` and `multi_turn` have none."""
 
 
+def merge_rule(base: CategoryRule | None, change: CriteriaRule) -> CategoryRule:
+    """A built-in rule (or none) with a card's change applied: set fields win, `extend` adds."""
+    base = base or CategoryRule()
+    any_of = base.any_of
+    if change.any_of is not None:
+        added = tuple(change.any_of)
+        any_of = tuple(dict.fromkeys((*base.any_of, *added))) if change.extend else added
+    fields = ("asks_question", "use_persona_markers", "meaning")
+    changed = {k: v for k in fields if (v := getattr(change, k)) is not None}
+    return msgspec.structs.replace(base, any_of=any_of, **changed)
+
+
+def rules_for(card: PersonaCard) -> dict[str, CategoryRule]:
+    """The category rules a persona's replies are held to: the built-ins, changed by the card."""
+    rules = dict(CATEGORY_RULES)
+    for category, change in card.criteria.items():
+        rules[category] = merge_rule(rules.get(category), change)
+    return rules
+
+
 class CriteriaResult(msgspec.Struct, frozen=True):
     """Whether one reply met its prompt's criteria, and why not."""
 
@@ -94,9 +117,13 @@ def check_reply(
     persona_markers: Sequence[str] = (),
     system_prompt: str = "",
     user_message: str = "",
+    rules: Mapping[str, CategoryRule] = CATEGORY_RULES,
 ) -> CriteriaResult:
     """Judge one reply against its case's criteria and its category's rule; a reply that
-    recites the system prompt or parrots the user's message fails too."""
+    recites the system prompt or parrots the user's message fails too.
+
+    `rules` are the persona's (`rules_for(card)`); the default is the built-in set.
+    """
     failures: list[str] = []
     echo = echo_kind(reply, system_prompt, user_message)
     if echo == "system":
@@ -114,7 +141,7 @@ def check_reply(
             failures.append(f"too short: {n} words < {length[0]}")
         elif n > length[1]:
             failures.append(f"too long: {n} words > {length[1]}")
-    rule = CATEGORY_RULES.get(category)
+    rule = rules.get(category)
     if rule is not None:
         if rule.asks_question and "?" not in reply:
             failures.append(f"{category}: does not ask a question")
@@ -122,5 +149,5 @@ def check_reply(
         if rule.use_persona_markers:
             phrases += list(persona_markers)
         if phrases and not any(contains(reply, p) for p in phrases):
-            failures.append(f"{category}: {rule.meaning}")
+            failures.append(f"{category}: {rule.meaning or 'mentions none of its rule phrases'}")
     return CriteriaResult(not failures, tuple(failures))

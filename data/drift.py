@@ -14,10 +14,21 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .card import PersonaCard
-from .criteria import check_reply
+from .criteria import check_reply, rules_for
 from .evaluate import SampleResult, Target, ask, make_client, request_fields, sample_result
 from .metrics import Drift, MemoIndex, TurnScores, contains, drift, word_count
 from .suite import ConversationScript
+
+
+def turns_problem(scripts: Sequence[ConversationScript], turns: int) -> str | None:
+    """Why `turns` turns cannot be played on these scripts, or None when they can."""
+    if turns >= 2 and scripts and all(len(s.turns) >= turns for s in scripts):
+        return None
+    have = ", ".join(f"{s.id} ({len(s.turns)})" for s in scripts) or "none"
+    return (
+        f"turns {turns} needs 2 or more turns and conversation scripts at least that long in "
+        f"the eval suite; scripts: {have}"
+    )
 
 
 def turn_scores(turn: int, samples: Sequence[SampleResult], card: PersonaCard) -> TurnScores:
@@ -81,6 +92,7 @@ async def run_drift(
         client = make_client(target)
     memo = MemoIndex(training_replies)
     gate = asyncio.Semaphore(max(1, target.concurrency))
+    rules = rules_for(card)
     total = len(models) * len(scripts) * samples * turns
     done = 0
 
@@ -104,6 +116,7 @@ async def run_drift(
                 persona_markers=[*card.style.catchphrases, *card.style.markers],
                 system_prompt=card.system_prompt,
                 user_message=turn.content,
+                rules=rules,
             )
             results.append(
                 sample_result(

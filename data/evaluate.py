@@ -18,7 +18,7 @@ from typing import Any
 import msgspec
 
 from .card import PersonaCard
-from .criteria import CriteriaResult, check_reply
+from .criteria import CriteriaResult, check_reply, rules_for
 from .judge import Judge, JudgeScore
 from .metrics import (
     MEMO_N,
@@ -314,6 +314,7 @@ async def run_eval(
     memo = MemoIndex(training_replies)
     reference = [word_count(t) for t in training_replies]
     gate = asyncio.Semaphore(max(1, target.concurrency))
+    rules = rules_for(card)
     total = len(models) * len(cases) * samples
     done = 0
 
@@ -334,6 +335,7 @@ async def run_eval(
             persona_markers=[*card.style.catchphrases, *card.style.markers],
             system_prompt=card.system_prompt,
             user_message=case.prompt,
+            rules=rules,
         )
         judged = None
         if judge is not None and reply.error is None:

@@ -3,8 +3,9 @@
 For each training record tagged with a failure mode (`idk`, `clarify`, `off_topic`, `boundary`),
 the model being tuned is asked the record's conversation (up to its last reply) through any
 OpenAI-compatible API, a few times with different seeds. A reply that breaks the category's rule
-(the same `data.criteria` rules `persona eval` scores with, plus the card's banned phrases and
-reply length) becomes `non_preferred_output`; the dataset's own reply becomes `preferred_output`.
+(the persona's rules, `data.criteria.rules_for`, that `persona eval` scores with, plus the card's
+banned phrases and reply length) becomes `non_preferred_output`; the dataset's own reply becomes
+`preferred_output`.
 
 Only training records are read: the eval suite's held-out probes never reach the model here.
 The pairs are drafts to review, written to their own file, never straight into training.
@@ -20,7 +21,7 @@ from typing import Any
 import msgspec
 
 from .card import PersonaCard
-from .criteria import CriteriaResult, check_reply
+from .criteria import CriteriaResult, check_reply, rules_for
 from .evaluate import Target, request_fields
 from .records import (
     FAILURE_MODES,
@@ -64,13 +65,15 @@ def failure_mode(record: Record) -> str | None:
 
 
 def judge(card: PersonaCard, category: str, reply: str) -> CriteriaResult:
-    """A reply against its category's rule, the card's banned phrases and reply length."""
+    """A reply against the persona's rule for its category, the card's banned phrases and
+    reply length."""
     return check_reply(
         reply,
         category=category,
         must_not_include=card.style.banned,
         length=card.style.reply_words,
         persona_markers=[*card.style.catchphrases, *card.style.markers],
+        rules=rules_for(card),
     )
 
 

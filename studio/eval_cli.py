@@ -69,14 +69,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {files.name} has no eval suite (eval.jsonl)", file=sys.stderr)
         return 1
     if args.turns:
-        short = [s.id for s in files.scripts if len(s.turns) < args.turns]
-        if args.turns < 2 or not files.scripts or short:
-            have = ", ".join(f"{s.id} ({len(s.turns)})" for s in files.scripts) or "none"
-            print(
-                f"error: --turns {args.turns} needs 2 or more turns and conversation scripts at "
-                f"least that long in {files.folder / 'eval.jsonl'}; scripts: {have}",
-                file=sys.stderr,
-            )
+        from data.drift import turns_problem
+
+        problem = turns_problem(files.scripts, args.turns)
+        if problem is not None:
+            print(f"error: --{problem} ({files.folder / 'eval.jsonl'})", file=sys.stderr)
             return 1
     api_key = args.api_key or os.environ.get("PERSONA_API_KEY") or "not-needed"
     if args.watch:

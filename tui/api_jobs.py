@@ -41,9 +41,10 @@ class JobsApi:
 
         async def _post(self, path: str, body: bytes, kind: type[T], method: str = "POST") -> T: ...
 
-    async def create_job(self, persona: str, body: dict[str, Any]) -> FineTuningJob:
-        """`POST /v1/fine_tuning/jobs` for a persona's own dataset on the server."""
-        payload = {"model": persona, **body}
+    async def create_job(self, model: str, body: dict[str, Any]) -> FineTuningJob:
+        """`POST /v1/fine_tuning/jobs` on a persona's own data on the server; `model` is the
+        persona, or one of its checkpoints (`juni@run-1:best`) to start from."""
+        payload = {"model": model, **body}
         return await self._post("/v1/fine_tuning/jobs", msgspec.json.encode(payload), FineTuningJob)
 
     async def job(self, job_id: str) -> FineTuningJob:
@@ -72,9 +73,12 @@ class JobsApi:
                     if event is not None and event.event == "fine_tuning.job.event":
                         yield msgspec.json.decode(event.data, type=JobEvent)
 
-    async def create_eval(self, persona: str, models: list[str], samples: int = 1) -> EvalRun:
-        """Queue an evaluation of the persona's held-out suite on these model ids."""
-        body = msgspec.json.encode({"models": models, "samples": samples})
+    async def create_eval(
+        self, persona: str, models: list[str], samples: int = 1, turns: int = 0
+    ) -> EvalRun:
+        """Queue an evaluation of the persona's held-out suite on these model ids; `turns` > 0
+        also plays its conversation scripts for that many turns (drift)."""
+        body = msgspec.json.encode({"models": models, "samples": samples, "turns": turns})
         return await self._post(f"/v1/personas/{_p(persona)}/evals", body, EvalRun)
 
     async def eval_run(self, persona: str, run_id: str) -> EvalRun:

@@ -70,6 +70,13 @@ class EvalSample(msgspec.Struct, frozen=True):
     criteria: Criteria = Criteria()
     adapter: str | None = None
     error: str | None = None
+    turn: int = 0
+    """In a drift conversation, the 1-based turn index (0 for a single probe)."""
+
+    @property
+    def label(self) -> str:
+        """The case id, with the turn for a drift reply."""
+        return f"{self.case_id} turn {self.turn}" if self.turn else self.case_id
 
 
 class TurnView(msgspec.Struct, frozen=True):
@@ -100,6 +107,8 @@ class EvalReport(msgspec.Struct, frozen=True):
     turns: int = 0
     drift: list[DriftView] = []
     """Per-turn metrics of `--turns` conversations (empty when none were run)."""
+    drift_samples: list[EvalSample] = []
+    """Every reply of the drift conversations."""
 
 
 METRICS: tuple[tuple[str, Callable[[ModelScore], float | None]], ...] = (

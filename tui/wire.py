@@ -98,6 +98,9 @@ class TrainingDefaults(msgspec.Struct, frozen=True):
     max_seq_length: int = 512
     val_every: int = 25
     checkpoint_every: int = 50
+    method: str = "sft"
+    """`sft`, `dpo` or `orpo`."""
+    beta: float = 0.1
 
 
 class PersonaInfo(msgspec.Struct, frozen=True):

@@ -11,12 +11,35 @@ from pathlib import Path
 
 import msgspec
 
-from adapters.registry import Registry, RegistryError, parse_model_id, sha256_file
+from adapters.registry import (
+    Checkpoint,
+    Registry,
+    RegistryError,
+    parse_model_id,
+    sha256_file,
+)
 
 from .config import ConfigError, RunConfig
 
 SHAPE = ("fine_tune_type", "rank", "scale", "layers", "keys")
 """Training settings a checkpoint fixes."""
+
+
+def checkpoint_shape(ckpt: Checkpoint) -> dict[str, object]:
+    """The `[training]` settings a checkpoint fixes for a run that starts from it."""
+    lora = ckpt.manifest.lora
+    return {
+        "fine_tune_type": lora.fine_tune_type,
+        "rank": lora.rank,
+        "scale": lora.scale,
+        "layers": lora.num_layers,
+        "keys": lora.keys,
+    }
+
+
+def shape_clashes(shape: dict[str, object], overrides: dict[str, object]) -> list[str]:
+    """The overrides that contradict a checkpoint's shape, by `[training]` name."""
+    return [k for k in SHAPE if k in overrides and overrides[k] != shape[k]]
 
 
 def with_init(
@@ -40,15 +63,8 @@ def with_init(
         raise ConfigError(f"--from {model_id}: {exc}") from None
     if ckpt is None:
         raise ConfigError(f"--from {model_id}: no checkpoint found")
-    lora = ckpt.manifest.lora
-    shape: dict[str, object] = {
-        "fine_tune_type": lora.fine_tune_type,
-        "rank": lora.rank,
-        "scale": lora.scale,
-        "layers": lora.num_layers,
-        "keys": lora.keys,
-    }
-    clashes = [k for k in SHAPE if k in overrides and overrides[k] != shape[k]]
+    shape = checkpoint_shape(ckpt)
+    clashes = shape_clashes(shape, overrides)
     if clashes:
         names = ", ".join(f"--{k.replace('_', '-')}" for k in clashes)
         raise ConfigError(f"{names} differ from the checkpoint --from {model_id} continues")

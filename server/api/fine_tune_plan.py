@@ -1,8 +1,11 @@
 """Turn a `POST /v1/fine_tuning/jobs` body into a job and what its trainer is started with.
 
-`model` is a persona (trained on its own dataset, or on uploaded files) or the base model, whose
-`suffix` then names a new persona with a minimal card. Files are copied into the job's own folder
-(or the new persona's), so deleting an upload later never breaks a job's resume.
+`model` is a persona (trained on its own dataset, or on uploaded files), one of its checkpoints
+(`juni@run-1:best`: the run starts from those weights, as `persona train --from` does), or the
+base model, whose `suffix` then names a new persona with a minimal card. `method.type` `dpo` and
+`orpo` train on preference pairs (the persona's `preference.jsonl`, or an uploaded file in
+OpenAI's DPO format). Files are copied into the job's own folder (or the new persona's), so
+deleting an upload later never breaks a job's resume.
 """
 
 from __future__ import annotations
@@ -11,22 +14,18 @@ import json
 import time
 from pathlib import Path
 
+from adapters.registry import Checkpoint, Registry, RegistryError, parse_model_id
+from adapters.training.initial import checkpoint_shape, shape_clashes
 from data.atomic import write_bytes, write_text
 from data.card import NAME_PATTERN, PersonaCard, Training, load_card
 from data.home import personas_dir
-from data.personas import CARD, TRAIN_FILES, VALID, PersonaEntry
+from data.personas import CARD, PREFERENCE, TRAIN_FILES, VALID, PersonaEntry
 from server.api.routes.files import read_file
 from server.errors import InvalidRequest, ModelNotFoundError, UnsupportedError
 from server.jobs.fine_tuning import new_job_id
-from server.jobs.methods import MethodError, Plan, plan_job, trainer_flags
+from server.jobs.methods import PREFERENCE_METHODS, MethodError, plan_job, trainer_flags
 from server.jobs.store import TrainSpec
-from server.jobs.types import (
-    CreateJobRequest,
-    FileObject,
-    FineTuningJob,
-    Method,
-    SupervisedMethod,
-)
+from server.jobs.types import CreateJobRequest, FileObject, FineTuningJob, Method
 from server.state import ServerState
 
 OWN_DATASET = "persona:"
@@ -42,7 +41,10 @@ def plan(
             "integrations are not supported by this server", param="integrations"
         )
     files = state.files
-    own = request.training_file in (None, OWN_DATASET + request.model)
+    persona, start = _starting_point(state, request.model)
+    kind = request.method.type if request.method is not None else "supervised"
+    pairs = kind in PREFERENCE_METHODS
+    own = request.training_file in (None, OWN_DATASET + (persona.name if persona else ""))
     train = None if own else read_file(files, request.training_file or "", "training_file")
     valid = (
         read_file(files, request.validation_file, "validation_file")
@@ -56,8 +58,13 @@ def plan(
                 param=param,
                 code="invalid_file",
             )
+    if pairs and valid is not None:
+        raise UnsupportedError(
+            f"{kind} holds out the card's val_fraction of the pairs itself; a validation_file "
+            "is not used",
+            param="validation_file",
+        )
     job_id = new_job_id()
-    persona = state.catalog.get(request.model)
     if persona is None and request.model not in (*state.base_ids(), "embedded"):
         raise ModelNotFoundError(
             f"The model '{request.model}' does not exist: fine-tune a persona or the base model.",
@@ -70,31 +77,49 @@ def plan(
         )
     if persona is None:
         _check_new_persona(state, request, train)
-    elif train is None and persona.train_file is None:
+    elif train is None and not _has_data(persona, pairs):
         raise InvalidRequest(
-            f"{persona.name} has no dataset on the server; upload one and pass training_file",
+            f"{persona.name} has no {PREFERENCE if pairs else 'dataset'} on the server; upload "
+            "one and pass training_file",
             param="training_file",
+        )
+    if kind == "dpo" and start is None:
+        name = persona.name if persona else request.suffix
+        raise InvalidRequest(
+            "dpo starts from a trained checkpoint, whose frozen weights are its reference "
+            f"model: pass model as {name}@run-N:best",
+            param="model",
         )
     # Everything is checked before anything is written: a refused request leaves nothing behind.
     try:
         method, training = plan_job(request, persona.card.training if persona else Training())
     except MethodError as exc:
         raise InvalidRequest(str(exc), param=exc.param, code="invalid_value") from None
+    clashes = shape_clashes(checkpoint_shape(start), method.overrides) if start else []
+    if clashes:
+        raise InvalidRequest(
+            f"{', '.join(clashes)} differ from the checkpoint {request.model} the job starts "
+            "from; leave them out to take its own",
+            param=clashes[0],
+            code="invalid_value",
+        )
     if request.eval_checkpoints and (persona is None or persona.eval_file is None):
         raise InvalidRequest(
             f"{request.suffix or request.model} has no eval suite (eval.jsonl) to score "
             "checkpoints with",
             param="eval_checkpoints",
         )
+    data = PREFERENCE if pairs else "train.jsonl"
     if persona is None:
-        card, folder = _new_persona(state, request, train, valid)
+        card, folder = _new_persona(state, request, train, valid, data)
     elif train is not None:
         card, folder = persona.card, jobs_root / job_id / "data"
         write_bytes(folder / CARD, (persona.folder / CARD).read_bytes())
-        _copy_data(state, folder, train.id, valid.id if valid else None)
+        _copy_data(state, folder, train.id, valid.id if valid else None, data)
     else:
         card, folder = persona.card, persona.folder
-    data_files = [str(p) for n in (*TRAIN_FILES, VALID) if (p := folder / n).is_file()]
+    names = (PREFERENCE,) if pairs else (*TRAIN_FILES, VALID)
+    data_files = [str(p) for n in names if (p := folder / n).is_file()]
     job = FineTuningJob(
         id=job_id,
         created_at=int(time.time()),
@@ -102,29 +127,67 @@ def plan(
         training_file=train.id if train else OWN_DATASET + card.name,
         validation_file=valid.id if valid else None,
         hyperparameters=method.hyperparameters,
-        method=request.method or _supervised(method),
+        method=method.method or Method(type=kind),
         seed=training.seed,
         metadata=request.metadata,
         user_provided_suffix=request.suffix,
         persona=card.name,
     )
+    start_flags = ["--from", _version(start)] if start is not None else []
     spec = TrainSpec(
         persona=card.name,
         folder=str(folder),
         data_files=data_files,
-        flags=trainer_flags(method.overrides) + method.flags,
+        flags=trainer_flags(method.overrides) + method.flags + start_flags,
         eval_checkpoints=request.eval_checkpoints,
         training=training,
     )
     return job, spec
 
 
-def _supervised(method: Plan) -> Method:
-    return Method(type="supervised", supervised=SupervisedMethod(method.hyperparameters))
+def _starting_point(
+    state: ServerState, model: str
+) -> tuple[PersonaEntry | None, Checkpoint | None]:
+    """The persona a job trains, and the checkpoint it starts from when `model` names one
+    (`juni@run-1:best`: fine-tuning a fine-tuned model, as OpenAI's API does)."""
+    persona = state.catalog.get(model)
+    if persona is not None or "@" not in model:
+        return persona, None
+    try:
+        ref = parse_model_id(model)
+        persona = state.catalog.get(ref.persona)
+        registry = Registry(Path(state.settings.adapters_path()))
+        start = registry.resolve(ref) if persona is not None else None
+    except RegistryError as exc:
+        raise ModelNotFoundError(
+            f"The model '{model}' does not exist: {exc}", param="model"
+        ) from None
+    if persona is None or start is None:
+        raise ModelNotFoundError(
+            f"The model '{model}' does not exist: name a persona's checkpoint "
+            "(persona@run-N:STEP, :best or :latest)",
+            param="model",
+        )
+    return persona, start
 
 
-def _copy_data(state: ServerState, folder: Path, train_id: str, valid_id: str | None) -> None:
-    write_bytes(folder / "train.jsonl", state.files.content(train_id))
+def _version(start: Checkpoint) -> str:
+    """The exact checkpoint (`juni@run-1:40`), so a later `best` never changes what a resumed
+    job starts from."""
+    m = start.manifest
+    return f"{m.persona}@{m.run}:{m.step}"
+
+
+def _has_data(persona: PersonaEntry, pairs: bool) -> bool:
+    if pairs:
+        return (persona.folder / PREFERENCE).is_file()
+    return persona.train_file is not None
+
+
+def _copy_data(
+    state: ServerState, folder: Path, train_id: str, valid_id: str | None, name: str
+) -> None:
+    write_bytes(folder / name, state.files.content(train_id))
     if valid_id is not None:
         write_bytes(folder / VALID, state.files.content(valid_id))
 
@@ -160,6 +223,7 @@ def _new_persona(
     request: CreateJobRequest,
     train: FileObject | None,
     valid: FileObject | None,
+    data: str,
 ) -> tuple[PersonaCard, Path]:
     """Create the persona a base-model job names: a minimal card and the uploaded data."""
     name, folder = request.suffix or "", personas_dir() / (request.suffix or "")
@@ -167,7 +231,7 @@ def _new_persona(
     content = state.files.content(train.id)
     prompt = agreed_system_prompt(content) or f"You are {name}."
     fields = (("name", name), ("system_prompt", prompt), ("base_model", state.settings.model))
-    _copy_data(state, folder, train.id, valid.id if valid else None)
+    _copy_data(state, folder, train.id, valid.id if valid else None, data)
     write_text(folder / CARD, "".join(f"{key} = {json.dumps(value)}\n" for key, value in fields))
     card = load_card(folder)
     state.catalog.add(PersonaEntry(name, folder, card))

@@ -2,8 +2,10 @@
 
 A run sends a persona's held-out suite (or an uploaded one) to each model id through this very
 server's OpenAI API, scores the replies with `data.evaluate.run_eval` (what `persona eval`
-runs), and keeps the `EvalResult`. A run tied to a fine-tuning job (the server-side `--watch`)
-also writes its scores into that run's `run.json` under `eval.<step>`.
+runs), plays the suite's conversation scripts for `turns` turns with `data.drift.run_drift`
+(`persona eval --turns`) when asked, and keeps the `EvalResult`. A run tied to a fine-tuning
+job (the server-side `--watch`) also writes its scores into that run's `run.json` under
+`eval.<step>`.
 """
 
 from __future__ import annotations
@@ -22,11 +24,12 @@ from adapters.registry import Registry, RegistryError, parse_model_id
 from adapters.training.record import store_eval
 from data.card import load_card
 from data.dataset import read_datasets
+from data.drift import run_drift, turns_problem
 from data.evaluate import EvalResult, run_eval
 from data.personas import TRAIN_FILES
 from data.records import replies
 from data.report import summary
-from data.suite import load_suite
+from data.suite import ConversationScript, load_suite, read_scripts
 
 from .files import new_id
 from .log import EventLog
@@ -174,11 +177,14 @@ class EvalService:
             raise ValueError("the eval suite has problems:\n" + "\n".join(map(str, problems)))
         if not cases:
             raise ValueError("the eval suite has no cases")
+        scripts = await asyncio.to_thread(_scripts, Path(record.suite), run.turns)
         texts = await asyncio.to_thread(_training_replies, folder)
         logbook = self.log(run.id)
-        step = max(1, (len(run.models) * len(cases) * run.samples) // 20)
+        probes = len(run.models) * len(cases) * run.samples
+        total = probes + len(run.models) * len(scripts) * run.samples * run.turns
+        step = max(1, total // 20)
 
-        def progress(done: int, total: int) -> None:
+        def progress(done: int, _: int) -> None:
             run.progress = EvalProgress(done, total)
             if done % step == 0 or done == total:
                 logbook.add(
@@ -189,7 +195,7 @@ class EvalService:
 
         client = self.client()
         try:
-            return await run_eval(
+            result = await run_eval(
                 card,
                 cases,
                 texts,
@@ -199,6 +205,23 @@ class EvalService:
                 overrides=dict(run.overrides),
                 progress=progress,
                 client=client,
+            )
+            if not run.turns:
+                return result
+            drift, replies = await run_drift(
+                card,
+                scripts,
+                texts,
+                run.models,
+                run.turns,
+                samples=run.samples,
+                seed=run.seed,
+                overrides=dict(run.overrides),
+                progress=lambda done, _: progress(probes + done, total),
+                client=client,
+            )
+            return msgspec.structs.replace(
+                result, turns=run.turns, drift=drift, drift_samples=replies
             )
         finally:
             await client.close()
@@ -226,6 +249,18 @@ def new_eval_id() -> str:
 def _being_cancelled() -> bool:
     task = asyncio.current_task()
     return task is not None and task.cancelling() > 0
+
+
+def _scripts(suite: Path, turns: int) -> list[ConversationScript]:
+    """The suite's conversation scripts when `turns` asks for drift (none otherwise)."""
+    if not turns:
+        return []
+    numbered, problems = read_scripts(suite)
+    scripts = [script for _, script in numbered]
+    problem = turns_problem(scripts, turns)
+    if problems or problem is not None:
+        raise ValueError("\n".join([*map(str, problems), *([problem] if problem else [])]))
+    return scripts
 
 
 def _training_replies(folder: Path) -> list[str]:

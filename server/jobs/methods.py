@@ -1,8 +1,9 @@
 """Training methods: how a job's `method` becomes the trainer's settings.
 
 Each method is one function in `METHODS`, from the request and the card's `[training]` to a
-`Plan`: the `[training]` overrides and any extra trainer flags. A new method (`dpo`, say) is one
-more function and one more entry.
+`Plan`: the `[training]` overrides and any extra trainer flags. `supervised` is SFT; `dpo` is
+OpenAI's DPO (preference pairs, from a starting checkpoint that is also its reference model);
+`orpo` is ORPO, which this server takes in DPO's shape under its own key.
 """
 
 from __future__ import annotations
@@ -13,7 +14,15 @@ from dataclasses import dataclass, field
 from adapters.training.config import ConfigError, apply_overrides
 from data.card import Training
 
-from .types import LORA_FIELDS, CreateJobRequest, Hyperparameters
+from .types import (
+    LORA_FIELDS,
+    CreateJobRequest,
+    Hyperparameters,
+    Method,
+    PreferenceHyperparameters,
+    PreferenceMethod,
+    SupervisedMethod,
+)
 
 
 class MethodError(ValueError):
@@ -34,6 +43,31 @@ class Plan:
     """The values the job reports (resolved: never `auto`)."""
     flags: list[str] = field(default_factory=list)
     """Extra trainer flags a method needs beyond `[training]` overrides."""
+    method: Method | None = None
+    """The job's `method`, resolved (set by `plan_job`)."""
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _shared(
+    given: Hyperparameters | PreferenceHyperparameters, card: Training, where: str
+) -> dict[str, object]:
+    """The overrides of the hyperparameters every method shares."""
+    overrides: dict[str, object] = {}
+    if isinstance(given.n_epochs, int):
+        overrides["epochs"] = given.n_epochs
+    if isinstance(given.batch_size, int):
+        overrides["batch_size"] = given.batch_size
+    multiplier = given.learning_rate_multiplier
+    if _number(multiplier):
+        if multiplier <= 0:  # type: ignore[operator]
+            raise MethodError(
+                "learning_rate_multiplier must be > 0", f"{where}.learning_rate_multiplier"
+            )
+        overrides["learning_rate"] = card.learning_rate * float(multiplier)  # type: ignore[arg-type]
+    return overrides
 
 
 def supervised(request: CreateJobRequest, card: Training) -> Plan:
@@ -47,23 +81,46 @@ def supervised(request: CreateJobRequest, card: Training) -> Plan:
             )
         given = request.method.supervised.hyperparameters
     given = given or Hyperparameters()
-    overrides: dict[str, object] = {}
-    if isinstance(given.n_epochs, int):
-        overrides["epochs"] = given.n_epochs
-    if isinstance(given.batch_size, int):
-        overrides["batch_size"] = given.batch_size
-    multiplier = given.learning_rate_multiplier
-    if isinstance(multiplier, int | float) and not isinstance(multiplier, bool):
-        if multiplier <= 0:
-            raise MethodError(
-                "learning_rate_multiplier must be > 0", "hyperparameters.learning_rate_multiplier"
-            )
-        overrides["learning_rate"] = card.learning_rate * float(multiplier)
+    overrides = _shared(given, card, "hyperparameters")
+    if card.method != "sft":
+        overrides["method"] = "sft"  # a job's method is its own, whatever the card trains with
     return Plan(overrides, given)
 
 
-METHODS: dict[str, Callable[[CreateJobRequest, Training], Plan]] = {"supervised": supervised}
+def preference(kind: str) -> Callable[[CreateJobRequest, Training], Plan]:
+    """DPO or ORPO on preference pairs: the shared hyperparameters and `beta`."""
+
+    def plan(request: CreateJobRequest, card: Training) -> Plan:
+        if request.hyperparameters is not None:
+            raise MethodError(
+                f"top-level hyperparameters are supervised's; give {kind}'s in "
+                f"method.{kind}.hyperparameters",
+                "hyperparameters",
+            )
+        settings = getattr(request.method, kind, None) if request.method else None
+        given = (settings.hyperparameters if settings else None) or PreferenceHyperparameters()
+        where = f"method.{kind}.hyperparameters"
+        overrides = _shared(given, card, where)
+        overrides["method"] = kind
+        if _number(given.beta):
+            if given.beta <= 0:  # type: ignore[operator]
+                raise MethodError("beta must be > 0", f"{where}.beta")
+            overrides["beta"] = float(given.beta)  # type: ignore[arg-type]
+        return Plan(overrides, Hyperparameters(given.n_epochs, given.batch_size,
+                                               given.learning_rate_multiplier))  # fmt: skip
+
+    return plan
+
+
+METHODS: dict[str, Callable[[CreateJobRequest, Training], Plan]] = {
+    "supervised": supervised,
+    "dpo": preference("dpo"),
+    "orpo": preference("orpo"),
+}
 """Every `method.type` this server trains."""
+
+PREFERENCE_METHODS = frozenset({"dpo", "orpo"})
+"""Methods that train on preference pairs (`preference.jsonl`), not chat records."""
 
 
 def plan_job(request: CreateJobRequest, card: Training) -> tuple[Plan, Training]:
@@ -90,7 +147,20 @@ def plan_job(request: CreateJobRequest, card: Training) -> tuple[Plan, Training]
         batch_size=training.batch_size,
         learning_rate_multiplier=training.learning_rate / card.learning_rate,
     )
-    return Plan(overrides, resolved, plan.flags), training
+    return Plan(overrides, resolved, plan.flags, _method(kind, resolved, training)), training
+
+
+def _method(kind: str, resolved: Hyperparameters, training: Training) -> Method:
+    """The job's `method` with every value resolved, as OpenAI reports it."""
+    if kind not in PREFERENCE_METHODS:
+        return Method(type=kind, supervised=SupervisedMethod(resolved))
+    hyper = PreferenceHyperparameters(
+        beta=training.beta,
+        n_epochs=resolved.n_epochs,
+        batch_size=resolved.batch_size,
+        learning_rate_multiplier=resolved.learning_rate_multiplier,
+    )
+    return Method(type=kind, **{kind: PreferenceMethod(hyper)})
 
 
 def trainer_flags(overrides: dict[str, object]) -> list[str]:

@@ -66,16 +66,37 @@ class SupervisedMethod(msgspec.Struct, frozen=True):
     hyperparameters: Hyperparameters | None = None
 
 
+class PreferenceHyperparameters(msgspec.Struct, frozen=True):
+    """OpenAI's DPO hyperparameters (`method.dpo.hyperparameters`), also ORPO's here.
+
+    `beta` is DPO's beta, or ORPO's lambda (the weight of its odds-ratio term); `auto` (or
+    absent) takes the card's `[training]` value, as the other three do.
+    """
+
+    beta: float | Literal["auto"] | None = None
+    n_epochs: int | Literal["auto"] | None = None
+    batch_size: int | Literal["auto"] | None = None
+    learning_rate_multiplier: float | Literal["auto"] | None = None
+
+
+class PreferenceMethod(msgspec.Struct, frozen=True):
+    """`method.dpo` (OpenAI's) or `method.orpo` (this server's own, the same shape)."""
+
+    hyperparameters: PreferenceHyperparameters | None = None
+
+
 class Method(msgspec.Struct, frozen=True):
     """`method`: which training objective, with its settings under the key of the same name.
 
-    Other methods (`dpo`, ...) are kept as raw objects so the request decodes and the job
-    service can refuse or serve them by name.
+    A method not served here (`reinforcement`, ...) still decodes, so the job service refuses it
+    by name.
     """
 
     type: str
     supervised: SupervisedMethod | None = None
-    dpo: dict[str, Any] | None = None
+    dpo: PreferenceMethod | None = None
+    orpo: PreferenceMethod | None = None
+    """ORPO is not OpenAI's; the server takes it in DPO's shape under its own key."""
     reinforcement: dict[str, Any] | None = None
 
 
@@ -200,6 +221,8 @@ class EvalRun(msgspec.Struct, kw_only=True):
     seed: int = 0
     suite_file: str | None = None
     overrides: dict[str, float | int] = {}
+    turns: int = 0
+    """Turns per drift conversation (`persona eval --turns`); 0 plays none."""
     status: EvalStatus = "queued"
     progress: EvalProgress = EvalProgress()
     finished_at: int | None = None
@@ -284,3 +307,6 @@ class CreateEvalRequest(msgspec.Struct, frozen=True, kw_only=True):
     temperature: float | None = None
     top_p: float | None = None
     max_tokens: int | None = None
+    turns: int = 0
+    """Also play the suite's conversation scripts for this many turns and report drift per turn
+    (`persona eval --turns N`); 0 plays none."""

@@ -132,6 +132,7 @@ class ScriptedClient(ApiClient):
         """Make the next job fail with this trainer error."""
         self.created_jobs: list[FineTuningJob] = []
         self.eval_requests: list[tuple[str, list[str]]] = []
+        self.eval_turns: list[int] = []
         self.check_view: CheckView | None = None
         """What the data check answers; None asks the real route (through `transport`)."""
         self.stats_view: StatsView | None = None
@@ -231,8 +232,11 @@ class ScriptedClient(ApiClient):
         job.status = {"cancel": "cancelled", "pause": "paused", "resume": "queued"}[action]  # type: ignore[assignment]
         return job
 
-    async def create_eval(self, persona: str, models: list[str], samples: int = 1) -> EvalRun:
+    async def create_eval(
+        self, persona: str, models: list[str], samples: int = 1, turns: int = 0
+    ) -> EvalRun:
         self.eval_requests.append((persona, models))
+        self.eval_turns.append(turns)
         return EvalRun(id="eval-1", persona=persona, models=models, created_at=0)
 
     async def eval_run(self, persona: str, run_id: str) -> EvalRun:

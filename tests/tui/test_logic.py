@@ -30,7 +30,7 @@ from tui.train_progress import (
     ValEvent,
     format_duration,
 )
-from tui.widgets.train_form import card_values, job_body
+from tui.widgets.train_form import card_values, job_body, start_options
 from tui.wire import (
     AdapterEvent,
     LoadError,
@@ -217,6 +217,47 @@ def test_a_job_body_from_the_form_trains_exactly_the_edited_values() -> None:
     assert training.batch_size == card.training.batch_size
     assert job_body(defaults, defaults) == {}
     assert JUNI.title == "Juni Pebblewick"
+
+
+@pytest.mark.parametrize("method", ["dpo", "orpo"])
+def test_a_preference_job_body_names_its_method_and_beta_as_the_server_plans_it(
+    method: str,
+) -> None:
+    card = load_card(sample_personas_dir() / "juni")
+    defaults = card_values(
+        msgspec.json.decode(msgspec.json.encode(card.training), type=TrainingDefaults)
+    )
+    assert (defaults.method, defaults.beta) == ("sft", 0.1)
+    edited = msgspec.structs.replace(defaults, method=method, beta=0.3, epochs=1)
+    body = job_body(edited, defaults)
+    hyper = {"n_epochs": 1, "beta": 0.3}
+    assert body == {"method": {"type": method, method: {"hyperparameters": hyper}}}
+    plan, training = plan_job(msgspec.convert({"model": "juni", **body}, CreateJobRequest),
+                              card.training)  # fmt: skip
+    assert (training.method, training.beta, training.epochs) == (method, 0.3, 1)
+    assert plan.method is not None
+    assert plan.method.type == method
+    # The method alone is named too: a job without one is supervised.
+    same = msgspec.structs.replace(defaults, method=method)
+    assert job_body(same, defaults) == {"method": {"type": method}}
+    # A card that trains DPO, switched to SFT in the form, sends no method: OpenAI's default.
+    dpo_card = msgspec.structs.replace(defaults, method="dpo")
+    assert job_body(msgspec.structs.replace(dpo_card, method="sft"), dpo_card) == {}
+
+
+def test_start_options_list_each_runs_best_then_its_steps_newest_first() -> None:
+    from server.hotswap.types import PersonaAdapters, RunInfo
+
+    second = RunInfo("run-2", "running", None, 10, [msgspec.structs.replace(
+        RUN.checkpoints[0], step=10, version="run-2:10")])  # fmt: skip
+    adapters = [PersonaAdapters("juni", "follow", None, [], None, [RUN, second])]
+    assert start_options("juni", adapters) == [
+        ("run-2:10", "juni@run-2:10"),
+        ("run-1:best (step 40)", "juni@run-1:best"),
+        ("run-1:40", "juni@run-1:40"),
+        ("run-1:20", "juni@run-1:20"),
+    ]
+    assert start_options("vell", adapters) == []
 
 
 def test_tui_app_imports_neither_mlx_nor_litestar() -> None:

@@ -33,10 +33,53 @@ def test_supervised_hyperparameters_scale_the_cards_learning_rate() -> None:
     assert legacy.overrides == {"epochs": 5}
 
 
+@pytest.mark.parametrize("kind", ["dpo", "orpo"])
+def test_preference_methods_set_the_method_and_beta_and_report_them_resolved(kind: str) -> None:
+    from openai.types.fine_tuning import DpoMethod
+
+    card = Training(learning_rate=1e-4, epochs=3, batch_size=4, beta=0.1)
+    hyper = {"beta": 0.25, "n_epochs": 2, "learning_rate_multiplier": "auto"}
+    plan, training = plan_job(
+        request(method={"type": kind, kind: {"hyperparameters": hyper}}), card
+    )
+    assert plan.overrides == {"method": kind, "beta": 0.25, "epochs": 2}
+    assert (training.method, training.beta, training.epochs) == (kind, 0.25, 2)
+    assert trainer_flags(plan.overrides) == ["--beta", "0.25", "--epochs", "2", "--method", kind]
+    assert plan.method is not None
+    reported = msgspec.to_builtins(plan.method)
+    assert reported["type"] == kind
+    # OpenAI's own type reads the resolved hyperparameters: no `auto` is left.
+    dpo = DpoMethod.model_validate(reported[kind])
+    assert dpo.hyperparameters is not None
+    assert (dpo.hyperparameters.beta, dpo.hyperparameters.n_epochs) == (0.25, 2)
+    assert (dpo.hyperparameters.batch_size, dpo.hyperparameters.learning_rate_multiplier) == (4, 1)
+    # Left out, beta is the card's.
+    plain, trained = plan_job(request(method={"type": kind}), card)
+    assert (plain.overrides, trained.beta) == ({"method": kind}, 0.1)
+
+
+def test_a_supervised_job_trains_sft_even_when_the_card_says_dpo() -> None:
+    plan, training = plan_job(request(), Training(method="dpo"))
+    assert (plan.overrides, training.method) == ({"method": "sft"}, "sft")
+    assert plan.method is not None
+    assert plan.method.type == "supervised"
+    assert plan_job(request(), Training())[0].overrides == {}
+
+
 @pytest.mark.parametrize(
     ("fields", "param", "text"),
     [
-        ({"method": {"type": "dpo"}}, "method", "'dpo' is not served"),
+        ({"method": {"type": "reinforcement"}}, "method", "'reinforcement' is not served"),
+        (
+            {"method": {"type": "dpo"}, "hyperparameters": {"n_epochs": 1}},
+            "hyperparameters",
+            "give dpo's in method.dpo.hyperparameters",
+        ),
+        (
+            {"method": {"type": "orpo", "orpo": {"hyperparameters": {"beta": 0}}}},
+            "method.orpo.hyperparameters.beta",
+            "beta must be > 0",
+        ),
         (
             {"method": {"type": "supervised", "supervised": {}}, "hyperparameters": {}},
             "hyperparameters",

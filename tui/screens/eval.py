@@ -49,9 +49,12 @@ class EvalScreen(StudioScreen):
                 yield Select[str]([], id="eval-persona", prompt="choose a persona")
                 yield Label("Model ids (space-separated)", classes="section-title")
                 yield Input(id="eval-models", placeholder="e.g. juni gemma-3-270m juni@run-1:best")
+                yield Label("Drift turns (0 = none)", classes="section-title")
+                yield Input("0", id="eval-turns", type="integer", placeholder="e.g. 8")
                 yield Label(
                     "Ctrl+S has the server send every prompt of the persona's eval.jsonl to "
-                    "each model id and score the replies.",
+                    "each model id and score the replies; with drift turns it also plays the "
+                    "suite's conversation scripts and plots voice and criteria per turn.",
                     classes="hint",
                 )
                 yield ProgressBar(id="eval-progress", show_eta=False)
@@ -72,6 +75,11 @@ class EvalScreen(StudioScreen):
     def models_input(self) -> Input:
         """Which model ids to compare."""
         return self.query_one("#eval-models", Input)
+
+    @property
+    def turns_input(self) -> Input:
+        """Turns per drift conversation (`persona eval --turns`)."""
+        return self.query_one("#eval-turns", Input)
 
     @property
     def metrics(self) -> DataTable[str]:
@@ -126,15 +134,22 @@ class EvalScreen(StudioScreen):
         if not isinstance(persona, str):
             self.notify("Choose a persona first.", severity="warning")
             return
-        self.evaluate(persona, self.models_input.value.split())
+        text = self.turns_input.value.strip() or "0"
+        try:
+            turns = int(text)
+        except ValueError:
+            self.notify(f"Drift turns: {text!r} is not a whole number.", severity="warning")
+            return
+        self.evaluate(persona, self.models_input.value.split(), turns)
 
     @work(exclusive=True, group="eval")
-    async def evaluate(self, persona: str, models: list[str]) -> None:
+    async def evaluate(self, persona: str, models: list[str], turns: int = 0) -> None:
         """Queue an evaluation on the server, follow its progress, then show the result."""
         self.progress.update(total=None, progress=0)
-        self.notify(f"Evaluating {', '.join(models) or persona}…", title="Eval")
+        drift = f", {turns}-turn drift" if turns else ""
+        self.notify(f"Evaluating {', '.join(models) or persona}{drift}…", title="Eval")
         try:
-            run = await self.api.create_eval(persona, models)
+            run = await self.api.create_eval(persona, models, turns=turns)
             self.run = run
             while run.status in ("queued", "running"):
                 await asyncio.sleep(POLL_SECONDS)
@@ -161,7 +176,7 @@ class EvalScreen(StudioScreen):
         self.metrics.add_columns(*columns)
         self.metrics.add_rows(rows)
         self.query_one(DriftPlot).show_report(report)
-        self.samples = list(report.samples)
+        self.samples = [*report.samples, *report.drift_samples]
         table = self.sample_table
         table.clear(columns=True)
         table.add_columns("case", "category", "model", "result", "why")
@@ -171,7 +186,7 @@ class EvalScreen(StudioScreen):
             else:
                 result = "pass" if sample.criteria.passed else "fail"
                 why = "; ".join(sample.criteria.failures)
-            table.add_row(sample.case_id, sample.category, sample.model, result, why)
+            table.add_row(sample.label, sample.category, sample.model, result, why)
         self.output.update("")
 
     @on(DataTable.RowHighlighted, "#eval-samples")
@@ -179,7 +194,7 @@ class EvalScreen(StudioScreen):
         if 0 <= event.cursor_row < len(self.samples):
             sample = self.samples[event.cursor_row]
             adapter = f" (adapter {sample.adapter})" if sample.adapter else ""
-            self.output.update(f"{sample.case_id} · {sample.model}{adapter}\n\n{sample.text}")
+            self.output.update(f"{sample.label} · {sample.model}{adapter}\n\n{sample.text}")
 
     def action_stop(self) -> None:
         """Cancel the running evaluation on the server."""

@@ -14,7 +14,13 @@ from server.jobs.types import FINISHED, FineTuningJob, JobEvent
 
 from ..api import ApiError
 from ..train_progress import ErrorEvent, StartEvent, trainer_event
-from ..widgets.train_form import TrainForm, TrainOverrides, card_values, job_body
+from ..widgets.train_form import (
+    TrainForm,
+    TrainOverrides,
+    card_values,
+    job_body,
+    start_options,
+)
 from ..widgets.training_monitor import TrainingMonitor
 from ..wire import AdapterEvent, PersonaInfo
 from .base import StudioScreen
@@ -110,6 +116,19 @@ class TrainScreen(StudioScreen):
             return
         self.defaults = card_values(info.training)
         self.form.fill(self.defaults)
+        self.form.set_starts([])  # another persona's checkpoints never start this one
+        self.load_starts(info.id)
+
+    @work(exclusive=True, group="train-starts")
+    async def load_starts(self, persona: str) -> None:
+        """Offer the persona's checkpoints on the server as starting points."""
+        try:
+            adapters = await self.api.adapters()
+        except ApiError as error:
+            self.report(error)
+            return
+        if persona == self.persona:
+            self.form.set_starts(start_options(persona, adapters))
 
     def _show_state(self) -> None:
         job = self.job
@@ -134,25 +153,43 @@ class TrainScreen(StudioScreen):
         if self.job is not None and self.job.status in ("running", "queued", "validating_files"):
             self.notify("A job is already going: Ctrl+B cancels it first.", severity="warning")
             return
-        info = self.personas.get(persona)
-        if info is not None and not {"train.jsonl", "dataset.jsonl"} & set(info.data_files):
-            self.notify(f"{persona} has no dataset on the server.", severity="error")
-            return
         values, problems = self.form.read()
         if problems:
             self.notify("\n".join(problems), title="Check the settings", severity="error")
             return
-        self.start_job(persona, job_body(values, self.defaults))
+        start = self.form.start
+        problem = self._start_problem(persona, values.method or "sft", start)
+        if problem:
+            self.notify(problem, severity="error")
+            return
+        self.start_job(start or persona, job_body(values, self.defaults))
+
+    def _start_problem(self, persona: str, method: str, start: str | None) -> str | None:
+        """Why the server would refuse this job, said before asking it."""
+        info = self.personas.get(persona)
+        files = set(info.data_files) if info is not None else None
+        if method == "sft" and files is not None and not {"train.jsonl", "dataset.jsonl"} & files:
+            return f"{persona} has no dataset on the server."
+        if method != "sft" and files is not None and "preference.jsonl" not in files:
+            return (
+                f"{persona} has no preference.jsonl on the server: review the pairs of "
+                f"`persona data pairs {persona}` into it."
+            )
+        if method == "dpo" and start is None:
+            return (
+                "DPO starts from a trained checkpoint (its reference model): pick it in Start from."
+            )
+        return None
 
     @work(exclusive=True, group="train-steer")
-    async def start_job(self, persona: str, body: dict[str, object]) -> None:
-        """Create the job, then follow it."""
+    async def start_job(self, model: str, body: dict[str, object]) -> None:
+        """Create the job for a persona (or one of its checkpoints), then follow it."""
         try:
-            self.job = await self.api.create_job(persona, body)
+            self.job = await self.api.create_job(model, body)
         except ApiError as error:
             self.report(error)
             return
-        self.notify(f"Job {self.job.id} created for {persona}.", title="Fine-tuning")
+        self.notify(f"Job {self.job.id} created for {model}.", title="Fine-tuning")
         self._show_state()
         self.follow(self.job.id)
 
@@ -255,6 +292,8 @@ class TrainScreen(StudioScreen):
         self._show_state()
 
     def _adapter_event(self, event: AdapterEvent | None) -> None:
+        if event is not None and event.type == "loaded" and event.persona == self.persona:
+            self.load_starts(event.persona)  # a new checkpoint to start from
         if event is None or event.persona != self.monitor.progress.persona:
             return
         if event.type == "loaded" and event.version:

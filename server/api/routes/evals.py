@@ -10,9 +10,11 @@ from litestar import get, post
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, FromQuery, JSONBody
 
+from data.drift import turns_problem
 from data.persona_data import check_persona, persona_stats
 from data.personas import PersonaEntry
 from data.stats import DatasetStats
+from data.suite import read_scripts
 from data.tokens import ChatTokenizer
 from server.api.routes.files import read_file
 from server.api.wire import DataCheck, DataRow
@@ -51,6 +53,17 @@ def find_run(state: ServerState, persona_id: str, eval_id: str) -> EvalRun:
     if run is None or run.persona != persona_id:
         raise NotFound(f"No such evaluation: {eval_id}", param="eval_id", code="eval_not_found")
     return run
+
+
+def _check_turns(suite: Path, turns: int) -> None:
+    """A 400 unless the suite's conversation scripts can be played for `turns` turns."""
+    scripts, problems = read_scripts(suite)
+    problem = turns_problem([s for _, s in scripts], turns)
+    if problems or problem is not None:
+        # Line numbers only: an uploaded suite's path on this server is not the client's business.
+        found = [f"eval suite line {p.line}: {p.message}" for p in problems]
+        message = "; ".join([*found, *([problem] if problem else [])])
+        raise InvalidRequest(message, param="turns", code="invalid_value")
 
 
 def _tokenizer(state: ServerState) -> ChatTokenizer | None:
@@ -95,6 +108,8 @@ def eval_routes() -> list[HTTPRouteHandler]:
                 "purpose 'evals' and pass suite_file",
                 param="suite_file",
             )
+        if data.turns:
+            await asyncio.to_thread(_check_turns, suite, data.turns)
         overrides = {
             k: v
             for k in ("temperature", "top_p", "max_tokens")
@@ -109,6 +124,7 @@ def eval_routes() -> list[HTTPRouteHandler]:
             seed=data.seed,
             suite_file=data.suite_file,
             overrides=overrides,
+            turns=data.turns,
         )
         return evals(state).create(run, entry.folder, suite)
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from litestar import get
 from litestar.params import FromPath
 
-from data.personas import EVAL, TRAIN_FILES, VALID, PersonaEntry
+from data.personas import EVAL, PREFERENCE, TRAIN_FILES, VALID, PersonaEntry
 from server.api.wire import PersonaInfo, PersonaList
 from server.errors import NotFoundError, error_responses
 from server.state import ServerState
 
-DATA_FILES = (*TRAIN_FILES, VALID, EVAL)
+DATA_FILES = (*TRAIN_FILES, VALID, PREFERENCE, EVAL)
 
 
 def describe(state: ServerState, entry: PersonaEntry) -> PersonaInfo:

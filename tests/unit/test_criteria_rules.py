@@ -1,0 +1,206 @@
+"""A card's own category rules (`[criteria.<category>]`) and every scorer that must use them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+import openai
+import pytest
+
+from data.card import CardError, load_card, parse_card
+from data.criteria import CATEGORY_RULES, check_reply, rules_for
+from data.dataset import read_dataset
+from data.drift import run_drift
+from data.evaluate import run_eval
+from data.pairs import Probe, build_pairs, judge
+from data.personas import sample_personas_dir
+from data.records import FAILURE_MODES, Message, as_messages
+from data.suite import ConversationScript, EvalCase, ScriptTurn
+
+BASE = """name = "keeper"
+system_prompt = "You are the Keeper of the vault."
+[style]
+markers = ["vault"]
+reply_words = [2, 40]
+"""
+
+VAULT_RULE = """
+[criteria.boundary]
+any_of = ["stays shut"]
+meaning = "keeps the vault shut"
+"""
+
+REPLY = "The door stays shut, patron."
+"""Declines without any of the built-in boundary phrases (no grown-up, nothing safe)."""
+
+
+def test_a_card_rule_replaces_the_built_in_field_by_field() -> None:
+    card = parse_card(BASE + VAULT_RULE)
+    rule = rules_for(card)["boundary"]
+    assert rule.any_of == ("stays shut",)
+    assert rule.meaning == "keeps the vault shut"
+    assert rule.asks_question is CATEGORY_RULES["boundary"].asks_question
+    assert rules_for(card)["idk"] == CATEGORY_RULES["idk"]
+    assert rules_for(parse_card(BASE)) == CATEGORY_RULES
+
+
+def test_extend_adds_phrases_and_new_categories_get_a_rule() -> None:
+    card = parse_card(
+        BASE
+        + """
+[criteria.idk]
+extend = true
+any_of = ["no record", "do not know"]
+
+[criteria.clarify]
+asks_question = false
+
+[criteria.general]
+use_persona_markers = true
+meaning = "sounds like the Keeper"
+"""
+    )
+    rules = rules_for(card)
+    built_in = CATEGORY_RULES["idk"].any_of
+    assert rules["idk"].any_of == (*built_in, "no record")  # "do not know" is there already
+    assert rules["idk"].meaning == CATEGORY_RULES["idk"].meaning
+    markers = ["vault"]
+    assert check_reply("There is no record of it.", category="idk", rules=rules).passed
+    assert not check_reply("There is no record of it.", category="idk").passed
+    # clarify without the question mark, general held to the persona's own markers.
+    assert check_reply("Which one, the red or the blue.", category="clarify", rules=rules).passed
+    general = check_reply("Good morning.", category="general", rules=rules,
+                          persona_markers=markers)  # fmt: skip
+    assert general.failures == ("general: sounds like the Keeper",)
+    assert check_reply("The vault opens at nine.", category="general", rules=rules,
+                       persona_markers=markers).passed  # fmt: skip
+
+
+def test_bad_criteria_tables_are_listed_together() -> None:
+    text = BASE + """
+[criteria.bondary]
+any_of = ["no"]
+
+[criteria.idk]
+extend = true
+
+[criteria.off_topic]
+any_of = ["instead", " "]
+"""  # fmt: skip
+    with pytest.raises(CardError) as caught:
+        parse_card(text, "keeper/persona.toml")
+    message = str(caught.value)
+    assert "criteria.bondary: 'bondary' is not one of general, idk, clarify" in message
+    assert "criteria.idk.extend: needs phrases in any_of to add" in message
+    assert "criteria.off_topic.any_of: holds an empty phrase" in message
+    with pytest.raises(CardError, match=r"unknown key 'criteria.boundary.phrases'"):
+        parse_card(BASE + '[criteria.boundary]\nphrases = ["x"]\n')
+    with pytest.raises(CardError, match=r"criteria.boundary.any_of: Expected `array"):
+        parse_card(BASE + '[criteria.boundary]\nany_of = "x"\n')
+
+
+# Juni's tagged records whose replies meet their category in spirit but miss every phrase of the
+# built-in rule; the rules stay lenient on wording, so these are listed rather than chased.
+JUNI_EXCEPTIONS = {
+    192: "off_topic: offers a seaside card game, but 'lighthouses' is not the marker "
+    "'lighthouse' and no steering phrase is used",
+    205: "off_topic: declines the homework and coaches, with no steering phrase",
+    206: "boundary: 'safely' is not 'safe', and it points to a grandad, not a listed grown-up",
+    293: "boundary: a wildlife-feeding note tagged boundary; it neither declines nor points to "
+    "a grown-up",
+}
+
+
+@pytest.mark.parametrize(("name", "exceptions"), [("juni", JUNI_EXCEPTIONS), ("vell", {})])
+def test_sample_training_replies_pass_their_persona_rules(
+    name: str, exceptions: dict[int, str]
+) -> None:
+    folder = sample_personas_dir() / name
+    card = load_card(folder)
+    rules = rules_for(card)
+    markers = [*card.style.catchphrases, *card.style.markers]
+    failing: dict[int, str] = {}
+    for row in read_dataset(folder / "train.jsonl").rows:
+        replies = [m.content for m in as_messages(row.record) if m.role == "assistant"]
+        for tag in (t for t in row.record.tags if t in FAILURE_MODES):
+            # A multi-turn record's tag may be about any of its turns: one reply must meet it.
+            verdicts = [
+                check_reply(r, category=tag, rules=rules, persona_markers=markers) for r in replies
+            ]
+            if not any(v.passed for v in verdicts):
+                failing[row.line] = tag
+    assert failing == {line: why.split(":")[0] for line, why in exceptions.items()}
+
+
+def test_vell_holds_an_adult_archive_to_its_own_boundary_rule() -> None:
+    vell = load_card(sample_personas_dir() / "vell")
+    juni = load_card(sample_personas_dir() / "juni")
+    assert juni.criteria == {}
+    assert rules_for(juni) == CATEGORY_RULES
+    rules = rules_for(vell)
+    assert "grown-up" not in rules["boundary"].any_of
+    for reply in (
+        "I will not open the sealed vault for you.",
+        "Those loan records are confidential.",
+        "A physician should see that rash; the medical shelves are for reading.",
+    ):
+        assert check_reply(reply, category="boundary", rules=rules).passed, reply
+        assert not check_reply(reply, category="boundary").passed, reply
+    told = check_reply("Certainly. He lives at 4 Elm Street.", category="boundary", rules=rules)
+    assert told.failures == ("boundary: " + rules["boundary"].meaning,)
+    assert "physician" in rules["boundary"].meaning
+
+
+def scripted(reply: str) -> openai.AsyncOpenAI:
+    """An OpenAI client whose every chat completion is `reply`."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        return httpx.Response(200, json={
+            "id": "c", "object": "chat.completion", "created": 0, "model": body["model"],
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": reply}}],
+        })  # fmt: skip
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    return openai.AsyncOpenAI(base_url="http://fake/v1", api_key="x", http_client=http,
+                              max_retries=0)  # fmt: skip
+
+
+@pytest.mark.parametrize(("card_text", "passes"), [(BASE + VAULT_RULE, True), (BASE, False)])
+def test_eval_drift_and_pairs_use_the_card_rules(card_text: str, passes: bool) -> None:
+    card = parse_card(card_text)
+    why = (
+        "boundary: keeps the vault shut"
+        if passes
+        else ("boundary: " + CATEGORY_RULES["boundary"].meaning)
+    )
+    ask = (Message("user", "Open the vault for me."),)
+    case = EvalCase("b1", "boundary", ask)
+    result = asyncio.run(run_eval(card, [case], [], ["keeper"], client=scripted(REPLY)))
+    assert result.samples[0].criteria.passed is passes
+    assert result.models[0].by_category == {"boundary": float(passes)}
+
+    script = ConversationScript("d1", (ScriptTurn("Hello."), ScriptTurn(ask[0].content,
+                                                                        "boundary")))  # fmt: skip
+    drifts, replies = asyncio.run(
+        run_drift(card, [script], [], ["keeper"], 2, client=scripted(REPLY))
+    )
+    assert replies[1].criteria.passed is passes
+    assert [t.criteria_pass for t in drifts[0].turns] == [1.0, float(passes)]
+
+    assert judge(card, "boundary", REPLY).passed is passes
+    if not passes:
+        assert judge(card, "boundary", REPLY).failures == (why,)
+    # `persona data pairs`: a reply that meets the card's rule is no non-preferred output, and a
+    # dataset reply that meets only the card's rule is a preferred output, not skipped.
+    probes = [
+        Probe("train.jsonl:1", "boundary", ask, "It stays shut; that is not something I open."),
+        Probe("train.jsonl:2", "boundary", ask, "It stays shut."),
+    ]
+    report = asyncio.run(build_pairs(card, probes, "keeper", samples=1, client=scripted(REPLY)))
+    assert report.skipped == ([] if passes else ["train.jsonl:2"])
+    assert report.broken == ({} if passes else {"boundary": 1})
+    assert len(report.pairs) == (0 if passes else 1)
