@@ -17,22 +17,26 @@ import httpx
 import msgspec
 
 from .api_jobs import JobsApi
-from .draft_wire import DraftInfo, DraftList, DraftReview, DraftTurn
 from .sse import SseDecoder, sse_lines
 from .wire import (
     AdapterEvent,
     AdapterList,
-    ChatChunk,
+    ChatCompletionChunk,
     ChatMessage,
+    DraftInfo,
+    DraftList,
+    DraftReview,
+    DraftTurn,
     ErrorEnvelope,
     Health,
-    ModelInfo,
+    Model,
     ModelList,
     PersonaAdapters,
     PersonaInfo,
     PersonaList,
     ReplyPiece,
     SamplingOverrides,
+    Usage,
 )
 
 T = TypeVar("T")
@@ -127,13 +131,25 @@ def chat_body(model: str, messages: Sequence[ChatMessage], overrides: SamplingOv
     return msgspec.json.encode(body)
 
 
-def piece_from_chunk(chunk: ChatChunk) -> ReplyPiece:
+def decode_chunk(data: str | bytes) -> ChatCompletionChunk:
+    """One stream event's chunk; the error envelope a failing stream ends with is an ApiError."""
+    try:
+        return msgspec.json.decode(data, type=ChatCompletionChunk)
+    except msgspec.ValidationError:
+        try:
+            failure = msgspec.json.decode(data, type=ErrorEnvelope).error
+        except msgspec.ValidationError:
+            failure = None
+        if failure is None:
+            raise
+        raise ApiError("Generation failed", failure.message or failure.type) from None
+
+
+def piece_from_chunk(chunk: ChatCompletionChunk) -> ReplyPiece:
     """The text, finish reason, adapter version and token count one chunk carries."""
-    if chunk.error is not None:
-        raise ApiError("Generation failed", chunk.error.message or chunk.error.type)
     text = "".join(c.delta.content or "" for c in chunk.choices)
     finish = next((c.finish_reason for c in chunk.choices if c.finish_reason), None)
-    tokens = chunk.usage.completion_tokens if chunk.usage is not None else None
+    tokens = chunk.usage.completion_tokens if isinstance(chunk.usage, Usage) else None
     return ReplyPiece(text, finish, chunk.persona_adapter, tokens)
 
 
@@ -200,18 +216,20 @@ class ApiClient(JobsApi):
             # A timeout means something listens but is busy (a model loading on a slow machine).
             return ServerHealth("down" if exc.unreachable else "loading", exc.message)
         try:
-            body = msgspec.json.decode(response.content, type=Health)
+            body: Health | None = msgspec.json.decode(response.content, type=Health)
         except (msgspec.DecodeError, msgspec.ValidationError):
-            body = Health()
+            body = None  # something else answers on this port, or a proxy's error page
+        status, model = (body.status, body.model) if body else ("", None)
+        message = body.message if body else None
         if response.status_code == 200:
-            return ServerHealth("ready", body.status, body.model)
-        if response.status_code == 503 and body.status == "failed":
-            return ServerHealth("failed", body.message or "the model did not load", body.model)
+            return ServerHealth("ready", status, model)
+        if response.status_code == 503 and status == "failed":
+            return ServerHealth("failed", message or "the model did not load", model)
         if response.status_code == 503:
-            return ServerHealth("loading", body.message or "loading the model", body.model)
+            return ServerHealth("loading", message or "loading the model", model)
         return ServerHealth("down", f"/health answered {response.status_code}")
 
-    async def models(self) -> list[ModelInfo]:
+    async def models(self) -> list[Model]:
         """Every model id the server serves: base, personas and pinned versions."""
         return (await self._get("/v1/models", ModelList)).data
 
@@ -283,7 +301,7 @@ class ApiClient(JobsApi):
                         continue
                     if event.data.strip() == "[DONE]":
                         return
-                    yield piece_from_chunk(msgspec.json.decode(event.data, type=ChatChunk))
+                    yield piece_from_chunk(decode_chunk(event.data))
         raise ApiError("Connection lost", "the reply stream ended early", unreachable=True)
 
     async def adapter_events(self) -> AsyncIterator[AdapterEvent]:

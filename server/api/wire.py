@@ -6,6 +6,9 @@ as left out. Known fields the server cannot honour are declared here so they can
 name. Responses never use msgspec's `omit_defaults`: it would drop every field equal to its
 default, the `object` constants and OpenAI's explicit nulls included. A response field is left
 out only when it is `UNSET`.
+
+Pure msgspec (its imports are msgspec and other pure type modules), so the TUI decodes the
+server's replies with these very Structs.
 """
 
 from __future__ import annotations
@@ -124,6 +127,22 @@ class CompletionRequest(SamplingFields, frozen=True, kw_only=True):
     best_of: Positive | UnsetType | None = UNSET
     response_format: ResponseFormat | UnsetType | None = UNSET
     """vLLM's extension: JSON mode or a JSON schema for a raw completion."""
+
+
+class ErrorDetail(Struct, frozen=True):
+    """The body of OpenAI's error envelope."""
+
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class ErrorEnvelope(Struct, frozen=True):
+    """`{"error": {"message", "type", "param", "code"}}`: the body of every failed request, and
+    the last event of a stream that fails after it started."""
+
+    error: ErrorDetail
 
 
 class Usage(Struct, frozen=True):
@@ -303,6 +322,11 @@ class PersonaInfo(Struct, frozen=True):
     greetings: list[str] = []
     """Opening lines a new chat may start with (a character card's first_mes and alternates)."""
     post_history_instructions: str = ""
+
+    @property
+    def title(self) -> str:
+        """The name to show people."""
+        return self.display_name or self.id
 
 
 class PersonaList(Struct, frozen=True):

@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.containers import Grid, Vertical
 from textual.widgets import Input, Label
 
-from ..wire import TrainingDefaults
+from ..wire import Training
 from .sampling_form import show_number
 
 
@@ -27,7 +27,7 @@ class TrainOverrides(msgspec.Struct, frozen=True, omit_defaults=True):
     checkpoint_every: int | None = None
 
 
-def card_values(training: TrainingDefaults) -> TrainOverrides:
+def card_values(training: Training) -> TrainOverrides:
     """The card's `[training]` (as the server reports it) as a full set of form values."""
     names = TrainOverrides.__struct_fields__
     return TrainOverrides(**{n: getattr(training, n) for n in names})
