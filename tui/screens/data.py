@@ -93,18 +93,7 @@ class DataScreen(StudioScreen):
     @work(exclusive=True, group="data-personas")
     async def reload(self) -> None:
         """Fetch the personas from the server."""
-        try:
-            found = await self.api.personas()
-        except ApiError as error:
-            self.report(error)
-            return
-        names = [p.id for p in found]
-        current = self.persona_select.value
-        self.persona_select.set_options([(n, n) for n in names])
-        if current in names:
-            self.persona_select.value = current
-        elif names:
-            self.persona_select.value = names[0]
+        await self.offer_personas(self.persona_select)
 
     @on(Select.Changed, "#data-persona")
     def _persona_chosen(self) -> None:

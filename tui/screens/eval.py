@@ -101,18 +101,7 @@ class EvalScreen(StudioScreen):
     @work(exclusive=True, group="eval-personas")
     async def reload(self) -> None:
         """Fetch the personas that have an eval suite on the server."""
-        try:
-            found = await self.api.personas()
-        except ApiError as error:
-            self.report(error)
-            return
-        names = [p.id for p in found if "eval.jsonl" in p.data_files]
-        current = self.persona_select.value
-        self.persona_select.set_options([(n, n) for n in names])
-        if current in names:
-            self.persona_select.value = current
-        elif names:
-            self.persona_select.value = names[0]
+        await self.offer_personas(self.persona_select, lambda p: "eval.jsonl" in p.data_files)
 
     @on(Select.Changed, "#eval-persona")
     def _persona_chosen(self, event: Select.Changed) -> None:
