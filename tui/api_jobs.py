@@ -16,8 +16,8 @@ import msgspec
 
 from server.jobs.types import EvalRun, FineTuningJob, JobEvent, JobList
 
-from .data_report import CheckView, StatsView
 from .sse import SseDecoder
+from .wire import DataCheck, DatasetStats
 
 T = TypeVar("T")
 
@@ -86,10 +86,10 @@ class JobsApi:
         path = f"/v1/personas/{_p(persona)}/evals/{_p(run_id)}/cancel"
         return await self._post(path, b"{}", EvalRun)
 
-    async def data_check(self, persona: str) -> CheckView:
+    async def data_check(self, persona: str) -> DataCheck:
         """What `persona data check` finds in the persona's data on the server."""
-        return await self._get(f"/v1/personas/{_p(persona)}/data/check", CheckView)
+        return await self._get(f"/v1/personas/{_p(persona)}/data/check", DataCheck)
 
-    async def data_stats(self, persona: str) -> StatsView:
+    async def data_stats(self, persona: str) -> DatasetStats:
         """What `persona data stats` measures in the persona's data on the server."""
-        return await self._get(f"/v1/personas/{_p(persona)}/data/stats", StatsView)
+        return await self._get(f"/v1/personas/{_p(persona)}/data/stats", DatasetStats)

@@ -1,10 +1,10 @@
 """The server's JSON as the TUI reads it: the server's own wire Structs, plus two TUI-only shapes.
 
-Every response type is imported from the pure msgspec modules the server itself encodes with
-(`server.api.wire`, `server.api.draft_wire`, `server.hotswap.types`, and `data.card` for the
-card's `[training]`), so the TUI and the server cannot drift apart. Those modules import
-nothing heavier than msgspec, which keeps the TUI free of litestar and mlx (a test in
-tests/tui checks it).
+Every response type is imported from the modules the server itself encodes with:
+`server.api.wire`, `server.api.draft_wire` and `server.hotswap.types`, and from `data/` the
+card's `[training]`, a check's `Problem` and `DatasetStats`. So the TUI and the server cannot
+drift apart. Those modules import nothing heavier than msgspec, which keeps the TUI free of
+litestar and mlx (a test in tests/tui checks it).
 """
 
 from __future__ import annotations
@@ -12,10 +12,14 @@ from __future__ import annotations
 import msgspec
 
 from data.card import Training
+from data.problem import Problem
+from data.stats import DatasetStats
 from server.api.draft_wire import DraftInfo, DraftList, DraftReview, DraftTurn
 from server.api.wire import (
     ChatCompletionChunk,
     ChatMessage,
+    DataCheck,
+    DataRow,
     ErrorEnvelope,
     Health,
     Model,
@@ -40,6 +44,9 @@ __all__ = [
     "ChatCompletionChunk",
     "ChatMessage",
     "CheckpointInfo",
+    "DataCheck",
+    "DataRow",
+    "DatasetStats",
     "DraftInfo",
     "DraftList",
     "DraftReview",
@@ -52,6 +59,7 @@ __all__ = [
     "PersonaAdapters",
     "PersonaInfo",
     "PersonaList",
+    "Problem",
     "ReplyPiece",
     "ResolvedSampling",
     "RunInfo",

@@ -24,11 +24,12 @@ from server.jobs.types import (
     Method,
 )
 from tui.api import ApiClient, ApiError, ServerHealth
-from tui.data_report import CheckView, StatsView
 from tui.wire import (
     AdapterEvent,
     ChatMessage,
     CheckpointInfo,
+    DataCheck,
+    DatasetStats,
     LoadError,
     Model,
     PersonaAdapters,
@@ -141,9 +142,9 @@ class ScriptedClient(ApiClient):
         """Make the next job fail with this trainer error."""
         self.created_jobs: list[FineTuningJob] = []
         self.eval_requests: list[tuple[str, list[str]]] = []
-        self.check_view: CheckView | None = None
+        self.check_view: DataCheck | None = None
         """What the data check answers; None asks the real route (through `transport`)."""
-        self.stats_view: StatsView | None = None
+        self.stats_view: DatasetStats | None = None
         self.adapter_state = PersonaAdapters(
             persona="juni",
             mode="follow",
@@ -253,12 +254,12 @@ class ScriptedClient(ApiClient):
             result=eval_result(persona, models),
         )
 
-    async def data_check(self, persona: str) -> CheckView:
+    async def data_check(self, persona: str) -> DataCheck:
         if self.check_view is None:
             return await super().data_check(persona)
         return self.check_view
 
-    async def data_stats(self, persona: str) -> StatsView:
+    async def data_stats(self, persona: str) -> DatasetStats:
         if self.stats_view is None:
             return await super().data_stats(persona)
         return self.stats_view
