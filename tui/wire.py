@@ -2,9 +2,9 @@
 
 Every response type is imported from the modules the server itself encodes with:
 `server.api.wire`, `server.api.draft_wire` and `server.hotswap.types`, and from `data/` the
-card's `[training]`, a check's `Problem` and `DatasetStats`. So the TUI and the server cannot
-drift apart. Those modules import nothing heavier than msgspec, which keeps the TUI free of
-litestar and mlx (a test in tests/tui checks it).
+card's `[training]`, a check's `Problem`, `DatasetStats` and an eval's `EvalResult`. So the
+TUI and the server cannot drift apart. Those modules import nothing heavier than msgspec,
+which keeps the TUI free of litestar and mlx (a test in tests/tui checks it).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import msgspec
 
 from data.card import Training
+from data.evaluate import EvalResult, ModelScores, SampleResult
 from data.problem import Problem
 from data.stats import DatasetStats
 from server.api.draft_wire import DraftInfo, DraftList, DraftReview, DraftTurn
@@ -52,10 +53,12 @@ __all__ = [
     "DraftReview",
     "DraftTurn",
     "ErrorEnvelope",
+    "EvalResult",
     "Health",
     "LoadError",
     "Model",
     "ModelList",
+    "ModelScores",
     "PersonaAdapters",
     "PersonaInfo",
     "PersonaList",
@@ -63,6 +66,7 @@ __all__ = [
     "ReplyPiece",
     "ResolvedSampling",
     "RunInfo",
+    "SampleResult",
     "SamplingOverrides",
     "Training",
     "Usage",

@@ -13,14 +13,14 @@ from fake_jobs import eval_result
 
 from tui.api import ApiClient, ApiError
 from tui.data_report import check_summary, record_at
-from tui.eval_view import EvalReport, metric_rows
+from tui.eval_view import metric_rows
 from tui.server_process import ServerProcess, is_local, serve_argv, wait_until_ready
 from tui.settings import TuiSettings, load_settings
-from tui.wire import DataCheck, DataRow, Problem
+from tui.wire import DataCheck, DataRow, EvalResult, Problem
 
 
 def test_metric_rows_lay_out_a_servers_eval_result() -> None:
-    report = msgspec.convert(eval_result("juni", ["juni", "gemma-3-270m"]), EvalReport)
+    report = msgspec.convert(eval_result("juni", ["juni", "gemma-3-270m"]), EvalResult)
     columns, rows = metric_rows(report)
     assert columns == ["metric", "juni", "gemma-3-270m"]
     assert rows[0] == ["score (0-1)", "0.50", "0.60"]
