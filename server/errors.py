@@ -14,7 +14,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import ResponseSpec
 
-from server.api.wire import ErrorDetail, ErrorEnvelope
+from server.envelope import ErrorDetail, ErrorEnvelope
 
 log = logging.getLogger("persona.server")
 

@@ -17,7 +17,7 @@ import httpx
 import msgspec
 
 from .api_jobs import JobsApi
-from .sse import SseDecoder, sse_lines
+from .sse import SseDecoder, SseEvent, sse_lines
 from .wire import (
     AdapterEvent,
     AdapterList,
@@ -189,6 +189,28 @@ class ApiClient(JobsApi):
                 response.status_code, response.content, response.reason_phrase
             )
 
+    async def sse_events(
+        self,
+        method: str,
+        path: str,
+        timeouts: httpx.Timeout,
+        *,
+        content: bytes | None = None,
+        params: dict[str, str] | None = None,
+    ) -> AsyncIterator[SseEvent]:
+        """Open an event stream and yield its events until the server ends it; a refusal
+        (4xx, 5xx) is an ApiError. Callers translate transport errors and close it with
+        `contextlib.aclosing`, so that leaving early closes the request at once."""
+        async with self._http.stream(
+            method, path, content=content, params=params, timeout=timeouts
+        ) as response:
+            await self.raise_for_status(response)
+            decoder = SseDecoder()
+            async for line in sse_lines(response.aiter_bytes()):
+                event = decoder.feed(line)
+                if event is not None:
+                    yield event
+
     async def _get(self, path: str, kind: type[T]) -> T:
         with translated(self.base_url):
             response = await self._http.get(path)
@@ -286,19 +308,9 @@ class ApiClient(JobsApi):
         body = chat_body(model, messages, overrides)
         timeout = httpx.Timeout(300.0, connect=3.0)
         with translated(self.base_url):
-            async with self._http.stream(
-                "POST", "/v1/chat/completions", content=body, timeout=timeout
-            ) as response:
-                if response.status_code >= 400:
-                    await response.aread()
-                    raise error_from_response(
-                        response.status_code, response.content, response.reason_phrase
-                    )
-                decoder = SseDecoder()
-                async for line in sse_lines(response.aiter_bytes()):
-                    event = decoder.feed(line)
-                    if event is None:
-                        continue
+            stream = self.sse_events("POST", "/v1/chat/completions", timeout, content=body)
+            async with contextlib.aclosing(stream) as events:
+                async for event in events:
                     if event.data.strip() == "[DONE]":
                         return
                     yield piece_from_chunk(decode_chunk(event.data))
@@ -308,15 +320,9 @@ class ApiClient(JobsApi):
         """Follow `/v1/adapters/events` until the connection drops (then raise ApiError)."""
         timeout = httpx.Timeout(None, connect=3.0)
         with translated(self.base_url):
-            async with self._http.stream("GET", "/v1/adapters/events", timeout=timeout) as response:
-                if response.status_code >= 400:
-                    await response.aread()
-                    raise error_from_response(
-                        response.status_code, response.content, response.reason_phrase
-                    )
-                decoder = SseDecoder()
-                async for line in sse_lines(response.aiter_bytes()):
-                    event = decoder.feed(line)
-                    if event is not None and event.event in ("adapter", "message"):
+            stream = self.sse_events("GET", "/v1/adapters/events", timeout)
+            async with contextlib.aclosing(stream) as events:
+                async for event in events:
+                    if event.event in ("adapter", "message"):
                         yield msgspec.json.decode(event.data, type=AdapterEvent)
         raise ApiError("Connection lost", "the adapter event stream closed", unreachable=True)

@@ -16,7 +16,7 @@ import msgspec
 
 from server.jobs.types import EvalRun, FineTuningJob, JobEvent, JobList
 
-from .sse import SseDecoder
+from .sse import SseEvent
 from .wire import DataCheck, DatasetStats
 
 T = TypeVar("T")
@@ -36,6 +36,16 @@ class JobsApi:
 
         @staticmethod
         async def raise_for_status(response: httpx.Response) -> None: ...
+
+        def sse_events(
+            self,
+            method: str,
+            path: str,
+            timeouts: httpx.Timeout,
+            *,
+            content: bytes | None = None,
+            params: dict[str, str] | None = None,
+        ) -> AsyncIterator[SseEvent]: ...
 
         async def _get(self, path: str, kind: type[T]) -> T: ...
 
@@ -64,12 +74,10 @@ class JobsApi:
         params = {"after": after} if after else None
         timeout = httpx.Timeout(None, connect=3.0)
         with self.translating():
-            async with self._http.stream("GET", path, params=params, timeout=timeout) as response:
-                await self.raise_for_status(response)
-                decoder = SseDecoder()
-                async for line in response.aiter_lines():
-                    event = decoder.feed(line)
-                    if event is not None and event.event == "fine_tuning.job.event":
+            stream = self.sse_events("GET", path, timeout, params=params)
+            async with contextlib.aclosing(stream) as events:
+                async for event in events:
+                    if event.event == "fine_tuning.job.event":
                         yield msgspec.json.decode(event.data, type=JobEvent)
 
     async def create_eval(self, persona: str, models: list[str], samples: int = 1) -> EvalRun:

@@ -1,10 +1,11 @@
 """The server's JSON as the TUI reads it: the server's own wire Structs, plus two TUI-only shapes.
 
 Every response type is imported from the modules the server itself encodes with:
-`server.api.wire`, `server.api.draft_wire` and `server.hotswap.types`, and from `data/` the
-card's `[training]`, a check's `Problem`, `DatasetStats` and an eval's `EvalResult`. So the
-TUI and the server cannot drift apart. Those modules import nothing heavier than msgspec,
-which keeps the TUI free of litestar and mlx (a test in tests/tui checks it).
+`server.api.wire`, `server.api.draft_wire`, `server.envelope` and `server.hotswap.types`, and
+from `data/` the card's `[training]`, a check's `Problem`, `DatasetStats` and an eval's
+`EvalResult`. So the TUI and the server cannot drift apart. Those modules import nothing
+heavier than msgspec, which keeps the TUI free of litestar and mlx (a test in tests/tui checks
+it).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from server.api.wire import (
     ChatMessage,
     DataCheck,
     DataRow,
-    ErrorEnvelope,
     Health,
     Model,
     ModelList,
@@ -30,6 +30,7 @@ from server.api.wire import (
     ResolvedSampling,
     Usage,
 )
+from server.envelope import ErrorEnvelope
 from server.hotswap.types import (
     AdapterEvent,
     AdapterList,

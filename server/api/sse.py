@@ -14,7 +14,7 @@ import msgspec
 from litestar import Response
 from litestar.response import Stream
 
-from server.api.wire import ErrorDetail, ErrorEnvelope
+from server.envelope import ErrorDetail, ErrorEnvelope
 from server.errors import AppError
 from server.metrics import ServerMetrics
 

@@ -129,22 +129,6 @@ class CompletionRequest(SamplingFields, frozen=True, kw_only=True):
     """vLLM's extension: JSON mode or a JSON schema for a raw completion."""
 
 
-class ErrorDetail(Struct, frozen=True):
-    """The body of OpenAI's error envelope."""
-
-    message: str
-    type: str
-    param: str | None
-    code: str | None
-
-
-class ErrorEnvelope(Struct, frozen=True):
-    """`{"error": {"message", "type", "param", "code"}}`: the body of every failed request, and
-    the last event of a stream that fails after it started."""
-
-    error: ErrorDetail
-
-
 class Usage(Struct, frozen=True):
     """Token counts of one request."""
 
