@@ -191,6 +191,16 @@ async def test_error_inside_an_open_stream() -> None:
     assert [p.text for p in got] == ["Hel"]  # type: ignore[attr-defined]
 
 
+async def test_a_chunk_that_is_neither_a_chunk_nor_an_error_is_an_unexpected_reply() -> None:
+    body = sse(chunk("Hel"), {"id": "chatcmpl-1", "choices": "nope"}, "[DONE]")
+    client = client_for(lambda r: httpx.Response(200, content=body))
+    got: list[object] = []
+    with pytest.raises(ApiError, match="unreadable") as caught:
+        await drain(client.chat("juni", [ChatMessage("user", "hi")], SamplingOverrides()), got)
+    assert caught.value.title == "Unexpected reply"
+    assert [p.text for p in got] == ["Hel"]  # type: ignore[attr-defined]
+
+
 async def test_a_raw_line_separator_in_a_reply_stays_in_the_reply() -> None:
     # msgspec (like the server) writes U+2028, U+2029 and U+0085 raw inside JSON strings.
     text = "one\u2028two\u2029three\x85four"
