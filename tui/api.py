@@ -214,19 +214,13 @@ class ApiClient(JobsApi):
     async def _get(self, path: str, kind: type[T]) -> T:
         with translated(self.base_url):
             response = await self._http.get(path)
-            if response.status_code >= 400:
-                raise error_from_response(
-                    response.status_code, response.content, response.reason_phrase
-                )
+            await self.raise_for_status(response)
             return msgspec.json.decode(response.content, type=kind)
 
     async def _post(self, path: str, body: bytes, kind: type[T], method: str = "POST") -> T:
         with translated(self.base_url):
             response = await self._http.request(method, path, content=body)
-            if response.status_code >= 400:
-                raise error_from_response(
-                    response.status_code, response.content, response.reason_phrase
-                )
+            await self.raise_for_status(response)
             return msgspec.json.decode(response.content, type=kind)
 
     async def health(self) -> ServerHealth:

@@ -7,7 +7,7 @@ of the client (its httpx client, error translation and the typed GET/POST) witho
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
@@ -30,22 +30,10 @@ class JobsApi:
     """Fine-tuning jobs, evaluation runs and data checks on the server."""
 
     if TYPE_CHECKING:  # provided by ApiClient
-        _http: httpx.AsyncClient
 
         def translating(self) -> contextlib.AbstractContextManager[None]: ...
 
-        @staticmethod
-        async def raise_for_status(response: httpx.Response) -> None: ...
-
-        def sse_events(
-            self,
-            method: str,
-            path: str,
-            timeouts: httpx.Timeout,
-            *,
-            content: bytes | None = None,
-            params: dict[str, str] | None = None,
-        ) -> AsyncIterator[SseEvent]: ...
+        sse_events: Callable[..., AsyncIterator[SseEvent]]
 
         async def _get(self, path: str, kind: type[T]) -> T: ...
 
