@@ -1,13 +1,20 @@
 """What every piece of one reply shares, whichever route wrote it: its id, time and model.
 
-Chat and text completions put these on the whole object and on every streamed chunk alike.
+Chat and text completions put these on the whole object and on every streamed chunk alike;
+`Head.build` fills them into any of those wire types.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from msgspec import UNSET
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -30,3 +37,19 @@ class Head:
     def fingerprint(self, version: str | None) -> str:
         """`system_fingerprint`: the adapter version that answered, else the base model's."""
         return version or self.base_hash
+
+    def build(
+        self, kind: Callable[..., T], choices: list[Any], version: str | None, usage: Any = UNSET
+    ) -> T:
+        """A `kind` (`ChatCompletion`, `ChatCompletionChunk` or `Completion`) with this head's
+        fields, its `choices`, the adapter `version` that answered (None: the base model) and
+        `usage` (left out of a chunk while UNSET)."""
+        return kind(
+            id=self.reply_id,
+            created=self.created,
+            model=self.model,
+            choices=choices,
+            system_fingerprint=self.fingerprint(version),
+            persona_adapter=version,
+            usage=usage,
+        )

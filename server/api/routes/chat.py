@@ -115,31 +115,8 @@ def _completion(head: Head, outcomes: list[Outcome], logprobs: bool) -> ChatComp
     ]
     prompt = outcomes[0].prompt_tokens
     completion = sum(o.completion_tokens for o in outcomes)
-    version = outcomes[0].adapter_version
-    return ChatCompletion(
-        id=head.reply_id,
-        created=head.created,
-        model=head.model,
-        choices=choices,
-        usage=Usage(prompt, completion, prompt + completion),
-        system_fingerprint=head.fingerprint(version),
-        persona_adapter=version,
-    )
-
-
-def _chunk(
-    head: Head, choices: list[ChunkChoice], version: str | None, usage: Any = UNSET
-) -> ChatCompletionChunk:
-    """One streamed chunk."""
-    return ChatCompletionChunk(
-        head.reply_id,
-        head.created,
-        head.model,
-        choices,
-        head.fingerprint(version),
-        version,
-        usage=usage,
-    )
+    usage = Usage(prompt, completion, prompt + completion)
+    return head.build(ChatCompletion, choices, outcomes[0].adapter_version, usage)
 
 
 async def _chunks(
@@ -155,19 +132,20 @@ async def _chunks(
             if not lasts:
                 version = delta.adapter_version
                 for choice in range(n):
-                    role = ChunkDelta(role="assistant", content="")
-                    yield _chunk(head, [ChunkChoice(choice, role, None)], version, usage)
+                    opening = ChunkChoice(choice, ChunkDelta(role="assistant", content=""), None)
+                    yield head.build(ChatCompletionChunk, [opening], version, usage)
             lasts[index] = delta
             if delta.text or delta.logprobs:
                 logprobs = ChoiceLogprobs(chat_logprobs(delta.logprobs)) if delta.logprobs else None
                 piece = ChunkChoice(index, ChunkDelta(content=delta.text), None, logprobs)
-                yield _chunk(head, [piece], version, usage)
+                yield head.build(ChatCompletionChunk, [piece], version, usage)
             if delta.finish_reason is not None:
                 done = ChunkChoice(index, ChunkDelta(), delta.finish_reason)
-                yield _chunk(head, [done], version, usage)
+                yield head.build(ChatCompletionChunk, [done], version, usage)
     finally:
         await merged.aclose()
     if include_usage and lasts:
         prompt = lasts[0].prompt_tokens
         completion = sum(d.token_count for d in lasts.values())
-        yield _chunk(head, [], version, Usage(prompt, completion, prompt + completion))
+        total = Usage(prompt, completion, prompt + completion)
+        yield head.build(ChatCompletionChunk, [], version, total)

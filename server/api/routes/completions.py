@@ -93,22 +93,7 @@ async def completions(
     prompt_tokens = sum(o.prompt_tokens for o in outcomes[::n])
     completion_tokens = sum(o.completion_tokens for o in outcomes)
     usage = Usage(prompt_tokens, completion_tokens, prompt_tokens + completion_tokens)
-    return Response(_completion(head, choices, outcomes[0].adapter_version, usage))
-
-
-def _completion(
-    head: Head, choices: list[CompletionChoice], version: str | None, usage: Any = UNSET
-) -> Completion:
-    """A completion object (whole, or one streamed piece)."""
-    return Completion(
-        head.reply_id,
-        head.created,
-        head.model,
-        choices,
-        head.fingerprint(version),
-        version,
-        usage,
-    )
+    return Response(head.build(Completion, choices, outcomes[0].adapter_version, usage))
 
 
 def _prompt_text(tokenizer: Any, prompt: str | list[Any], index: int, ids: tuple[int, ...]) -> str:
@@ -138,20 +123,20 @@ async def _pieces(
                 for choice, echo in enumerate(echoes):
                     if echo:
                         piece = CompletionChoice(choice, echo, None)
-                        yield _completion(head, [piece], version, usage)
+                        yield head.build(Completion, [piece], version, usage)
             lasts[index] = delta
             if delta.text or delta.logprobs:
                 logprobs = (
                     completion_logprobs(delta.logprobs, offsets[index]) if delta.logprobs else None
                 )
                 piece = CompletionChoice(index, delta.text, None, logprobs)
-                yield _completion(head, [piece], version, usage)
+                yield head.build(Completion, [piece], version, usage)
             if delta.finish_reason is not None:
                 done = CompletionChoice(index, "", delta.finish_reason)
-                yield _completion(head, [done], version, usage)
+                yield head.build(Completion, [done], version, usage)
     finally:
         await merged.aclose()
     if include_usage and lasts:
         prompt = sum(lasts[i].prompt_tokens for i in range(0, len(echoes), n) if i in lasts)
         completion = sum(d.token_count for d in lasts.values())
-        yield _completion(head, [], version, Usage(prompt, completion, prompt + completion))
+        yield head.build(Completion, [], version, Usage(prompt, completion, prompt + completion))
