@@ -71,6 +71,11 @@ class SampleResult(msgspec.Struct, frozen=True):
     turn: int = 0
     """In a drift conversation, the 1-based turn index (0 for a single probe)."""
 
+    @property
+    def label(self) -> str:
+        """The case id, with the turn for a drift reply (`drift-01 turn 3`)."""
+        return f"{self.case_id} turn {self.turn}" if self.turn else self.case_id
+
 
 class ModelScores(msgspec.Struct, frozen=True):
     """Every metric for one model over the whole suite."""

@@ -10,27 +10,13 @@ import logging
 import re
 from typing import Any, ClassVar
 
-import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import ResponseSpec
 
+from server.envelope import ErrorDetail, ErrorEnvelope
+
 log = logging.getLogger("persona.server")
-
-
-class ErrorDetail(msgspec.Struct, frozen=True):
-    """The body of OpenAI's error envelope."""
-
-    message: str
-    type: str
-    param: str | None
-    code: str | None
-
-
-class ErrorEnvelope(msgspec.Struct, frozen=True):
-    """`{"error": {"message", "type", "param", "code"}}`."""
-
-    error: ErrorDetail
 
 
 _DESCRIPTIONS = {

@@ -17,22 +17,26 @@ import httpx
 import msgspec
 
 from .api_jobs import JobsApi
-from .draft_wire import DraftInfo, DraftList, DraftReview, DraftTurn
-from .sse import SseDecoder, sse_lines
+from .sse import SseDecoder, SseEvent, sse_lines
 from .wire import (
     AdapterEvent,
     AdapterList,
-    ChatChunk,
+    ChatCompletionChunk,
     ChatMessage,
+    DraftInfo,
+    DraftList,
+    DraftReview,
+    DraftTurn,
     ErrorEnvelope,
     Health,
-    ModelInfo,
+    Model,
     ModelList,
     PersonaAdapters,
     PersonaInfo,
     PersonaList,
     ReplyPiece,
     SamplingOverrides,
+    Usage,
 )
 
 T = TypeVar("T")
@@ -127,13 +131,25 @@ def chat_body(model: str, messages: Sequence[ChatMessage], overrides: SamplingOv
     return msgspec.json.encode(body)
 
 
-def piece_from_chunk(chunk: ChatChunk) -> ReplyPiece:
+def decode_chunk(data: str | bytes) -> ChatCompletionChunk:
+    """One stream event's chunk; the error envelope a failing stream ends with is an ApiError."""
+    try:
+        return msgspec.json.decode(data, type=ChatCompletionChunk)
+    except msgspec.ValidationError:
+        try:
+            failure = msgspec.json.decode(data, type=ErrorEnvelope).error
+        except msgspec.ValidationError:
+            failure = None
+        if failure is None:
+            raise
+        raise ApiError("Generation failed", failure.message or failure.type) from None
+
+
+def piece_from_chunk(chunk: ChatCompletionChunk) -> ReplyPiece:
     """The text, finish reason, adapter version and token count one chunk carries."""
-    if chunk.error is not None:
-        raise ApiError("Generation failed", chunk.error.message or chunk.error.type)
     text = "".join(c.delta.content or "" for c in chunk.choices)
     finish = next((c.finish_reason for c in chunk.choices if c.finish_reason), None)
-    tokens = chunk.usage.completion_tokens if chunk.usage is not None else None
+    tokens = chunk.usage.completion_tokens if isinstance(chunk.usage, Usage) else None
     return ReplyPiece(text, finish, chunk.persona_adapter, tokens)
 
 
@@ -173,22 +189,38 @@ class ApiClient(JobsApi):
                 response.status_code, response.content, response.reason_phrase
             )
 
+    async def sse_events(
+        self,
+        method: str,
+        path: str,
+        timeouts: httpx.Timeout,
+        *,
+        content: bytes | None = None,
+        params: dict[str, str] | None = None,
+    ) -> AsyncIterator[SseEvent]:
+        """Open an event stream and yield its events until the server ends it; a refusal
+        (4xx, 5xx) is an ApiError. Callers translate transport errors and close it with
+        `contextlib.aclosing`, so that leaving early closes the request at once."""
+        async with self._http.stream(
+            method, path, content=content, params=params, timeout=timeouts
+        ) as response:
+            await self.raise_for_status(response)
+            decoder = SseDecoder()
+            async for line in sse_lines(response.aiter_bytes()):
+                event = decoder.feed(line)
+                if event is not None:
+                    yield event
+
     async def _get(self, path: str, kind: type[T]) -> T:
         with translated(self.base_url):
             response = await self._http.get(path)
-            if response.status_code >= 400:
-                raise error_from_response(
-                    response.status_code, response.content, response.reason_phrase
-                )
+            await self.raise_for_status(response)
             return msgspec.json.decode(response.content, type=kind)
 
     async def _post(self, path: str, body: bytes, kind: type[T], method: str = "POST") -> T:
         with translated(self.base_url):
             response = await self._http.request(method, path, content=body)
-            if response.status_code >= 400:
-                raise error_from_response(
-                    response.status_code, response.content, response.reason_phrase
-                )
+            await self.raise_for_status(response)
             return msgspec.json.decode(response.content, type=kind)
 
     async def health(self) -> ServerHealth:
@@ -200,18 +232,20 @@ class ApiClient(JobsApi):
             # A timeout means something listens but is busy (a model loading on a slow machine).
             return ServerHealth("down" if exc.unreachable else "loading", exc.message)
         try:
-            body = msgspec.json.decode(response.content, type=Health)
+            body: Health | None = msgspec.json.decode(response.content, type=Health)
         except (msgspec.DecodeError, msgspec.ValidationError):
-            body = Health()
+            body = None  # something else answers on this port, or a proxy's error page
+        status, model = (body.status, body.model) if body else ("", None)
+        message = body.message if body else None
         if response.status_code == 200:
-            return ServerHealth("ready", body.status, body.model)
-        if response.status_code == 503 and body.status == "failed":
-            return ServerHealth("failed", body.message or "the model did not load", body.model)
+            return ServerHealth("ready", status, model)
+        if response.status_code == 503 and status == "failed":
+            return ServerHealth("failed", message or "the model did not load", model)
         if response.status_code == 503:
-            return ServerHealth("loading", body.message or "loading the model", body.model)
+            return ServerHealth("loading", message or "loading the model", model)
         return ServerHealth("down", f"/health answered {response.status_code}")
 
-    async def models(self) -> list[ModelInfo]:
+    async def models(self) -> list[Model]:
         """Every model id the server serves: base, personas and pinned versions."""
         return (await self._get("/v1/models", ModelList)).data
 
@@ -268,37 +302,21 @@ class ApiClient(JobsApi):
         body = chat_body(model, messages, overrides)
         timeout = httpx.Timeout(300.0, connect=3.0)
         with translated(self.base_url):
-            async with self._http.stream(
-                "POST", "/v1/chat/completions", content=body, timeout=timeout
-            ) as response:
-                if response.status_code >= 400:
-                    await response.aread()
-                    raise error_from_response(
-                        response.status_code, response.content, response.reason_phrase
-                    )
-                decoder = SseDecoder()
-                async for line in sse_lines(response.aiter_bytes()):
-                    event = decoder.feed(line)
-                    if event is None:
-                        continue
+            stream = self.sse_events("POST", "/v1/chat/completions", timeout, content=body)
+            async with contextlib.aclosing(stream) as events:
+                async for event in events:
                     if event.data.strip() == "[DONE]":
                         return
-                    yield piece_from_chunk(msgspec.json.decode(event.data, type=ChatChunk))
+                    yield piece_from_chunk(decode_chunk(event.data))
         raise ApiError("Connection lost", "the reply stream ended early", unreachable=True)
 
     async def adapter_events(self) -> AsyncIterator[AdapterEvent]:
         """Follow `/v1/adapters/events` until the connection drops (then raise ApiError)."""
         timeout = httpx.Timeout(None, connect=3.0)
         with translated(self.base_url):
-            async with self._http.stream("GET", "/v1/adapters/events", timeout=timeout) as response:
-                if response.status_code >= 400:
-                    await response.aread()
-                    raise error_from_response(
-                        response.status_code, response.content, response.reason_phrase
-                    )
-                decoder = SseDecoder()
-                async for line in sse_lines(response.aiter_bytes()):
-                    event = decoder.feed(line)
-                    if event is not None and event.event in ("adapter", "message"):
+            stream = self.sse_events("GET", "/v1/adapters/events", timeout)
+            async with contextlib.aclosing(stream) as events:
+                async for event in events:
+                    if event.event in ("adapter", "message"):
                         yield msgspec.json.decode(event.data, type=AdapterEvent)
         raise ApiError("Connection lost", "the adapter event stream closed", unreachable=True)

@@ -7,7 +7,7 @@ of the client (its httpx client, error translation and the typed GET/POST) witho
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
@@ -16,8 +16,8 @@ import msgspec
 
 from server.jobs.types import EvalRun, FineTuningJob, JobEvent, JobList
 
-from .data_report import CheckView, StatsView
-from .sse import SseDecoder
+from .sse import SseEvent
+from .wire import DataCheck, DatasetStats
 
 T = TypeVar("T")
 
@@ -30,12 +30,10 @@ class JobsApi:
     """Fine-tuning jobs, evaluation runs and data checks on the server."""
 
     if TYPE_CHECKING:  # provided by ApiClient
-        _http: httpx.AsyncClient
 
         def translating(self) -> contextlib.AbstractContextManager[None]: ...
 
-        @staticmethod
-        async def raise_for_status(response: httpx.Response) -> None: ...
+        sse_events: Callable[..., AsyncIterator[SseEvent]]
 
         async def _get(self, path: str, kind: type[T]) -> T: ...
 
@@ -65,12 +63,10 @@ class JobsApi:
         params = {"after": after} if after else None
         timeout = httpx.Timeout(None, connect=3.0)
         with self.translating():
-            async with self._http.stream("GET", path, params=params, timeout=timeout) as response:
-                await self.raise_for_status(response)
-                decoder = SseDecoder()
-                async for line in response.aiter_lines():
-                    event = decoder.feed(line)
-                    if event is not None and event.event == "fine_tuning.job.event":
+            stream = self.sse_events("GET", path, timeout, params=params)
+            async with contextlib.aclosing(stream) as events:
+                async for event in events:
+                    if event.event == "fine_tuning.job.event":
                         yield msgspec.json.decode(event.data, type=JobEvent)
 
     async def create_eval(
@@ -90,10 +86,10 @@ class JobsApi:
         path = f"/v1/personas/{_p(persona)}/evals/{_p(run_id)}/cancel"
         return await self._post(path, b"{}", EvalRun)
 
-    async def data_check(self, persona: str) -> CheckView:
+    async def data_check(self, persona: str) -> DataCheck:
         """What `persona data check` finds in the persona's data on the server."""
-        return await self._get(f"/v1/personas/{_p(persona)}/data/check", CheckView)
+        return await self._get(f"/v1/personas/{_p(persona)}/data/check", DataCheck)
 
-    async def data_stats(self, persona: str) -> StatsView:
+    async def data_stats(self, persona: str) -> DatasetStats:
         """What `persona data stats` measures in the persona's data on the server."""
-        return await self._get(f"/v1/personas/{_p(persona)}/data/stats", StatsView)
+        return await self._get(f"/v1/personas/{_p(persona)}/data/stats", DatasetStats)

@@ -17,6 +17,7 @@ from adapters.training.events import Event as TrainEvent
 from adapters.training.events import Start as StartEvent
 from adapters.training.events import Step as StepEvent
 from adapters.training.events import Val as ValEvent
+from adapters.training.events import format_duration
 from server.jobs.types import JobEvent
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "StepEvent",
     "TrainEvent",
     "ValEvent",
+    "format_duration",
     "trainer_event",
 ]
 
@@ -40,20 +42,6 @@ def trainer_event(event: JobEvent) -> TrainEvent | None:
         return msgspec.convert(event.data, TrainEvent)
     except msgspec.ValidationError:
         return None
-
-
-def format_duration(seconds: float | None) -> str:
-    """`1h 02m`, `3m 20s` or `45s`; `-` when unknown."""
-    if seconds is None or seconds < 0:
-        return "-"
-    seconds = round(seconds)
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h {minutes:02d}m"
-    if minutes:
-        return f"{minutes}m {secs:02d}s"
-    return f"{secs}s"
 
 
 @dataclass

@@ -156,13 +156,14 @@ def progress_lines(stream: IO[str] | None = None) -> Emit:
     return emit
 
 
-def format_duration(seconds: float) -> str:
-    """`1h02m`, `3m05s` or `42s`."""
-    whole = max(0, round(seconds))
-    hours, rest = divmod(whole, 3600)
+def format_duration(seconds: float | None) -> str:
+    """`1h 02m`, `3m 20s` or `45s`; `-` when unknown (the CLI's progress line and the TUI)."""
+    if seconds is None or seconds < 0:
+        return "-"
+    hours, rest = divmod(round(seconds), 3600)
     minutes, secs = divmod(rest, 60)
     if hours:
-        return f"{hours}h{minutes:02d}m"
+        return f"{hours}h {minutes:02d}m"
     if minutes:
-        return f"{minutes}m{secs:02d}s"
+        return f"{minutes}m {secs:02d}s"
     return f"{secs}s"

@@ -6,6 +6,8 @@ gets a 400 naming it. Clients that send a whole settings panel (`typical_p: 1`, 
 no server is known to use stay ignored. The fields this server does implement from those APIs
 (`top_k`, `min_p`, `repetition_penalty`, `min_tokens`, `add_generation_prompt`,
 `continue_final_message`, ...) are declared in `wire.py` instead.
+
+Pure msgspec, like `wire.py` which builds on it: `unsupported.py` does the refusing.
 """
 
 from __future__ import annotations
@@ -15,8 +17,6 @@ from typing import Any
 
 import msgspec
 from msgspec import UNSET, UnsetType
-
-from server.errors import UnsupportedError
 
 
 def _falsy(value: Any) -> bool:
@@ -111,21 +111,3 @@ ForeignFields: Any = msgspec.defstruct(
     kw_only=True,
 )
 """A base Struct declaring every refused field, so a request can be checked for them."""
-
-
-def check_foreign(request: Any, served: frozenset[str] = frozenset()) -> None:
-    """Refuse any field of `REFUSED` that is set to more than its off value (400, by name).
-
-    `served` names fields the route implements itself under the same name (`echo` on
-    `/v1/completions`).
-    """
-    for name, (off, why) in REFUSED.items():
-        if name in served:
-            continue
-        value = getattr(request, name, UNSET)
-        try:
-            if value is UNSET or off(value):
-                continue
-        except TypeError:  # a value of another type is not the off value either
-            pass
-        raise UnsupportedError(f"'{name}' is not supported: {why}", param=name)

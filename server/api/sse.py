@@ -14,7 +14,8 @@ import msgspec
 from litestar import Response
 from litestar.response import Stream
 
-from server.errors import AppError, ErrorDetail, ErrorEnvelope
+from server.envelope import ErrorDetail, ErrorEnvelope
+from server.errors import AppError
 from server.metrics import ServerMetrics
 
 log = logging.getLogger("persona.server")

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from server.api.foreign import check_foreign
+from msgspec import UNSET
+
+from server.api.foreign import REFUSED
 from server.api.wire import ChatCompletionRequest, CompletionRequest, SamplingFields, is_set
 from server.errors import InvalidRequestError, UnsupportedError
 
@@ -25,6 +27,24 @@ _CHAT_REFUSED = {
 
 def _refuse(param: str, why: str) -> UnsupportedError:
     return UnsupportedError(f"'{param}' is not supported: {why}", param=param)
+
+
+def check_foreign(request: Any, served: frozenset[str] = frozenset()) -> None:
+    """Refuse any field of `REFUSED` that is set to more than its off value (400, by name).
+
+    `served` names fields the route implements itself under the same name (`echo` on
+    `/v1/completions`).
+    """
+    for name, (off, why) in REFUSED.items():
+        if name in served:
+            continue
+        value = getattr(request, name, UNSET)
+        try:
+            if value is UNSET or off(value):
+                continue
+        except TypeError:  # a value of another type is not the off value either
+            pass
+        raise _refuse(name, why)
 
 
 MAX_N = 8

@@ -6,6 +6,9 @@ as left out. Known fields the server cannot honour are declared here so they can
 name. Responses never use msgspec's `omit_defaults`: it would drop every field equal to its
 default, the `object` constants and OpenAI's explicit nulls included. A response field is left
 out only when it is `UNSET`.
+
+Pure msgspec (its imports are msgspec and other pure type modules), so the TUI decodes the
+server's replies with these very Structs.
 """
 
 from __future__ import annotations
@@ -303,6 +306,11 @@ class PersonaInfo(Struct, frozen=True):
     greetings: list[str] = []
     """Opening lines a new chat may start with (a character card's first_mes and alternates)."""
     post_history_instructions: str = ""
+
+    @property
+    def title(self) -> str:
+        """The name to show people."""
+        return self.display_name or self.id
 
 
 class PersonaList(Struct, frozen=True):

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
+from data.criteria import CriteriaResult
+from data.evaluate import EvalResult, ModelScores, SampleResult
+from data.metrics import LengthStats, Markers, Memorisation
 from server.jobs.types import JobEvent
 
 DATASET = {
@@ -91,34 +96,43 @@ def training_events(
 
 
 def eval_result(persona: str, models: list[str]) -> dict[str, Any]:
-    """An `EvalResult` as the server stores it, for two replies per model."""
-    return {
-        "persona": persona,
-        "models": [
-            {
-                "model": m,
-                "replies": 2,
-                "errors": 0,
-                "score": 0.5 + 0.1 * i,
-                "completion_rate": 1.0,
-                "criteria_pass": 0.5,
-                "looping_rate": 0.0,
-                "length": {"mean": 42.0, "cv": 0.3, "in_range": 1.0, "ks": None},
-                "by_category": {"idk": 1.0},
-            }
-            for i, m in enumerate(models)
-        ],
-        "samples": [
-            {
-                "case_id": "idk-01",
-                "category": "idk",
-                "model": m,
-                "text": f"Reply from {m}.",
-                "criteria": {"passed": i == 0, "failures": [] if i == 0 else ["too short"]},
-            }
-            for i, m in enumerate(models)
-        ],
-        "seed": 0,
-        "samples_per_prompt": 1,
-        "created": 0.0,
-    }
+    """An `EvalResult` as the server stores it: scores for each model and one sample of each."""
+    scores = [
+        ModelScores(
+            model=m,
+            replies=2,
+            errors=0,
+            completion_rate=1.0,
+            length=LengthStats(42.0, 12.6, 0.3, 1.0, 0.0, 0.0, None),
+            looping_rate=0.0,
+            distinct_1=0.0,
+            distinct_2=0.0,
+            memorisation=Memorisation(0.0, 0),
+            markers=Markers(0.0, 0.0, 0.0, {}),
+            criteria_pass=0.5,
+            by_category={"idk": 1.0},
+            judge=None,
+            judge_status="off",
+            score=0.5 + 0.1 * i,
+        )
+        for i, m in enumerate(models)
+    ]
+    samples = [
+        SampleResult(
+            case_id="idk-01",
+            category="idk",
+            model=m,
+            sample=0,
+            seed=0,
+            text=f"Reply from {m}.",
+            finish_reason="stop",
+            words=3,
+            completion_tokens=5,
+            looping=False,
+            memorised_span=0,
+            criteria=CriteriaResult(i == 0, () if i == 0 else ("too short",)),
+        )
+        for i, m in enumerate(models)
+    ]
+    result = EvalResult(persona, scores, samples, seed=0, samples_per_prompt=1, created=0.0)
+    return msgspec.to_builtins(result)

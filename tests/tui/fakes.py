@@ -24,20 +24,20 @@ from server.jobs.types import (
     Method,
 )
 from tui.api import ApiClient, ApiError, ServerHealth
-from tui.data_report import CheckView, StatsView
 from tui.wire import (
     AdapterEvent,
     ChatMessage,
     CheckpointInfo,
+    DataCheck,
+    DatasetStats,
     LoadError,
-    ModelInfo,
+    Model,
     PersonaAdapters,
     PersonaInfo,
     ReplyPiece,
     ResolvedSampling,
     RunInfo,
     SamplingOverrides,
-    TrainingDefaults,
 )
 
 
@@ -83,11 +83,21 @@ JUNI = PersonaInfo(
     description="A curious young otter who keeps the little lighthouse.",
     system_prompt="You are Juni.",
     base_model="embedded",
-    defaults=ResolvedSampling(temperature=0.8, top_p=0.95, max_tokens=320, min_p=0.05),
-    active_adapter="run-1:40",
-    training=msgspec.convert(
-        msgspec.to_builtins(load_card(sample_personas_dir() / "juni").training), TrainingDefaults
+    # The sample card's [sampling] over the embedded model's generation config (top_k 64).
+    defaults=ResolvedSampling(
+        temperature=0.8,
+        top_p=0.95,
+        top_k=64,
+        min_p=0.05,
+        repetition_penalty=1.1,
+        repetition_context_size=20,
+        presence_penalty=0.0,
+        frequency_penalty=0.0,
+        min_tokens=12,
+        max_tokens=320,
     ),
+    active_adapter="run-1:40",
+    training=load_card(sample_personas_dir() / "juni").training,
     data_files=["train.jsonl", "valid.jsonl", "eval.jsonl"],
 )
 
@@ -133,9 +143,9 @@ class ScriptedClient(ApiClient):
         self.created_jobs: list[FineTuningJob] = []
         self.eval_requests: list[tuple[str, list[str]]] = []
         self.eval_turns: list[int] = []
-        self.check_view: CheckView | None = None
+        self.check_view: DataCheck | None = None
         """What the data check answers; None asks the real route (through `transport`)."""
-        self.stats_view: StatsView | None = None
+        self.stats_view: DatasetStats | None = None
         self.adapter_state = PersonaAdapters(
             persona="juni",
             mode="follow",
@@ -150,8 +160,9 @@ class ScriptedClient(ApiClient):
     async def health(self) -> ServerHealth:
         return ServerHealth("ready", "ok", "gemma-3-270m")
 
-    async def models(self) -> list[ModelInfo]:
-        return [ModelInfo("juni"), ModelInfo("juni@run-1:20"), ModelInfo("gemma-3-270m")]
+    async def models(self) -> list[Model]:
+        ids = ("juni", "juni@run-1:20", "gemma-3-270m")
+        return [Model(i, 1700000000, "persona-studio") for i in ids]
 
     async def personas(self) -> list[PersonaInfo]:
         return [JUNI]
@@ -166,8 +177,6 @@ class ScriptedClient(ApiClient):
 
     async def activate(self, persona: str, run: str, step: int | None = None) -> PersonaAdapters:
         self.activations.append((persona, run, step))
-        import msgspec
-
         self.adapter_state = msgspec.structs.replace(
             self.adapter_state, mode="pinned", active=f"{run}:{step}"
         )
@@ -175,8 +184,6 @@ class ScriptedClient(ApiClient):
 
     async def follow(self, persona: str) -> PersonaAdapters:
         self.activations.append((persona, "follow", None))
-        import msgspec
-
         self.adapter_state = msgspec.structs.replace(self.adapter_state, mode="follow")
         return self.adapter_state
 
@@ -251,12 +258,12 @@ class ScriptedClient(ApiClient):
             result=eval_result(persona, models),
         )
 
-    async def data_check(self, persona: str) -> CheckView:
+    async def data_check(self, persona: str) -> DataCheck:
         if self.check_view is None:
             return await super().data_check(persona)
         return self.check_view
 
-    async def data_stats(self, persona: str) -> StatsView:
+    async def data_stats(self, persona: str) -> DatasetStats:
         if self.stats_view is None:
             return await super().data_stats(persona)
         return self.stats_view

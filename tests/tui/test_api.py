@@ -34,14 +34,23 @@ async def drain(stream: AsyncIterator[object], into: list[object]) -> None:
 
 
 def chunk(content: str | None = None, finish: str | None = None, **extra: object) -> dict:
+    """A chunk with every field the server writes (`choices=[]` for the closing usage chunk)."""
     delta = {} if content is None else {"content": content}
     return {
         "id": "chatcmpl-1",
         "object": "chat.completion.chunk",
+        "created": 1700000000,
         "model": "juni",
         "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        "system_fingerprint": "fp_test",
+        "persona_adapter": None,
         **extra,
     }
+
+
+def failure(message: str, kind: str = "server_error") -> dict:
+    """OpenAI's error envelope, as the server writes it."""
+    return {"error": {"message": message, "type": kind, "param": None, "code": None}}
 
 
 def test_normalize_url_strips_v1_and_slashes() -> None:
@@ -127,11 +136,11 @@ async def test_chat_streams_text_adapter_version_and_usage() -> None:
             ": keepalive",
             chunk("-splash!", persona_adapter="run-2:40"),
             chunk(None, "stop", persona_adapter="run-2:40"),
-            {
-                "id": "chatcmpl-1",
-                "choices": [],
-                "usage": {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12},
-            },
+            chunk(
+                choices=[],
+                persona_adapter="run-2:40",
+                usage={"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12},
+            ),
             "[DONE]",
         )
         return httpx.Response(200, content=body, headers={"content-type": "text/event-stream"})
@@ -174,11 +183,21 @@ async def test_chat_refused_request_raises_before_any_text() -> None:
 
 
 async def test_error_inside_an_open_stream() -> None:
-    body = sse(chunk("Hel"), {"error": {"message": "engine stopped", "type": "server_error"}})
+    body = sse(chunk("Hel"), failure("engine stopped"))
     client = client_for(lambda r: httpx.Response(200, content=body))
     got: list[object] = []
     with pytest.raises(ApiError, match="engine stopped"):
         await drain(client.chat("juni", [ChatMessage("user", "hi")], SamplingOverrides()), got)
+    assert [p.text for p in got] == ["Hel"]  # type: ignore[attr-defined]
+
+
+async def test_a_chunk_that_is_neither_a_chunk_nor_an_error_is_an_unexpected_reply() -> None:
+    body = sse(chunk("Hel"), {"id": "chatcmpl-1", "choices": "nope"}, "[DONE]")
+    client = client_for(lambda r: httpx.Response(200, content=body))
+    got: list[object] = []
+    with pytest.raises(ApiError, match="unreadable") as caught:
+        await drain(client.chat("juni", [ChatMessage("user", "hi")], SamplingOverrides()), got)
+    assert caught.value.title == "Unexpected reply"
     assert [p.text for p in got] == ["Hel"]  # type: ignore[attr-defined]
 
 

@@ -43,7 +43,7 @@ def write_persona() -> Path:
 
 
 def test_the_editor_text_round_trips() -> None:
-    from tui.draft_wire import DraftTurn
+    from tui.wire import DraftTurn
 
     turns = [DraftTurn("user", "a\n\nb"), DraftTurn("assistant", "### not a heading\nc")]
     assert from_text(as_text(turns)) == [

@@ -5,15 +5,13 @@ from __future__ import annotations
 import msgspec
 from textual.app import App, ComposeResult
 
+from data.evaluate import EvalResult
 from data.metrics import TurnScores, drift
 from data.report import to_json
-from tui.eval_view import EvalReport
 from tui.widgets.drift_plot import DriftPlot
 
 
 def _result(with_drift: bool) -> bytes:
-    from data.evaluate import EvalResult
-
     turns = [
         TurnScores(
             turn=t,
@@ -47,7 +45,7 @@ class PlotApp(App[None]):
 
 
 async def test_the_plot_shows_drift_and_hides_without_it() -> None:
-    report = msgspec.json.decode(_result(True), type=EvalReport)
+    report = msgspec.json.decode(_result(True), type=EvalResult)
     assert report.turns == 4
     assert [round(t.marker_rate, 2) for t in report.drift[0].turns] == [0.9, 0.8, 0.7, 0.6]
     assert round(report.drift[0].change["marker_rate"], 2) == -0.3
@@ -59,6 +57,6 @@ async def test_the_plot_shows_drift_and_hides_without_it() -> None:
         await pilot.pause()
         assert plot.display
         assert plot.size.height == 14
-        plot.show_report(msgspec.json.decode(_result(False), type=EvalReport))
+        plot.show_report(msgspec.json.decode(_result(False), type=EvalResult))
         await pilot.pause()
         assert not plot.display

@@ -28,6 +28,7 @@ from server.settings import ServerSettings
 from server.state import ServerState
 from tui.api import ServerHealth
 from tui.app import StudioApp, make_app
+from tui.data_report import location
 from tui.screens.adapters import AdaptersScreen
 from tui.screens.compare import CompareScreen
 from tui.screens.data import DataScreen
@@ -172,7 +173,7 @@ async def test_data_shows_the_servers_check_and_stats_with_the_record(
         assert isinstance(screen, DataScreen)
         await wait_for(pilot, lambda: screen.persona_select.value == "pip")
         await wait_for(pilot, lambda: bool(screen.problems) and screen.stats is not None)
-        locations = [p.location for p in screen.problems]
+        locations = [location(p) for p in screen.problems]
         assert "train.jsonl:2" in locations  # named relative to the persona on the server
         screen.problem_table.focus()
         screen.problem_table.move_cursor(row=locations.index("train.jsonl:2"))

@@ -12,14 +12,15 @@ import pytest
 from fake_jobs import eval_result
 
 from tui.api import ApiClient, ApiError
-from tui.data_report import CheckView, ProblemView, RowView
-from tui.eval_view import EvalReport, metric_rows
+from tui.data_report import check_summary, record_at
+from tui.eval_view import metric_rows
 from tui.server_process import ServerProcess, is_local, serve_argv, wait_until_ready
 from tui.settings import TuiSettings, load_settings
+from tui.wire import DataCheck, DataRow, EvalResult, Problem
 
 
 def test_metric_rows_lay_out_a_servers_eval_result() -> None:
-    report = msgspec.convert(eval_result("juni", ["juni", "gemma-3-270m"]), EvalReport)
+    report = msgspec.convert(eval_result("juni", ["juni", "gemma-3-270m"]), EvalResult)
     columns, rows = metric_rows(report)
     assert columns == ["metric", "juni", "gemma-3-270m"]
     assert rows[0] == ["score (0-1)", "0.50", "0.60"]
@@ -37,15 +38,17 @@ def test_a_check_report_shows_the_record_at_a_line() -> None:
             "tags": ["clarify"],
         },
     ]
-    check = CheckView(
+    check = DataCheck(
         files=["train.jsonl"],
-        rows=[RowView("train.jsonl", n, json.dumps(r)) for n, r in enumerate(rows, 1)],
-        problems=[ProblemView("train.jsonl", 3, "error", "not valid JSON")],
+        rows=[DataRow("train.jsonl", n, json.dumps(r)) for n, r in enumerate(rows, 1)],
+        problems=[Problem("train.jsonl", 3, "error", "not valid JSON")],
+        notes=[],
     )
-    assert check.record_at("train.jsonl", 2) == "user: why?\n\nassistant: Because!\n\ntags: clarify"
-    assert "could not be read" in check.record_at("train.jsonl", 3)
-    assert check.record_at("train.jsonl", 0) == "train.jsonl (the file as a whole)"
-    assert check.summary() == "2 records checked: 1 errors, 0 warnings"
+    second = record_at(check, "train.jsonl", 2)
+    assert second == "user: why?\n\nassistant: Because!\n\ntags: clarify"
+    assert "could not be read" in record_at(check, "train.jsonl", 3)
+    assert record_at(check, "train.jsonl", 0) == "train.jsonl (the file as a whole)"
+    assert check_summary(check) == "2 records checked: 1 errors, 0 warnings"
 
 
 def test_serve_argv_and_locality() -> None:

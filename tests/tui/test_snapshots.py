@@ -12,17 +12,9 @@ from textual.pilot import Pilot
 from textual.widgets import Input
 
 from adapters.training.events import DatasetInfo
+from data.stats import Band, Lengths, Share
 from tui.app import StudioApp, make_app
 from tui.conversations import Conversation, Turn
-from tui.data_report import (
-    BandView,
-    CheckView,
-    LengthsView,
-    ProblemView,
-    RowView,
-    ShareView,
-    StatsView,
-)
 from tui.screens.chat import ChatScreen
 from tui.screens.data import DataScreen
 from tui.screens.eval import EvalScreen
@@ -35,7 +27,7 @@ from tui.train_progress import (
     StepEvent,
     ValEvent,
 )
-from tui.wire import SamplingOverrides
+from tui.wire import DataCheck, DataRow, DatasetStats, Problem, SamplingOverrides
 
 SIZE = (120, 36)
 Snap = Callable[..., bool]
@@ -163,47 +155,56 @@ def test_compare_snapshot(snap_compare: Snap, still_app: StudioApp) -> None:
 
 def test_data_snapshot(snap_compare: Snap, still_app: StudioApp) -> None:
     lines = Path(__file__).with_name("data").joinpath("broken.jsonl").read_text().splitlines()
-    check = CheckView(
+    check = DataCheck(
         files=["train.jsonl"],
-        rows=[RowView("train.jsonl", n, text) for n, text in enumerate(lines, 1)],
+        rows=[DataRow("train.jsonl", n, text) for n, text in enumerate(lines, 1)],
         problems=[
-            ProblemView("train.jsonl", 12, "error", "the last message must be from the assistant"),
-            ProblemView("train.jsonl", 3, "warning", "near-duplicate prompt of line 2"),
+            Problem("train.jsonl", 12, "error", "the last message must be from the assistant"),
+            Problem("train.jsonl", 3, "warning", "near-duplicate prompt of line 2"),
         ],
+        notes=[],
     )
-    stats = StatsView(
+    stats = DatasetStats(
         records=120,
         single_turn=100,
         multi_turn=20,
         replies=140,
-        words=LengthsView(
-            "words",
-            140,
-            8,
-            95,
-            41.0,
-            38.0,
-            0.21,
-            [
-                BandView(0, 20, 18),
-                BandView(20, 40, 60),
-                BandView(40, 60, 44),
-                BandView(60, 80, 14),
-                BandView(80, 100, 4),
-            ],
+        words=Lengths(
+            unit="words",
+            count=140,
+            min=8,
+            max=95,
+            mean=41.0,
+            median=38.0,
+            stdev=8.6,
+            cv=0.21,
+            histogram=(
+                Band(0, 20, 18),
+                Band(20, 40, 60),
+                Band(40, 60, 44),
+                Band(60, 80, 14),
+                Band(80, 100, 4),
+            ),
         ),
-        failure_modes=[
-            ShareView("idk", 12, 0.1),
-            ShareView("clarify", 9, 0.075),
-            ShareView("off_topic", 6, 0.05),
-            ShareView("boundary", 0, 0.0),
-        ],
-        phrases=[ShareView("tide pool", 30, 0.21)],
-        catchphrases=[ShareView("Splish-splash", 25, 0.18)],
-        warnings=[
+        tokens=None,
+        tags=(),
+        failure_modes=(
+            Share("idk", 12, 0.1),
+            Share("clarify", 9, 0.075),
+            Share("off_topic", 6, 0.05),
+            Share("boundary", 0, 0.0),
+        ),
+        failure_share=0.225,
+        openers=(),
+        phrases=(Share("tide pool", 30, 0.21),),
+        catchphrases=(Share("Splish-splash", 25, 0.18),),
+        duplicate_prompts=0,
+        near_duplicate_prompts=0,
+        duplicate_replies=0,
+        warnings=(
             "reply lengths are nearly uniform (CV 0.21 < 0.25)",
             "no records tagged boundary",
-        ],
+        ),
     )
 
     client = still_app.client

@@ -13,8 +13,9 @@ from data.dataset import read_dataset
 from data.jsonl import count_records, read_json_lines, split_records
 from data.stats import dataset_stats
 from data.suite import read_suite
+from server.api.wire import DataCheck, DataRow
 from studio.cli import main
-from tui.data_report import CheckView, RowView
+from tui.data_report import record_at
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "datasets" / "line_separators.jsonl"
 SEPARATORS = ("\u2028", "\u2029", "\x85")
@@ -69,7 +70,8 @@ def test_eval_suite_lines_are_counted_the_same_way(tmp_path: Path) -> None:
 
 def test_the_tui_shows_the_record_at_the_checkers_line() -> None:
     report = check_dataset([FIXTURE], None, None)
-    view = CheckView(rows=[RowView(r.file, r.line, r.raw) for r in report.rows])
-    shown = view.record_at(report.rows[2].file, 3)
+    rows = [DataRow(r.file, r.line, r.raw) for r in report.rows]
+    view = DataCheck(files=[], rows=rows, problems=[], notes=[])
+    shown = record_at(view, report.rows[2].file, 3)
     assert shown.startswith("user: Tell me about the moon.")
-    assert "could not be read" in view.record_at(report.rows[2].file, 11)
+    assert "could not be read" in record_at(view, report.rows[2].file, 11)

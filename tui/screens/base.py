@@ -1,19 +1,31 @@
-"""What every screen shares: the screen names, the status bar, the footer, and error reports."""
+"""What every screen shares: the screen names, the status bar, the footer, error reports, and
+the persona picker's refresh."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, ClassVar, cast
 
 from textual.app import ComposeResult
 from textual.screen import Screen
-from textual.widgets import Footer
+from textual.widgets import Footer, Select
 
 from ..api import ApiClient, ApiError
 from ..widgets.nav_bar import NavBar
 from ..widgets.status_bar import StatusBar
+from ..wire import PersonaInfo
 
 if TYPE_CHECKING:
     from ..host import StudioHost
+
+
+def offer(select: Select[str], ids: Sequence[str], fallback: str | None) -> None:
+    """Offer `ids` in `select`, keeping its choice when still offered, else choosing `fallback`."""
+    current = select.value
+    select.set_options([(i, i) for i in ids])
+    choice = current if isinstance(current, str) and current in ids else fallback
+    if choice:
+        select.value = choice
 
 
 class StudioScreen(Screen[None]):
@@ -56,3 +68,16 @@ class StudioScreen(Screen[None]):
 
     def reload(self) -> None:
         """Fetch what this screen shows from the server (override in screens that need it)."""
+
+    async def offer_personas(
+        self, select: Select[str], keep: Callable[[PersonaInfo], bool] = lambda _: True
+    ) -> list[PersonaInfo] | None:
+        """Fetch the server's personas and offer those `keep` accepts in `select` (the current
+        choice stays when still offered, else the first); None, reported, when the fetch fails."""
+        try:
+            found = [p for p in await self.api.personas() if keep(p)]
+        except ApiError as error:
+            self.report(error)
+            return None
+        offer(select, [p.id for p in found], found[0].id if found else None)
+        return found

@@ -17,7 +17,7 @@ from ..api import ApiError
 from ..meter import ReplyMeter, reply_caption
 from ..widgets.reply_pane import ReplyPane
 from ..wire import ChatMessage, SamplingOverrides
-from .base import StudioScreen
+from .base import StudioScreen, offer
 
 COLUMNS = 3
 
@@ -91,11 +91,7 @@ class CompareScreen(StudioScreen):
             self.report(error)
             return
         for picker, choice in zip(self.pickers, default_choices(ids, personas), strict=True):
-            current = picker.value if isinstance(picker.value, str) else None
-            picker.set_options([(i, i) for i in ids])
-            value = current if current in ids else choice
-            if value:
-                picker.value = value
+            offer(picker, ids, choice)
 
     @on(Input.Submitted, "#compare-prompt")
     async def _send(self, event: Input.Submitted) -> None:

@@ -13,8 +13,9 @@ from textual.widgets import DataTable, Label, Select, TabbedContent, TabPane
 from textual_plotext import PlotextPlot
 
 from ..api import ApiError
-from ..data_report import CheckView, ProblemView, StatsView
+from ..data_report import check_summary, location, record_at
 from ..widgets.draft_review import DraftReviewPane
+from ..wire import DataCheck, DatasetStats, Problem
 from .base import StudioScreen
 
 TABS = ("tab-problems", "tab-stats", "tab-review")
@@ -32,11 +33,11 @@ class DataScreen(StudioScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.problems: list[ProblemView] = []
+        self.problems: list[Problem] = []
         """The problems table's rows, in order."""
-        self.checked: CheckView | None = None
+        self.checked: DataCheck | None = None
         """The server's check report shown (its rows hold each record as written)."""
-        self.stats: StatsView | None = None
+        self.stats: DatasetStats | None = None
         """The stats shown."""
 
     def compose_body(self) -> ComposeResult:
@@ -93,18 +94,7 @@ class DataScreen(StudioScreen):
     @work(exclusive=True, group="data-personas")
     async def reload(self) -> None:
         """Fetch the personas from the server."""
-        try:
-            found = await self.api.personas()
-        except ApiError as error:
-            self.report(error)
-            return
-        names = [p.id for p in found]
-        current = self.persona_select.value
-        self.persona_select.set_options([(n, n) for n in names])
-        if current in names:
-            self.persona_select.value = current
-        elif names:
-            self.persona_select.value = names[0]
+        await self.offer_personas(self.persona_select)
 
     @on(Select.Changed, "#data-persona")
     def _persona_chosen(self) -> None:
@@ -142,15 +132,15 @@ class DataScreen(StudioScreen):
             return
         self.show_problems(outcome)
 
-    def show_problems(self, outcome: CheckView) -> None:
+    def show_problems(self, outcome: DataCheck) -> None:
         """List what the check found."""
         self.checked = outcome
         self.problems = outcome.problems
         table = self.problem_table
         table.clear()
         for problem in self.problems:
-            table.add_row(problem.location, problem.severity, problem.message)
-        self.summary.update(outcome.summary())
+            table.add_row(location(problem), problem.severity, problem.message)
+        self.summary.update(check_summary(outcome))
         self.record.update("" if self.problems else "No problems found.")
 
     @work(exclusive=True, group="data-stats")
@@ -163,7 +153,7 @@ class DataScreen(StudioScreen):
             return
         self.show_stats(stats)
 
-    def show_stats(self, stats: StatsView) -> None:
+    def show_stats(self, stats: DatasetStats) -> None:
         """Histogram, tag and failure-mode coverage, phrase rates, warnings."""
         self.stats = stats
         warnings = "\n".join(f"⚠ {w}" for w in stats.warnings)
@@ -195,8 +185,8 @@ class DataScreen(StudioScreen):
     def _problem_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if 0 <= event.cursor_row < len(self.problems):
             problem = self.problems[event.cursor_row]
-            record = self.checked.record_at(problem.file, problem.line) if self.checked else ""
-            self.record.update(f"{problem.location}\n\n{record}")
+            record = record_at(self.checked, problem.file, problem.line) if self.checked else ""
+            self.record.update(f"{location(problem)}\n\n{record}")
 
     def action_toggle_tab(self) -> None:
         """Switch between the problems, the stats and the drafts to review."""

@@ -15,8 +15,9 @@ from textual.widgets import DataTable, Input, Label, ProgressBar, Select
 from server.jobs.types import EvalRun
 
 from ..api import ApiError
-from ..eval_view import EvalReport, EvalSample, metric_rows
+from ..eval_view import metric_rows
 from ..widgets.drift_plot import DriftPlot
+from ..wire import EvalResult, SampleResult
 from .base import StudioScreen
 
 POLL_SECONDS = 0.5
@@ -34,9 +35,9 @@ class EvalScreen(StudioScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.report_shown: EvalReport | None = None
+        self.report_shown: EvalResult | None = None
         """The result on screen."""
-        self.samples: list[EvalSample] = []
+        self.samples: list[SampleResult] = []
         """The replies table's rows, in order."""
         self.run: EvalRun | None = None
         """The evaluation running on the server, if any."""
@@ -109,18 +110,7 @@ class EvalScreen(StudioScreen):
     @work(exclusive=True, group="eval-personas")
     async def reload(self) -> None:
         """Fetch the personas that have an eval suite on the server."""
-        try:
-            found = await self.api.personas()
-        except ApiError as error:
-            self.report(error)
-            return
-        names = [p.id for p in found if "eval.jsonl" in p.data_files]
-        current = self.persona_select.value
-        self.persona_select.set_options([(n, n) for n in names])
-        if current in names:
-            self.persona_select.value = current
-        elif names:
-            self.persona_select.value = names[0]
+        await self.offer_personas(self.persona_select, lambda p: "eval.jsonl" in p.data_files)
 
     @on(Select.Changed, "#eval-persona")
     def _persona_chosen(self, event: Select.Changed) -> None:
@@ -166,9 +156,9 @@ class EvalScreen(StudioScreen):
             reason = run.error.message if run.error else run.status
             self.notify(reason, title=f"Eval {run.status}", severity="error")
             return
-        self.show_report(msgspec.convert(run.result, EvalReport))
+        self.show_report(msgspec.convert(run.result, EvalResult))
 
-    def show_report(self, report: EvalReport) -> None:
+    def show_report(self, report: EvalResult) -> None:
         """Fill both tables from a result."""
         self.report_shown = report
         columns, rows = metric_rows(report)

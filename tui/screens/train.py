@@ -96,18 +96,9 @@ class TrainScreen(StudioScreen):
     @work(exclusive=True, group="train-personas")
     async def reload(self) -> None:
         """Fetch the personas (with their card's training settings) from the server."""
-        try:
-            found = await self.api.personas()
-        except ApiError as error:
-            self.report(error)
-            return
-        self.personas = {p.id: p for p in found}
-        current = self.persona
-        self.persona_select.set_options([(p.id, p.id) for p in found])
-        if current in self.personas:
-            self.persona_select.value = current
-        elif found:
-            self.persona_select.value = found[0].id
+        found = await self.offer_personas(self.persona_select)
+        if found is not None:
+            self.personas = {p.id: p for p in found}
 
     @on(Select.Changed, "#train-persona")
     def _persona_chosen(self, event: Select.Changed) -> None:

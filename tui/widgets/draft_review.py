@@ -18,7 +18,7 @@ from textual.message import Message
 from textual.widgets import DataTable, Label, TextArea
 
 from ..api import ApiClient, ApiError
-from ..draft_wire import DraftInfo, DraftReview, DraftTurn
+from ..wire import DraftInfo, DraftReview, DraftTurn
 
 _HEADING = re.compile(r"^### (user|assistant)\s*$", re.MULTILINE)
 

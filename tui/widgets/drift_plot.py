@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual_plotext import PlotextPlot
 
-from ..eval_view import EvalReport
+from ..wire import EvalResult
 
 SERIES = (("marker_rate", "voice"), ("criteria_pass", "criteria"))
 """(field, label) of each line drawn per model."""
@@ -21,7 +21,7 @@ class DriftPlot(PlotextPlot):
     }
     """
 
-    def show_report(self, report: EvalReport) -> None:
+    def show_report(self, report: EvalResult) -> None:
         """Draw the report's drift, or hide the plot when it has none."""
         self.display = bool(report.drift)
         plt = self.plt

@@ -70,9 +70,9 @@ class SamplingForm(Vertical):
         return parse_overrides({name: self._input(name).value for name, _, _ in FIELDS})
 
     def show_defaults(self, defaults: ResolvedSampling) -> None:
-        """Show each resolved default as its input's placeholder."""
+        """Show each resolved default as its input's placeholder (`seed` may be None: unseeded)."""
         for name, _, _ in FIELDS:
-            value = getattr(defaults, name, None)
+            value = getattr(defaults, name)
             self._input(name).placeholder = "default" if value is None else show_number(value)
 
     def set_overrides(self, overrides: SamplingOverrides) -> None:

@@ -11,7 +11,7 @@ from textual.widgets import Input, Label, Select
 
 from server.hotswap.types import PersonaAdapters
 
-from ..wire import TrainingDefaults
+from ..wire import Training
 from .sampling_form import show_number
 
 METHODS: tuple[tuple[str, str], ...] = (
@@ -40,7 +40,7 @@ class TrainOverrides(msgspec.Struct, frozen=True, omit_defaults=True):
     """DPO's beta, ORPO's lambda."""
 
 
-def card_values(training: TrainingDefaults) -> TrainOverrides:
+def card_values(training: Training) -> TrainOverrides:
     """The card's `[training]` (as the server reports it) as a full set of form values."""
     names = TrainOverrides.__struct_fields__
     return TrainOverrides(**{n: getattr(training, n) for n in names})

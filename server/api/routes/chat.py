@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import time
-import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 from litestar import Request, Response, post
@@ -17,6 +14,7 @@ from server.api.logprobs import chat_logprobs
 from server.api.params import Extras, parse_logit_bias
 from server.api.plan import fan_out, plan
 from server.api.prompt import chat_messages, chat_prompt
+from server.api.reply import Head
 from server.api.sse import disconnected, stream_events
 from server.api.structured import chat_grammar, prepare, refuse_stop
 from server.api.unsupported import check_chat, choices_wanted
@@ -90,7 +88,7 @@ async def chat_completions(
     )
     await prepare(engine, grammar)
     jobs = fan_out(job, choices_wanted(data))
-    head = Head(f"chatcmpl-{uuid.uuid4().hex}", int(time.time()), data.model, engine.base_hash)
+    head = Head.new("chatcmpl", data.model, engine.base_hash)
     if data.stream is True:
         include_usage = is_set(data.stream_options) and data.stream_options.include_usage is True
         merged = await runner.open(jobs, request.receive)
@@ -101,55 +99,24 @@ async def chat_completions(
         outcomes = await runner.collect(jobs, request.receive)
     except ClientDisconnectedError:
         return disconnected()
-    return Response(head.completion(outcomes, want_logprobs))
+    return Response(_completion(head, outcomes, want_logprobs))
 
 
-@dataclass(frozen=True)
-class Head:
-    """What every chunk of one chat completion shares."""
-
-    reply_id: str
-    created: int
-    model: str
-    base_hash: str
-
-    def completion(self, outcomes: list[Outcome], logprobs: bool) -> ChatCompletion:
-        """The whole completion: one choice per outcome; the prompt is counted once."""
-        choices = [
-            ChatChoice(
-                index=index,
-                message=AssistantMessage(role="assistant", content=outcome.text),
-                finish_reason=outcome.finish_reason,
-                logprobs=ChoiceLogprobs(chat_logprobs(outcome.logprobs)) if logprobs else None,
-            )
-            for index, outcome in enumerate(outcomes)
-        ]
-        prompt = outcomes[0].prompt_tokens
-        completion = sum(o.completion_tokens for o in outcomes)
-        version = outcomes[0].adapter_version
-        return ChatCompletion(
-            id=self.reply_id,
-            created=self.created,
-            model=self.model,
-            choices=choices,
-            usage=Usage(prompt, completion, prompt + completion),
-            system_fingerprint=version or self.base_hash,
-            persona_adapter=version,
+def _completion(head: Head, outcomes: list[Outcome], logprobs: bool) -> ChatCompletion:
+    """The whole completion: one choice per outcome; the prompt is counted once."""
+    choices = [
+        ChatChoice(
+            index=index,
+            message=AssistantMessage(role="assistant", content=outcome.text),
+            finish_reason=outcome.finish_reason,
+            logprobs=ChoiceLogprobs(chat_logprobs(outcome.logprobs)) if logprobs else None,
         )
-
-    def chunk(
-        self, choices: list[ChunkChoice], version: str | None, usage: Any = UNSET
-    ) -> ChatCompletionChunk:
-        """One streamed chunk."""
-        return ChatCompletionChunk(
-            self.reply_id,
-            self.created,
-            self.model,
-            choices,
-            version or self.base_hash,
-            version,
-            usage=usage,
-        )
+        for index, outcome in enumerate(outcomes)
+    ]
+    prompt = outcomes[0].prompt_tokens
+    completion = sum(o.completion_tokens for o in outcomes)
+    usage = Usage(prompt, completion, prompt + completion)
+    return head.build(ChatCompletion, choices, outcomes[0].adapter_version, usage)
 
 
 async def _chunks(
@@ -165,19 +132,20 @@ async def _chunks(
             if not lasts:
                 version = delta.adapter_version
                 for choice in range(n):
-                    role = ChunkDelta(role="assistant", content="")
-                    yield head.chunk([ChunkChoice(choice, role, None)], version, usage)
+                    opening = ChunkChoice(choice, ChunkDelta(role="assistant", content=""), None)
+                    yield head.build(ChatCompletionChunk, [opening], version, usage)
             lasts[index] = delta
             if delta.text or delta.logprobs:
                 logprobs = ChoiceLogprobs(chat_logprobs(delta.logprobs)) if delta.logprobs else None
                 piece = ChunkChoice(index, ChunkDelta(content=delta.text), None, logprobs)
-                yield head.chunk([piece], version, usage)
+                yield head.build(ChatCompletionChunk, [piece], version, usage)
             if delta.finish_reason is not None:
                 done = ChunkChoice(index, ChunkDelta(), delta.finish_reason)
-                yield head.chunk([done], version, usage)
+                yield head.build(ChatCompletionChunk, [done], version, usage)
     finally:
         await merged.aclose()
     if include_usage and lasts:
         prompt = lasts[0].prompt_tokens
         completion = sum(d.token_count for d in lasts.values())
-        yield head.chunk([], version, Usage(prompt, completion, prompt + completion))
+        total = Usage(prompt, completion, prompt + completion)
+        yield head.build(ChatCompletionChunk, [], version, total)

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import time
-import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 from litestar import Request, Response, post
@@ -17,6 +14,7 @@ from server.api.logprobs import TextOffsets, completion_logprobs
 from server.api.params import Extras, parse_logit_bias
 from server.api.plan import fan_out, plan
 from server.api.prompt import text_prompts
+from server.api.reply import Head
 from server.api.sse import disconnected, stream_events
 from server.api.structured import chat_grammar, prepare, refuse_stop
 from server.api.unsupported import check_completion, choices_wanted
@@ -72,7 +70,7 @@ async def completions(
         jobs += fan_out(job, n)
         echo = _prompt_text(engine.tokenizer, data.prompt, index, prompt) if data.echo else ""
         echoes += [echo] * n
-    head = Head(f"cmpl-{uuid.uuid4().hex}", int(time.time()), data.model, engine.base_hash)
+    head = Head.new("cmpl", data.model, engine.base_hash)
     if data.stream is True:
         include_usage = is_set(data.stream_options) and data.stream_options.include_usage is True
         merged = await runner.open(jobs, request.receive)
@@ -95,31 +93,7 @@ async def completions(
     prompt_tokens = sum(o.prompt_tokens for o in outcomes[::n])
     completion_tokens = sum(o.completion_tokens for o in outcomes)
     usage = Usage(prompt_tokens, completion_tokens, prompt_tokens + completion_tokens)
-    return Response(head.completion(choices, outcomes[0].adapter_version, usage))
-
-
-@dataclass(frozen=True)
-class Head:
-    """What every piece of one completion shares."""
-
-    reply_id: str
-    created: int
-    model: str
-    base_hash: str
-
-    def completion(
-        self, choices: list[CompletionChoice], version: str | None, usage: Any = UNSET
-    ) -> Completion:
-        """A completion object (whole, or one streamed piece)."""
-        return Completion(
-            self.reply_id,
-            self.created,
-            self.model,
-            choices,
-            version or self.base_hash,
-            version,
-            usage,
-        )
+    return Response(head.build(Completion, choices, outcomes[0].adapter_version, usage))
 
 
 def _prompt_text(tokenizer: Any, prompt: str | list[Any], index: int, ids: tuple[int, ...]) -> str:
@@ -149,20 +123,20 @@ async def _pieces(
                 for choice, echo in enumerate(echoes):
                     if echo:
                         piece = CompletionChoice(choice, echo, None)
-                        yield head.completion([piece], version, usage)
+                        yield head.build(Completion, [piece], version, usage)
             lasts[index] = delta
             if delta.text or delta.logprobs:
                 logprobs = (
                     completion_logprobs(delta.logprobs, offsets[index]) if delta.logprobs else None
                 )
                 piece = CompletionChoice(index, delta.text, None, logprobs)
-                yield head.completion([piece], version, usage)
+                yield head.build(Completion, [piece], version, usage)
             if delta.finish_reason is not None:
                 done = CompletionChoice(index, "", delta.finish_reason)
-                yield head.completion([done], version, usage)
+                yield head.build(Completion, [done], version, usage)
     finally:
         await merged.aclose()
     if include_usage and lasts:
         prompt = sum(lasts[i].prompt_tokens for i in range(0, len(echoes), n) if i in lasts)
         completion = sum(d.token_count for d in lasts.values())
-        yield head.completion([], version, Usage(prompt, completion, prompt + completion))
+        yield head.build(Completion, [], version, Usage(prompt, completion, prompt + completion))
