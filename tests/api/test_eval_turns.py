@@ -18,7 +18,6 @@ from server.api.catalog import Catalog
 from server.app import create_app
 from server.settings import ServerSettings
 from studio.cli import main
-from tui.eval_view import EvalReport
 
 pytestmark = [pytest.mark.mlx]
 
@@ -104,7 +103,7 @@ async def test_turns_play_the_scripts_and_report_drift_per_turn(
     assert all("boundary: keeps the vault shut" in s.criteria.failures for s in boundary)
     assert all(d.turns[1].criteria_pass == 0.0 for d in result.drift)
     # The TUI's lenient view reads the same drift.
-    report = msgspec.convert(done["result"], EvalReport)
+    report = msgspec.convert(done["result"], EvalResult)
     assert [len(d.turns) for d in report.drift] == [3, 3]
 
     plain = await http.post("/v1/personas/keeper/evals", json={"models": ["keeper"]})

@@ -222,9 +222,7 @@ def test_a_preference_job_body_names_its_method_and_beta_as_the_server_plans_it(
     method: str,
 ) -> None:
     card = load_card(sample_personas_dir() / "juni")
-    defaults = card_values(
-        msgspec.json.decode(msgspec.json.encode(card.training), type=TrainingDefaults)
-    )
+    defaults = card_values(msgspec.json.decode(msgspec.json.encode(card.training), type=Training))
     assert (defaults.method, defaults.beta) == ("sft", 0.1)
     edited = msgspec.structs.replace(defaults, method=method, beta=0.3, epochs=1)
     body = job_body(edited, defaults)
