@@ -21,6 +21,8 @@ NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 METHODS = ("sft", "dpo", "orpo")
 """Training methods: supervised fine-tuning, or preference tuning (DPO, ORPO)."""
+MAX_BETA = 100.0
+"""The largest `beta` taken: past it the preference term saturates and float32 overflows."""
 
 
 class CardError(Exception):
@@ -181,8 +183,8 @@ def validate(card: PersonaCard) -> list[str]:
     t = card.training
     if t.method not in METHODS:
         problems.append(f"training.method: {t.method!r} is not sft, dpo or orpo")
-    if t.beta <= 0:
-        problems.append("training.beta: must be > 0")
+    if not 0 < t.beta <= MAX_BETA:
+        problems.append(f"training.beta: must be > 0 and <= {MAX_BETA:g}")
     if t.fine_tune_type not in ("lora", "dora", "full"):
         problems.append(f"training.fine_tune_type: {t.fine_tune_type!r} is not lora, dora or full")
     if t.lr_schedule not in ("constant", "linear", "cosine"):
@@ -214,7 +216,20 @@ def criteria_problems(criteria: dict[str, CriteriaRule]) -> list[str]:
             problems.append(f"{where}.any_of: holds an empty phrase")
         if rule.extend and not rule.any_of:
             problems.append(f"{where}.extend: needs phrases in any_of to add")
+        elif category in CATEGORIES and not _checks_something(category, rule):
+            problems.append(
+                f"{where}: checks nothing (no any_of phrases, asks_question or "
+                "use_persona_markers), so every reply would pass; give it phrases or drop the table"
+            )
     return problems
+
+
+def _checks_something(category: str, rule: CriteriaRule) -> bool:
+    """Whether the built-in rule changed by `rule` still tests a reply at all."""
+    from .criteria import CATEGORY_RULES, merge_rule  # criteria imports this module
+
+    merged = merge_rule(CATEGORY_RULES.get(category), rule)
+    return bool(merged.any_of or merged.asks_question or merged.use_persona_markers)
 
 
 def parse_card(text: str | bytes, source: str = "persona.toml") -> PersonaCard:

@@ -18,8 +18,10 @@ from adapters.registry import Checkpoint, Registry, RegistryError, parse_model_i
 from adapters.training.initial import checkpoint_shape, shape_clashes
 from data.atomic import write_bytes, write_text
 from data.card import NAME_PATTERN, PersonaCard, Training, load_card
+from data.dataset import read_dataset
 from data.home import personas_dir
 from data.personas import CARD, PREFERENCE, TRAIN_FILES, VALID, PersonaEntry
+from data.records import PreferenceRecord
 from server.api.routes.files import read_file
 from server.errors import InvalidRequest, ModelNotFoundError, UnsupportedError
 from server.jobs.fine_tuning import new_job_id
@@ -58,6 +60,8 @@ def plan(
                 param=param,
                 code="invalid_file",
             )
+    if pairs and train is not None:
+        _require_pairs(state, train, kind)
     if pairs and valid is not None:
         raise UnsupportedError(
             f"{kind} holds out the card's val_fraction of the pairs itself; a validation_file "
@@ -169,6 +173,22 @@ def _starting_point(
             param="model",
         )
     return persona, start
+
+
+def _require_pairs(state: ServerState, train: FileObject, kind: str) -> None:
+    """A 400 naming the lines of an uploaded file that are not preference pairs."""
+    rows = read_dataset(state.files.content_path(train.id)).rows
+    lines = [row.line for row in rows if not isinstance(row.record, PreferenceRecord)]
+    if lines:
+        shown = ", ".join(str(n) for n in lines[:5]) + (", ..." if len(lines) > 5 else "")
+        where = f"{train.filename} line{'s' if len(lines) > 1 else ''} {shown}"
+        raise InvalidRequest(
+            f"{where}: {kind} trains on preference pairs (input, "
+            f"preferred_output, non_preferred_output); {len(lines)} of its {len(rows)} records "
+            "are not",
+            param="training_file",
+            code="invalid_file",
+        )
 
 
 def _version(start: Checkpoint) -> str:

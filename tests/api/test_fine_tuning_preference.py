@@ -132,3 +132,30 @@ async def test_what_a_preference_job_cannot_train_is_refused(
     assert error["param"] == param
     assert text in error["message"]
     assert (await http.get("/v1/fine_tuning/jobs")).json()["data"] == []
+
+
+async def test_a_preference_job_on_chat_records_is_refused_by_line(
+    client: AsyncOpenAI, persona_home: Path
+) -> None:
+    # Chat records pass the upload's checks (they are a fine SFT file), so the job must look.
+    chats = await client.files.create(file=("chats.jsonl", dataset(n=7)), purpose="fine-tune")
+    with pytest.raises(openai.BadRequestError) as refused:
+        await client.fine_tuning.jobs.create(
+            model="pip", training_file=chats.id, method={"type": "orpo"}
+        )
+    assert refused.value.body["param"] == "training_file"  # type: ignore[index]
+    assert refused.value.body["code"] == "invalid_file"  # type: ignore[index]
+    assert "chats.jsonl lines 1, 2, 3, 4, 5, ...: orpo trains" in refused.value.message
+    assert "7 of its 7 records are not" in refused.value.message
+    upload = await client.files.create(file=("pairs.jsonl", pairs()), purpose="fine-tune")
+    with pytest.raises(openai.BadRequestError) as elsewhere:
+        await client.fine_tuning.jobs.create(
+            model="pip",
+            training_file=upload.id,
+            method={"type": "orpo", "supervised": {"hyperparameters": {"n_epochs": 1}}},  # type: ignore[typeddict-item]
+        )
+    assert elsewhere.value.body["param"] == "method.supervised"  # type: ignore[index]
+    assert not (await client.fine_tuning.jobs.list()).data
+    assert not (persona_home / "fine_tuning").exists() or not any(
+        (persona_home / "fine_tuning").iterdir()
+    )

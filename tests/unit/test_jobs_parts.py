@@ -90,7 +90,34 @@ def test_a_supervised_job_trains_sft_even_when_the_card_says_dpo() -> None:
             "hyperparameters.learning_rate_multiplier",
             "> 0",
         ),
-        ({"fine_tune_type": "qlora"}, None, "not lora, dora or full"),
+        ({"fine_tune_type": "qlora"}, "fine_tune_type", "not lora, dora or full"),
+        ({"rank": 0}, "rank", "rank must be >= 1"),
+        # Settings under another method's key would be silently unused.
+        (
+            {"method": {"type": "orpo", "supervised": {"hyperparameters": {"n_epochs": 1}}}},
+            "method.supervised",
+            "method.type is 'orpo', so method.supervised is not used",
+        ),
+        ({"method": {"type": "orpo", "dpo": {}}}, "method.dpo", "give orpo's settings"),
+        ({"method": {"type": "supervised", "orpo": {}}}, "method.orpo", "not used"),
+        ({"method": {"type": "dpo", "reinforcement": {}}}, "method.reinforcement", "not used"),
+        # Out of range: zero or negative epochs and batches, a huge beta or learning rate.
+        (
+            {"method": {"type": "dpo", "dpo": {"hyperparameters": {"n_epochs": 0}}}},
+            "method.dpo.hyperparameters.n_epochs",
+            "n_epochs must be >= 1",
+        ),
+        ({"hyperparameters": {"batch_size": -2}}, "hyperparameters.batch_size", ">= 1"),
+        (
+            {"method": {"type": "dpo", "dpo": {"hyperparameters": {"beta": 1e308}}}},
+            "method.dpo.hyperparameters.beta",
+            "beta must be > 0 and <= 100",
+        ),
+        (
+            {"hyperparameters": {"learning_rate_multiplier": 1e308}},
+            "hyperparameters.learning_rate_multiplier",
+            "learning rate <= 1",
+        ),
     ],
 )
 def test_what_cannot_be_trained_is_refused_by_name(
