@@ -7,7 +7,7 @@ tests with the official SDK's own types. `object` fields carry their constant wi
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -304,9 +304,10 @@ class CreateEvalRequest(msgspec.Struct, frozen=True, kw_only=True):
     seed: int = 0
     suite_file: str | None = None
     """An uploaded eval suite (file id); default: the persona's held-out `eval.jsonl`."""
-    temperature: float | None = None
-    top_p: float | None = None
-    max_tokens: int | None = None
+    temperature: Annotated[float, msgspec.Meta(ge=0.0, le=2.0)] | None = None
+    """Overrides the card's sampling, within the ranges chat completions take."""
+    top_p: Annotated[float, msgspec.Meta(gt=0.0, le=1.0)] | None = None
+    max_tokens: Annotated[int, msgspec.Meta(ge=1)] | None = None
     turns: int = 0
     """Also play the suite's conversation scripts for this many turns and report drift per turn
     (`persona eval --turns N`); 0 plays none."""
