@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from .rules import CATEGORY_RULES, CriteriaRule, merge_rule
 from .suite import CATEGORIES
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -90,25 +91,6 @@ class Style(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """Phrases the persona must never use."""
     rubric: str = ""
     """Guidance for an optional LLM judge."""
-
-
-class CriteriaRule(msgspec.Struct, forbid_unknown_fields=True, frozen=True, omit_defaults=True):
-    """The card's own rule for one eval category (`[criteria.boundary]`).
-
-    A field left out keeps the built-in rule's value (`data/criteria.py`); a category with no
-    built-in rule (`general`, `multi_turn`) gets one made of the fields set here.
-    """
-
-    any_of: list[str] | None = None
-    """Phrases of which a reply must contain one; they replace the built-in list unless `extend`."""
-    extend: bool = False
-    """Add `any_of` to the built-in phrases instead of replacing them."""
-    asks_question: bool | None = None
-    """The reply must contain a question mark."""
-    use_persona_markers: bool | None = None
-    """The persona's catchphrases and markers also count as matches."""
-    meaning: str | None = None
-    """What the rule asks for, in words; it is the reason given when a reply fails it."""
 
 
 class JsonSchemaFormat(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -226,8 +208,6 @@ def criteria_problems(criteria: dict[str, CriteriaRule]) -> list[str]:
 
 def _checks_something(category: str, rule: CriteriaRule) -> bool:
     """Whether the built-in rule changed by `rule` still tests a reply at all."""
-    from .criteria import CATEGORY_RULES, merge_rule  # criteria imports this module
-
     merged = merge_rule(CATEGORY_RULES.get(category), rule)
     return bool(merged.any_of or merged.asks_question or merged.use_persona_markers)
 
