@@ -85,8 +85,9 @@ class PreferenceMethod(msgspec.Struct, frozen=True):
     hyperparameters: PreferenceHyperparameters | None = None
 
 
-class Method(msgspec.Struct, frozen=True):
-    """`method`: which training objective, with its settings under the key of the same name.
+class Method(msgspec.Struct, frozen=True, omit_defaults=True):
+    """`method`: which training objective, with its settings under the key of the same name
+    (only that key is sent back, as OpenAI does).
 
     A method not served here (`reinforcement`, ...) still decodes, so the job service refuses it
     by name.

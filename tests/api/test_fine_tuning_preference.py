@@ -76,7 +76,9 @@ async def test_dpo_from_a_checkpoint_and_orpo_from_the_base(
     assert dpo.model == f"{sft.fine_tuned_model}:best"
     done = await wait_status(client, dpo.id, ("succeeded", "failed"))
     assert done.status == "succeeded", done.error
-    FineTuningJob.model_validate((await http.get(f"/v1/fine_tuning/jobs/{dpo.id}")).json())
+    raw = (await http.get(f"/v1/fine_tuning/jobs/{dpo.id}")).json()
+    assert FineTuningJob.model_validate(raw).method == dpo.method
+    assert set(raw["method"]) == {"type", "dpo"}  # only the method's own key, as OpenAI sends
     assert done.fine_tuned_model is not None
     run = done.fine_tuned_model.split("@")[1]
     registry = Registry(Path(settings.adapters_path()))
