@@ -62,7 +62,7 @@ def test_a_beta_out_of_range_is_refused_by_card_and_trainer(beta: str) -> None:
     from data.card import Training
 
     with pytest.raises(CardError, match=r"training\.beta: must be > 0 and <= 100"):
-        parse_card(GOOD + f"[training]\nmethod = \"dpo\"\nbeta = {beta}\n")
+        parse_card(GOOD + f'[training]\nmethod = "dpo"\nbeta = {beta}\n')
     with pytest.raises(ConfigError, match=r"beta must be > 0 and <= 100"):
         apply_overrides(Training(), {"beta": float(beta)})
     with pytest.raises(ConfigError, match=r"learning_rate must be > 0 and <= 1"):
