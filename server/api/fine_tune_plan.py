@@ -88,10 +88,15 @@ def plan(
             param="training_file",
         )
     if kind == "dpo" and start is None:
-        name = persona.name if persona else request.suffix
+        advice = (
+            f"pass model as {persona.name}@run-N:best"
+            if persona
+            else f"train {request.suffix} with supervised or orpo first, then pass model as "
+            f"{request.suffix}@run-N:best"
+        )
         raise InvalidRequest(
             "dpo starts from a trained checkpoint, whose frozen weights are its reference "
-            f"model: pass model as {name}@run-N:best",
+            f"model: {advice}",
             param="model",
         )
     # Everything is checked before anything is written: a refused request leaves nothing behind.

@@ -110,6 +110,8 @@ async def test_dpo_from_a_checkpoint_and_orpo_from_the_base(
         ({"model": "pip", "method": {"type": "dpo"}, "training_file": "UPLOAD"}, 400, "model",
          "dpo starts from a trained checkpoint"),
         ({"model": "pip@run-7:3", "method": {"type": "dpo"}}, 404, "model", "does not exist"),
+        ({"model": "BASE", "suffix": "cog", "method": {"type": "dpo"}, "training_file": "UPLOAD"},
+         400, "model", "train cog with supervised or orpo first"),
         ({"model": "pip", "method": {"type": "orpo"}}, 400, "training_file",
          "pip has no preference.jsonl"),
         ({"model": "pip", "method": {"type": "orpo"}, "training_file": "UPLOAD",
@@ -121,13 +123,15 @@ async def test_dpo_from_a_checkpoint_and_orpo_from_the_base(
 async def test_what_a_preference_job_cannot_train_is_refused(
     http: httpx.AsyncClient,
     client: AsyncOpenAI,
+    base: str,
     fields: dict[str, object],
     status: int,
     param: str,
     text: str,
 ) -> None:
     upload = await client.files.create(file=("pairs.jsonl", pairs()), purpose="fine-tune")
-    body = {k: upload.id if v == "UPLOAD" else v for k, v in fields.items()}
+    swap = {"UPLOAD": upload.id, "BASE": base}
+    body = {k: swap.get(v, v) if isinstance(v, str) else v for k, v in fields.items()}
     response = await http.post("/v1/fine_tuning/jobs", json=body)
     assert response.status_code == status, response.text
     error = response.json()["error"]
