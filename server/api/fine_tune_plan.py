@@ -264,7 +264,8 @@ def _new_persona(
 
 
 def agreed_system_prompt(content: bytes) -> str | None:
-    """The system turn every record of a JSONL dataset starts with, if they all agree."""
+    """The system turn every record of a JSONL dataset (chats, or pairs' `input`) starts with,
+    if they all agree."""
     prompts: set[str] = set()
     for line in content.decode("utf-8", errors="replace").splitlines():
         if not line.strip():
@@ -273,6 +274,8 @@ def agreed_system_prompt(content: bytes) -> str | None:
             record = json.loads(line)
         except ValueError:
             return None
+        if isinstance(record, dict) and isinstance(record.get("input"), dict):
+            record = record["input"]  # a preference pair's conversation so far
         messages = record.get("messages") if isinstance(record, dict) else None
         first = messages[0] if isinstance(messages, list) and messages else None
         if not (isinstance(first, dict) and first.get("role") == "system"):

@@ -145,6 +145,11 @@ def test_the_system_prompt_of_a_new_persona_needs_every_record_to_agree() -> Non
     assert agreed_system_prompt(same) == "You are Cog."
     assert agreed_system_prompt(f"{record('A')}\n{record('B')}\n".encode()) is None
     assert agreed_system_prompt(f"{record('A')}\n{record(None)}\n".encode()) is None
+    # A preference pair's system turn is in its input, as in OpenAI's DPO format.
+    pair = {"input": msgspec.json.decode(record("You are Cog.")), "preferred_output": [],
+            "non_preferred_output": []}  # fmt: skip
+    pairs = (msgspec.json.encode(pair) + b"\n") * 2
+    assert agreed_system_prompt(pairs) == "You are Cog."
 
 
 async def test_the_event_log_pages_newest_first_and_replays_then_follows(tmp_path: Path) -> None:
