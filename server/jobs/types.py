@@ -307,7 +307,7 @@ class CreateEvalRequest(msgspec.Struct, frozen=True, kw_only=True):
     """An uploaded eval suite (file id); default: the persona's held-out `eval.jsonl`."""
     temperature: Annotated[float, msgspec.Meta(ge=0.0, le=2.0)] | None = None
     """Overrides the card's sampling, within the ranges chat completions take."""
-    top_p: Annotated[float, msgspec.Meta(gt=0.0, le=1.0)] | None = None
+    top_p: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] | None = None
     max_tokens: Annotated[int, msgspec.Meta(ge=1)] | None = None
     turns: int = 0
     """Also play the suite's conversation scripts for this many turns and report drift per turn

@@ -127,7 +127,7 @@ async def test_bad_turns_are_refused_with_the_envelope(
         ({"turns": 2.5}, "Expected `int`"),
         # The sampling overrides are held to the ranges chat completions take, up front.
         ({"turns": 0, "temperature": -1}, "Expected `float` >= 0.0"),
-        ({"turns": 0, "top_p": 0}, "Expected `float` > 0.0"),
+        ({"turns": 0, "top_p": 1.5}, "Expected `float` <= 1.0"),
         ({"turns": 0, "max_tokens": 0}, "Expected `int` >= 1"),
         ({"turns": 0, "models": ["keeper", "nope"]}, "The model 'nope' does not exist"),
     ):
