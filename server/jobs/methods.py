@@ -69,6 +69,29 @@ def _settings_keys(request: CreateJobRequest, kind: str) -> None:
             )
 
 
+HYPERPARAMETER_NAMES = {
+    "epochs": "n_epochs",
+    "batch_size": "batch_size",
+    "learning_rate": "learning_rate_multiplier",
+    "beta": "beta",
+}
+"""`[training]` keys that a job takes as OpenAI's hyperparameters, under OpenAI's names."""
+
+
+def _card_names(request: CreateJobRequest, kind: str) -> None:
+    """Refuse a hyperparameter sent as an extra field under its `[training]` name."""
+    for name, openai in HYPERPARAMETER_NAMES.items():
+        if getattr(request, name) is None:
+            continue
+        if name == "beta" and kind not in PREFERENCE_METHODS:
+            raise MethodError("beta applies to method.type dpo or orpo only", name)
+        raise MethodError(
+            f"{name} is not taken as an extra field: give {openai} in "
+            f"method.{kind}.hyperparameters",
+            name,
+        )
+
+
 def _shared(
     given: Hyperparameters | PreferenceHyperparameters, card: Training, where: str
 ) -> dict[str, object]:
@@ -154,6 +177,7 @@ def plan_job(request: CreateJobRequest, card: Training) -> tuple[Plan, Training]
         served = ", ".join(sorted(METHODS))
         raise MethodError(f"method.type {kind!r} is not served here (served: {served})", "method")
     _settings_keys(request, kind)
+    _card_names(request, kind)
     plan = method(request, card)
     overrides = dict(plan.overrides)
     for name in LORA_FIELDS:

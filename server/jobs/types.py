@@ -275,6 +275,12 @@ class CreateJobRequest(msgspec.Struct, frozen=True, kw_only=True):
     patience: int | None = None
     eval_checkpoints: bool = False
     """Evaluate each checkpoint on the persona's held-out suite as it lands (server-side watch)."""
+    epochs: float | None = None
+    batch_size: float | None = None
+    learning_rate: float | None = None
+    beta: float | None = None
+    """`[training]` names of OpenAI's hyperparameters: refused as extra fields, by name, so a
+    value sent here is never silently unused (`method.<type>.hyperparameters` takes them)."""
 
 
 LORA_FIELDS = (
