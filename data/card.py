@@ -165,6 +165,8 @@ def validate(card: PersonaCard) -> list[str]:
     t = card.training
     if t.method not in METHODS:
         problems.append(f"training.method: {t.method!r} is not sft, dpo or orpo")
+    if not 0 <= t.seed < 2**64:
+        problems.append("training.seed: must be between 0 and 2**64 - 1")
     if not 0 < t.beta <= MAX_BETA:
         problems.append(f"training.beta: must be > 0 and <= {MAX_BETA:g}")
     if t.fine_tune_type not in ("lora", "dora", "full"):

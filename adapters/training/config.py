@@ -71,6 +71,8 @@ def training_problems(t: Training) -> list[str]:
     for name in ("warmup", "patience"):
         if getattr(t, name) < 0:
             problems.append(f"{name} must be >= 0")
+    if not 0 <= t.seed < 2**64:  # what MLX's and NumPy's generators take
+        problems.append("seed must be between 0 and 2**64 - 1")
     if not 0 < t.learning_rate <= 1:
         problems.append("learning_rate must be > 0 and <= 1")
     if not 0.0 <= t.dropout < 1.0:

@@ -68,3 +68,9 @@ def test_a_beta_out_of_range_is_refused_by_card_and_trainer(beta: str) -> None:
     with pytest.raises(ConfigError, match=r"learning_rate must be > 0 and <= 1"):
         apply_overrides(Training(), {"learning_rate": float(beta) or 2.0})
     assert apply_overrides(Training(), {"beta": 100.0}).beta == 100.0
+
+
+def test_a_seed_the_generators_cannot_take_is_refused() -> None:
+    with pytest.raises(CardError, match=r"training\.seed: must be between 0 and 2\*\*64 - 1"):
+        parse_card(GOOD + "[training]\nseed = -1\n")
+    assert parse_card(GOOD + "[training]\nseed = 7\n").training.seed == 7

@@ -92,6 +92,7 @@ def test_a_supervised_job_trains_sft_even_when_the_card_says_dpo() -> None:
         ),
         ({"fine_tune_type": "qlora"}, "fine_tune_type", "not lora, dora or full"),
         ({"rank": 0}, "rank", "rank must be >= 1"),
+        ({"seed": -1}, "seed", "seed must be between 0 and 2\\*\\*64 - 1"),
         # [training] names of OpenAI's hyperparameters, sent as extra fields.
         ({"beta": 0.3, "method": {"type": "dpo"}}, "beta", "give beta in method.dpo.hyper"),
         ({"beta": 0.3}, "beta", "beta applies to method.type dpo or orpo only"),
