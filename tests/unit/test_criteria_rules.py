@@ -105,7 +105,7 @@ any_of = ["instead", " "]
     "table",
     [
         "[criteria.boundary]\nany_of = []\n",
-        "[criteria.general]\nmeaning = \"sounds right\"\n",
+        '[criteria.general]\nmeaning = "sounds right"\n',
         "[criteria.clarify]\nany_of = []\nasks_question = false\n",
     ],
 )
