@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from .rules import CATEGORY_RULES, CriteriaRule, merge_rule
 from .suite import CATEGORIES
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -21,6 +22,8 @@ NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 METHODS = ("sft", "dpo", "orpo")
 """Training methods: supervised fine-tuning, or preference tuning (DPO, ORPO)."""
+MAX_BETA = 100.0
+"""The largest `beta` taken: past it the preference term saturates and float32 overflows."""
 
 
 class CardError(Exception):
@@ -88,25 +91,6 @@ class Style(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """Phrases the persona must never use."""
     rubric: str = ""
     """Guidance for an optional LLM judge."""
-
-
-class CriteriaRule(msgspec.Struct, forbid_unknown_fields=True, frozen=True, omit_defaults=True):
-    """The card's own rule for one eval category (`[criteria.boundary]`).
-
-    A field left out keeps the built-in rule's value (`data/criteria.py`); a category with no
-    built-in rule (`general`, `multi_turn`) gets one made of the fields set here.
-    """
-
-    any_of: list[str] | None = None
-    """Phrases of which a reply must contain one; they replace the built-in list unless `extend`."""
-    extend: bool = False
-    """Add `any_of` to the built-in phrases instead of replacing them."""
-    asks_question: bool | None = None
-    """The reply must contain a question mark."""
-    use_persona_markers: bool | None = None
-    """The persona's catchphrases and markers also count as matches."""
-    meaning: str | None = None
-    """What the rule asks for, in words; it is the reason given when a reply fails it."""
 
 
 class JsonSchemaFormat(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -181,8 +165,10 @@ def validate(card: PersonaCard) -> list[str]:
     t = card.training
     if t.method not in METHODS:
         problems.append(f"training.method: {t.method!r} is not sft, dpo or orpo")
-    if t.beta <= 0:
-        problems.append("training.beta: must be > 0")
+    if not 0 <= t.seed < 2**64:
+        problems.append("training.seed: must be between 0 and 2**64 - 1")
+    if not 0 < t.beta <= MAX_BETA:
+        problems.append(f"training.beta: must be > 0 and <= {MAX_BETA:g}")
     if t.fine_tune_type not in ("lora", "dora", "full"):
         problems.append(f"training.fine_tune_type: {t.fine_tune_type!r} is not lora, dora or full")
     if t.lr_schedule not in ("constant", "linear", "cosine"):
@@ -214,7 +200,18 @@ def criteria_problems(criteria: dict[str, CriteriaRule]) -> list[str]:
             problems.append(f"{where}.any_of: holds an empty phrase")
         if rule.extend and not rule.any_of:
             problems.append(f"{where}.extend: needs phrases in any_of to add")
+        elif category in CATEGORIES and not _checks_something(category, rule):
+            problems.append(
+                f"{where}: checks nothing (no any_of phrases, asks_question or "
+                "use_persona_markers), so every reply would pass; give it phrases or drop the table"
+            )
     return problems
+
+
+def _checks_something(category: str, rule: CriteriaRule) -> bool:
+    """Whether the built-in rule changed by `rule` still tests a reply at all."""
+    merged = merge_rule(CATEGORY_RULES.get(category), rule)
+    return bool(merged.any_of or merged.asks_question or merged.use_persona_markers)
 
 
 def parse_card(text: str | bytes, source: str = "persona.toml") -> PersonaCard:

@@ -15,6 +15,17 @@ from .records import FAILURE_MODES
 from .targets import UsageError, resolve_targets
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (argparse reports anything else)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the `check`, `stats`, `pairs` and `split` subcommands."""
     sub = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
@@ -38,9 +49,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     pairs.add_argument("--base-url", default="http://127.0.0.1:8000/v1")
     pairs.add_argument("--api-key", default=None, help="default: $PERSONA_API_KEY")
-    pairs.add_argument("--samples", type=int, default=2, help="replies sampled per record")
+    pairs.add_argument("--samples", type=positive_int, default=2, help="replies sampled per record")
     pairs.add_argument("--seed", type=int, default=0)
-    pairs.add_argument("--concurrency", type=int, default=4)
+    pairs.add_argument("--concurrency", type=positive_int, default=4)
     pairs.add_argument(
         "--categories",
         default=",".join(FAILURE_MODES),

@@ -10,6 +10,7 @@ from pathlib import Path
 import msgspec
 
 from data.atomic import write_bytes, write_text
+from data.cli import positive_int
 
 from .persona_files import PersonaFiles, find_persona
 
@@ -24,12 +25,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="model ids to compare (default: the persona); e.g. gemma-3-270m juni juni@run-2:100",
     )
     parser.add_argument(
-        "--samples", type=int, default=1, help="replies per prompt (seeds S..S+N-1)"
+        "--samples", type=positive_int, default=1, help="replies per prompt (seeds S..S+N-1)"
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--base-url", default="http://127.0.0.1:8000/v1")
     parser.add_argument("--api-key", default=None, help="default: $PERSONA_API_KEY")
-    parser.add_argument("--concurrency", type=int, default=4, help="requests in flight at once")
+    parser.add_argument(
+        "--concurrency", type=positive_int, default=4, help="requests in flight at once"
+    )
     parser.add_argument(
         "--turns",
         type=int,

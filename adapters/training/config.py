@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from data.card import METHODS, Training
+from data.card import MAX_BETA, METHODS, Training
 
 OVERRIDABLE = tuple(Training.__struct_fields__)
 """Every `[training]` key can be overridden on the command line (`--learning-rate 2e-4`)."""
@@ -57,8 +57,8 @@ def training_problems(t: Training) -> list[str]:
     problems = []
     if t.method not in METHODS:
         problems.append(f"method {t.method!r} is not sft, dpo or orpo")
-    if t.beta <= 0:
-        problems.append("beta must be > 0")
+    if not 0 < t.beta <= MAX_BETA:
+        problems.append(f"beta must be > 0 and <= {MAX_BETA:g}")
     if t.fine_tune_type not in ("lora", "dora", "full"):
         problems.append(f"fine_tune_type {t.fine_tune_type!r} is not lora, dora or full")
     if t.lr_schedule not in ("constant", "linear", "cosine"):
@@ -71,8 +71,10 @@ def training_problems(t: Training) -> list[str]:
     for name in ("warmup", "patience"):
         if getattr(t, name) < 0:
             problems.append(f"{name} must be >= 0")
-    if t.learning_rate <= 0:
-        problems.append("learning_rate must be > 0")
+    if not 0 <= t.seed < 2**64:  # what MLX's and NumPy's generators take
+        problems.append("seed must be between 0 and 2**64 - 1")
+    if not 0 < t.learning_rate <= 1:
+        problems.append("learning_rate must be > 0 and <= 1")
     if not 0.0 <= t.dropout < 1.0:
         problems.append("dropout must be in [0, 1)")
     if not 0.0 <= t.val_fraction < 1.0:

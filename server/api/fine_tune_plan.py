@@ -18,8 +18,10 @@ from adapters.registry import Checkpoint, Registry, RegistryError, parse_model_i
 from adapters.training.initial import checkpoint_shape, shape_clashes
 from data.atomic import write_bytes, write_text
 from data.card import NAME_PATTERN, PersonaCard, Training, load_card
+from data.dataset import read_dataset
 from data.home import personas_dir
 from data.personas import CARD, PREFERENCE, TRAIN_FILES, VALID, PersonaEntry
+from data.records import PreferenceRecord
 from server.api.routes.files import read_file
 from server.errors import InvalidRequest, ModelNotFoundError, UnsupportedError
 from server.jobs.fine_tuning import new_job_id
@@ -58,6 +60,8 @@ def plan(
                 param=param,
                 code="invalid_file",
             )
+    if pairs and train is not None:
+        _require_pairs(state, train, kind)
     if pairs and valid is not None:
         raise UnsupportedError(
             f"{kind} holds out the card's val_fraction of the pairs itself; a validation_file "
@@ -84,10 +88,15 @@ def plan(
             param="training_file",
         )
     if kind == "dpo" and start is None:
-        name = persona.name if persona else request.suffix
+        advice = (
+            f"pass model as {persona.name}@run-N:best"
+            if persona
+            else f"train {request.suffix} with supervised or orpo first, then pass model as "
+            f"{request.suffix}@run-N:best"
+        )
         raise InvalidRequest(
             "dpo starts from a trained checkpoint, whose frozen weights are its reference "
-            f"model: pass model as {name}@run-N:best",
+            f"model: {advice}",
             param="model",
         )
     # Everything is checked before anything is written: a refused request leaves nothing behind.
@@ -171,6 +180,22 @@ def _starting_point(
     return persona, start
 
 
+def _require_pairs(state: ServerState, train: FileObject, kind: str) -> None:
+    """A 400 naming the lines of an uploaded file that are not preference pairs."""
+    rows = read_dataset(state.files.content_path(train.id)).rows
+    lines = [row.line for row in rows if not isinstance(row.record, PreferenceRecord)]
+    if lines:
+        shown = ", ".join(str(n) for n in lines[:5]) + (", ..." if len(lines) > 5 else "")
+        where = f"{train.filename} line{'s' if len(lines) > 1 else ''} {shown}"
+        raise InvalidRequest(
+            f"{where}: {kind} trains on preference pairs (input, "
+            f"preferred_output, non_preferred_output); {len(lines)} of its {len(rows)} records "
+            "are not",
+            param="training_file",
+            code="invalid_file",
+        )
+
+
 def _version(start: Checkpoint) -> str:
     """The exact checkpoint (`juni@run-1:40`), so a later `best` never changes what a resumed
     job starts from."""
@@ -239,7 +264,8 @@ def _new_persona(
 
 
 def agreed_system_prompt(content: bytes) -> str | None:
-    """The system turn every record of a JSONL dataset starts with, if they all agree."""
+    """The system turn every record of a JSONL dataset (chats, or pairs' `input`) starts with,
+    if they all agree."""
     prompts: set[str] = set()
     for line in content.decode("utf-8", errors="replace").splitlines():
         if not line.strip():
@@ -248,6 +274,8 @@ def agreed_system_prompt(content: bytes) -> str | None:
             record = json.loads(line)
         except ValueError:
             return None
+        if isinstance(record, dict) and isinstance(record.get("input"), dict):
+            record = record["input"]  # a preference pair's conversation so far
         messages = record.get("messages") if isinstance(record, dict) else None
         first = messages[0] if isinstance(messages, list) and messages else None
         if not (isinstance(first, dict) and first.get("role") == "system"):

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from adapters.training.config import ConfigError, apply_overrides
-from data.card import Training
+from data.card import MAX_BETA, Training
 
 from .types import (
     LORA_FIELDS,
@@ -47,8 +47,49 @@ class Plan:
     """The job's `method`, resolved (set by `plan_job`)."""
 
 
+MAX_LEARNING_RATE = 1.0
+"""The largest learning rate a multiplier may give; beyond it Adam's steps diverge at once."""
+
+
 def _number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _settings_keys(request: CreateJobRequest, kind: str) -> None:
+    """Refuse settings given under another method's key (they would be silently unused)."""
+    method = request.method
+    if method is None:
+        return
+    for other in ("supervised", "dpo", "orpo", "reinforcement"):
+        if other != kind and getattr(method, other) is not None:
+            raise MethodError(
+                f"method.type is {kind!r}, so method.{other} is not used; give {kind}'s "
+                f"settings in method.{kind}",
+                f"method.{other}",
+            )
+
+
+HYPERPARAMETER_NAMES = {
+    "epochs": "n_epochs",
+    "batch_size": "batch_size",
+    "learning_rate": "learning_rate_multiplier",
+    "beta": "beta",
+}
+"""`[training]` keys that a job takes as OpenAI's hyperparameters, under OpenAI's names."""
+
+
+def _card_names(request: CreateJobRequest, kind: str) -> None:
+    """Refuse a hyperparameter sent as an extra field under its `[training]` name."""
+    for name, openai in HYPERPARAMETER_NAMES.items():
+        if getattr(request, name) is None:
+            continue
+        if name == "beta" and kind not in PREFERENCE_METHODS:
+            raise MethodError("beta applies to method.type dpo or orpo only", name)
+        raise MethodError(
+            f"{name} is not taken as an extra field: give {openai} in "
+            f"method.{kind}.hyperparameters",
+            name,
+        )
 
 
 def _shared(
@@ -56,17 +97,22 @@ def _shared(
 ) -> dict[str, object]:
     """The overrides of the hyperparameters every method shares."""
     overrides: dict[str, object] = {}
-    if isinstance(given.n_epochs, int):
-        overrides["epochs"] = given.n_epochs
-    if isinstance(given.batch_size, int):
-        overrides["batch_size"] = given.batch_size
+    for name, key in (("n_epochs", "epochs"), ("batch_size", "batch_size")):
+        value = getattr(given, name)
+        if isinstance(value, int):
+            if value < 1:
+                raise MethodError(f"{name} must be >= 1", f"{where}.{name}")
+            overrides[key] = value
     multiplier = given.learning_rate_multiplier
     if _number(multiplier):
-        if multiplier <= 0:  # type: ignore[operator]
+        rate = card.learning_rate * float(multiplier)  # type: ignore[arg-type]
+        if not 0 < rate <= MAX_LEARNING_RATE:
             raise MethodError(
-                "learning_rate_multiplier must be > 0", f"{where}.learning_rate_multiplier"
+                f"learning_rate_multiplier must be > 0 and give a learning rate <= "
+                f"{MAX_LEARNING_RATE:g} (the card's is {card.learning_rate:g})",
+                f"{where}.learning_rate_multiplier",
             )
-        overrides["learning_rate"] = card.learning_rate * float(multiplier)  # type: ignore[arg-type]
+        overrides["learning_rate"] = rate
     return overrides
 
 
@@ -103,8 +149,8 @@ def preference(kind: str) -> Callable[[CreateJobRequest, Training], Plan]:
         overrides = _shared(given, card, where)
         overrides["method"] = kind
         if _number(given.beta):
-            if given.beta <= 0:  # type: ignore[operator]
-                raise MethodError("beta must be > 0", f"{where}.beta")
+            if not 0 < given.beta <= MAX_BETA:  # type: ignore[operator]
+                raise MethodError(f"beta must be > 0 and <= {MAX_BETA:g}", f"{where}.beta")
             overrides["beta"] = float(given.beta)  # type: ignore[arg-type]
         return Plan(overrides, Hyperparameters(given.n_epochs, given.batch_size,
                                                given.learning_rate_multiplier))  # fmt: skip
@@ -130,6 +176,8 @@ def plan_job(request: CreateJobRequest, card: Training) -> tuple[Plan, Training]
     if method is None:
         served = ", ".join(sorted(METHODS))
         raise MethodError(f"method.type {kind!r} is not served here (served: {served})", "method")
+    _settings_keys(request, kind)
+    _card_names(request, kind)
     plan = method(request, card)
     overrides = dict(plan.overrides)
     for name in LORA_FIELDS:
@@ -141,7 +189,8 @@ def plan_job(request: CreateJobRequest, card: Training) -> tuple[Plan, Training]
     try:
         training = apply_overrides(card, overrides)
     except ConfigError as exc:
-        raise MethodError(str(exc)) from None
+        key = str(exc).split(" ", 1)[0]  # "rank must be >= 1": the extra field to name
+        raise MethodError(str(exc), key if key in overrides else None) from None
     resolved = Hyperparameters(
         n_epochs=training.epochs,
         batch_size=training.batch_size,

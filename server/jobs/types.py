@@ -7,7 +7,7 @@ tests with the official SDK's own types. `object` fields carry their constant wi
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -85,8 +85,9 @@ class PreferenceMethod(msgspec.Struct, frozen=True):
     hyperparameters: PreferenceHyperparameters | None = None
 
 
-class Method(msgspec.Struct, frozen=True):
-    """`method`: which training objective, with its settings under the key of the same name.
+class Method(msgspec.Struct, frozen=True, omit_defaults=True):
+    """`method`: which training objective, with its settings under the key of the same name
+    (only that key is sent back, as OpenAI does).
 
     A method not served here (`reinforcement`, ...) still decodes, so the job service refuses it
     by name.
@@ -274,6 +275,12 @@ class CreateJobRequest(msgspec.Struct, frozen=True, kw_only=True):
     patience: int | None = None
     eval_checkpoints: bool = False
     """Evaluate each checkpoint on the persona's held-out suite as it lands (server-side watch)."""
+    epochs: float | None = None
+    batch_size: float | None = None
+    learning_rate: float | None = None
+    beta: float | None = None
+    """`[training]` names of OpenAI's hyperparameters: refused as extra fields, by name, so a
+    value sent here is never silently unused (`method.<type>.hyperparameters` takes them)."""
 
 
 LORA_FIELDS = (
@@ -304,9 +311,10 @@ class CreateEvalRequest(msgspec.Struct, frozen=True, kw_only=True):
     seed: int = 0
     suite_file: str | None = None
     """An uploaded eval suite (file id); default: the persona's held-out `eval.jsonl`."""
-    temperature: float | None = None
-    top_p: float | None = None
-    max_tokens: int | None = None
+    temperature: Annotated[float, msgspec.Meta(ge=0.0, le=2.0)] | None = None
+    """Overrides the card's sampling, within the ranges chat completions take."""
+    top_p: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] | None = None
+    max_tokens: Annotated[int, msgspec.Meta(ge=1)] | None = None
     turns: int = 0
     """Also play the suite's conversation scripts for this many turns and report drift per turn
     (`persona eval --turns N`); 0 plays none."""

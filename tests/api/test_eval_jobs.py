@@ -102,7 +102,7 @@ async def test_an_evaluation_runs_queued_with_progress_and_the_clis_result(
     assert refused.json()["error"]["code"] == "invalid_state"
 
     for body, status, param in (
-        ({"models": ["nobody"], "suite_file": suite.id}, 404, "model"),
+        ({"models": ["nobody"], "suite_file": suite.id}, 404, "models"),
         ({"suite_file": "file-" + "0" * 24}, 404, "suite_file"),
         ({}, 400, "suite_file"),  # pip has no eval.jsonl of its own
     ):

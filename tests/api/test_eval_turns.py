@@ -125,13 +125,20 @@ async def test_bad_turns_are_refused_with_the_envelope(
         ({"turns": 2, "suite_file": no_scripts.id}, "scripts: none"),
         ({"turns": "eight"}, "Expected `int`"),
         ({"turns": 2.5}, "Expected `int`"),
+        # The sampling overrides are held to the ranges chat completions take, up front.
+        ({"turns": 0, "temperature": -1}, "Expected `float` >= 0.0"),
+        ({"turns": 0, "top_p": 1.5}, "Expected `float` <= 1.0"),
+        ({"turns": 0, "max_tokens": 0}, "Expected `int` >= 1"),
+        ({"turns": 0, "models": ["keeper", "nope"]}, "The model 'nope' does not exist"),
     ):
         response = await http.post("/v1/personas/keeper/evals", json=body)
-        assert response.status_code == 400, (body, response.text)
+        assert response.status_code == (404 if "models" in body else 400), (body, response.text)
         error = response.json()["error"]
         assert set(error) == {"message", "type", "param", "code"}
         assert needle in error["message"], (body, error)
-        if not isinstance(body["turns"], str | float):
+        if len(body) > 1 and "suite_file" not in body:
+            assert error["param"] == next(k for k in body if k != "turns")
+        elif not isinstance(body["turns"], str | float):
             assert (error["param"], error["code"]) == ("turns", "invalid_value")
             assert "d-1 (3)" in error["message"] or "none" in error["message"]
     assert (await http.get("/v1/personas/keeper/evals")).json()["data"] == []

@@ -76,7 +76,9 @@ async def test_dpo_from_a_checkpoint_and_orpo_from_the_base(
     assert dpo.model == f"{sft.fine_tuned_model}:best"
     done = await wait_status(client, dpo.id, ("succeeded", "failed"))
     assert done.status == "succeeded", done.error
-    FineTuningJob.model_validate((await http.get(f"/v1/fine_tuning/jobs/{dpo.id}")).json())
+    raw = (await http.get(f"/v1/fine_tuning/jobs/{dpo.id}")).json()
+    assert FineTuningJob.model_validate(raw).method == dpo.method
+    assert set(raw["method"]) == {"type", "dpo"}  # only the method's own key, as OpenAI sends
     assert done.fine_tuned_model is not None
     run = done.fine_tuned_model.split("@")[1]
     registry = Registry(Path(settings.adapters_path()))
@@ -108,6 +110,8 @@ async def test_dpo_from_a_checkpoint_and_orpo_from_the_base(
         ({"model": "pip", "method": {"type": "dpo"}, "training_file": "UPLOAD"}, 400, "model",
          "dpo starts from a trained checkpoint"),
         ({"model": "pip@run-7:3", "method": {"type": "dpo"}}, 404, "model", "does not exist"),
+        ({"model": "BASE", "suffix": "cog", "method": {"type": "dpo"}, "training_file": "UPLOAD"},
+         400, "model", "train cog with supervised or orpo first"),
         ({"model": "pip", "method": {"type": "orpo"}}, 400, "training_file",
          "pip has no preference.jsonl"),
         ({"model": "pip", "method": {"type": "orpo"}, "training_file": "UPLOAD",
@@ -119,16 +123,45 @@ async def test_dpo_from_a_checkpoint_and_orpo_from_the_base(
 async def test_what_a_preference_job_cannot_train_is_refused(
     http: httpx.AsyncClient,
     client: AsyncOpenAI,
+    base: str,
     fields: dict[str, object],
     status: int,
     param: str,
     text: str,
 ) -> None:
     upload = await client.files.create(file=("pairs.jsonl", pairs()), purpose="fine-tune")
-    body = {k: upload.id if v == "UPLOAD" else v for k, v in fields.items()}
+    swap = {"UPLOAD": upload.id, "BASE": base}
+    body = {k: swap.get(v, v) if isinstance(v, str) else v for k, v in fields.items()}
     response = await http.post("/v1/fine_tuning/jobs", json=body)
     assert response.status_code == status, response.text
     error = response.json()["error"]
     assert error["param"] == param
     assert text in error["message"]
     assert (await http.get("/v1/fine_tuning/jobs")).json()["data"] == []
+
+
+async def test_a_preference_job_on_chat_records_is_refused_by_line(
+    client: AsyncOpenAI, persona_home: Path
+) -> None:
+    # Chat records pass the upload's checks (they are a fine SFT file), so the job must look.
+    chats = await client.files.create(file=("chats.jsonl", dataset(n=7)), purpose="fine-tune")
+    with pytest.raises(openai.BadRequestError) as refused:
+        await client.fine_tuning.jobs.create(
+            model="pip", training_file=chats.id, method={"type": "orpo"}
+        )
+    assert refused.value.body["param"] == "training_file"  # type: ignore[index]
+    assert refused.value.body["code"] == "invalid_file"  # type: ignore[index]
+    assert "chats.jsonl lines 1, 2, 3, 4, 5, ...: orpo trains" in refused.value.message
+    assert "7 of its 7 records are not" in refused.value.message
+    upload = await client.files.create(file=("pairs.jsonl", pairs()), purpose="fine-tune")
+    with pytest.raises(openai.BadRequestError) as elsewhere:
+        await client.fine_tuning.jobs.create(
+            model="pip",
+            training_file=upload.id,
+            method={"type": "orpo", "supervised": {"hyperparameters": {"n_epochs": 1}}},  # type: ignore[typeddict-item]
+        )
+    assert elsewhere.value.body["param"] == "method.supervised"  # type: ignore[index]
+    assert not (await client.fine_tuning.jobs.list()).data
+    assert not (persona_home / "fine_tuning").exists() or not any(
+        (persona_home / "fine_tuning").iterdir()
+    )

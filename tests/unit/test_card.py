@@ -54,3 +54,23 @@ def test_a_default_response_format_is_read_and_checked() -> None:
         parse_card(GOOD + '[response_format]\ntype = "json_schema"\n')
     with pytest.raises(CardError, match=r"response_format\.type"):
         parse_card(GOOD + '[response_format]\ntype = "yaml"\n')
+
+
+@pytest.mark.parametrize("beta", ["0", "-0.5", "1e308", "inf", "nan"])
+def test_a_beta_out_of_range_is_refused_by_card_and_trainer(beta: str) -> None:
+    from adapters.training.config import ConfigError, apply_overrides
+    from data.card import Training
+
+    with pytest.raises(CardError, match=r"training\.beta: must be > 0 and <= 100"):
+        parse_card(GOOD + f'[training]\nmethod = "dpo"\nbeta = {beta}\n')
+    with pytest.raises(ConfigError, match=r"beta must be > 0 and <= 100"):
+        apply_overrides(Training(), {"beta": float(beta)})
+    with pytest.raises(ConfigError, match=r"learning_rate must be > 0 and <= 1"):
+        apply_overrides(Training(), {"learning_rate": float(beta) or 2.0})
+    assert apply_overrides(Training(), {"beta": 100.0}).beta == 100.0
+
+
+def test_a_seed_the_generators_cannot_take_is_refused() -> None:
+    with pytest.raises(CardError, match=r"training\.seed: must be between 0 and 2\*\*64 - 1"):
+        parse_card(GOOD + "[training]\nseed = -1\n")
+    assert parse_card(GOOD + "[training]\nseed = 7\n").training.seed == 7

@@ -101,6 +101,27 @@ any_of = ["instead", " "]
         parse_card(BASE + '[criteria.boundary]\nany_of = "x"\n')
 
 
+@pytest.mark.parametrize(
+    "table",
+    [
+        "[criteria.boundary]\nany_of = []\n",
+        '[criteria.general]\nmeaning = "sounds right"\n',
+        "[criteria.clarify]\nany_of = []\nasks_question = false\n",
+    ],
+)
+def test_a_rule_that_checks_nothing_is_refused(table: str) -> None:
+    # Such a table would quietly pass every reply of its category.
+    with pytest.raises(CardError, match=r"checks nothing .* every reply would pass"):
+        parse_card(BASE + table, "keeper/persona.toml")
+
+
+def test_an_empty_any_of_is_fine_while_the_rule_still_asks_a_question() -> None:
+    rules = rules_for(parse_card(BASE + "[criteria.clarify]\nany_of = []\n"))
+    assert rules["clarify"].any_of == ()
+    assert check_reply("Which?", category="clarify", rules=rules).passed
+    assert not check_reply("Sure.", category="clarify", rules=rules).passed
+
+
 # Juni's tagged records whose replies meet their category in spirit but miss every phrase of the
 # built-in rule; the rules stay lenient on wording, so these are listed rather than chased.
 JUNI_EXCEPTIONS = {

@@ -111,3 +111,24 @@ def test_split_refuses_data_with_errors(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["data", "split", str(tmp_path / "dataset.jsonl")]) == 1
     assert not (tmp_path / "train.jsonl").exists()
     assert "fix these errors before splitting" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("command", "flag", "value"),
+    [
+        (["data", "pairs", "vell", "--from", "vell"], "--samples", "0"),
+        (["data", "pairs", "vell", "--from", "vell"], "--concurrency", "-3"),
+        (["eval", "vell"], "--samples", "0"),
+        (["eval", "vell"], "--concurrency", "x"),
+    ],
+)
+def test_counts_below_one_are_refused_before_any_request(
+    command: list[str], flag: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before, `--samples 0` sent nothing and then blamed the server ("no replies came back").
+    with pytest.raises(SystemExit) as exited:
+        main([*command, "--base-url", "http://127.0.0.1:9/v1", flag, value])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {flag}:" in err
+    assert "must be at least 1" in err or "is not a whole number" in err

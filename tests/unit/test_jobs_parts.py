@@ -90,7 +90,40 @@ def test_a_supervised_job_trains_sft_even_when_the_card_says_dpo() -> None:
             "hyperparameters.learning_rate_multiplier",
             "> 0",
         ),
-        ({"fine_tune_type": "qlora"}, None, "not lora, dora or full"),
+        ({"fine_tune_type": "qlora"}, "fine_tune_type", "not lora, dora or full"),
+        ({"rank": 0}, "rank", "rank must be >= 1"),
+        ({"seed": -1}, "seed", "seed must be between 0 and 2\\*\\*64 - 1"),
+        # [training] names of OpenAI's hyperparameters, sent as extra fields.
+        ({"beta": 0.3, "method": {"type": "dpo"}}, "beta", "give beta in method.dpo.hyper"),
+        ({"beta": 0.3}, "beta", "beta applies to method.type dpo or orpo only"),
+        ({"learning_rate": 1e-4}, "learning_rate", "give learning_rate_multiplier in method"),
+        ({"epochs": 2}, "epochs", "give n_epochs in method.supervised.hyperparameters"),
+        # Settings under another method's key would be silently unused.
+        (
+            {"method": {"type": "orpo", "supervised": {"hyperparameters": {"n_epochs": 1}}}},
+            "method.supervised",
+            "method.type is 'orpo', so method.supervised is not used",
+        ),
+        ({"method": {"type": "orpo", "dpo": {}}}, "method.dpo", "give orpo's settings"),
+        ({"method": {"type": "supervised", "orpo": {}}}, "method.orpo", "not used"),
+        ({"method": {"type": "dpo", "reinforcement": {}}}, "method.reinforcement", "not used"),
+        # Out of range: zero or negative epochs and batches, a huge beta or learning rate.
+        (
+            {"method": {"type": "dpo", "dpo": {"hyperparameters": {"n_epochs": 0}}}},
+            "method.dpo.hyperparameters.n_epochs",
+            "n_epochs must be >= 1",
+        ),
+        ({"hyperparameters": {"batch_size": -2}}, "hyperparameters.batch_size", ">= 1"),
+        (
+            {"method": {"type": "dpo", "dpo": {"hyperparameters": {"beta": 1e308}}}},
+            "method.dpo.hyperparameters.beta",
+            "beta must be > 0 and <= 100",
+        ),
+        (
+            {"hyperparameters": {"learning_rate_multiplier": 1e308}},
+            "hyperparameters.learning_rate_multiplier",
+            "learning rate <= 1",
+        ),
     ],
 )
 def test_what_cannot_be_trained_is_refused_by_name(
@@ -118,6 +151,11 @@ def test_the_system_prompt_of_a_new_persona_needs_every_record_to_agree() -> Non
     assert agreed_system_prompt(same) == "You are Cog."
     assert agreed_system_prompt(f"{record('A')}\n{record('B')}\n".encode()) is None
     assert agreed_system_prompt(f"{record('A')}\n{record(None)}\n".encode()) is None
+    # A preference pair's system turn is in its input, as in OpenAI's DPO format.
+    pair = {"input": msgspec.json.decode(record("You are Cog.")), "preferred_output": [],
+            "non_preferred_output": []}  # fmt: skip
+    pairs = (msgspec.json.encode(pair) + b"\n") * 2
+    assert agreed_system_prompt(pairs) == "You are Cog."
 
 
 async def test_the_event_log_pages_newest_first_and_replays_then_follows(tmp_path: Path) -> None:

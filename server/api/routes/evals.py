@@ -18,7 +18,7 @@ from data.suite import read_scripts
 from data.tokens import ChatTokenizer
 from server.api.routes.files import read_file
 from server.api.wire import DataCheck, DataRow
-from server.errors import InvalidRequest, NotFound, error_responses
+from server.errors import AppError, InvalidRequest, NotFound, error_responses
 from server.jobs.evals import EvalService, EvalStateError, new_eval_id
 from server.jobs.fine_tuning import OnCheckpoint
 from server.jobs.types import CreateEvalRequest, EvalList, EvalRun, EventList, FineTuningJob
@@ -88,7 +88,11 @@ def eval_routes() -> list[HTTPRouteHandler]:
         entry = persona_of(state, persona_id)
         models = data.models or [entry.name]
         for model in models:
-            state.resolve(model)  # 404 for a model id not served here
+            try:
+                state.resolve(model)
+            except AppError as exc:  # a model id not served here: the field is `models`
+                exc.param = "models"
+                raise
         if data.samples < 1:
             raise InvalidRequest("samples must be >= 1", param="samples", code="invalid_value")
         if data.suite_file is not None:

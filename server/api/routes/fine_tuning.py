@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -87,7 +88,8 @@ def fine_tuning_routes() -> list[HTTPRouteHandler]:
     )
     async def create_job(state: ServerState, data: JSONBody[CreateJobRequest]) -> FineTuningJob:
         """Check the request, then queue a job; it trains once its files are validated."""
-        job, spec = plan(state, data, jobs_root())
+        # Off the event loop: planning reads the upload through and copies it (up to 50 MB).
+        job, spec = await asyncio.to_thread(plan, state, data, jobs_root())
         return service(state).create(job, spec)
 
     @get("/v1/fine_tuning/jobs", summary="List fine-tuning jobs", tags=["fine-tuning"])
