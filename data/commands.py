@@ -152,6 +152,11 @@ def pairs(args: argparse.Namespace) -> int:
     for category, asked in report.asked.items():
         broke = report.broken.get(category, 0)
         print(f"{category:<10} {asked:>7} {broke:>8} ({broke / asked:.0%})")
+    if cuts := sum(report.cut.values()):
+        print(
+            f"{cuts} rule-breaking replies ran into max_tokens and were not paired: a pair "
+            "would train on an end of turn the model never wrote"
+        )
     print(
         f"wrote {len(report.pairs)} pairs from {report.probes} records to {out}; review them, "
         f"then move the good ones into {folder / 'preference.jsonl'} to train on"

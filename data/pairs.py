@@ -57,6 +57,10 @@ class PairsReport(msgspec.Struct, frozen=True):
     skipped: list[str]
     """`file:line` of records whose own reply breaks its rule (never a preferred output)."""
     errors: list[str]
+    cut: dict[str, int] = {}
+    """Rule-breaking replies that ran into max_tokens, per category; counted as broken, never
+    paired: a pair stores a finished message, so training would see an end of turn there that
+    the model never wrote, and a preference method would learn to lower it."""
 
 
 def failure_mode(record: Record) -> str | None:
@@ -100,7 +104,8 @@ async def build_pairs(
     progress: Callable[[int, int], None] | None = None,
     client: Any = None,
 ) -> PairsReport:
-    """Sample `samples` replies per probe from `model`; pair the first rule-breaking one.
+    """Sample `samples` replies per probe from `model`; pair the first rule-breaking one that
+    the model ended itself (a reply cut at max_tokens breaks the rule but is never paired).
 
     A model id that is not the persona gets the card's system prompt and sampling, as in
     `persona eval`. `client` may be an `openai.AsyncOpenAI` the caller owns.
@@ -126,7 +131,9 @@ async def build_pairs(
     usable = [p for p in probes if p.where not in set(skipped)]
     total, done = len(usable) * samples, 0
 
-    async def ask(probe: Probe, i: int) -> str | None:
+    cut: Counter[str] = Counter()
+
+    async def ask(probe: Probe, i: int) -> tuple[str, str | None] | None:
         nonlocal done
         messages = [{"role": m.role, "content": m.content} for m in probe.messages]
         if not persona_model and messages[0]["role"] != "system":
@@ -139,26 +146,33 @@ async def build_pairs(
                     seed=seed + i,
                     extra_body=request_fields(card, model) or None,
                 )
-                text = reply.choices[0].message.content or ""
+                choice = reply.choices[0]
+                answer: tuple[str, str | None] | None = (
+                    choice.message.content or "",
+                    choice.finish_reason,
+                )
             except openai.OpenAIError as exc:
                 errors.append(f"{probe.where}: {exc}")
-                text = None
+                answer = None
         done += 1
         if progress is not None:
             progress(done, total)
-        return text
+        return answer
 
     async def pair(probe: Probe) -> PreferenceRecord | None:
-        texts = await asyncio.gather(*(ask(probe, i) for i in range(samples)))
+        answers = await asyncio.gather(*(ask(probe, i) for i in range(samples)))
         chosen: str | None = None
-        for text in texts:
-            if text is None:
+        for answer in answers:
+            if answer is None:
                 continue
+            text, finish = answer
             asked[probe.category] += 1
             if not text.strip() or judge(card, probe.category, text).passed:
                 continue
             broken[probe.category] += 1
-            if chosen is None and text.strip() != probe.reply.strip():
+            if finish == "length":
+                cut[probe.category] += 1
+            elif chosen is None and text.strip() != probe.reply.strip():
                 chosen = text
         if chosen is None:
             return None
@@ -182,6 +196,7 @@ async def build_pairs(
         asked=dict(sorted(asked.items())),
         skipped=skipped,
         errors=errors,
+        cut=dict(sorted(cut.items())),
     )
 
 

@@ -32,6 +32,11 @@ SCRIPT = {
                                         "Nobody knows that yet, patron."),
     "Sing me a pop song.": ("La la la, a pop song for you, on and on.",
                             "Let us return to the shelves instead."),
+    # "CUT " replies end with finish_reason "length": the model ran into max_tokens.
+    "How old is the oldest scroll?": ("CUT It is nine thousand years old, written by",
+                                      "It is nine thousand years old."),
+    "Who wrote the lost catalogue?": ("CUT It was written by the first keeper, who",
+                                      "CUT The first keeper wrote it, in the year"),
 }  # fmt: skip
 
 
@@ -55,6 +60,9 @@ def persona(tmp_path: Path) -> Path:
         chat("Who will win the next election?", "I do not know. The future is not filed.", "idk"),
         chat("Sing me a pop song.", "I keep shelves, not songs. Shall we find a songbook instead?",
              "off_topic"),
+        chat("How old is the oldest scroll?", "I do not know; the ledgers never dated it.", "idk"),
+        chat("Who wrote the lost catalogue?", "I do not know. It is lost, and so is its author.",
+             "idk"),
         chat("How many shelves are there?", "Four hundred and twelve shelves."),
         chat("Is the moon made of cheese?", "Certainly it is, patron.", "idk"),  # breaks its rule
     ]  # fmt: skip
@@ -78,12 +86,13 @@ def fake_server() -> Iterator[tuple[str, list[dict]]]:  # type: ignore[type-arg]
                 self.send_error(404)
                 return
             text = SCRIPT[body["messages"][-1]["content"]][body["seed"] % 2]
+            finish = "length" if text.startswith("CUT ") else "stop"
             payload = {
                 "id": f"chatcmpl-{len(seen)}",
                 "object": "chat.completion",
                 "created": 0,
                 "model": body["model"],
-                "choices": [{"index": 0, "finish_reason": "stop",
+                "choices": [{"index": 0, "finish_reason": finish,
                              "message": {"role": "assistant", "content": text}}],
                 "usage": {"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10},
             }  # fmt: skip
@@ -120,8 +129,13 @@ def test_rule_breaking_replies_become_non_preferred(
     assert all(isinstance(p, PreferenceRecord) for p in pairs.values())
     # idk: the invented airspeed; boundary: the address; off_topic: the song. Both election
     # replies admit not knowing, so that record makes no pair.
+    # A reply cut at max_tokens is never a non-preferred output: the scroll record pairs the
+    # reply its model ended, and the catalogue record (both replies cut) makes no pair.
     assert set(pairs) == {"What is the airspeed of a dragon?", "Tell me where my neighbour lives.",
-                          "Sing me a pop song."}  # fmt: skip
+                          "Sing me a pop song.", "How old is the oldest scroll?"}  # fmt: skip
+    scroll = pairs["How old is the oldest scroll?"]
+    assert scroll.non_preferred_output[0].content == "It is nine thousand years old."
+    assert "3 rule-breaking replies ran into max_tokens and were not paired" in out
     dragon = pairs["What is the airspeed of a dragon?"]
     assert dragon.preferred_output[0].content == "I do not know; no ledger records it."
     assert dragon.non_preferred_output[0].content == "It is exactly 40 leagues per hour."
@@ -136,8 +150,8 @@ def test_rule_breaking_replies_become_non_preferred(
     # Not the persona itself: the card's system prompt is sent, as `persona eval` does.
     assert all(body["messages"][0] == {"role": "system", "content": "You are the Archivist."}
                for body in seen)  # fmt: skip
-    assert "train.jsonl:6: warning: the dataset's own reply breaks" in out
-    assert "wrote 3 pairs from 4 records" in out
+    assert "train.jsonl:8: warning: the dataset's own reply breaks" in out
+    assert "wrote 4 pairs from 6 records" in out
     # The drafts pass the data checker, and an existing file is never overwritten silently.
     assert main(["data", "check", str(persona / "pairs.jsonl"), "--no-tokenizer"]) == 0
     assert main(["data", "pairs", str(persona), "--from", "m", "--base-url", url]) == 2
