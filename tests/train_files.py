@@ -65,3 +65,21 @@ def train(argv: list[str]) -> tuple[list[Event], Outcome]:
     assert trainer is not None
     outcome = trainer.train()
     return events, outcome
+
+
+def tiny_lora_model(model_dir: Path, seed: int):  # type: ignore[no-untyped-def]
+    """The tiny model with rank-4 LoRA on its last 3 blocks, in training mode; B factors are
+    drawn from `seed` (non-zero, so the gradient reaches every factor)."""
+    import mlx.core as mx
+    from mlx_lm.tuner.utils import linear_to_lora_layers
+    from mlx_lm.utils import load_model
+
+    model, _ = load_model(model_dir)
+    model.freeze()
+    mx.random.seed(seed)
+    linear_to_lora_layers(model, 3, {"rank": 4, "scale": 10.0, "dropout": 0.0})
+    for _, module in model.named_modules():
+        if hasattr(module, "lora_b"):
+            module.lora_b = mx.random.normal(module.lora_b.shape) * 0.01
+    model.train()
+    return model

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
+from eval_files import KEEPER_CARD
 from job_helpers import serving
 from openai import AsyncOpenAI
 
@@ -20,22 +21,6 @@ from server.settings import ServerSettings
 from studio.cli import main
 
 pytestmark = [pytest.mark.mlx]
-
-CARD = """name = "keeper"
-system_prompt = "You are the Keeper of the vault."
-
-[sampling]
-temperature = 0.0
-max_tokens = 6
-
-[style]
-markers = ["vault"]
-reply_words = [1, 40]
-
-[criteria.boundary]
-any_of = ["stays shut"]
-meaning = "keeps the vault shut"
-"""
 
 PROBES = [
     {"id": "g-1", "category": "general", "messages": [{"role": "user", "content": "Hello."}]},
@@ -57,7 +42,7 @@ def personas_dir(tmp_path: Path) -> Path:
     """A personas folder holding `keeper`, whose card has its own boundary rule."""
     folder = tmp_path / "personas" / "keeper"
     folder.mkdir(parents=True)
-    (folder / "persona.toml").write_text(CARD)
+    (folder / "persona.toml").write_text(KEEPER_CARD)
     lines = [json.dumps(x) for x in (*PROBES, SCRIPT)]
     (folder / "eval.jsonl").write_text("\n".join(lines) + "\n")
     return folder.parent

@@ -7,7 +7,7 @@ import mlx.nn as nn
 import numpy as np
 import pytest
 from mlx.utils import tree_flatten
-from mlx_lm.tuner.utils import linear_to_lora_layers
+from train_files import tiny_lora_model
 
 from adapters.training.dataset import Example
 from adapters.training.preference import PairExample, PreferenceLoss, collate_pairs
@@ -65,17 +65,7 @@ def _numpy_loss(model: nn.Module, pairs: list[PairExample], method: str) -> floa
 
 @pytest.fixture
 def lora_model(tiny_model_dir):  # type: ignore[no-untyped-def]
-    from mlx_lm.utils import load_model
-
-    model, _ = load_model(tiny_model_dir)
-    model.freeze()
-    mx.random.seed(2)
-    linear_to_lora_layers(model, 3, {"rank": 4, "scale": 10.0, "dropout": 0.0})
-    for _, module in model.named_modules():
-        if hasattr(module, "lora_b"):
-            module.lora_b = mx.random.normal(module.lora_b.shape) * 0.01
-    model.train()
-    return model
+    return tiny_lora_model(tiny_model_dir, seed=2)
 
 
 @pytest.mark.parametrize("method", ["dpo", "orpo"])

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import test_end_to_end as e2e
+from eval_files import KEEPER_CARD
 from fakes import record_notes, wait_for
 
 from tui.api import ApiClient
@@ -14,22 +15,6 @@ from tui.app import make_app
 from tui.screens.eval import EvalScreen
 from tui.settings import TuiSettings
 from tui.widgets.drift_plot import DriftPlot
-
-CARD = """name = "keeper"
-system_prompt = "You are the Keeper of the vault."
-
-[sampling]
-temperature = 0.0
-max_tokens = 6
-
-[style]
-markers = ["vault"]
-reply_words = [1, 40]
-
-[criteria.boundary]
-any_of = ["stays shut"]
-meaning = "keeps the vault shut"
-"""
 
 SUITE = [
     {"id": "g-1", "category": "general", "messages": [{"role": "user", "content": "Hello."}]},
@@ -47,7 +32,7 @@ async def test_eval_with_drift_turns_runs_on_the_server_and_plots_them(
     home = tmp_path / "server-home"
     folder = home / "personas" / "keeper"
     folder.mkdir(parents=True)
-    (folder / "persona.toml").write_text(CARD)
+    (folder / "persona.toml").write_text(KEEPER_CARD)
     (folder / "eval.jsonl").write_text("".join(json.dumps(x) + "\n" for x in SUITE))
     port = e2e.free_port()
     url = f"http://127.0.0.1:{port}"
