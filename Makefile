@@ -1,22 +1,32 @@
 # Two commands on a fresh machine: `make run` (install, then open persona studio on the
 # embedded model) and `make test` (install test tools, then run the whole suite).
+# Both install exactly what uv.lock records; `make upgrade` is the only way a version moves.
 PY ?= python3
+UV_VERSION := 0.13.9
 VENV := .venv
 BIN := $(VENV)/bin
+TOOLS := .tools
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
+# uv from PATH when it is there, else a pinned copy from PyPI in .tools/
+UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
+# Never download a Python: use the one that runs make; install into .venv.
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: setup run serve test lint bench snapshots clean
+.PHONY: setup run serve test lint bench bench-check snapshots upgrade clean
 
-$(STAMP): pyproject.toml
+$(TOOLS)/bin/uv:
+	$(PY) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet "uv==$(UV_VERSION)"
+
+$(STAMP): pyproject.toml uv.lock | $(UV)
 	@sh scripts/install-system-deps.sh
-	$(PY) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e .
+	$(UV) sync --locked --inexact --python $(PY) --quiet
 	@touch $@
 
-$(TEST_STAMP): $(STAMP) pyproject.toml
-	$(BIN)/pip install --quiet -e '.[test]'
+$(TEST_STAMP): $(STAMP)
+	$(UV) sync --locked --inexact --python $(PY) --extra test --quiet
 	@touch $@
 
 setup: $(STAMP)
@@ -34,6 +44,14 @@ test: $(TEST_STAMP)
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
+# Re-lock every dependency to its newest release within pyproject.toml's ranges, install it,
+# and run the suite: commit uv.lock only when this passes.
+upgrade: | $(UV)
+	$(UV) lock --upgrade
+	$(UV) sync --locked --inexact --python $(PY) --extra test
+	@touch $(STAMP) $(TEST_STAMP)
+	$(BIN)/python -m pytest
+
 bench: $(STAMP)
 	$(BIN)/python bench/prepare.py
 	$(BIN)/python bench/decode.py
@@ -50,4 +68,4 @@ snapshots: $(TEST_STAMP)
 	$(BIN)/python -m pytest tests/tui --snapshot-update
 
 clean:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(TOOLS)
