@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from .guard import GuardCard, guard_problems
 from .rules import CATEGORY_RULES, CriteriaRule, merge_rule
 from .suite import CATEGORIES
 
@@ -20,8 +21,8 @@ NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 """Persona names are safe folder names and model ids; never paths."""
 
 
-METHODS = ("sft", "dpo", "orpo")
-"""Training methods: supervised fine-tuning, or preference tuning (DPO, ORPO)."""
+METHODS = ("sft", "dpo", "orpo", "guard")
+"""Training methods: supervised fine-tuning, preference tuning (DPO, ORPO), or the guard."""
 MAX_BETA = 100.0
 """The largest `beta` taken: past it the preference term saturates and float32 overflows."""
 
@@ -129,6 +130,8 @@ class PersonaCard(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """Replies in JSON by default, e.g. a game character answering `{"line", "mood"}`."""
     criteria: dict[str, CriteriaRule] = {}
     """Per eval category, the card's change to the built-in rule a reply is held to."""
+    guard: GuardCard | None = None
+    """What is out of bounds for this persona's audience and what the guard does about it."""
 
     @property
     def title(self) -> str:
@@ -164,7 +167,7 @@ def validate(card: PersonaCard) -> list[str]:
         problems.append("sampling.max_tokens: must be >= 1")
     t = card.training
     if t.method not in METHODS:
-        problems.append(f"training.method: {t.method!r} is not sft, dpo or orpo")
+        problems.append(f"training.method: {t.method!r} is not sft, dpo, orpo or guard")
     if not 0 <= t.seed < 2**64:
         problems.append("training.seed: must be between 0 and 2**64 - 1")
     if not 0 < t.beta <= MAX_BETA:
@@ -184,6 +187,7 @@ def validate(card: PersonaCard) -> list[str]:
     if fmt is not None and (fmt.type == "json_schema") != (fmt.json_schema is not None):
         problems.append("response_format.json_schema: is required exactly when type is json_schema")
     problems += criteria_problems(card.criteria)
+    problems += guard_problems(card.guard)
     if len(card.style.reply_words) != 2 or card.style.reply_words[0] > card.style.reply_words[1]:
         problems.append("style.reply_words: must be [min, max] with min <= max")
     return problems

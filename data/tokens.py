@@ -110,3 +110,43 @@ def control_token_text(tokenizer: Any, text: str) -> list[str]:
     if not spellings:
         return []
     return list(dict.fromkeys(m.group(0) for m in _pattern(spellings).finditer(text)))
+
+
+GUARD_MAX_TOKENS = 256
+"""Most tokens of user text a guard reads: the last ones, where the newest request is."""
+
+
+def user_turn_ids(tokenizer: ChatTokenizer, text: str) -> tuple[list[int], tuple[int, int]]:
+    """One user turn, alone, through the chat template, opening the model's turn; plain text.
+
+    Returns the ids and the (start, end) span of the text in them. The template's own tokens
+    around the text are found once per tokenizer (by rendering two one-letter messages), so a
+    call costs one plain encode, not a template render.
+    """
+    prefix, suffix = _turn_frame(tokenizer)
+    body = plain_ids(tokenizer, text)[-GUARD_MAX_TOKENS:]
+    return [*prefix, *body, *suffix], (len(prefix), len(prefix) + len(body))
+
+
+def plain_ids(tokenizer: ChatTokenizer, text: str) -> list[int]:
+    """Token ids of text with no special tokens added and none parsed from its spelling."""
+    inner = hf_tokenizer(tokenizer)
+    try:
+        encoded = inner(text, add_special_tokens=False, split_special_tokens=True)
+        return [int(t) for t in encoded["input_ids"]]
+    except TypeError:
+        return [int(t) for t in tokenizer.encode(text, add_special_tokens=False)]
+
+
+_frames: dict[int, tuple[tuple[int, ...], tuple[int, ...]]] = {}
+
+
+def _turn_frame(tokenizer: ChatTokenizer) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    key = id(tokenizer)
+    if key not in _frames:
+        a = chat_ids(tokenizer, [{"role": "user", "content": "X"}], add_generation_prompt=True)
+        b = chat_ids(tokenizer, [{"role": "user", "content": "Y"}], add_generation_prompt=True)
+        start = next(i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y)
+        end = next(i for i in range(1, len(a)) if a[-i] != b[-i])
+        _frames[key] = (tuple(a[:start]), tuple(a[len(a) - end + 1 :]))
+    return _frames[key]

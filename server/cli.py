@@ -28,6 +28,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--api-key", help="require 'Authorization: Bearer KEY' (or PERSONA_API_KEY)"
     )
     parser.add_argument("--max-batch", type=int, help="most sequences decoded together (default 8)")
+    parser.add_argument(
+        "--no-guard",
+        dest="guard",
+        action="store_false",
+        default=None,
+        help="switch off every persona guard (cards' [guard] tables are then not enforced)",
+    )
+    parser.add_argument(
+        "--guard-log-text",
+        action="store_true",
+        default=None,
+        help="include the user's text in guard log lines (off by default)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
         "adapters_dir": args.adapters,
         "api_key": args.api_key,
         "max_batch": args.max_batch,
+        "guard": args.guard,
+        "guard_log_text": args.guard_log_text,
     }
     try:
         settings = load_settings(overrides)

@@ -72,6 +72,24 @@ class ServerMetrics:
             ["persona", "adapter"],
             registry=r,
         )
+        self.guard_checks = Counter(
+            "persona_guard_checks",
+            "Texts the persona guard scored, by persona and stage (prompt, reply, moderation)",
+            ["persona", "stage"],
+            registry=r,
+        )
+        self.guard_flags = Counter(
+            "persona_guard_flags",
+            "Texts the persona guard flagged, by persona, stage, category and action taken",
+            ["persona", "stage", "category", "action"],
+            registry=r,
+        )
+        self.guard_seconds = Histogram(
+            "persona_guard_seconds",
+            "Time to score the latest user turn before generation",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self._running_adapters: Tally[str] = Tally()
         r.register(_LiveCollector(self, max_adapters, engine_stats))
 

@@ -48,6 +48,10 @@ class ServerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     """Completion length when neither the request, the persona nor the base model sets one."""
     log_level: str = "info"
     """uvicorn's log level."""
+    guard: bool = True
+    """Run persona guards where a card has one; only an operator turns this off (`--no-guard`)."""
+    guard_log_text: bool = False
+    """Include the user's text in guard log lines (off: decisions are logged without it)."""
     responses_max_stored: int = 1000
     """Stored Responses API responses kept in the home folder; the oldest go first."""
     responses_max_age_days: float = 30.0

@@ -23,6 +23,7 @@ from server.api.response_store import ResponseStore
 from server.api.wire import ResolvedSampling
 from server.engine.types import AdapterRef
 from server.errors import ModelLoadingError, ModelNotFoundError
+from server.guard import Guards
 from server.metrics import ServerMetrics
 from server.settings import ServerSettings
 
@@ -89,6 +90,8 @@ class ServerState(State):
     """Fine-tuning jobs; set once the app has started."""
     evals: EvalService | None
     """Evaluation runs; set once the app has started."""
+    guards: Guards
+    """Persona guards, loaded on demand from the registry and the shipped samples."""
 
     @classmethod
     def create(
@@ -116,6 +119,12 @@ class ServerState(State):
                 "base_layer": Sampling(),
                 "load_error": None,
                 "started": time.time(),
+                "guards": Guards(
+                    settings.adapters_path(),
+                    metrics,
+                    enabled=settings.guard,
+                    log_text=settings.guard_log_text,
+                ),
                 "responses": ResponseStore.in_home(
                     settings.responses_max_stored, settings.responses_max_age_days
                 ),

@@ -98,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
     from .session import start_session
 
     emit = json_lines() if args.json else progress_lines()
+    if getattr(args, "method", None) == "guard":
+        return _train_guard(args, emit)
     stop = StopSignal()
     stop.install()
     trainer: Any = None
@@ -125,3 +127,43 @@ def run(args: argparse.Namespace) -> int:
         emit(Error(message=message))
         return 1
     return stop.exit_code if outcome.reason == "stopped" else 0
+
+
+GUARD_FLAGS = frozenset({"method", "seed"})
+"""`[training]` flags that `--method guard` takes; the others tune an adapter."""
+
+
+def _train_guard(args: argparse.Namespace, emit: Any) -> int:
+    """`--method guard`: train the persona's guard and publish it beside its runs."""
+    from adapters.guard.train import GuardTrainError, persona_data, train_guard
+    from adapters.registry import Registry
+    from data.home import adapters_dir
+
+    from .events import Error
+    from .model import load_base
+
+    unused = sorted(set(overrides_of(args)) - GUARD_FLAGS)
+    unused += [n for n in ("epochs", "iters", "resume", "init_from") if getattr(args, n)]
+    if unused:
+        names = ", ".join("--from" if n == "init_from" else "--" + n.replace("_", "-")
+                          for n in unused)  # fmt: skip
+        emit(Error(message=f"--method guard trains a probe, not an adapter: drop {names}"))
+        return 2
+    try:
+        data = persona_data(args.persona, tuple(args.personas))
+        base = load_base(args.model or data.base_model)
+        folder = Registry(args.adapters or adapters_dir()).persona_dir(data.persona)
+        manifest = train_guard(data, base, folder, emit, seed=args.seed or 0, log=_stderr)
+    except (GuardTrainError, ValueError) as exc:
+        emit(Error(message=str(exc)))
+        return 1
+    _stderr(
+        f"guard for {manifest.persona}: block {manifest.layer} ({manifest.pooling}), threshold "
+        f"{manifest.threshold:.3f}, cross-validated recall "
+        f"{manifest.metrics['cv_recall_at_3pct']:.3f} at 3% false flags"
+    )
+    return 0
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -43,6 +44,18 @@ class ClientDisconnectedError(Exception):
 
 
 @dataclass(frozen=True)
+class Canned:
+    """A reply already known (an author's reply, or one the guard held back to check): it is
+    streamed in word-sized pieces like a generated one, without touching the engine."""
+
+    text: str
+    finish_reason: str
+    prompt_tokens: int
+    completion_tokens: int
+    adapter_version: str | None = None
+
+
+@dataclass(frozen=True)
 class Job:
     """One generation to run, with the names it is counted under."""
 
@@ -50,6 +63,8 @@ class Job:
     label: str
     """Persona name or base model id, for metrics."""
     persona: str | None
+    canned: Canned | None = None
+    """Set when the reply is already known; the engine is not asked."""
 
 
 @dataclass(frozen=True)
@@ -87,7 +102,11 @@ class Runner:
         source: AsyncIterator[Delta] | None = None
         try:
             with _client_errors():
-                source = self.engine.stream(job.request)
+                source = (
+                    canned_deltas(job.canned)
+                    if job.canned is not None
+                    else self.engine.stream(job.request)
+                )
                 async for delta in source:
                     if first:
                         m.ttft.labels(job.label).observe(time.perf_counter() - start)
@@ -99,9 +118,10 @@ class Runner:
             m.running.dec()
             if job.persona is not None:
                 m.adapter_finished(job.persona, version)
-            if last is not None:
+            if last is not None and job.canned is None:
                 m.prompt_tokens.labels(job.label).inc(last.prompt_tokens)
                 m.generation_tokens.labels(job.label).inc(last.token_count)
+            if last is not None:
                 if last.finish_reason is not None:
                     m.finished.labels(last.finish_reason).inc()
                     m.e2e.labels(job.label).observe(time.perf_counter() - start)
@@ -190,6 +210,20 @@ class Runner:
             completion_tokens=last.token_count,
             logprobs=tuple(logprobs),
             adapter_version=last.adapter_version,
+        )
+
+
+async def canned_deltas(canned: Canned) -> AsyncIterator[Delta]:
+    """A known reply as deltas of a word each (spaces kept), the last carrying the finish."""
+    words = re.findall(r"\S+\s*|\s+", canned.text) or [""]
+    for index, word in enumerate(words):
+        done = index == len(words) - 1
+        yield Delta(
+            text=word,
+            token_count=canned.completion_tokens if done else 0,
+            prompt_tokens=canned.prompt_tokens,
+            finish_reason=canned.finish_reason if done else None,
+            adapter_version=canned.adapter_version,
         )
 
 

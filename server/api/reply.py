@@ -28,6 +28,8 @@ class Head:
     """The model id as the client sent it."""
     base_hash: str
     """The base model's fingerprint, used when no adapter answered."""
+    guard: Any = UNSET
+    """The guard's `PersonaGuard` decision, or UNSET for a model without a guard."""
 
     @classmethod
     def new(cls, prefix: str, model: str, base_hash: str) -> Head:
@@ -52,4 +54,5 @@ class Head:
             system_fingerprint=self.fingerprint(version),
             persona_adapter=version,
             usage=usage,
+            persona_guard=self.guard,
         )

@@ -57,6 +57,8 @@ class Draft:
     format: dict[str, Any]
     input_items: list[InputItem]
     conversation: list[Turn]
+    guard: Any = msgspec.UNSET
+    """The guard's `PersonaGuard` decision, or UNSET for a model without a guard."""
 
     def response(
         self,
@@ -89,6 +91,7 @@ class Draft:
                 IncompleteDetails("max_output_tokens") if status == "incomplete" else None
             ),
             persona_adapter=version,
+            persona_guard=self.guard,
             completed_at=int(time.time()) if done else None,
             user=r.user if is_set(r.user) else None,
         )

@@ -177,6 +177,19 @@ class ChatChoice(Struct, frozen=True):
     logprobs: ChoiceLogprobs | None = None
 
 
+class PersonaGuard(Struct, frozen=True):
+    """What the persona guard decided for a reply: `none` (clear), `steer` (guidance added),
+    `reply` (an author's reply), `regenerated` (a flagged reply was rewritten with steering) or
+    `replaced` (a reply that stayed flagged was replaced by an author's reply)."""
+
+    category: str | None
+    score: float
+    """P(flagged) of the latest user turn, 0 to 1."""
+    action: str
+    reply_score: float | None = None
+    """P(flagged) of the reply, when the card checks replies."""
+
+
 class ChatCompletion(Struct, frozen=True):
     """A whole chat completion; `persona_adapter` names the adapter version that replied."""
 
@@ -187,6 +200,8 @@ class ChatCompletion(Struct, frozen=True):
     usage: Usage
     system_fingerprint: str
     persona_adapter: str | None
+    persona_guard: PersonaGuard | UnsetType = UNSET
+    """The guard's decision, on every body and chunk of a guarded persona."""
     object: Literal["chat.completion"] = "chat.completion"
 
 
@@ -217,6 +232,8 @@ class ChatCompletionChunk(Struct, frozen=True):
     persona_adapter: str | None
     usage: Usage | UnsetType | None = UNSET
     """`null` on every chunk but the last when `stream_options.include_usage` is on, else absent."""
+    persona_guard: PersonaGuard | UnsetType = UNSET
+    """The guard's decision, on every body and chunk of a guarded persona."""
     object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
 
 
@@ -248,6 +265,8 @@ class Completion(Struct, frozen=True):
     system_fingerprint: str
     persona_adapter: str | None
     usage: Usage | UnsetType | None = UNSET
+    persona_guard: PersonaGuard | UnsetType = UNSET
+    """The guard's decision, on every body and chunk of a guarded persona."""
     object: Literal["text_completion"] = "text_completion"
 
 

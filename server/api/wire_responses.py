@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from msgspec import UNSET, Meta, Struct, UnsetType
 
-from server.api.wire import Positive, Probability, SamplingFields, Temperature
+from server.api.wire import PersonaGuard, Positive, Probability, SamplingFields, Temperature
 
 
 class TextConfig(Struct, frozen=True):
@@ -125,6 +125,8 @@ class ResponseObject(Struct, frozen=True, kw_only=True):
     incomplete_details: IncompleteDetails | None = None
     error: Any = None
     persona_adapter: str | None = None
+    persona_guard: PersonaGuard | UnsetType = UNSET
+    """The guard's decision, for a guarded persona."""
     completed_at: int | None = None
     object: str = "response"
     parallel_tool_calls: bool = False

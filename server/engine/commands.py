@@ -44,10 +44,23 @@ class UnloadAdapter:
 
 
 @dataclass(frozen=True)
+class Features:
+    """Pooled base-model hidden states of short prompts, for the guard (no adapter, no cache)."""
+
+    prompts: tuple[tuple[int, ...], ...]
+    spans: tuple[tuple[int, int], ...]
+    """Per prompt, the token range mean pooling averages."""
+    layer: int
+    pooling: str
+    reply: Reply
+    """Receives a (prompts, hidden) float32 NumPy array."""
+
+
+@dataclass(frozen=True)
 class Shutdown:
     """Fail everything still running and end the loop."""
 
     reply: Reply
 
 
-Command = Submit | Cancel | LoadAdapter | UnloadAdapter | Shutdown
+Command = Submit | Cancel | LoadAdapter | UnloadAdapter | Features | Shutdown

@@ -20,7 +20,14 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from adapters.base import EMBEDDED, EMBEDDED_ID, content_hash, resolve_model
-from server.engine.commands import Cancel, LoadAdapter, Shutdown, Submit, UnloadAdapter
+from server.engine.commands import (
+    Cancel,
+    Features,
+    LoadAdapter,
+    Shutdown,
+    Submit,
+    UnloadAdapter,
+)
 from server.engine.loop import Scheduler
 from server.engine.row import Handle
 from server.engine.types import (
@@ -225,6 +232,21 @@ class Engine:
     async def unload_adapter(self, key: str) -> None:
         """Free an adapter's slot once no running sequence uses it."""
         await self._command(lambda reply: UnloadAdapter(key, reply))
+
+    async def features(
+        self,
+        prompts: list[tuple[int, ...]],
+        spans: list[tuple[int, int]],
+        layer: int,
+        pooling: str,
+    ) -> Any:
+        """Pooled base-model hidden states after `layer` blocks: a (prompts, hidden) NumPy
+        array. Runs on the MLX thread between steps; reads arriving together share one pass."""
+        if not 1 <= layer <= len(getattr(self._scheduler.model, "layers", [])):
+            raise InvalidParams(f"the model has no block {layer}", "model")
+        return await self._command(
+            lambda reply: Features(tuple(prompts), tuple(spans), layer, pooling, reply)
+        )
 
     def loaded_adapters(self) -> list[str]:
         """Manifest keys of the adapters in memory, most recently used first."""

@@ -16,10 +16,12 @@ from typing import Any
 import mlx.core as mx
 import mlx.nn as nn
 
+from adapters.guard.features import pooled_states
 from server.engine.batch import DecodeBatch, Prefill, float_dtype
 from server.engine.commands import (
     Cancel,
     Command,
+    Features,
     LoadAdapter,
     Reply,
     Shutdown,
@@ -85,6 +87,8 @@ class Scheduler:
         """The sequences whose prompts are being run now."""
         self._running = True
         self._on_exit: Reply | None = None
+        self._features: list[Features] = []
+        """Guard reads that arrived in this turn's commands; run together as one batch."""
 
     def stats(self) -> EngineStats:
         """A snapshot of the counters."""
@@ -117,6 +121,8 @@ class Scheduler:
                 try:
                     idle = not (self.batch.rows or self._waiting or self._admitted or self._group)
                     self._drain(block=idle)
+                    if self._features:
+                        self._read_features()
                     self._admit()
                     if self._admitted or self._group:
                         self._prefill_some()
@@ -173,10 +179,38 @@ class Scheduler:
             self.bank.unload(command.key)
             self.loaded = tuple(self.bank.keys())
             command.reply(None)
+        elif isinstance(command, Features):
+            self.counts["feature_requests"] += 1
+            self._features.append(command)
         elif isinstance(command, Shutdown):
             self._running = False
             self._fail_all(EngineClosed("the engine shut down"))
             self._on_exit = command.reply
+
+    def _read_features(self) -> None:
+        """Every waiting guard read, batched per (layer, pooling): one forward pass each."""
+        pending, self._features = self._features, []
+        groups: dict[tuple[int, str], list[Features]] = {}
+        for command in pending:
+            groups.setdefault((command.layer, command.pooling), []).append(command)
+        for (layer, pooling), commands in groups.items():
+            prompts = [p for c in commands for p in c.prompts]
+            spans = [s for c in commands for s in c.spans]
+            try:
+                self.bank.select([0])  # the base model: no adapter's rows
+                states = pooled_states(self.model, prompts, [layer], spans)[(layer, pooling)]
+            except Exception as exc:
+                log.exception("guard features failed")
+                for command in commands:
+                    command.reply(GenerationFailed(f"guard features failed: {exc}"))
+                continue
+            self.counts["feature_batches"] += 1
+            self.counts["feature_prompts"] += len(prompts)
+            start = 0
+            for command in commands:
+                end = start + len(command.prompts)
+                command.reply(states[start:end])
+                start = end
 
     def _cancel(self, handle_id: int) -> None:
         # Count first: a reader that sees the row gone must also see it counted.

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 from litestar import Request, Response, post
 from litestar.params import JSONBody
 from msgspec import UNSET
 
-from server.api.generation import ClientDisconnectedError, Outcome
+from server.api.generation import ClientDisconnectedError, Job, Outcome
+from server.api.guarded import guard_jobs, steer_messages
 from server.api.logprobs import chat_logprobs
 from server.api.params import Extras, parse_logit_bias
 from server.api.plan import fan_out, plan
-from server.api.prompt import chat_messages, chat_prompt
+from server.api.prompt import chat_messages, chat_prompt, message_text
 from server.api.reply import Head
 from server.api.sse import disconnected, stream_events
 from server.api.structured import chat_grammar, prepare, refuse_stop
@@ -24,6 +26,7 @@ from server.api.wire import (
     ChatCompletion,
     ChatCompletionChunk,
     ChatCompletionRequest,
+    ChatMessage,
     ChoiceLogprobs,
     ChunkChoice,
     ChunkDelta,
@@ -59,12 +62,6 @@ async def chat_completions(
         card.post_history_instructions if card else None,
     )
     prefill = data.continue_final_message is True
-    prompt = chat_prompt(
-        engine.tokenizer,
-        messages,
-        add_generation_prompt=not prefill and data.add_generation_prompt is not False,
-        continue_final_message=prefill,
-    )
     max_tokens = (
         data.max_completion_tokens if is_set(data.max_completion_tokens) else data.max_tokens
     )
@@ -76,19 +73,42 @@ async def chat_completions(
         logprobs=want_logprobs,
         top_logprobs=data.top_logprobs if is_set(data.top_logprobs) else 0,
     )
-    job = plan(
-        state,
-        engine,
-        resolved,
-        prompt,
-        data,
-        max_tokens=max_tokens if is_set(max_tokens) else None,
-        extras=extras,
-        grammar=grammar,
-    )
+    n = choices_wanted(data)
+
+    def build(_: int, guidance: str | None) -> list[Job]:
+        prompt = chat_prompt(
+            engine.tokenizer,
+            steer_messages(messages, guidance),
+            add_generation_prompt=not prefill and data.add_generation_prompt is not False,
+            continue_final_message=prefill,
+        )
+        job = plan(
+            state,
+            engine,
+            resolved,
+            prompt,
+            data,
+            max_tokens=max_tokens if is_set(max_tokens) else None,
+            extras=extras,
+            grammar=grammar,
+        )
+        return fan_out(job, n)
+
+    plain = build(0, None)  # a bad request is refused before the guard or the engine sees it
     await prepare(engine, grammar)
-    jobs = fan_out(job, choices_wanted(data))
-    head = Head.new("chatcmpl", data.model, engine.base_hash)
+    try:
+        guarded = await guard_jobs(
+            state,
+            engine,
+            resolved,
+            [latest_user(data.messages)],
+            lambda i, guidance: plain if guidance is None else build(i, guidance),
+            request.receive,
+        )
+    except ClientDisconnectedError:
+        return disconnected()
+    jobs = guarded.jobs
+    head = replace(Head.new("chatcmpl", data.model, engine.base_hash), guard=guarded.verdict)
     if data.stream is True:
         include_usage = is_set(data.stream_options) and data.stream_options.include_usage is True
         merged = await runner.open(jobs, request.receive)
@@ -100,6 +120,14 @@ async def chat_completions(
     except ClientDisconnectedError:
         return disconnected()
     return Response(_completion(head, outcomes, want_logprobs))
+
+
+def latest_user(messages: Sequence[ChatMessage]) -> str:
+    """The text of the request's last user message (empty when it has none)."""
+    for index in range(len(messages) - 1, -1, -1):
+        if messages[index].role == "user":
+            return message_text(messages[index], index)
+    return ""
 
 
 def _completion(head: Head, outcomes: list[Outcome], logprobs: bool) -> ChatCompletion:

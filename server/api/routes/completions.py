@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 from litestar import Request, Response, post
@@ -10,10 +11,11 @@ from litestar.params import JSONBody
 from msgspec import UNSET
 
 from server.api.generation import ClientDisconnectedError, Job
+from server.api.guarded import guard_jobs, raw_user_text, steer_raw
 from server.api.logprobs import TextOffsets, completion_logprobs
 from server.api.params import Extras, parse_logit_bias
 from server.api.plan import fan_out, plan
-from server.api.prompt import text_prompts
+from server.api.prompt import single_bos, text_prompts
 from server.api.reply import Head
 from server.api.sse import disconnected, stream_events
 from server.api.structured import chat_grammar, prepare, refuse_stop
@@ -52,11 +54,14 @@ async def completions(
     max_tokens = data.max_tokens if is_set(data.max_tokens) else None
     grammar = chat_grammar(data.response_format, None)
     refuse_stop(grammar, is_set(data.stop))
-    await prepare(engine, grammar)
     n = choices_wanted(data)
-    jobs: list[Job] = []
-    echoes: list[str] = []
-    for index, prompt in enumerate(prompts):
+    texts = [str(engine.tokenizer.decode(list(p))) for p in prompts]
+
+    def build(index: int, guidance: str | None) -> list[Job]:
+        prompt = prompts[index]
+        if guidance:
+            steered = steer_raw(texts[index], guidance)
+            prompt = single_bos(engine.tokenizer, list(engine.tokenizer.encode(steered)))
         job = plan(
             state,
             engine,
@@ -67,10 +72,27 @@ async def completions(
             extras=extras,
             grammar=grammar,
         )
-        jobs += fan_out(job, n)
+        return fan_out(job, n)
+
+    plain = [build(i, None) for i in range(len(prompts))]
+    await prepare(engine, grammar)
+    try:
+        guarded = await guard_jobs(
+            state,
+            engine,
+            resolved,
+            [raw_user_text(t) for t in texts],
+            lambda i, guidance: plain[i] if guidance is None else build(i, guidance),
+            request.receive,
+        )
+    except ClientDisconnectedError:
+        return disconnected()
+    jobs = guarded.jobs
+    echoes: list[str] = []
+    for index, prompt in enumerate(prompts):
         echo = _prompt_text(engine.tokenizer, data.prompt, index, prompt) if data.echo else ""
         echoes += [echo] * n
-    head = Head.new("cmpl", data.model, engine.base_hash)
+    head = replace(Head.new("cmpl", data.model, engine.base_hash), guard=guarded.verdict)
     if data.stream is True:
         include_usage = is_set(data.stream_options) and data.stream_options.include_usage is True
         merged = await runner.open(jobs, request.receive)

@@ -17,7 +17,8 @@ import msgspec
 from litestar import Request, Response, delete, get, post
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from server.api.generation import ClientDisconnectedError
+from server.api.generation import ClientDisconnectedError, Job
+from server.api.guarded import guard_jobs, steer_messages
 from server.api.params import Extras, parse_logit_bias
 from server.api.plan import plan
 from server.api.prompt import chat_prompt
@@ -68,21 +69,40 @@ async def create_response(
         card.system_prompt if card else None,
         card.post_history_instructions if card else None,
     )
-    prompt = chat_prompt(engine.tokenizer, messages)
     bias = data.logit_bias if is_set(data.logit_bias) else None
     extras = Extras(logit_bias=parse_logit_bias(bias, vocab_size(engine)))
     max_tokens = data.max_output_tokens if is_set(data.max_output_tokens) else data.max_tokens
-    job = plan(
-        state,
-        engine,
-        resolved,
-        prompt,
-        data,
-        max_tokens=max_tokens if is_set(max_tokens) else None,
-        extras=extras,
-        grammar=grammar,
-    )
+
+    def build(_: int, guidance: str | None) -> list[Job]:
+        prompt = chat_prompt(engine.tokenizer, steer_messages(messages, guidance))
+        return [
+            plan(
+                state,
+                engine,
+                resolved,
+                prompt,
+                data,
+                max_tokens=max_tokens if is_set(max_tokens) else None,
+                extras=extras,
+                grammar=grammar,
+            )
+        ]
+
+    plain = build(0, None)
     await prepare(engine, grammar)
+    latest = next((t.content for t in reversed(turns) if t.role == "user"), "")
+    try:
+        guarded = await guard_jobs(
+            state,
+            engine,
+            resolved,
+            [latest],
+            lambda i, guidance: plain if guidance is None else build(i, guidance),
+            request.receive,
+        )
+    except ClientDisconnectedError:
+        return disconnected()
+    (job,) = guarded.jobs
     params = job.request.params
     draft = Draft(
         id=f"resp_{uuid.uuid4().hex}",
@@ -94,6 +114,7 @@ async def create_response(
         format=_echo_format(requested, card_format if requested is None else None),
         input_items=given.items,
         conversation=turns,
+        guard=guarded.verdict,
     )
     if data.stream is True:
         merged = await runner.open([job], request.receive)

@@ -1,0 +1,1 @@
+"""The persona guard: features from the base model, a linear probe, training and publishing."""

@@ -1,0 +1,170 @@
+"""The guard's classifier: class-weighted, L2-regularised multinomial logistic regression (NumPy).
+
+Features are standardised with the training set's mean and spread; class 0 is `clear`, the rest
+are the card's categories. A trained guard is two files in the persona's adapter folder, beside
+its runs: `guard-<hash>.npz` (the weights) and `guard.json` (the manifest, written last and
+naming the weights file by hash), so a reader sees the old guard or the new one, never half.
+No MLX here: the server scores features the engine thread computed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+import numpy as np
+
+from data.atomic import write_bytes
+
+MANIFEST = "guard.json"
+FORMAT = 1
+
+
+class GuardManifest(msgspec.Struct, frozen=True, kw_only=True):
+    """A trained guard's identity: what it reads, what it says, how well it did."""
+
+    format: int = FORMAT
+    persona: str
+    """The persona it guards, or `persona-guard` for the general guard."""
+    categories: list[str]
+    """The flagged classes, in weight-column order after `clear`."""
+    layer: int
+    """Hidden state after this many blocks of the base model."""
+    pooling: str
+    """`mean` over the user text or the `last` token of the prefill."""
+    threshold: float
+    """P(flagged) at or above which a prompt is flagged, chosen on held-out folds."""
+    l2: float
+    base_model: str
+    base_hash: str
+    """The base model the features come from; a guard for another base is refused."""
+    weights: str
+    """The weights file's name (`guard-<sha256[:16]>.npz`)."""
+    weights_sha256: str
+    created: int
+    examples: dict[str, int] = {}
+    """Training examples per label."""
+    metrics: dict[str, float] = {}
+    """Cross-validated measurements (recall, false flags, AUC) of the chosen settings."""
+
+
+class GuardError(Exception):
+    """A guard file is missing, damaged or made for another base model."""
+
+
+@dataclass(frozen=True)
+class Probe:
+    """Weights of one trained guard."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+    weights: np.ndarray
+    """(hidden, 1 + categories)."""
+    bias: np.ndarray
+
+    def probabilities(self, features: np.ndarray) -> np.ndarray:
+        """(n, 1 + categories) class probabilities of (n, hidden) features; column 0 is clear."""
+        z = (features - self.mean) / self.scale
+        return _softmax(z @ self.weights + self.bias)
+
+
+def fit(
+    features: np.ndarray, labels: np.ndarray, classes: int, l2: float, iters: int = 400
+) -> Probe:
+    """Train on (n, hidden) features and integer labels in [0, classes); classes are weighted
+    inversely to their counts, so a rare category weighs as much as `clear`."""
+    mean = features.mean(axis=0)
+    scale = features.std(axis=0) + 1e-6
+    x = (features - mean) / scale
+    n, d = x.shape
+    counts = np.bincount(labels, minlength=classes).astype(np.float64)
+    present = counts > 0
+    class_weight = np.where(present, n / (present.sum() * np.maximum(counts, 1)), 0.0)
+    sample_weight = class_weight[labels] / n
+    onehot = np.eye(classes)[labels]
+    # Step size from the largest eigenvalue of the weighted Gram matrix (Lipschitz bound).
+    xw = x * np.sqrt(sample_weight)[:, None]
+    top = np.linalg.norm(xw, ord=2) ** 2 + 1.0 * sample_weight.sum()
+    step = 1.0 / (0.5 * top + l2)
+    w = np.zeros((d, classes))
+    b = np.zeros(classes)
+    vw, vb = w.copy(), b.copy()
+    for t in range(1, iters + 1):
+        # Nesterov's accelerated gradient on a smooth convex loss.
+        p = _softmax(x @ vw + vb)
+        err = (p - onehot) * sample_weight[:, None]
+        gw = x.T @ err + l2 * vw
+        gb = err.sum(axis=0)
+        w_next, b_next = vw - step * gw, vb - step * gb
+        momentum = (t - 1) / (t + 2)
+        vw = w_next + momentum * (w_next - w)
+        vb = b_next + momentum * (b_next - b)
+        w, b = w_next, b_next
+    return Probe(mean.astype(np.float32), scale.astype(np.float32),
+                 w.astype(np.float32), b.astype(np.float32))  # fmt: skip
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def flagged_score(probabilities: np.ndarray) -> np.ndarray:
+    """P(flagged) = 1 - P(clear), per row."""
+    return 1.0 - probabilities[:, 0]
+
+
+def encode_weights(probe: Probe) -> bytes:
+    """The weights as `.npz` bytes."""
+    buffer = io.BytesIO()
+    np.savez(buffer, mean=probe.mean, scale=probe.scale, weights=probe.weights, bias=probe.bias)
+    return buffer.getvalue()
+
+
+def publish(folder: Path, probe: Probe, manifest: GuardManifest) -> Path:
+    """Write the weights, then the manifest last (each atomically); return the manifest path.
+
+    Weights of earlier guards in the folder are removed once the new manifest is in place.
+    """
+    payload = encode_weights(probe)
+    digest = hashlib.sha256(payload).hexdigest()
+    name = f"guard-{digest[:16]}.npz"
+    write_bytes(folder / name, payload)
+    final = msgspec.structs.replace(
+        manifest, weights=name, weights_sha256=digest, created=int(time.time())
+    )
+    path = folder / MANIFEST
+    write_bytes(path, msgspec.json.format(msgspec.json.encode(final), indent=2) + b"\n")
+    for old in folder.glob("guard-*.npz"):
+        if old.name != name:
+            old.unlink(missing_ok=True)
+    return path
+
+
+def load(path: Path) -> tuple[GuardManifest, Probe]:
+    """Read a published guard (its `guard.json`); GuardError says what is wrong."""
+    try:
+        manifest = msgspec.json.decode(path.read_bytes(), type=GuardManifest)
+    except OSError as exc:
+        raise GuardError(f"{path}: cannot read: {exc.strerror}") from None
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise GuardError(f"{path}: not a guard manifest: {exc}") from None
+    if manifest.format != FORMAT:
+        raise GuardError(f"{path}: guard format {manifest.format} is not {FORMAT}")
+    weights = path.parent / Path(manifest.weights).name
+    try:
+        payload = weights.read_bytes()
+    except OSError as exc:
+        raise GuardError(f"{weights}: cannot read: {exc.strerror}") from None
+    if hashlib.sha256(payload).hexdigest() != manifest.weights_sha256:
+        raise GuardError(f"{weights}: does not match the hash in {path.name}")
+    with np.load(io.BytesIO(payload), allow_pickle=False) as data:
+        probe = Probe(data["mean"], data["scale"], data["weights"], data["bias"])
+    if probe.weights.shape[1] != 1 + len(manifest.categories):
+        raise GuardError(f"{path}: weights have {probe.weights.shape[1]} classes")
+    return manifest, probe
