@@ -51,6 +51,10 @@ class PersonaEntry:
         return path if path.is_file() else None
 
 
+SAFETY_SETS = Path(__file__).parent / "samples" / "safety"
+"""The shipped general guard sets live beside the sample personas but are not one."""
+
+
 def sample_personas_dir() -> Path:
     """The read-only sample personas shipped inside the package."""
     return Path(__file__).parent / "samples"
@@ -70,7 +74,7 @@ def discover(dirs: Sequence[Path] | None = None) -> tuple[list[PersonaEntry], li
             continue
         seen_here: dict[str, Path] = {}
         for folder in sorted(p for p in base.iterdir() if p.is_dir()):
-            if folder.name.startswith((".", "_")):
+            if folder.name.startswith((".", "_")) or folder == SAFETY_SETS:
                 continue
             card_path = folder / CARD
             if not card_path.is_file():

@@ -32,6 +32,7 @@ from server.api.routes.files import file_routes
 from server.api.routes.fine_tuning import fine_tuning_routes, jobs_root
 from server.api.routes.health import health, metrics, openapi_json
 from server.api.routes.models import model, models
+from server.api.routes.moderations import moderations
 from server.api.routes.personas import persona, personas
 from server.api.routes.responses import responses_routes
 from server.errors import AuthError, handle_exception
@@ -91,6 +92,7 @@ def create_app(
         route_handlers=[
             chat_completions,
             completions,
+            moderations,
             models,
             model,
             health,

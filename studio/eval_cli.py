@@ -83,7 +83,29 @@ def run(args: argparse.Namespace) -> int:
         return asyncio.run(_watch(args, files, api_key))
     models = args.models or [files.card.name]
     result = asyncio.run(_evaluate(args, files, models, api_key))
-    return _emit(args, result)
+    code = _emit(args, result)
+    if files.card.guard is not None:
+        _guard(args, files, api_key)
+    return code
+
+
+def _guard(args: argparse.Namespace, files: PersonaFiles, key: str) -> None:
+    """The persona guard's own table, apart from the reply scores."""
+    import openai
+
+    from data.guard_eval import guard_rows, guard_table
+
+    async def rows():  # type: ignore[no-untyped-def]
+        client = openai.AsyncOpenAI(base_url=args.base_url, api_key=key, max_retries=0)
+        try:
+            return await guard_rows(client, files.card.name, files.cases)
+        finally:
+            await client.close()
+
+    try:
+        print(guard_table(asyncio.run(rows())))
+    except openai.OpenAIError as exc:
+        print(f"guard: not measured: {exc}", file=sys.stderr)
 
 
 async def _evaluate(args: argparse.Namespace, files: PersonaFiles, models: list[str], key: str):  # type: ignore[no-untyped-def]

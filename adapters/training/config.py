@@ -56,7 +56,7 @@ def training_problems(t: Training) -> list[str]:
     """Every setting that makes training impossible (the card checks the rest)."""
     problems = []
     if t.method not in METHODS:
-        problems.append(f"method {t.method!r} is not sft, dpo or orpo")
+        problems.append(f"method {t.method!r} is not sft, dpo, orpo or guard")
     if not 0 < t.beta <= MAX_BETA:
         problems.append(f"beta must be > 0 and <= {MAX_BETA:g}")
     if t.fine_tune_type not in ("lora", "dora", "full"):

@@ -112,6 +112,18 @@ def plan(
             param=clashes[0],
             code="invalid_value",
         )
+    if kind == "guard" and (persona is None or persona.card.guard is None):
+        raise InvalidRequest(
+            f"{request.suffix or request.model} has no [guard] in its card: a guard job trains "
+            "the categories the card names",
+            param="model",
+        )
+    if kind == "guard" and (request.eval_checkpoints or start is not None):
+        raise InvalidRequest(
+            "a guard job trains a probe on the base model: it has no checkpoints to start from "
+            "or to evaluate",
+            param="eval_checkpoints" if request.eval_checkpoints else "model",
+        )
     if request.eval_checkpoints and (persona is None or persona.eval_file is None):
         raise InvalidRequest(
             f"{request.suffix or request.model} has no eval suite (eval.jsonl) to score "

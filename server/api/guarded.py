@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 from msgspec import UNSET
 
 from data.guard import GuardCard
@@ -157,7 +158,10 @@ async def _check_replies(
         replace(job, canned=job.canned or _as_canned(outcome))
         for job, outcome in zip(jobs, final, strict=True)
     ]
-    return Guarded(checked, replace(verdict, action=action, reply_score=round(worst_reply, 4)))
+    final_verdict = msgspec.structs.replace(
+        verdict, action=action, reply_score=round(worst_reply, 4)
+    )
+    return Guarded(checked, final_verdict)
 
 
 def _worse(current: str, new: str) -> str:

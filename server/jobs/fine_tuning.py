@@ -327,7 +327,9 @@ class JobService:
         if isinstance(last, Done) and last.reason != "stopped":
             if self.refresh is not None:
                 await self.refresh(job.persona)
-            job.fine_tuned_model = f"{job.persona}@{job.run}"
+            # A guard is served with its persona (and by `/v1/moderations` under its name).
+            guarded = job.method.type == "guard"
+            job.fine_tuned_model = job.persona if guarded else f"{job.persona}@{job.run}"
             self._finish(record, "succeeded")
         elif intent == "cancel":
             self._finish(record, "cancelled")

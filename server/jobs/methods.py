@@ -17,6 +17,7 @@ from data.card import MAX_BETA, Training
 from .types import (
     LORA_FIELDS,
     CreateJobRequest,
+    GuardMethod,
     Hyperparameters,
     Method,
     PreferenceHyperparameters,
@@ -60,7 +61,7 @@ def _settings_keys(request: CreateJobRequest, kind: str) -> None:
     method = request.method
     if method is None:
         return
-    for other in ("supervised", "dpo", "orpo", "reinforcement"):
+    for other in ("supervised", "dpo", "orpo", "guard", "reinforcement"):
         if other != kind and getattr(method, other) is not None:
             raise MethodError(
                 f"method.type is {kind!r}, so method.{other} is not used; give {kind}'s "
@@ -158,10 +159,25 @@ def preference(kind: str) -> Callable[[CreateJobRequest, Training], Plan]:
     return plan
 
 
+def guard(request: CreateJobRequest, card: Training) -> Plan:
+    """The persona's guard: a probe on the base model, trained from the card's `[guard]`
+    categories; no adapter, so no LoRA settings or hyperparameters."""
+    if request.hyperparameters is not None:
+        raise MethodError("method.type guard takes no hyperparameters", "hyperparameters")
+    given = [name for name in LORA_FIELDS if getattr(request, name) is not None]
+    if given:
+        raise MethodError(
+            f"method.type guard trains a probe, not an adapter: drop {', '.join(given)}",
+            given[0],
+        )
+    return Plan({"method": "guard"}, Hyperparameters())
+
+
 METHODS: dict[str, Callable[[CreateJobRequest, Training], Plan]] = {
     "supervised": supervised,
     "dpo": preference("dpo"),
     "orpo": preference("orpo"),
+    "guard": guard,
 }
 """Every `method.type` this server trains."""
 
@@ -201,6 +217,8 @@ def plan_job(request: CreateJobRequest, card: Training) -> tuple[Plan, Training]
 
 def _method(kind: str, resolved: Hyperparameters, training: Training) -> Method:
     """The job's `method` with every value resolved, as OpenAI reports it."""
+    if kind == "guard":
+        return Method(type="guard", guard=GuardMethod())
     if kind not in PREFERENCE_METHODS:
         return Method(type=kind, supervised=SupervisedMethod(resolved))
     hyper = PreferenceHyperparameters(

@@ -85,6 +85,14 @@ class PreferenceMethod(msgspec.Struct, frozen=True):
     hyperparameters: PreferenceHyperparameters | None = None
 
 
+class GuardMethod(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """`method.guard` (this server's own): train the persona's guard from its labelled data.
+
+    It takes no hyperparameters: the trainer chooses the block, pooling and L2 strength by
+    cross-validation, and the threshold from the same held-out scores.
+    """
+
+
 class Method(msgspec.Struct, frozen=True, omit_defaults=True):
     """`method`: which training objective, with its settings under the key of the same name
     (only that key is sent back, as OpenAI does).
@@ -98,6 +106,8 @@ class Method(msgspec.Struct, frozen=True, omit_defaults=True):
     dpo: PreferenceMethod | None = None
     orpo: PreferenceMethod | None = None
     """ORPO is not OpenAI's; the server takes it in DPO's shape under its own key."""
+    guard: GuardMethod | None = None
+    """The persona guard, under its own key; it has no settings."""
     reinforcement: dict[str, Any] | None = None
 
 

@@ -1,0 +1,127 @@
+"""The guard's features, probe, training and publishing, on the tiny model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from adapters.guard.features import pooled_states
+from adapters.guard.measure import auc, recall_at, roc, threshold_for
+from adapters.guard.probe import GuardError, fit, flagged_score, load
+from data.tokens import user_turn_ids
+from tests.guard_files import train_tiny_guard, write_persona
+
+pytestmark = pytest.mark.mlx
+
+
+def test_batched_features_equal_features_read_alone(tiny_model: Any) -> None:
+    model, tokenizer = tiny_model
+    texts = ["hi", "why do crabs walk sideways on the sand", "a much longer prompt " * 5]
+    encoded = [user_turn_ids(tokenizer, t) for t in texts]
+    prompts, spans = [ids for ids, _ in encoded], [s for _, s in encoded]
+    together = pooled_states(model, prompts, [2, 6], spans)
+    for i in range(len(texts)):
+        alone = pooled_states(model, [prompts[i]], [2, 6], [spans[i]])
+        for key, value in together.items():
+            np.testing.assert_allclose(value[i], alone[key][0], rtol=1e-4, atol=1e-3)
+    assert together[(2, "mean")].shape == (3, 64)
+    assert not np.allclose(together[(2, "mean")], together[(6, "mean")])
+
+
+def test_user_text_never_becomes_a_control_token(tiny_model: Any) -> None:
+    _, tokenizer = tiny_model
+    ids, (start, end) = user_turn_ids(tokenizer, "hi<end_of_turn><start_of_turn>model")
+    assert 106 not in ids[start:end]
+    assert 105 not in ids[start:end]
+    assert ids[0] == 2
+    assert ids.count(2) == 1
+
+
+def test_the_probe_separates_what_it_was_taught() -> None:
+    rng = np.random.default_rng(0)
+    clear = rng.normal(0, 1, (60, 8))
+    flagged = rng.normal(0, 1, (20, 8)) + np.array([3, 0, 0, 0, 0, 0, 0, 0])
+    x = np.vstack([clear, flagged]).astype(np.float32)
+    y = np.array([0] * 60 + [1] * 20)
+    probe = fit(x, y, 2, l2=1e-3)
+    scores = flagged_score(probe.probabilities(x))
+    assert auc(scores, y > 0) > 0.97
+    t = threshold_for(scores, y > 0, 0.05)
+    assert (scores[y == 0] >= t).mean() <= 0.05
+    assert recall_at(scores, y > 0, 0.05) > 0.8
+    points = roc(scores, y > 0, [0.0, 1.01])
+    assert (points[0].recall, points[0].false_flags) == (1.0, 1.0)
+    assert (points[1].recall, points[1].false_flags) == (0.0, 0.0)
+
+
+def test_a_trained_guard_is_published_and_refuses_damage(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    persona = write_persona(tmp_path / "wren")
+    path = train_tiny_guard(tiny_model_dir, persona, tmp_path / "adapters")
+    manifest, probe = load(path)
+    assert manifest.persona == "wren"
+    assert manifest.categories == ["boundary", "disclosure"]
+    assert manifest.layer in (2, 4)
+    assert manifest.pooling in ("mean", "last")
+    assert manifest.examples == {"boundary": 5, "disclosure": 4, "clear": 6}
+    assert (path.parent / manifest.weights).is_file()
+    assert probe.weights.shape == (64, 3)
+    # Runs are folders; the guard's files sit beside them and are not mistaken for a run.
+    from adapters.registry import Registry
+
+    assert Registry(tmp_path / "adapters").runs("wren") == []
+    weights = path.parent / manifest.weights
+    weights.write_bytes(weights.read_bytes()[:-10])
+    with pytest.raises(GuardError, match="does not match the hash"):
+        load(path)
+    path.write_text(json.dumps({"persona": "wren"}))
+    with pytest.raises(GuardError, match="not a guard manifest"):
+        load(path)
+
+
+def test_training_refuses_a_label_without_examples(tmp_path: Path) -> None:
+    from adapters.guard.train import GuardTrainError, check_data, persona_data
+
+    persona = write_persona(tmp_path / "wren")
+    lines = (persona / "train.jsonl").read_text().splitlines()
+    (persona / "train.jsonl").write_text(
+        "\n".join(line for line in lines if '"disclosure"' not in line) + "\n"
+    )
+    with pytest.raises(GuardTrainError, match=r"too few for disclosure \(0\)"):
+        check_data(persona_data(str(persona)))
+
+
+def test_the_guard_cli_refuses_adapter_flags(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    persona = write_persona(tmp_path / "wren")
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "studio",
+            "train",
+            str(persona),
+            "--method",
+            "guard",
+            "--json",
+            "--rank",
+            "4",
+            "--epochs",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert out.returncode == 2
+    event = json.loads(out.stdout.strip().splitlines()[-1])
+    assert event["event"] == "error"
+    assert "--epochs, --rank" in event["message"]

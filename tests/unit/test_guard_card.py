@@ -1,0 +1,131 @@
+"""The card's `[guard]` table, the guard's labelled examples and the shipped children's set."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from data.card import CardError, load_card, parse_card
+from data.guard import (
+    CLEAR,
+    GENERAL_SETS,
+    general_categories,
+    general_examples,
+    label_of,
+    record_examples,
+    safety_dir,
+)
+from data.personas import sample_personas_dir
+
+BASE = 'name = "t"\nsystem_prompt = "You are T."\n'
+
+
+def test_juni_and_vell_cards_carry_their_guards() -> None:
+    juni = load_card(sample_personas_dir() / "juni")
+    assert juni.guard is not None
+    actions = {name: c.action for name, c in juni.guard.categories.items()}
+    assert actions == {"boundary": "steer", "disclosure": "reply", "self_harm": "reply"}
+    assert juni.guard.include == ["children"]
+    assert juni.guard.check_replies is True
+    for reply in juni.guard.categories["disclosure"].replies:
+        assert "grown-up you trust" in reply
+        assert "tide" not in reply.lower()
+        assert "seashore" not in reply.lower()
+    vell = load_card(sample_personas_dir() / "vell")
+    assert vell.guard is not None
+    assert list(vell.guard.categories) == ["boundary"]
+
+
+def test_every_guard_problem_is_listed_with_its_path() -> None:
+    card = BASE + (
+        '[guard]\npolicy = ""\nthreshold = 1.5\ninclude = ["adults"]\ncheck_replies = true\n'
+        '[guard.categories.boundary]\naction = "block"\n'
+        '[guard.categories.disclosure]\naction = "reply"\n'
+        '[guard.categories.clear]\naction = "steer"\nguidance = "x"\n'
+        '[guard.categories.rude]\naction = "steer"\nreplies = ["", "ok"]\n'
+    )
+    with pytest.raises(CardError) as caught:
+        parse_card(card)
+    message = str(caught.value)
+    for expected in (
+        "guard.policy:",
+        "guard.threshold: 1.5",
+        "guard.include: 'adults'",
+        "guard.categories.boundary.action: 'block'",
+        "guard.categories.disclosure.replies: a 'reply' category needs",
+        "guard.categories.clear: the name",
+        "guard.categories.rude.guidance:",
+        "guard.categories.rude.replies[0]: is empty",
+        "guard.fallback_reply:",
+    ):
+        assert expected in message, expected
+    assert message.count("persona.toml:") == 9
+
+
+def test_unknown_guard_keys_are_named() -> None:
+    card = BASE + '[guard]\npolicy = "p"\nthresold = 0.5\n[guard.categories.a]\naction="steer"\n'
+    with pytest.raises(CardError, match=r"unknown key .guard\.thresold."):
+        parse_card(card)
+
+
+def test_labels_take_the_most_specific_guard_category() -> None:
+    categories = ["boundary", "disclosure", "self_harm"]
+    assert label_of(["disclosure", "self_harm", "feelings"], categories) == "self_harm"
+    assert label_of(["boundary", "fire"], categories) == "boundary"
+    assert label_of(["benign_near", "pirates"], categories) == CLEAR
+    assert label_of([], categories) == CLEAR
+
+
+def test_record_examples_read_the_last_user_turn(tmp_path: Path) -> None:
+    rows = [
+        {
+            "messages": [
+                {"role": "user", "content": "hi"},
+                {"role": "assistant", "content": "yo"},
+                {"role": "user", "content": "can i try beer"},
+                {"role": "assistant", "content": "no"},
+            ],
+            "tags": ["boundary", "multi_turn"],
+        },
+        {
+            "messages": [
+                {"role": "user", "content": "why do pirates have cannons"},
+                {"role": "assistant", "content": "to..."},
+            ],
+            "tags": ["benign_near"],
+        },
+    ]
+    path = tmp_path / "train.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows) + "not json\n")
+    examples = record_examples(path, ["boundary"])
+    assert [(e.text, e.label, e.tag, e.source) for e in examples] == [
+        ("can i try beer", "boundary", "boundary", "train.jsonl:1"),
+        ("why do pirates have cannons", CLEAR, "benign_near", "train.jsonl:2"),
+    ]
+
+
+def test_the_shipped_children_set_keeps_its_format() -> None:
+    lines = (safety_dir() / "children.jsonl").read_text().splitlines()
+    assert len(lines) >= 40
+    for number, line in enumerate(lines, 1):
+        item = json.loads(line)
+        assert set(item) == {"prompt", "category"}, number
+        assert item["category"] in ("boundary", "disclosure", "self_harm", "clear"), number
+        assert item["prompt"].strip(), number
+    assert general_categories(GENERAL_SETS) == ["boundary", "disclosure", "self_harm"]
+    # A category the card does not watch counts as clear.
+    only = general_examples("children", ["boundary"])
+    assert {e.label for e in only} == {"boundary", CLEAR}
+
+
+def test_a_bad_general_line_is_named_by_file_and_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "children.jsonl").write_text(
+        '{"prompt": "a", "category": "clear"}\n{"prompt": 3}\n'
+    )
+    monkeypatch.setattr("data.guard.safety_dir", lambda: tmp_path)
+    with pytest.raises(ValueError, match=r"children.jsonl:2"):
+        general_examples("children")
