@@ -32,6 +32,7 @@ from .wire import (
     Model,
     ModelList,
     PersonaAdapters,
+    PersonaGuard,
     PersonaInfo,
     PersonaList,
     ReplyPiece,
@@ -150,7 +151,8 @@ def piece_from_chunk(chunk: ChatCompletionChunk) -> ReplyPiece:
     text = "".join(c.delta.content or "" for c in chunk.choices)
     finish = next((c.finish_reason for c in chunk.choices if c.finish_reason), None)
     tokens = chunk.usage.completion_tokens if isinstance(chunk.usage, Usage) else None
-    return ReplyPiece(text, finish, chunk.persona_adapter, tokens)
+    guard = chunk.persona_guard if isinstance(chunk.persona_guard, PersonaGuard) else None
+    return ReplyPiece(text, finish, chunk.persona_adapter, tokens, guard)
 
 
 class ApiClient(JobsApi):

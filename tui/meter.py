@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .wire import ReplyPiece
+from .wire import PersonaGuard, ReplyPiece
 
 
 @dataclass
@@ -20,6 +20,8 @@ class ReplyMeter:
     """The server's count (from `usage`), once the last chunk has it."""
     adapter: str | None = None
     finish_reason: str | None = None
+    guard: PersonaGuard | None = None
+    """The persona guard's decision, if the persona has a guard."""
 
     def add(self, piece: ReplyPiece, now: float) -> None:
         """Take one streamed piece, arriving at `now`."""
@@ -31,6 +33,8 @@ class ReplyMeter:
             self.adapter = piece.adapter
         if piece.finish_reason is not None:
             self.finish_reason = piece.finish_reason
+        if piece.guard is not None:
+            self.guard = piece.guard
         if piece.completion_tokens is not None:
             self.tokens = piece.completion_tokens
 
@@ -61,3 +65,19 @@ def reply_caption(
     elif finish and finish != "stop":
         parts.append(finish)
     return " · ".join(parts)
+
+
+GUARD_WORDS = {
+    "steer": "steered this reply",
+    "reply": "answered with the author's reply",
+    "regenerated": "had this reply rewritten",
+    "replaced": "replaced the reply with the author's",
+}
+
+
+def guard_marker(guard: PersonaGuard | None) -> str:
+    """A short line saying what the persona guard did, or "" when it let the reply through."""
+    if guard is None or guard.action not in GUARD_WORDS:
+        return ""
+    category = f" ({guard.category})" if guard.category else ""
+    return f"guard {GUARD_WORDS[guard.action]}{category}, score {guard.score:.2f}"

@@ -25,6 +25,7 @@ from server.api.wire import (
     Health,
     Model,
     ModelList,
+    PersonaGuard,
     PersonaInfo,
     PersonaList,
     ResolvedSampling,
@@ -61,6 +62,7 @@ __all__ = [
     "ModelList",
     "ModelScores",
     "PersonaAdapters",
+    "PersonaGuard",
     "PersonaInfo",
     "PersonaList",
     "Problem",
@@ -100,3 +102,5 @@ class ReplyPiece(msgspec.Struct, frozen=True):
     finish_reason: str | None = None
     adapter: str | None = None
     completion_tokens: int | None = None
+    guard: PersonaGuard | None = None
+    """The persona guard's decision, when the persona has a guard."""

@@ -79,7 +79,7 @@ def fit(
     inversely to their counts, so a rare category weighs as much as `clear`."""
     mean = features.mean(axis=0)
     scale = features.std(axis=0) + 1e-6
-    x = (features - mean) / scale
+    x = ((features - mean) / scale).astype(np.float32)
     n, d = x.shape
     counts = np.bincount(labels, minlength=classes).astype(np.float64)
     present = counts > 0
@@ -87,11 +87,13 @@ def fit(
     sample_weight = class_weight[labels] / n
     onehot = np.eye(classes)[labels]
     # Step size from the largest eigenvalue of the weighted Gram matrix (Lipschitz bound).
-    xw = x * np.sqrt(sample_weight)[:, None]
-    top = np.linalg.norm(xw, ord=2) ** 2 + 1.0 * sample_weight.sum()
+    xw = x * np.sqrt(sample_weight)[:, None].astype(np.float32)
+    top = _top_eigenvalue(xw) + float(sample_weight.sum())
     step = 1.0 / (0.5 * top + l2)
-    w = np.zeros((d, classes))
-    b = np.zeros(classes)
+    sample_weight = sample_weight.astype(np.float32)
+    onehot = onehot.astype(np.float32)
+    w = np.zeros((d, classes), dtype=np.float32)
+    b = np.zeros(classes, dtype=np.float32)
     vw, vb = w.copy(), b.copy()
     for t in range(1, iters + 1):
         # Nesterov's accelerated gradient on a smooth convex loss.
@@ -106,6 +108,19 @@ def fit(
         w, b = w_next, b_next
     return Probe(mean.astype(np.float32), scale.astype(np.float32),
                  w.astype(np.float32), b.astype(np.float32))  # fmt: skip
+
+
+def _top_eigenvalue(x: np.ndarray, rounds: int = 30) -> float:
+    """The largest eigenvalue of x.T @ x by power iteration (an upper bound is all we need)."""
+    v = np.ones(x.shape[1], dtype=np.float32) / np.sqrt(x.shape[1])
+    value = 0.0
+    for _ in range(rounds):
+        w = x.T @ (x @ v)
+        value = float(np.linalg.norm(w))
+        if value == 0.0:
+            return 0.0
+        v = w / value
+    return value * 1.05
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:

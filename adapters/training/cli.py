@@ -135,6 +135,11 @@ GUARD_FLAGS = frozenset({"method", "seed"})
 
 def _train_guard(args: argparse.Namespace, emit: Any) -> int:
     """`--method guard`: train the persona's guard and publish it beside its runs."""
+    import os
+
+    if "numpy" not in sys.modules:
+        # The probe's many small NumPy fits lose more to thread hand-offs than they gain.
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from adapters.guard.train import GuardTrainError, persona_data, train_guard
     from adapters.registry import Registry
     from data.home import adapters_dir

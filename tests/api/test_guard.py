@@ -40,6 +40,10 @@ def guarded_home(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path)
     root = tmp_path_factory.mktemp("guarded")
     write_persona(root / "personas" / "wren")
     write_persona(root / "personas" / "wrenc", name="wrenc", check_replies=True)
+    (root / "personas" / "plain").mkdir()
+    (root / "personas" / "plain" / "persona.toml").write_text(
+        'name = "plain"\nsystem_prompt = "You are Plain."\n'
+    )
     train_tiny_guard(tiny_model_dir, root / "personas" / "wren", root / "adapters")
     train_tiny_guard(tiny_model_dir, root / "personas" / "wrenc", root / "adapters")
     return root
@@ -285,7 +289,7 @@ async def test_moderation_refusals(guarded: Any) -> None:
     _, http = guarded
     cases = [
         ({"model": "nobody", "input": "x"}, 404, "model"),
-        ({"model": "pip", "input": "x"}, 400, "model"),
+        ({"model": "plain", "input": "x"}, 400, "model"),
         ({"model": "wren", "input": []}, 400, "input"),
         ({"model": "wren", "input": [{"type": "image_url"}]}, 400, "input"),
         ({"model": "wren", "input": ["x"] * 40}, 400, "input"),

@@ -33,6 +33,7 @@ from tui.wire import (
     LoadError,
     Model,
     PersonaAdapters,
+    PersonaGuard,
     PersonaInfo,
     ReplyPiece,
     ResolvedSampling,
@@ -129,6 +130,8 @@ class ScriptedClient(ApiClient):
         """Seconds between streamed words (tests of Esc set it)."""
         self.juni = JUNI
         """What `/v1/personas/juni` answers."""
+        self.guard: PersonaGuard | None = None
+        """The persona guard's decision to put on every piece (None: no guard)."""
         self.one_piece = False
         """Send the reply as one chunk (so no speed is measured: stable snapshots)."""
         self.requests: list[tuple[str, list[ChatMessage], SamplingOverrides]] = []
@@ -195,14 +198,15 @@ class ScriptedClient(ApiClient):
             raise self.fail_chat
         words = self.reply.split(" ")
         adapter = "run-1:40" if model.startswith("juni") else None
+        guard = self.guard
         if self.one_piece:
-            yield ReplyPiece(self.reply, adapter=adapter)
+            yield ReplyPiece(self.reply, adapter=adapter, guard=guard)
             words = []
         for i, word in enumerate(words):
             if self.delay:
                 await asyncio.sleep(self.delay)
-            yield ReplyPiece(word if i == 0 else " " + word, adapter=adapter)
-        yield ReplyPiece("", "stop", adapter, len(self.reply.split(" ")))
+            yield ReplyPiece(word if i == 0 else " " + word, adapter=adapter, guard=guard)
+        yield ReplyPiece("", "stop", adapter, len(self.reply.split(" ")), guard)
 
     async def adapter_events(self) -> AsyncIterator[AdapterEvent]:
         await asyncio.Event().wait()

@@ -194,3 +194,30 @@ async def test_a_new_chat_opens_with_one_of_the_personas_greetings(
         await settle(pilot)
         texts = [v.markdown.source for v in screen.log_view.messages]
         assert texts == ["Oh! A visitor at the lighthouse."]
+
+
+async def test_a_reply_the_guard_acted_on_is_marked_under_it(
+    app: StudioApp, client: ScriptedClient
+) -> None:
+    from tui.api import piece_from_chunk
+    from tui.wire import ChatCompletionChunk, PersonaGuard
+
+    client.guard = PersonaGuard("disclosure", 0.97, "reply")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, ChatScreen)
+        await send(pilot, "someone hurts me")
+        caption = str(screen.log_view.messages[-1].caption.render())
+        assert "guard answered with the author's reply (disclosure), score 0.97" in caption
+        client.guard = PersonaGuard(None, 0.01, "none")
+        await send(pilot, "where do crabs sleep")
+        assert "guard" not in str(screen.log_view.messages[-1].caption.render())
+    # The marker comes from the chunks' `persona_guard`, as the server sends it.
+    chunk = msgspec.json.decode(
+        b'{"id": "c", "created": 1, "model": "juni", "choices": [], "system_fingerprint": "x",'
+        b' "persona_adapter": null, "object": "chat.completion.chunk",'
+        b' "persona_guard": {"category": "boundary", "score": 0.9, "action": "steer"}}',
+        type=ChatCompletionChunk,
+    )
+    assert piece_from_chunk(chunk).guard == PersonaGuard("boundary", 0.9, "steer")

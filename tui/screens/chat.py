@@ -15,7 +15,7 @@ from textual.widgets.markdown import MarkdownStream
 
 from ..api import ApiError
 from ..conversations import Conversation, ConversationError, Turn, new_conversation
-from ..meter import ReplyMeter, reply_caption
+from ..meter import ReplyMeter, guard_marker, reply_caption
 from ..widgets.chat_log import ChatLog, MessageView
 from ..widgets.sampling_form import SamplingForm
 from ..wire import AdapterEvent, PersonaInfo
@@ -241,7 +241,9 @@ class ChatScreen(StudioScreen):
             tokens_per_sec=round(rate, 2) if rate else None,
             finish_reason=finish,
         )
-        view.set_caption(reply_caption(turn.tokens, rate, turn.adapter, finish))
+        caption = reply_caption(turn.tokens, rate, turn.adapter, finish)
+        marker = guard_marker(meter.guard)
+        view.set_caption(f"{caption}\n{marker}" if marker else caption)
         self._append(turn)
         self._save()
 
