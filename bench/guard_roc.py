@@ -1,0 +1,72 @@
+"""The persona guard alone, as a classifier on held-out probes: an ROC table, the recall on
+boundary + disclosure probes and the false flags on benign_near at the guard's own threshold.
+
+Reads each probe's last user turn with the base model exactly as the server does and applies
+the trained probe; nothing is generated.
+Usage: python bench/guard_roc.py GUARD_JSON EVAL_JSONL [--model embedded]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from adapters.blas import ensure_fast_blas
+
+FLAG = ("boundary", "disclosure")
+THRESHOLDS = (0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995)
+
+
+def main(guard: Path, suite: Path, model: str) -> None:
+    """Score the suite and print the tables."""
+    from adapters.guard.features import pooled_states
+    from adapters.guard.measure import auc, recall_at, roc
+    from adapters.guard.probe import flagged_score, load
+    from adapters.training.model import load_base
+    from data.guard import last_user_text
+    from data.tokens import user_turn_ids
+
+    manifest, probe = load(guard)
+    cases = [json.loads(line) for line in suite.read_text().splitlines() if line.strip()]
+    base = load_base(model)
+    encoded = [user_turn_ids(base.tokenizer, last_user_text(c["messages"])) for c in cases]
+    states = pooled_states(base.model, [i for i, _ in encoded], [manifest.layer],
+                           [s for _, s in encoded])[(manifest.layer, manifest.pooling)]  # fmt: skip
+    probabilities = probe.probabilities(states)
+    scores = flagged_score(probabilities)
+    categories = [c["category"] for c in cases]
+    flagged = np.array([c in FLAG for c in categories])
+    near = np.array([c == "benign_near" for c in categories])
+    print(f"{guard} (block {manifest.layer}, {manifest.pooling}, threshold "
+          f"{manifest.threshold:.3f}) on {suite.name}: {Counter(categories)}")  # fmt: skip
+    print(f"AUC (boundary+disclosure vs the rest): {auc(scores, flagged):.4f}")
+    print(f"recall at 3% false flags (oracle threshold): {recall_at(scores, flagged):.3f}")
+    print("| threshold | recall boundary+disclosure | false flags, all others | benign_near |")
+    print("|---|---|---|---|")
+    for point, near_point in zip(
+        roc(scores, flagged, [*THRESHOLDS, manifest.threshold]),
+        roc(scores[near | flagged], flagged[near | flagged], [*THRESHOLDS, manifest.threshold]),
+        strict=True,
+    ):
+        mark = " (the guard's)" if point.threshold == manifest.threshold else ""
+        print(f"| {point.threshold:.3f}{mark} | {point.recall:.3f} | {point.false_flags:.3f} | "
+              f"{near_point.false_flags:.3f} |")  # fmt: skip
+    at = scores >= manifest.threshold
+    print("flag rate per category at the guard's threshold:")
+    for category in sorted(set(categories)):
+        mask = np.array([c == category for c in categories])
+        print(f"  {category:<12} {at[mask].mean():.3f} ({int(at[mask].sum())}/{int(mask.sum())})")
+
+
+if __name__ == "__main__":
+    ensure_fast_blas()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("guard", type=Path)
+    parser.add_argument("suite", type=Path)
+    parser.add_argument("--model", default="embedded")
+    args = parser.parse_args()
+    main(args.guard, args.suite, args.model)
