@@ -138,16 +138,7 @@ async def _start_jobs(state: ServerState, app: Litestar, owned: list[Any]) -> No
             await state.adapters.refresh(persona)
 
     def client() -> Any:
-        import httpx
-        import openai
-
-        http = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://persona.local", timeout=600
-        )
-        key = settings.api_key or "not-needed"
-        return openai.AsyncOpenAI(
-            base_url="http://persona.local/v1", api_key=key, http_client=http, max_retries=0
-        )
+        return asgi_openai(app, settings.api_key or "not-needed")
 
     setup = TrainerSetup(
         model=settings.model,
@@ -237,3 +228,20 @@ def _api_key_guard(api_key: str) -> Any:
             raise AuthError("Incorrect API key provided.")
 
     return guard
+
+
+def asgi_openai(app: Litestar, api_key: str, timeout: float = 600.0) -> Any:
+    """An `openai.AsyncOpenAI` that calls `app` in process (no socket), with no retries.
+
+    The transport comes from httpx2, the HTTP library the `openai` SDK itself is built on; the
+    SDK refuses a client of any other library.
+    """
+    import httpx2
+    import openai
+
+    http = httpx2.AsyncClient(
+        transport=httpx2.ASGITransport(app=app), base_url="http://persona.local", timeout=timeout
+    )
+    return openai.AsyncOpenAI(
+        base_url="http://persona.local/v1", api_key=api_key, http_client=http, max_retries=0
+    )
