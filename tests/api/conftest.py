@@ -94,7 +94,7 @@ async def http(app: Litestar, request_log: RequestLog) -> AsyncIterator[httpx2.A
         lifespan(app),
         httpx2.AsyncClient(
             transport=httpx2.ASGITransport(app=app),
-            base_url="http://testserver.local",
+            base_url="http://localhost",
             timeout=120,
             event_hooks={"request": [request_log]},
         ) as client,

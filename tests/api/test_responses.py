@@ -180,11 +180,11 @@ async def test_previous_response_id_continues_after_a_restart(
     async with (
         running(again),
         httpx2.AsyncClient(
-            transport=httpx2.ASGITransport(app=again), base_url="http://restarted.local"
+            transport=httpx2.ASGITransport(app=again), base_url="http://localhost"
         ) as http,
     ):
         fresh = AsyncOpenAI(
-            base_url="http://restarted.local/v1", api_key="x", http_client=http, max_retries=0
+            base_url="http://localhost/v1", api_key="x", http_client=http, max_retries=0
         )
         second = await fresh.responses.create(
             model="pip", input="What is my name?", previous_response_id=first.id
@@ -338,7 +338,7 @@ async def test_the_key_the_body_limit_and_metrics_apply(
     async with (
         running(guarded),
         httpx2.AsyncClient(
-            transport=httpx2.ASGITransport(app=guarded), base_url="http://guarded.local"
+            transport=httpx2.ASGITransport(app=guarded), base_url="http://localhost"
         ) as raw,
     ):
         body = {"model": "pip", "input": "Hi"}
@@ -384,7 +384,7 @@ async def test_persona_adapter_names_the_version_that_answered(
     async with (
         running(app),
         httpx2.AsyncClient(
-            transport=httpx2.ASGITransport(app=app), base_url="http://adapters.local", timeout=WAIT
+            transport=httpx2.ASGITransport(app=app), base_url="http://localhost", timeout=WAIT
         ) as http,
     ):
         for model in ("juni", "juni@run-1:100"):

@@ -202,7 +202,7 @@ async def test_concurrent_mixed_personas_share_the_engine(
     transport = httpx2.ASGITransport(app=app)
     async with (
         running(app),
-        httpx2.AsyncClient(transport=transport, base_url="http://test", timeout=WAIT) as http,
+        httpx2.AsyncClient(transport=transport, base_url="http://localhost", timeout=WAIT) as http,
     ):
         client = AsyncOpenAI(
             base_url=str(http.base_url.join("/v1")), api_key="x", http_client=http, max_retries=0

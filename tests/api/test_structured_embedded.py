@@ -51,11 +51,11 @@ async def openai(embedded_engine: Any, tmp_path: Path) -> AsyncIterator[AsyncOpe
     async with (
         lifespan(app),
         httpx2.AsyncClient(
-            transport=httpx2.ASGITransport(app=app), base_url="http://embedded.local", timeout=600
+            transport=httpx2.ASGITransport(app=app), base_url="http://localhost", timeout=600
         ) as http,
     ):
         yield AsyncOpenAI(
-            base_url="http://embedded.local/v1", api_key="x", http_client=http, max_retries=0
+            base_url="http://localhost/v1", api_key="x", http_client=http, max_retries=0
         )
 
 
