@@ -29,8 +29,8 @@ def error(response: httpx2.Response) -> dict[str, Any]:
     [
         ("localhost", True), ("LOCALHOST.", True), ("app.localhost", True), ("127.0.0.1", True),
         ("127.9.8.7", True), ("::1", True), ("[::1]", True), ("0.0.0.0", False),
-        ("attacker.example", False), ("127.0.0.1.attacker.example", False), ("localhost.evil", False),
-        ("", False),
+        ("attacker.example", False), ("127.0.0.1.attacker.example", False),
+        ("localhost.evil", False), ("", False),
     ],
 )  # fmt: skip
 def test_loopback_names_and_addresses(host: str, loopback: bool) -> None:
