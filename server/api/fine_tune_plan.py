@@ -46,6 +46,12 @@ def plan(
     persona, start = _starting_point(state, request.model)
     kind = request.method.type if request.method is not None else "supervised"
     pairs = kind in PREFERENCE_METHODS
+    if kind == "guard" and (persona is None or persona.card.guard is None):
+        raise InvalidRequest(
+            f"{request.suffix or request.model} has no [guard] in its card: a guard job trains "
+            "the categories the card names",
+            param="model",
+        )
     own = request.training_file in (None, OWN_DATASET + (persona.name if persona else ""))
     train = None if own else read_file(files, request.training_file or "", "training_file")
     valid = (
@@ -111,12 +117,6 @@ def plan(
             "from; leave them out to take its own",
             param=clashes[0],
             code="invalid_value",
-        )
-    if kind == "guard" and (persona is None or persona.card.guard is None):
-        raise InvalidRequest(
-            f"{request.suffix or request.model} has no [guard] in its card: a guard job trains "
-            "the categories the card names",
-            param="model",
         )
     if kind == "guard" and (request.eval_checkpoints or start is not None):
         raise InvalidRequest(
