@@ -15,6 +15,7 @@ from server.api.params import Extras, parse_logit_bias
 from server.api.plan import fan_out, plan
 from server.api.prompt import chat_messages, chat_prompt
 from server.api.reply import Head
+from server.api.scoring import score_final_message, wants_score
 from server.api.sse import disconnected, stream_events
 from server.api.structured import chat_grammar, prepare, refuse_stop
 from server.api.unsupported import check_chat, choices_wanted
@@ -49,6 +50,8 @@ async def chat_completions(
     check_chat(data)
     engine, runner = state.require_runner()
     resolved = state.resolve(data.model)
+    if wants_score(data):
+        return Response(await score_final_message(data, state, resolved))
     persona = resolved.persona
     card = persona.card if persona else None
     grammar = chat_grammar(data.response_format, card.response_format if card else None)
