@@ -136,9 +136,10 @@ def test_a_card_marker_is_wanted_not_a_formula() -> None:
     without_card = dataset_stats(records).warnings
     assert not [w for w in without_card if "'map'" in w]  # single words are never phrases
     plain = parse_card('name = "p"\nsystem_prompt = "x"\n[style]\ncatchphrases = ["map"]\n')
-    assert "card phrase 'map' is in 100% of replies: one formula dominates" in dataset_stats(
-        records, plain
-    ).warnings
+    assert (
+        "card phrase 'map' is in 100% of replies: one formula dominates"
+        in dataset_stats(records, plain).warnings
+    )
 
 
 def test_length_bands_follow_the_card_reply_words() -> None:
