@@ -134,3 +134,42 @@ async def test_scoring_needs_a_user_turn_before_the_reply(
     response = await http.post("/v1/chat/completions", json=body)
     assert response.status_code == 400
     assert response.json()["error"]["param"] == "messages"
+
+
+async def test_persona_eval_scores_contrast_pairs_through_the_served_model(
+    client: Any, tiny_model: Any
+) -> None:
+    from data.card import parse_card
+    from data.evaluate import run_eval
+    from data.records import Message
+    from data.report import terminal_table
+    from data.suite import EvalCase
+
+    card = parse_card(
+        'name = "pip"\nsystem_prompt = "You are Pip, a cheerful robot who loves gears."\n'
+    )
+    user = "hello there"
+    good, bad = "Gears turn and I hum along.", "Xq zz vv qq."
+    case = EvalCase(
+        "c1", "general", (Message("user", user),), chosen=good, rejected=(bad, good + " Yes.")
+    )
+    result = await run_eval(card, [case], [], ["pip"], client=client, sample=False)
+    assert result.samples == []
+    assert result.models == []
+    [scores] = result.contrast
+    system = "You are Pip, a cheerful robot who loves gears."
+    means = {}
+    for reply in (good, bad, good + " Yes."):
+        _, logprobs = reference(tiny_model, f"{system}\n\n{user}", reply)
+        means[reply] = logprobs.mean()
+    wins = (means[good] > means[bad]) + (means[good] > means[good + " Yes."])
+    assert scores.overall.pairs == 2
+    assert scores.overall.won == wins
+    _, gold = reference(tiny_model, f"{system}\n\n{user}", good)
+    assert scores.by_category["general"].gold_perplexity == pytest.approx(
+        np.exp(-gold.mean()), rel=1e-3
+    )
+    table = terminal_table(result)
+    assert table.splitlines()[0].startswith("headline")
+    assert "contrast accuracy: general" in table
+    assert "gold perplexity: all" in table
