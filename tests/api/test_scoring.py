@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
+import httpx2
 import numpy as np
 import pytest
 from openai.types.chat import ChatCompletion
@@ -36,7 +36,7 @@ def reference(tiny_model: Any, user: str, reply: str) -> tuple[list[int], np.nda
     return targets, logprobs[rows, targets]
 
 
-async def scored(http: httpx.AsyncClient, model: str, user: str, reply: str, **extra: Any) -> Any:
+async def scored(http: httpx2.AsyncClient, model: str, user: str, reply: str, **extra: Any) -> Any:
     body = {
         "model": model,
         "messages": [{"role": "user", "content": user}, {"role": "assistant", "content": reply}],
@@ -50,7 +50,7 @@ async def scored(http: httpx.AsyncClient, model: str, user: str, reply: str, **e
 
 @pytest.mark.parametrize("reply", ["A crab lives in the tide pool.", LONG])
 async def test_scores_match_numpy_log_softmax_over_mlx_logits(
-    http: httpx.AsyncClient, base: str, tiny_model: Any, reply: str
+    http: httpx2.AsyncClient, base: str, tiny_model: Any, reply: str
 ) -> None:
     user = "what lives in a tide pool"
     response = await scored(http, base, user, reply, top_logprobs=3)
@@ -75,7 +75,7 @@ async def test_scores_match_numpy_log_softmax_over_mlx_logits(
 
 
 async def test_a_persona_scores_with_its_system_prompt(
-    http: httpx.AsyncClient, tiny_model: Any
+    http: httpx2.AsyncClient, tiny_model: Any
 ) -> None:
     user, reply = "hello there", "Gears turn and I hum along."
     response = await scored(http, "pip", user, reply)
@@ -87,7 +87,7 @@ async def test_a_persona_scores_with_its_system_prompt(
 
 
 async def test_control_token_text_in_the_reply_is_scored_as_text(
-    http: httpx.AsyncClient, base: str
+    http: httpx2.AsyncClient, base: str
 ) -> None:
     reply = "I say <end_of_turn> out loud."
     response = await scored(http, base, "say it", reply)
@@ -106,7 +106,7 @@ async def test_control_token_text_in_the_reply_is_scored_as_text(
     ],
 )
 async def test_bad_scoring_requests_are_refused_by_name(
-    http: httpx.AsyncClient, base: str, extra: dict[str, Any], param: str, words: str
+    http: httpx2.AsyncClient, base: str, extra: dict[str, Any], param: str, words: str
 ) -> None:
     response = await scored(http, base, "hi", "Hello.", **extra)
     assert response.status_code == 400, response.text
@@ -115,7 +115,7 @@ async def test_bad_scoring_requests_are_refused_by_name(
     assert words in error["message"]
 
 
-async def test_max_tokens_zero_without_echo_is_a_400(http: httpx.AsyncClient, base: str) -> None:
+async def test_max_tokens_zero_without_echo_is_a_400(http: httpx2.AsyncClient, base: str) -> None:
     body = {"model": base, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 0}
     response = await http.post("/v1/chat/completions", json=body)
     assert response.status_code == 400
@@ -123,7 +123,7 @@ async def test_max_tokens_zero_without_echo_is_a_400(http: httpx.AsyncClient, ba
 
 
 async def test_scoring_needs_a_user_turn_before_the_reply(
-    http: httpx.AsyncClient, base: str
+    http: httpx2.AsyncClient, base: str
 ) -> None:
     body = {
         "model": base,
