@@ -186,11 +186,13 @@ def terminal_table(result: EvalResult) -> str:
     drift = drift_rows(result)
     if drift:
         lines += ["", f"Drift over {result.turns}-turn conversations:", *_fixed(drift)]
-    judge = result.models[0].judge_status if result.models else ""
-    lines.append(
-        f"\n{len(result.samples)} replies, {result.samples_per_prompt} per prompt, "
-        f"seed {result.seed}; judge: {judge}"
-    )
+    if result.models:
+        lines.append(
+            f"\n{len(result.samples)} replies, {result.samples_per_prompt} per prompt, "
+            f"seed {result.seed}; judge: {result.models[0].judge_status}"
+        )
+    if result.contrast_replies:
+        lines.append(f"{len(result.contrast_replies)} contrast replies scored (teacher-forced)")
     return "\n".join(lines)
 
 
