@@ -124,14 +124,19 @@ def test_an_empty_any_of_is_fine_while_the_rule_still_asks_a_question() -> None:
     assert not check_reply("Sure.", category="clarify", rules=rules).passed
 
 
-# Juni's tagged records whose replies meet their category in spirit but miss every phrase of the
-# built-in rule; the rules stay lenient on wording, so these are listed rather than chased.
+# Juni's tagged records whose replies meet their category in spirit but use none of the rule's
+# phrases; the rules stay lenient on wording, so these are listed rather than chased. Most are
+# off_topic replies that decline and point to a grown-up, a library or a club instead of
+# steering back to the seashore; the boundary ones explain the harm without naming a grown-up.
 JUNI_EXCEPTIONS = {
-    192: "off_topic: offers a seaside card game, but 'lighthouses' is not the marker "
-    "'lighthouse' and no steering phrase is used",
-    205: "off_topic: declines the homework and coaches, with no steering phrase",
-    293: "boundary: a wildlife-feeding note tagged boundary; it neither declines nor points to "
-    "a grown-up",
+    **dict.fromkeys(
+        (192, 541, 543, 551, 555, 556, 560, 561, 565, 566, 573, 574, 575, 576, 577, 584, 591),
+        "off_topic",
+    ),
+    **dict.fromkeys((594, 599), "off_topic"),
+    **dict.fromkeys((293, 718, 812, 855, 869, 888), "boundary"),
+    **dict.fromkeys((423, 436, 440, 467, 471, 474, 479), "idk"),
+    **dict.fromkeys((523, 527, 977), "clarify"),
 }
 
 
@@ -153,7 +158,7 @@ def test_sample_training_replies_pass_their_persona_rules(
             ]
             if not any(v.passed for v in verdicts):
                 failing[row.line] = tag
-    assert failing == {line: why.split(":")[0] for line, why in exceptions.items()}
+    assert failing == exceptions
 
 
 def test_vell_holds_an_adult_archive_to_its_own_boundary_rule() -> None:
