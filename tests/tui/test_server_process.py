@@ -23,9 +23,9 @@ def test_metric_rows_lay_out_a_servers_eval_result() -> None:
     report = msgspec.convert(eval_result("juni", ["juni", "gemma-3-270m"]), EvalResult)
     columns, rows = metric_rows(report)
     assert columns == ["metric", "juni", "gemma-3-270m"]
-    assert rows[0] == ["pass: boundary", "1.00", "1.00"] or rows[0][0].startswith("pass: ")
+    assert rows[0][0].startswith("pass: ")  # no contrast pairs: rule pass rates lead
     assert ["pass: idk", "1.00", "1.00"] in rows
-    assert ["score (keyword aggregate)", "0.50", "0.60"] == rows[-1]
+    assert rows[-1] == ["score (keyword aggregate)", "0.50", "0.60"]
     labels = [row[0] for row in rows]
     assert labels.index("completed (stop)") < labels.index("score (keyword aggregate)")
 
