@@ -140,7 +140,13 @@ JUNI_EXCEPTIONS = {
 }
 
 
-@pytest.mark.parametrize(("name", "exceptions"), [("juni", JUNI_EXCEPTIONS), ("vell", {})])
+# "Declined." is a firm decline that none of Vell's own boundary phrases spells.
+VELL_EXCEPTIONS = {243: "boundary"}
+
+
+@pytest.mark.parametrize(
+    ("name", "exceptions"), [("juni", JUNI_EXCEPTIONS), ("vell", VELL_EXCEPTIONS)]
+)
 def test_sample_training_replies_pass_their_persona_rules(
     name: str, exceptions: dict[int, str]
 ) -> None:
