@@ -156,6 +156,8 @@ class WllamaBackend {
         ...(s.min_p != null ? { min_p: s.min_p } : {}),
         ...(s.repetition_penalty != null ? { repeat_penalty: s.repetition_penalty } : {}),
         ...(s.repetition_context_size != null ? { repeat_last_n: s.repetition_context_size } : {}),
+        ...(s.presence_penalty ? { presence_penalty: s.presence_penalty } : {}),
+        ...(s.frequency_penalty ? { frequency_penalty: s.frequency_penalty } : {}),
         ...(s.seed != null ? { seed: s.seed } : {}),
         ...(s.stop ? { stop: s.stop } : {}),
         abortSignal: signal,
@@ -190,12 +192,11 @@ function quietLogger() {
 // the card's post-history instructions end the last user turn, `assistant` is written `model`.
 // Text that spells a control token gets a word joiner inside it, so it stays text.
 function gemmaPrompt(config, messages) {
-  const specials = config.special_tokens || [];
-  const safe = (text) => {
-    let out = text;
-    for (const token of specials) out = out.split(token).join(token[0] + "\u2060" + token.slice(1));
-    return out;
-  };
+  const escaped = (config.special_tokens || []).map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
+  if (config.special_token_pattern) escaped.push(config.special_token_pattern);
+  const specials = escaped.length ? new RegExp(escaped.join("|"), "g") : null;
+  const safe = (text) =>
+    specials ? text.replace(specials, (token) => `${token[0]}\u2060${token.slice(1)}`) : text;
   const turns = messages.map((m) => ({ role: m.role, content: safe(m.content) }));
   const post = config.post_history_instructions;
   if (post && turns.length && turns[turns.length - 1].role === "user") {
@@ -518,6 +519,12 @@ class ChatPage {
     }
     const stopped = this.controller.signal.aborted;
     this.controller = null;
+    if (stopped && !message.content) {
+      // Stopped before a word came: there is no reply to keep.
+      article.remove();
+      this.refresh();
+      return;
+    }
     message.adapter = result.adapter;
     message.tokens = result.tokens;
     message.finish_reason = stopped ? "stopped" : result.finish_reason;
