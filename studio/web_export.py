@@ -94,7 +94,7 @@ def persona_config(source: ExportSource, model_path: str) -> dict[str, Any]:
         "system_prompt": card.system_prompt if card else "",
         "post_history_instructions": card.post_history_instructions if card else "",
         "greetings": list(card.greetings) if card else [],
-        "guard_replies": guard_replies(source),
+        "guard_replies": guard_replies(source.card_folder),
         "sampling": msgspec.to_builtins(sampling),
         "adapter": source.manifest.version,
         "model": model_path,
@@ -104,12 +104,13 @@ def persona_config(source: ExportSource, model_path: str) -> dict[str, Any]:
     }
 
 
-def guard_replies(source: ExportSource) -> list[str]:
-    """The card's `[guard]` replies, if its persona.toml has such a table; [] otherwise."""
-    if source.card_folder is None:
+def guard_replies(folder: Path | None) -> list[str]:
+    """The replies of a persona folder's `[guard]` table (a list, or a table of named replies);
+    [] when the card has no such table or it holds something else."""
+    if folder is None:
         return []
     try:
-        raw = tomllib.loads((source.card_folder / "persona.toml").read_text())
+        raw = tomllib.loads((folder / "persona.toml").read_text())
     except (OSError, tomllib.TOMLDecodeError):
         return []
     guard = raw.get("guard")

@@ -119,6 +119,8 @@ class WllamaBackend {
       n_ctx: this.config.context,
       n_threads: threads,
       n_gpu_layers: 0,
+      // As llama.cpp's CPU default in node-llama-cpp, so the two agree to the last rounding.
+      flash_attn: false,
       useCache: false,
       progressCallback: ({ loaded, total }) =>
         status(`Loading the model: ${Math.round((100 * loaded) / (total || 1))}%`),
@@ -142,7 +144,7 @@ class WllamaBackend {
     const c = this.config;
     const prompt = gemmaPrompt(c, messages);
     const s = c.sampling;
-    const run = { prompt, text: "", pieces: [], usage: null, seconds: 0 };
+    const run = { prompt, text: "", pieces: [], tokens: [], usage: null, seconds: 0 };
     const started = performance.now();
     const result = { adapter: c.adapter, finish_reason: null, tokens: null };
     try {
@@ -160,10 +162,13 @@ class WllamaBackend {
         ...(s.frequency_penalty ? { frequency_penalty: s.frequency_penalty } : {}),
         ...(s.seed != null ? { seed: s.seed } : {}),
         ...(s.stop ? { stop: s.stop } : {}),
+        // One log-probability per token brings each token's id along with its text.
+        logprobs: 1,
         abortSignal: signal,
         onData: (chunk) => {
           if (chunk.usage) run.usage = chunk.usage;
           for (const choice of chunk.choices || []) {
+            for (const item of choice.logprobs?.content || []) run.tokens.push(item.id);
             if (choice.text) {
               run.pieces.push(choice.text);
               run.text += choice.text;
