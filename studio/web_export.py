@@ -75,6 +75,14 @@ def write(source: ExportSource, folder: Path, options: ExportOptions) -> None:
         "cross-origin isolation headers (COOP/COEP), llama.cpp runs on one thread."
     )
     write_text(folder / "README.md", model_card(source, "web", files, usage))
+    _publishable(folder)
+
+
+def _publishable(folder: Path) -> None:
+    """World-readable files and folders: a web server may run as another user than the export."""
+    folder.chmod(0o755)
+    for path in folder.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
 
 
 def persona_config(source: ExportSource, model_path: str) -> dict[str, Any]:

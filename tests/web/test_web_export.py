@@ -78,6 +78,7 @@ def test_the_folder_holds_the_page_the_model_wllama_and_the_persona(
     assert "<end_of_turn>" in config["special_tokens"]
     assert config["guard_replies"] == []
     assert "MIT" in (out / "wllama" / "LICENCE").read_text()
+    assert {oct(p.stat().st_mode & 0o777) for p in out.rglob("*") if p.is_file()} == {"0o644"}
 
 
 def test_guard_replies_are_read_defensively(tmp_path: Path) -> None:
