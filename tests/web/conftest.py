@@ -9,9 +9,12 @@ import pytest
 from browser import ARGS, CHROMIUM, chromium_missing
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Headless Debian chromium (skips with the reason when it or Playwright is missing)."""
+    """Headless Debian chromium (skips with the reason when it or Playwright is missing).
+
+    Per module: Playwright's sync API keeps an event loop running while it is open, which
+    pytest-asyncio's tests after it must not find."""
     reason = chromium_missing()
     if reason:
         pytest.skip(reason)

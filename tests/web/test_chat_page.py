@@ -92,13 +92,17 @@ def test_chat_streams_regenerates_stops_and_keeps_the_conversation(
     page.click("#stop")
     expect(_assistant(page).locator(".meta")).to_contain_text("stopped")
     expect(page.locator("#send")).to_be_enabled()
-    # Stop before the first word: no empty reply is kept, and the server logs no error.
+    # Stop before the first word (the request held back so none can come): no empty reply is
+    # kept.
+    held: list[Any] = []
+    page.route("**/v1/chat/completions", lambda route: held.append(route))
     _send(page, "And the moon?")
     page.locator(".msg.assistant[aria-busy=true]").wait_for()
     page.click("#stop")
     expect(page.locator(".msg.assistant[aria-busy=true]")).to_have_count(0)
     expect(page.locator(".msg.user")).to_have_count(3)
     expect(page.locator(".msg.assistant")).to_have_count(2)
+    page.unroute("**/v1/chat/completions")
     page.click("#edit")
     expect(page.locator("#input")).to_have_value("And the moon?")
     page.fill("#input", "")
