@@ -150,7 +150,9 @@ class Runner:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
-        if heads.cancelled():
+        # A cancelled gather with return_exceptions ends holding a CancelledError rather than
+        # cancelled, so both mean the client left before the first token.
+        if heads.cancelled() or isinstance(heads.exception(), asyncio.CancelledError):
             for stream in streams:
                 await _close(stream)
             return None

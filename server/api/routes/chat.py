@@ -32,7 +32,7 @@ from server.api.wire import (
     is_set,
 )
 from server.engine.types import Delta
-from server.errors import error_responses
+from server.errors import ModelNotFoundError, error_responses
 from server.state import ServerState, vocab_size
 
 
@@ -53,6 +53,12 @@ async def chat_completions(
     if wants_score(data):
         return Response(await score_final_message(data, state, resolved))
     persona = resolved.persona
+    if persona is None and state.settings.web == "locked":
+        # A locked server's chat pages talk to personas only; the bare base model stays out.
+        raise ModelNotFoundError(
+            f"The model '{data.model}' is not served here: this server serves personas only.",
+            param="model",
+        )
     card = persona.card if persona else None
     grammar = chat_grammar(data.response_format, card.response_format if card else None)
     refuse_stop(grammar, is_set(data.stop))
