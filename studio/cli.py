@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from adapters.blas import ensure_fast_blas
 
 COMMANDS: tuple[tuple[str, str, str], ...] = (
+    ("new", "studio.new_cli", "start a new persona: card, example records and eval suite"),
+    ("list", "studio.list_cli", "list personas with their folders, data files and adapters"),
     ("model", "adapters.model_cli", "prepare and inspect base models"),
     ("data", "data.cli", "check, measure, split, import and draft persona datasets"),
     ("import", "data.cards.cli", "import a character card (V2/V3 JSON, PNG, CHARX) as a persona"),
