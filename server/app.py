@@ -32,6 +32,7 @@ from server.api.routes.files import file_routes
 from server.api.routes.fine_tuning import fine_tuning_routes, jobs_root
 from server.api.routes.health import health, metrics, openapi_json
 from server.api.routes.models import model, models
+from server.api.routes.persona_create import persona_create_routes
 from server.api.routes.personas import persona, personas
 from server.api.routes.responses import responses_routes
 from server.errors import AuthError, handle_exception
@@ -98,6 +99,7 @@ def create_app(
             openapi_json,
             personas,
             persona,
+            *persona_create_routes(),
             *adapter_routes(),
             *responses_routes(),
             *draft_routes(),

@@ -62,8 +62,12 @@ class StudioScreen(Screen[None]):
     def on_mount(self) -> None:
         """Reload server-backed content every time the connection is (re)established."""
         self.watch(self.studio, "connection", self._reconnected, init=False)
+        self.watch(self.studio, "persona_made", self._persona_made, init=False)
 
     def _reconnected(self, _count: int) -> None:
+        self.reload()
+
+    def _persona_made(self, _name: str | None) -> None:
         self.reload()
 
     def reload(self) -> None:

@@ -29,6 +29,8 @@ class DataScreen(StudioScreen):
         Binding("ctrl+r", "run_checks", "Check again"),
         Binding("ctrl+t", "toggle_tab", "Problems/Stats/Review"),
         Binding("ctrl+g", "pick_persona", "Persona"),
+        Binding("ctrl+n", "app.new_persona", "New persona"),
+        Binding("ctrl+o", "app.import_card", "Import card"),
     ]
 
     def __init__(self) -> None:
@@ -94,7 +96,10 @@ class DataScreen(StudioScreen):
     @work(exclusive=True, group="data-personas")
     async def reload(self) -> None:
         """Fetch the personas from the server."""
-        await self.offer_personas(self.persona_select)
+        found = await self.offer_personas(self.persona_select) or []
+        made = self.studio.persona_made
+        if made in {p.id for p in found} and self.persona_select.value != made:
+            self.persona_select.value = made  # show the persona just created or imported
 
     @on(Select.Changed, "#data-persona")
     def _persona_chosen(self) -> None:

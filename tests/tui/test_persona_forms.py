@@ -1,0 +1,100 @@
+"""New persona and Import card from the TUI: the forms, the real routes, the lists refreshed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+from fakes import ScriptedClient, notes, record_notes, settle, wait_for
+from litestar import Litestar
+
+from server.api.catalog import Catalog
+from server.api.routes.evals import eval_routes
+from server.api.routes.persona_create import persona_create_routes
+from server.api.routes.personas import persona, personas
+from server.errors import handle_exception
+from server.metrics import ServerMetrics
+from server.settings import ServerSettings
+from server.state import ServerState
+from tui.api import ApiClient
+from tui.app import StudioApp, make_app
+from tui.screens.data import DataScreen
+from tui.screens.persona_dialogs import ImportCardDialog, NewPersonaDialog
+from tui.settings import TuiSettings
+
+SIZE = (120, 40)
+CARDS = Path(__file__).parents[1] / "fixtures" / "cards"
+
+
+def persona_server() -> Litestar:
+    """The real persona, create, import and data routes over the home folder and the samples."""
+    state = ServerState.create(
+        ServerSettings(), Catalog.discover([]), ServerMetrics(1, lambda: None)
+    )
+    return Litestar(
+        route_handlers=[personas, persona, *persona_create_routes(), *eval_routes()],
+        state=state,
+        exception_handlers={Exception: handle_exception},
+    )
+
+
+def studio() -> StudioApp:
+    """The TUI whose persona calls reach the real routes."""
+    client = ScriptedClient(transport=httpx.ASGITransport(app=persona_server()))
+    client.personas = lambda: ApiClient.personas(client)  # type: ignore[method-assign]
+    app = make_app(TuiSettings(watch=False, start_server=False), client)
+    record_notes(app)
+    return app
+
+
+async def test_new_persona_from_the_data_screen(persona_home: Path) -> None:
+    app = studio()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f5")
+        screen = app.screen
+        assert isinstance(screen, DataScreen)
+        await wait_for(pilot, lambda: screen.persona_select.value == "juni")
+        await pilot.press("ctrl+n")
+        await wait_for(pilot, lambda: isinstance(app.screen, NewPersonaDialog))
+        await pilot.press(*"grumpy-parrot", "enter")
+        await wait_for(pilot, lambda: screen.persona_select.value == "grumpy-parrot")
+        await settle(pilot)
+        folder = persona_home / "personas" / "grumpy-parrot"
+        assert (folder / "persona.toml").is_file()
+        assert any(
+            n.startswith("Created persona grumpy-parrot: " + str(folder)) for n in notes(app)
+        )
+        # The new persona's data is checked at once: the template has no problems.
+        await wait_for(pilot, lambda: screen.checked is not None)
+        assert screen.problems == []
+
+
+async def test_new_persona_refused_name_is_shown(persona_home: Path) -> None:
+    app = studio()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f5")
+        await pilot.press("ctrl+n")
+        await wait_for(pilot, lambda: isinstance(app.screen, NewPersonaDialog))
+        await pilot.press(*"juni", "enter")
+        await wait_for(pilot, lambda: any("served already" in n for n in notes(app)))
+        assert not (persona_home / "personas" / "juni").exists()
+
+
+async def test_import_card_from_the_command_palette(persona_home: Path) -> None:
+    app = studio()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f5")
+        screen = app.screen
+        assert isinstance(screen, DataScreen)
+        await pilot.press("ctrl+p")
+        await pilot.press(*"Import card")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ImportCardDialog))
+        app.screen.path_input.value = str(CARDS / "tamsin.png")  # type: ignore[attr-defined]
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: any(n.startswith("Imported persona") for n in notes(app)))
+        made = app.persona_made
+        assert made is not None
+        assert (persona_home / "personas" / made / "persona.toml").is_file()
+        await wait_for(pilot, lambda: screen.persona_select.value == made)
