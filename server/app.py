@@ -70,6 +70,7 @@ def create_app(
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         owned: list[Any] = []
         await _start_jobs(state, app, owned)
+        owned.append(_watch_personas(state))
         if engine is not None:
             await _attach(state, engine, adapters, owned)
             holder["engine"] = engine
@@ -122,6 +123,18 @@ def create_app(
         ),
         debug=False,
     )
+
+
+def _watch_personas(state: ServerState) -> Any:
+    """Serve personas created, edited or removed while running; announce each change."""
+    from server.hotswap.persona_watch import PersonaWatcher
+    from server.hotswap.types import AdapterEvent
+
+    def publish(event: AdapterEvent) -> None:
+        if state.adapters is not None:
+            state.adapters.hub.publish(event)
+
+    return PersonaWatcher(state.catalog, publish)
 
 
 async def _start_jobs(state: ServerState, app: Litestar, owned: list[Any]) -> None:

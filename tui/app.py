@@ -62,8 +62,10 @@ class StudioApp(App[None]):
     """Counts (re)connections; screens reload their content when it changes."""
     adapter_event: reactive[AdapterEvent | None] = reactive(None, always_update=True)
     """The newest event from `/v1/adapters/events`."""
-    persona_made: reactive[str | None] = reactive(None, always_update=True)
-    """The persona this TUI created or imported last; screens refresh their persona lists."""
+    persona_made: reactive[str | None] = reactive(None)
+    """The persona this TUI created or imported last (the Data screen shows it)."""
+    personas_version: reactive[int] = reactive(0)
+    """Bumped when personas were created, changed or removed; screens refresh their lists."""
 
     def __init__(
         self,
@@ -227,6 +229,14 @@ class StudioApp(App[None]):
             timeout=15,
         )
         self.persona_made = made.id
+        self.personas_version += 1
+
+    def _persona_event(self, event: AdapterEvent) -> None:
+        if event.type == "persona_failed":
+            self.notify(
+                event.message, title=f"{event.persona}: card not loaded", severity="warning"
+            )
+        self.personas_version += 1
 
     @work(exclusive=True, group="adapters")
     async def refresh_adapters(self) -> None:
@@ -246,7 +256,10 @@ class StudioApp(App[None]):
                     async for event in self.client.adapter_events():
                         self.status = dataclasses.replace(self.status, last_event=event)
                         self.adapter_event = event
-                        self.refresh_adapters()
+                        if event.type in ("persona", "persona_failed"):
+                            self._persona_event(event)
+                        else:
+                            self.refresh_adapters()
                 except ApiError:
                     pass
             await asyncio.sleep(1.0)

@@ -33,6 +33,8 @@ class StudioHost(Protocol):
     """The newest adapter event from the server (reactive)."""
     persona_made: str | None
     """The persona this TUI created or imported last (reactive)."""
+    personas_version: int
+    """Bumped whenever the server's personas changed (reactive)."""
 
     async def refresh_adapters(self) -> None:
         """Re-read every persona's adapter state from the server."""

@@ -8,17 +8,20 @@ import httpx
 from fakes import ScriptedClient, notes, record_notes, settle, wait_for
 from litestar import Litestar
 
+from data.scaffold import create_persona
 from server.api.catalog import Catalog
 from server.api.routes.evals import eval_routes
 from server.api.routes.persona_create import persona_create_routes
 from server.api.routes.personas import persona, personas
 from server.errors import handle_exception
+from server.hotswap.persona_watch import event_of
 from server.metrics import ServerMetrics
 from server.settings import ServerSettings
 from server.state import ServerState
 from tui.api import ApiClient
 from tui.app import StudioApp, make_app
 from tui.screens.data import DataScreen
+from tui.screens.eval import EvalScreen
 from tui.screens.persona_dialogs import ImportCardDialog, NewPersonaDialog
 from tui.settings import TuiSettings
 
@@ -98,3 +101,37 @@ async def test_import_card_from_the_command_palette(persona_home: Path) -> None:
         assert made is not None
         assert (persona_home / "personas" / made / "persona.toml").is_file()
         await wait_for(pilot, lambda: screen.persona_select.value == made)
+
+
+async def test_a_persona_event_refreshes_the_lists(persona_home: Path) -> None:
+    server = persona_server()
+    client = ScriptedClient(transport=httpx.ASGITransport(app=server))
+    client.personas = lambda: ApiClient.personas(client)  # type: ignore[method-assign]
+    app = make_app(TuiSettings(watch=False, start_server=False), client)
+    record_notes(app)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f6")
+        screen = app.screen
+        assert isinstance(screen, EvalScreen)
+        await wait_for(pilot, lambda: screen.persona_select.value == "juni")
+        made = create_persona("parrot", persona_home / "personas")
+        (made.folder / "eval.jsonl").unlink()
+        catalog: Catalog = server.state.catalog
+        [change] = catalog.rescan()
+        app._persona_event(event_of(change))
+        await wait_for(pilot, lambda: "parrot" in screen.without_suite)
+        screen.persona_select.value = "parrot"
+        await pilot.pause()
+        assert "parrot has no eval.jsonl" in str(screen.suite_note.render())
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert any("no eval.jsonl to run" in n for n in notes(app))
+        # A card that breaks: a warning, and the last good version stays listed.
+        card = made.folder / "persona.toml"
+        card.write_text(card.read_text().replace("temperature = 0.8", "temperature = 7.0"))
+        [change] = catalog.rescan()
+        app._persona_event(event_of(change))
+        await wait_for(pilot, lambda: any("card not loaded" in n for n in notes(app)))
+        info = await ApiClient.persona(client, "parrot")
+        assert info.error is not None
+        assert "sampling.temperature" in info.error

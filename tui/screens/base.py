@@ -62,12 +62,12 @@ class StudioScreen(Screen[None]):
     def on_mount(self) -> None:
         """Reload server-backed content every time the connection is (re)established."""
         self.watch(self.studio, "connection", self._reconnected, init=False)
-        self.watch(self.studio, "persona_made", self._persona_made, init=False)
+        self.watch(self.studio, "personas_version", self._personas_changed, init=False)
 
     def _reconnected(self, _count: int) -> None:
         self.reload()
 
-    def _persona_made(self, _name: str | None) -> None:
+    def _personas_changed(self, _version: int) -> None:
         self.reload()
 
     def reload(self) -> None:

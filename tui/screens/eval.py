@@ -41,6 +41,8 @@ class EvalScreen(StudioScreen):
         """The replies table's rows, in order."""
         self.run: EvalRun | None = None
         """The evaluation running on the server, if any."""
+        self.without_suite: set[str] = set()
+        """Personas the server has no `eval.jsonl` for."""
 
     def compose_body(self) -> ComposeResult:
         """Persona and model ids on the left, results on the right."""
@@ -58,6 +60,7 @@ class EvalScreen(StudioScreen):
                     "suite's conversation scripts and plots voice and criteria per turn.",
                     classes="hint",
                 )
+                yield Label("", id="eval-suite", markup=False)
                 yield ProgressBar(id="eval-progress", show_eta=False)
             with Vertical(id="eval-body"):
                 yield Label("Metrics", classes="section-title")
@@ -107,13 +110,31 @@ class EvalScreen(StudioScreen):
         super().on_mount()
         self.reload()
 
+    @property
+    def suite_note(self) -> Label:
+        """Says when the chosen persona has no eval suite."""
+        return self.query_one("#eval-suite", Label)
+
     @work(exclusive=True, group="eval-personas")
     async def reload(self) -> None:
-        """Fetch the personas that have an eval suite on the server."""
-        await self.offer_personas(self.persona_select, lambda p: "eval.jsonl" in p.data_files)
+        """Fetch every persona; those without an eval suite are listed too, and say so."""
+        found = await self.offer_personas(self.persona_select)
+        if found is not None:
+            self.without_suite = {p.id for p in found if "eval.jsonl" not in p.data_files}
+            self._show_suite(self.persona_select.value)
+
+    def _show_suite(self, persona: object) -> None:
+        missing = isinstance(persona, str) and persona in self.without_suite
+        self.suite_note.update(
+            f"{persona} has no eval.jsonl on the server: add one next to its persona.toml "
+            "(one probe per line; `persona new` writes one per category)."
+            if missing
+            else ""
+        )
 
     @on(Select.Changed, "#eval-persona")
     def _persona_chosen(self, event: Select.Changed) -> None:
+        self._show_suite(event.value)
         if isinstance(event.value, str):
             base = self.studio.status.model or "gemma-3-270m"
             self.models_input.value = f"{event.value} {base}"
@@ -123,6 +144,9 @@ class EvalScreen(StudioScreen):
         persona = self.persona_select.value
         if not isinstance(persona, str):
             self.notify("Choose a persona first.", severity="warning")
+            return
+        if persona in self.without_suite:
+            self.notify(f"{persona} has no eval.jsonl to run.", severity="warning")
             return
         text = self.turns_input.value.strip() or "0"
         try:
