@@ -99,6 +99,8 @@ def plan(
             f"model: {advice}",
             param="model",
         )
+    if request.iters is not None and request.iters < 1:
+        raise InvalidRequest("iters must be at least 1", param="iters", code="invalid_value")
     # Everything is checked before anything is written: a refused request leaves nothing behind.
     try:
         method, training = plan_job(request, persona.card.training if persona else Training())
@@ -143,6 +145,8 @@ def plan(
         persona=card.name,
     )
     start_flags = ["--from", _version(start)] if start is not None else []
+    if request.iters is not None:
+        start_flags += ["--iters", str(request.iters)]
     spec = TrainSpec(
         persona=card.name,
         folder=str(folder),
