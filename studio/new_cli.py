@@ -23,7 +23,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="DIR",
-        help="extra folder of personas to find --from in, searched after your own (repeatable)",
+        help="extra folder of personas, searched after your own (repeatable)",
     )
 
 

@@ -33,7 +33,7 @@ def test_new_makes_a_checked_persona(
     tags = {json.loads(line)["tags"][0] for line in _lines(folder / "train.jsonl")}
     assert tags == {c for c, _, _ in EXAMPLES}
     assert main(["data", "check", "grumpy-parrot", "--no-tokenizer"]) == 0
-    assert "0 errors, 0 warnings" in capsys.readouterr().err
+    assert "0 errors, 0 warnings" in capsys.readouterr().out
     assert not [p for p in (persona_home / "personas").iterdir() if p.name.startswith(".")]
 
 
