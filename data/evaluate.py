@@ -18,6 +18,7 @@ from typing import Any
 import msgspec
 
 from .card import PersonaCard
+from .client import openai_client
 from .criteria import CriteriaResult, check_reply, rules_for
 from .judge import Judge, JudgeScore
 from .metrics import (
@@ -270,15 +271,7 @@ def _messages(case: EvalCase, card: PersonaCard, model: str) -> list[dict[str, s
 
 def make_client(target: Target) -> Any:
     """An `openai.AsyncOpenAI` for the target, with no retries (a 4xx is an answer)."""
-    import httpx
-    import openai
-
-    return openai.AsyncOpenAI(
-        base_url=target.base_url,
-        api_key=target.api_key,
-        max_retries=0,
-        timeout=httpx.Timeout(target.timeout),
-    )
+    return openai_client(target.base_url, target.api_key, timeout=target.timeout)
 
 
 def request_fields(

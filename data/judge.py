@@ -7,6 +7,7 @@ import re
 import msgspec
 
 from .card import PersonaCard
+from .client import openai_client
 from .suite import EvalCase
 
 PROMPT = (
@@ -31,11 +32,9 @@ class Judge:
     """Scores replies with a chat model reached over the OpenAI API."""
 
     def __init__(self, base_url: str, model: str, api_key: str = "not-needed") -> None:
-        import openai
-
         self.model = model
         """The judge model id."""
-        self._client = openai.AsyncOpenAI(base_url=base_url, api_key=api_key, max_retries=1)
+        self._client = openai_client(base_url, api_key, max_retries=1)
 
     async def score(self, card: PersonaCard, case: EvalCase, reply: str) -> JudgeScore:
         """Ask the judge for a 1-5 score; failures become an unscored verdict, not an error."""

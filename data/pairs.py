@@ -22,7 +22,7 @@ import msgspec
 
 from .card import PersonaCard
 from .criteria import CriteriaResult, check_reply, rules_for
-from .evaluate import Target, request_fields
+from .evaluate import Target, make_client, request_fields
 from .records import (
     FAILURE_MODES,
     Message,
@@ -110,18 +110,12 @@ async def build_pairs(
     A model id that is not the persona gets the card's system prompt and sampling, as in
     `persona eval`. `client` may be an `openai.AsyncOpenAI` the caller owns.
     """
-    import httpx
     import openai
 
     target = target or Target()
     owned = client is None
     if client is None:
-        client = openai.AsyncOpenAI(
-            base_url=target.base_url,
-            api_key=target.api_key,
-            max_retries=0,
-            timeout=httpx.Timeout(target.timeout),
-        )
+        client = make_client(target)
     gate = asyncio.Semaphore(max(1, target.concurrency))
     persona_model = model == card.name or model.startswith(card.name + "@")
     asked: Counter[str] = Counter()

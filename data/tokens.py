@@ -5,9 +5,12 @@ so nothing here imports transformers.
 
 Message text is text: a message that spells `<end_of_turn>` or `<bos>` must not become that
 control token, or a user could close their own turn and forge another. Rendering a template to
-one string and encoding it parses special tokens everywhere, so conversations are encoded with
-transformers' `sanitize_control_tokens=True`: control-token spellings inside messages are encoded
-as plain text, and only the tokens the template writes itself are control tokens.
+one string and encoding it parses special tokens everywhere, so a conversation whose messages
+spell a control token is encoded with transformers' `sanitize_control_tokens=True`: those
+spellings are encoded as plain text, and only the tokens the template writes itself are control
+tokens. That path rebuilds the tokenizer's table of added tokens on every call (35-80 ms on
+Gemma's 6,384 added tokens), so a conversation whose messages spell none (almost every one) is
+encoded without it: both paths give the same ids there, which a property test checks.
 """
 
 from __future__ import annotations
@@ -61,17 +64,54 @@ def chat_ids(
     `continue_final_message` leaves the last message open, so the model continues it.
     Raises whatever the template raises (jinja2's TemplateError, ValueError).
     """
-    result = hf_tokenizer(tokenizer).apply_chat_template(
-        [_plain(m) for m in messages],
+    hf = hf_tokenizer(tokenizer)
+    turns = [_plain(m) for m in messages]
+    result = hf.apply_chat_template(
+        turns,
         tokenize=True,
         add_generation_prompt=add_generation_prompt,
         continue_final_message=continue_final_message,
-        sanitize_control_tokens=True,
+        sanitize_control_tokens=_spells_control_tokens(hf, turns),
         return_dict=False,
     )
     if isinstance(result, Mapping) or hasattr(result, "keys"):
         result = result["input_ids"]
     return [int(t) for t in result]
+
+
+def _spells_control_tokens(tokenizer: Any, turns: Sequence[Mapping[str, str]]) -> bool:
+    """Whether any message's role or content holds a control token's spelling.
+
+    Encoding a string with the tokenizer's added-token matching finds every such spelling; when
+    the control tokens are unknown, assume the worst.
+    """
+    control = _control_ids(tokenizer)
+    if not control:
+        return True
+    return any(
+        not control.isdisjoint(tokenizer.encode(text, add_special_tokens=False))
+        for turn in turns
+        for text in (turn["role"], turn["content"])
+    )
+
+
+@lru_cache(maxsize=4)
+def _control_ids(tokenizer: Any) -> frozenset[int]:
+    """Ids of the tokens `sanitize_control_tokens` treats as control tokens (a superset).
+
+    Those are the special added tokens, any the tokenizer names as chat control tokens, and the
+    added tokens the chat template spells, except whitespace ones (Gemma's `"\n"`).
+    """
+    decoder = getattr(tokenizer, "added_tokens_decoder", None)
+    if not decoder:
+        return frozenset()
+    template = str(getattr(tokenizer, "chat_template", None) or "")
+    named = set(getattr(tokenizer, "chat_control_tokens", None) or ())
+    return frozenset(
+        int(i)
+        for i, t in decoder.items()
+        if t.special or t.content in named or (t.content in template and not t.content.isspace())
+    )
 
 
 def _plain(message: Turn) -> dict[str, str]:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from litestar import Litestar
+from litestar.config.cors import CORSConfig
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 from litestar.openapi import OpenAPIConfig
@@ -36,6 +37,7 @@ from server.api.routes.persona_create import persona_create_routes
 from server.api.routes.personas import persona, personas
 from server.api.routes.responses import responses_routes
 from server.errors import AuthError, handle_exception
+from server.local_policy import LocalPolicy
 from server.metrics import ServerMetrics
 from server.settings import ServerSettings
 from server.state import ServerState
@@ -89,6 +91,12 @@ def create_app(
                     await closeable.aclose()
 
     guards = [_api_key_guard(settings.api_key)] if settings.api_key else []
+    policy = LocalPolicy(bool(settings.api_key), settings.allowed_hosts, settings.cors_origins)
+    cors = (
+        CORSConfig(allow_origins=list(settings.cors_origins), allow_credentials=False)
+        if settings.cors_origins
+        else None
+    )
     return Litestar(
         route_handlers=[
             chat_completions,
@@ -110,7 +118,8 @@ def create_app(
         ],
         state=state,
         guards=guards,
-        middleware=[server_metrics.middleware],
+        middleware=[policy.middleware, server_metrics.middleware],
+        cors_config=cors,
         exception_handlers={Exception: handle_exception},
         request_max_body_size=settings.max_body_bytes,
         lifespan=[lifespan],
@@ -153,16 +162,7 @@ async def _start_jobs(state: ServerState, app: Litestar, owned: list[Any]) -> No
             await state.adapters.refresh(persona)
 
     def client() -> Any:
-        import httpx
-        import openai
-
-        http = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://persona.local", timeout=600
-        )
-        key = settings.api_key or "not-needed"
-        return openai.AsyncOpenAI(
-            base_url="http://persona.local/v1", api_key=key, http_client=http, max_retries=0
-        )
+        return asgi_openai(app, settings.api_key or "not-needed")
 
     setup = TrainerSetup(
         model=settings.model,
@@ -252,3 +252,20 @@ def _api_key_guard(api_key: str) -> Any:
             raise AuthError("Incorrect API key provided.")
 
     return guard
+
+
+def asgi_openai(app: Litestar, api_key: str, timeout: float = 600.0) -> Any:
+    """An `openai.AsyncOpenAI` that calls `app` in process (no socket), with no retries.
+
+    The transport comes from httpx2, the HTTP library the `openai` SDK itself is built on; the
+    SDK refuses a client of any other library.
+    """
+    import httpx2
+    import openai
+
+    http = httpx2.AsyncClient(
+        transport=httpx2.ASGITransport(app=app), base_url="http://localhost", timeout=timeout
+    )
+    return openai.AsyncOpenAI(
+        base_url="http://localhost/v1", api_key=api_key, http_client=http, max_retries=0
+    )

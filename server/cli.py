@@ -28,11 +28,32 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--api-key", help="require 'Authorization: Bearer KEY' (or PERSONA_API_KEY)"
     )
     parser.add_argument("--max-batch", type=int, help="most sequences decoded together (default 8)")
+    parser.add_argument(
+        "--allowed-hosts",
+        metavar="NAME",
+        action="append",
+        help="a Host name served without an API key besides loopback ones; '*' for any "
+        "(repeatable)",
+    )
+    parser.add_argument(
+        "--cors-origins",
+        metavar="ORIGIN",
+        action="append",
+        help="a web origin (https://app.example) allowed to call the API from a browser; "
+        "'*' for any (repeatable)",
+    )
+    parser.add_argument(
+        "--insecure-no-key",
+        action="store_true",
+        default=None,
+        help="allow listening on a non-loopback interface without --api-key",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """Load the settings once, print the BLAS in use, and serve until interrupted."""
     from adapters.blas import ensure_fast_blas
+    from server.local_policy import is_loopback
     from server.settings import SettingsError, load_settings
 
     blas = ensure_fast_blas()
@@ -44,6 +65,9 @@ def run(args: argparse.Namespace) -> int:
         "adapters_dir": args.adapters,
         "api_key": args.api_key,
         "max_batch": args.max_batch,
+        "allowed_hosts": tuple(args.allowed_hosts) if args.allowed_hosts else None,
+        "cors_origins": tuple(args.cors_origins) if args.cors_origins else None,
+        "insecure_no_key": args.insecure_no_key,
     }
     try:
         settings = load_settings(overrides)
@@ -51,11 +75,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(blas.note, file=sys.stderr)
-    if settings.host not in ("127.0.0.1", "localhost", "::1") and not settings.api_key:
+    if not (is_loopback(settings.host) or settings.api_key or settings.insecure_no_key):
         print(
-            f"warning: listening on {settings.host} without an API key; set --api-key",
+            f"error: refusing to listen on {settings.host} without an API key: anyone who can "
+            "reach it could use it. Set --api-key KEY (or PERSONA_API_KEY), or pass "
+            "--insecure-no-key if that is what you want",
             file=sys.stderr,
         )
+        return 2
     import uvicorn
 
     from server.app import create_app

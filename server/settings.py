@@ -36,6 +36,13 @@ class ServerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     """The adapter registry; None means the home folder's `adapters`."""
     api_key: str | None = None
     """When set, every route but /health needs `Authorization: Bearer <key>`."""
+    allowed_hosts: tuple[str, ...] = ()
+    """Host names served without an API key besides loopback ones; `*` serves any (see
+    `server/local_policy.py`)."""
+    cors_origins: tuple[str, ...] = ()
+    """Web origins (`https://app.example`) allowed to call the API from a browser; `*` is any."""
+    insecure_no_key: bool = False
+    """Allow listening on a non-loopback interface without an API key."""
     max_body_bytes: int = 2_000_000
     """Requests with a larger body are refused with 413."""
     max_file_bytes: int = 50_000_000
@@ -115,6 +122,8 @@ def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
             continue
         if field.name == "personas_dirs":
             changes[field.name] = tuple(p for p in value.split(os.pathsep) if p)
+        elif field.name in ("allowed_hosts", "cors_origins"):
+            changes[field.name] = tuple(p.strip() for p in value.split(",") if p.strip())
         else:
             changes[field.name] = value
     return changes

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..card import PersonaCard
 from ..check import record_problems, token_problems
+from ..client import openai_client
 from ..dataset import Row
 from ..records import ChatRecord, Message, Record, prompt_text, replies
 from ..similar import cross_pairs
@@ -44,17 +45,12 @@ class Teacher:
         timeout: float = 300.0,
         max_tokens: int = 1024,
     ) -> None:
-        import httpx
-        import openai
-
         self.model = model
         """The teacher's model id, recorded with each draft."""
         self.base_url = base_url
         self.max_tokens = max_tokens
         """The longest answer asked for, in tokens."""
-        self._client = openai.AsyncOpenAI(
-            base_url=base_url, api_key=api_key, max_retries=0, timeout=httpx.Timeout(timeout)
-        )
+        self._client = openai_client(base_url, api_key, timeout=timeout)
 
     async def ask(self, messages: list[dict[str, str]], seed: int) -> str:
         """The teacher's answer text; TeacherError when unreachable or refusing."""

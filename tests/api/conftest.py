@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from litestar import Litestar
 from openai import AsyncOpenAI
@@ -26,9 +26,9 @@ FIXTURE_PERSONAS = Path(__file__).parent.parent / "fixtures" / "personas"
 class RequestLog:
     """Every request a client sent, for asserting that nothing was retried."""
 
-    requests: list[httpx.Request] = field(default_factory=list)
+    requests: list[httpx2.Request] = field(default_factory=list)
 
-    async def __call__(self, request: httpx.Request) -> None:
+    async def __call__(self, request: httpx2.Request) -> None:
         self.requests.append(request)
 
 
@@ -85,16 +85,16 @@ def request_log() -> RequestLog:
 
 
 @pytest.fixture
-async def http(app: Litestar, request_log: RequestLog) -> AsyncIterator[httpx.AsyncClient]:
+async def http(app: Litestar, request_log: RequestLog) -> AsyncIterator[httpx2.AsyncClient]:
     """An in-process HTTP client in this event loop, with the app's lifespan running.
 
-    httpx's ASGI transport runs requests concurrently (Litestar's test client serialises them).
+    httpx2's ASGI transport runs requests concurrently (Litestar's test client serialises them).
     """
     async with (
         lifespan(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url="http://testserver.local",
+        httpx2.AsyncClient(
+            transport=httpx2.ASGITransport(app=app),
+            base_url="http://localhost",
             timeout=120,
             event_hooks={"request": [request_log]},
         ) as client,
@@ -136,7 +136,7 @@ def running() -> Callable[[Litestar], contextlib.AbstractAsyncContextManager[Non
 
 
 @pytest.fixture
-def client(http: httpx.AsyncClient) -> AsyncOpenAI:
+def client(http: httpx2.AsyncClient) -> AsyncOpenAI:
     """The official async OpenAI client, talking to the app in process."""
     openai = AsyncOpenAI(
         base_url=str(http.base_url.join("/v1")), api_key="unused", http_client=http, max_retries=0

@@ -9,7 +9,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import httpx
+import httpx2
 import uvicorn
 from litestar import Litestar
 from openai import AsyncOpenAI
@@ -84,7 +84,7 @@ async def stream_events(
     """Follow the job's SSE stream until an event's JSON satisfies `until`; every event read."""
     url = f"{client.base_url}fine_tuning/jobs/{job_id}/events/stream"
     seen: list[dict[str, Any]] = []
-    async with httpx.AsyncClient(timeout=None) as http, http.stream("GET", url) as response:
+    async with httpx2.AsyncClient(timeout=None) as http, http.stream("GET", url) as response:
         assert response.headers["content-type"].startswith("text/event-stream")
         async with asyncio.timeout(180):
             async for line in response.aiter_lines():

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 import uvicorn
 from litestar import Litestar
@@ -73,7 +73,7 @@ def publish(root: Path, step: int, *, refuse: bool = False, busy: bool = False) 
 @dataclass
 class Live:
     url: str
-    http: httpx.AsyncClient
+    http: httpx2.AsyncClient
     root: Path
     service: AdapterService
 
@@ -101,7 +101,7 @@ async def live(tmp_path: Path) -> AsyncIterator[Live]:
         while not server.started:  # noqa: ASYNC110 - uvicorn offers only this flag
             await asyncio.sleep(0.01)
     url = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    async with httpx.AsyncClient(base_url=url, timeout=WAIT) as http:
+    async with httpx2.AsyncClient(base_url=url, timeout=WAIT) as http:
         yield Live(url, http, root, service)
     await service.aclose()
     server.should_exit = True

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 import pytest_asyncio
 from adapter_files import publish_bad, publish_random
@@ -32,7 +32,7 @@ class Live:
     """A running server and clients for it."""
 
     url: str
-    http: httpx.AsyncClient
+    http: httpx2.AsyncClient
     openai: AsyncOpenAI
     root: Path
     model_dir: Path
@@ -79,7 +79,7 @@ async def live(tmp_path: Path, tiny_model_dir: Path, engine: Any) -> AsyncIterat
             await asyncio.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
     url = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient(base_url=url, timeout=WAIT) as http:
+    async with httpx2.AsyncClient(base_url=url, timeout=WAIT) as http:
         client = AsyncOpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
         yield Live(url, http, client, root, tiny_model_dir, service)
         await client.close()
@@ -91,7 +91,7 @@ async def live(tmp_path: Path, tiny_model_dir: Path, engine: Any) -> AsyncIterat
 class Events:
     """Reads `event: adapter` messages from `GET /v1/adapters/events`."""
 
-    def __init__(self, response: httpx.Response) -> None:
+    def __init__(self, response: httpx2.Response) -> None:
         self.lines = response.aiter_lines()
         self.comments: list[str] = []
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from openai import AsyncOpenAI
 from openai.types import Completion, Model
@@ -20,7 +20,7 @@ from openai.types.shared import ErrorObject
 USER = [{"role": "user", "content": "Tell me about gears."}]
 
 
-async def sse(http: httpx.AsyncClient, path: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+async def sse(http: httpx2.AsyncClient, path: str, body: dict[str, Any]) -> list[dict[str, Any]]:
     """The JSON payload of every `data:` event of a streamed response, `[DONE]` checked last."""
     async with http.stream("POST", path, json=body) as response:
         assert response.status_code == 200
@@ -30,7 +30,7 @@ async def sse(http: httpx.AsyncClient, path: str, body: dict[str, Any]) -> list[
     return [json.loads(e) for e in events[:-1]]
 
 
-async def post(http: httpx.AsyncClient, path: str, body: dict[str, Any]) -> dict[str, Any]:
+async def post(http: httpx2.AsyncClient, path: str, body: dict[str, Any]) -> dict[str, Any]:
     response = await http.post(path, json=body)
     assert response.status_code == 200, response.text
     payload: dict[str, Any] = response.json()
@@ -39,7 +39,7 @@ async def post(http: httpx.AsyncClient, path: str, body: dict[str, Any]) -> dict
 
 @pytest.mark.parametrize("extra", [{}, {"logprobs": True, "top_logprobs": 2}, {"n": 3, "seed": 1}])
 async def test_chat_completion_bodies_validate(
-    http: httpx.AsyncClient, extra: dict[str, Any]
+    http: httpx2.AsyncClient, extra: dict[str, Any]
 ) -> None:
     body = await post(
         http,
@@ -58,7 +58,7 @@ async def test_chat_completion_bodies_validate(
 
 @pytest.mark.parametrize("include_usage", [False, True])
 async def test_chat_chunks_validate_with_usage_null_until_the_last(
-    http: httpx.AsyncClient, include_usage: bool
+    http: httpx2.AsyncClient, include_usage: bool
 ) -> None:
     chunks = await sse(
         http,
@@ -87,7 +87,7 @@ async def test_chat_chunks_validate_with_usage_null_until_the_last(
         assert all("usage" not in c for c in chunks)
 
 
-async def test_chat_chunks_of_n_choices_carry_their_index(http: httpx.AsyncClient) -> None:
+async def test_chat_chunks_of_n_choices_carry_their_index(http: httpx2.AsyncClient) -> None:
     chunks = await sse(
         http,
         "/v1/chat/completions",
@@ -117,7 +117,7 @@ async def test_chat_chunks_of_n_choices_carry_their_index(http: httpx.AsyncClien
     ],
 )
 async def test_completion_bodies_and_pieces_validate(
-    http: httpx.AsyncClient, base: str, extra: dict[str, Any]
+    http: httpx2.AsyncClient, base: str, extra: dict[str, Any]
 ) -> None:
     request = {"model": base, "prompt": "Once upon", "max_tokens": 2, "temperature": 1, **extra}
     body = await post(http, "/v1/completions", request)
@@ -146,7 +146,7 @@ async def test_completion_bodies_and_pieces_validate(
     assert pieces[-1]["usage"]["completion_tokens"] == 2 * len(reply.choices)
 
 
-async def test_models_list_and_retrieve_validate(http: httpx.AsyncClient, base: str) -> None:
+async def test_models_list_and_retrieve_validate(http: httpx2.AsyncClient, base: str) -> None:
     listed = (await http.get("/v1/models")).json()
     assert listed["object"] == "list"
     for item in listed["data"]:
@@ -167,7 +167,7 @@ async def test_models_list_and_retrieve_validate(http: httpx.AsyncClient, base: 
     ],
 )
 async def test_error_bodies_validate(
-    http: httpx.AsyncClient, method: str, path: str, body: Any
+    http: httpx2.AsyncClient, method: str, path: str, body: Any
 ) -> None:
     response = await http.request(method, path, json=body)
     assert 400 <= response.status_code < 500

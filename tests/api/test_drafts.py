@@ -6,7 +6,7 @@ import asyncio
 import random
 from pathlib import Path
 
-import httpx
+import httpx2
 import msgspec
 import pytest
 from scripted_teacher import scripted_teacher, words
@@ -57,7 +57,7 @@ def stats(folder: Path, capsys: pytest.CaptureFixture[str]) -> DatasetStats:
 
 
 async def test_accepted_drafts_leave_nothing_for_stats_to_warn_about(
-    http: httpx.AsyncClient, personas_dir: Path, capsys: pytest.CaptureFixture[str]
+    http: httpx2.AsyncClient, personas_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     folder = personas_dir / "wren"
     before = stats(folder, capsys).warnings
@@ -90,7 +90,9 @@ async def test_accepted_drafts_leave_nothing_for_stats_to_warn_about(
     assert (await http.get("/v1/personas/wren/drafts")).json()["data"] == []
 
 
-async def test_edit_and_reject_through_the_api(http: httpx.AsyncClient, personas_dir: Path) -> None:
+async def test_edit_and_reject_through_the_api(
+    http: httpx2.AsyncClient, personas_dir: Path
+) -> None:
     folder = personas_dir / "wren"
     turns = (Message("user", "Do bees sleep?"), Message("assistant", "They rest in the hive."))
     first = new_draft(turns, Target((20, 39), "idk"), "scripted", ("idk",))

@@ -6,7 +6,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import httpx
 import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
@@ -126,7 +125,7 @@ async def test_body_size_is_limited(
     small = create_app(
         msgspec.structs.replace(settings, max_body_bytes=1000), engine, catalog=catalog
     )
-    async with AsyncTestClient(small) as http:
+    async with AsyncTestClient(small, base_url="http://localhost") as http:
         text = "x" * 5000
         response = await http.post(
             "/v1/chat/completions",
@@ -140,7 +139,7 @@ async def test_api_key_guards_every_route_but_health(
     settings: ServerSettings, engine: Any, catalog: Catalog
 ) -> None:
     keyed = create_app(msgspec.structs.replace(settings, api_key="s3cret"), engine, catalog=catalog)
-    async with AsyncTestClient(keyed) as http:
+    async with AsyncTestClient(keyed, base_url="http://localhost") as http:
         assert (await http.get("/health")).status_code == 200
         for path in (
             "/v1/models", "/v1/personas", "/metrics", "/openapi.json", "/v1/adapters",
@@ -173,7 +172,7 @@ async def test_health_is_503_with_retry_after_until_the_model_loads(
 
     monkeypatch.setattr(Engine, "load", classmethod(held_load))
     app = create_app(settings, catalog=catalog)
-    async with AsyncTestClient(app, timeout=120) as http:
+    async with AsyncTestClient(app, base_url="http://localhost", timeout=120) as http:
         loading = await http.get("/health")
         assert loading.status_code == 503
         assert loading.headers["retry-after"]
@@ -200,7 +199,7 @@ async def _pause() -> None:
 
 async def test_a_model_that_fails_to_load_is_reported(catalog: Catalog, tmp_path: Path) -> None:
     app = create_app(ServerSettings(model=str(tmp_path / "no-such-model")), catalog=catalog)
-    async with AsyncTestClient(app) as http:
+    async with AsyncTestClient(app, base_url="http://localhost") as http:
         for _ in range(600):
             health = await http.get("/health")
             if health.json()["status"] == "failed":
@@ -213,21 +212,23 @@ async def test_a_model_that_fails_to_load_is_reported(catalog: Catalog, tmp_path
         assert chat.json()["error"]["code"] == "model_load_failed"
 
 
-def test_sync_client_sees_the_same_errors(app: Any) -> None:
-    from litestar.testing import TestClient
+async def test_sync_client_sees_the_same_errors(app: Any) -> None:
+    import asyncio
+
+    from job_helpers import serving
     from openai import OpenAI
 
-    with TestClient(app) as http:
-        client = OpenAI(
-            base_url=str(http.base_url.join("/v1")), api_key="x", http_client=http, max_retries=0
-        )
-        with pytest.raises(NotFoundError):
-            client.chat.completions.create(model="nobody", messages=USER)  # type: ignore[arg-type]
-        reply = client.chat.completions.create(
-            model="pip",
-            messages=USER,  # type: ignore[arg-type]
-            max_tokens=2,
-        )
-        assert reply.usage is not None
-        assert reply.usage.completion_tokens <= 2
-        assert isinstance(http, httpx.Client)
+    def talk(base_url: str) -> int:
+        with OpenAI(base_url=base_url, api_key="x", max_retries=0) as client:
+            with pytest.raises(NotFoundError):
+                client.chat.completions.create(model="nobody", messages=USER)  # type: ignore[arg-type]
+            reply = client.chat.completions.create(
+                model="pip",
+                messages=USER,  # type: ignore[arg-type]
+                max_tokens=2,
+            )
+            assert reply.usage is not None
+            return reply.usage.completion_tokens
+
+    async with serving(app) as client:
+        assert await asyncio.to_thread(talk, str(client.base_url)) <= 2

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import msgspec
 import pytest
 from job_helpers import FAST, dataset, serving, wait_status
@@ -50,7 +50,7 @@ def suite_bytes() -> bytes:
     return "".join(json.dumps(c) + "\n" for c in SUITE).encode()
 
 
-async def finished(http: httpx.AsyncClient, url: str, seconds: float = 120) -> dict[str, Any]:
+async def finished(http: httpx2.AsyncClient, url: str, seconds: float = 120) -> dict[str, Any]:
     """Poll an evaluation until it leaves queued/running."""
     async with asyncio.timeout(seconds):
         while True:
@@ -61,7 +61,7 @@ async def finished(http: httpx.AsyncClient, url: str, seconds: float = 120) -> d
 
 
 async def test_an_evaluation_runs_queued_with_progress_and_the_clis_result(
-    client: AsyncOpenAI, http: httpx.AsyncClient, base: str
+    client: AsyncOpenAI, http: httpx2.AsyncClient, base: str
 ) -> None:
     suite = await client.files.create(file=("suite.jsonl", suite_bytes()), purpose="evals")
     created = await http.post(
@@ -113,7 +113,7 @@ async def test_an_evaluation_runs_queued_with_progress_and_the_clis_result(
 
 
 async def test_data_routes_return_the_checkers_and_the_stats_structs(
-    http: httpx.AsyncClient, engine: Any
+    http: httpx2.AsyncClient, engine: Any
 ) -> None:
     check = msgspec.json.decode(
         (await http.get("/v1/personas/vell/data/check")).content, type=DataCheck
@@ -174,7 +174,7 @@ async def _evals(client: AsyncOpenAI, persona: str, count: int) -> list[dict[str
     """Wait until `count` evaluations of the persona have finished; return them."""
     deadline = time.monotonic() + 180
     while True:
-        runs = (await client.get(f"/personas/{persona}/evals", cast_to=httpx.Response)).json()[
+        runs = (await client.get(f"/personas/{persona}/evals", cast_to=httpx2.Response)).json()[
             "data"
         ]
         if len(runs) >= count and all(r["status"] not in ("queued", "running") for r in runs):

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import msgspec
 import pytest
 from eval_files import KEEPER_CARD
@@ -48,7 +48,7 @@ def personas_dir(tmp_path: Path) -> Path:
     return folder.parent
 
 
-async def finished(http: httpx.AsyncClient, url: str) -> dict[str, Any]:
+async def finished(http: httpx2.AsyncClient, url: str) -> dict[str, Any]:
     """Poll an evaluation until it leaves queued/running."""
     async with asyncio.timeout(120):
         while True:
@@ -59,7 +59,7 @@ async def finished(http: httpx.AsyncClient, url: str) -> dict[str, Any]:
 
 
 async def test_turns_play_the_scripts_and_report_drift_per_turn(
-    http: httpx.AsyncClient, base: str
+    http: httpx2.AsyncClient, base: str
 ) -> None:
     created = await http.post(
         "/v1/personas/keeper/evals", json={"models": ["keeper", base], "turns": 3, "seed": 2}
@@ -98,7 +98,7 @@ async def test_turns_play_the_scripts_and_report_drift_per_turn(
 
 
 async def test_bad_turns_are_refused_with_the_envelope(
-    http: httpx.AsyncClient, client: AsyncOpenAI
+    http: httpx2.AsyncClient, client: AsyncOpenAI
 ) -> None:
     no_scripts = await client.files.create(
         file=("suite.jsonl", (json.dumps(PROBES[0]) + "\n").encode()), purpose="evals"
@@ -141,7 +141,7 @@ async def test_the_server_reports_the_same_drift_as_persona_eval_turns(
              "--base-url", url, "--json", str(out)],
         )  # fmt: skip
         assert code == 0
-        async with httpx.AsyncClient(base_url=url.removesuffix("/v1")) as http:
+        async with httpx2.AsyncClient(base_url=url.removesuffix("/v1")) as http:
             created = await http.post("/v1/personas/keeper/evals", json={"turns": 3, "seed": 4})
             run = await finished(http, f"/v1/personas/keeper/evals/{created.json()['id']}")
     assert run["status"] == "succeeded", run["error"]

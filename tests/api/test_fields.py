@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from openai import AsyncOpenAI, BadRequestError
 
@@ -31,7 +31,7 @@ async def test_system_and_developer_messages_anywhere_are_accepted(
         assert reply.choices[0].finish_reason in ("stop", "length")
 
 
-async def test_assistant_tool_calls_null_or_empty_mean_none(http: httpx.AsyncClient) -> None:
+async def test_assistant_tool_calls_null_or_empty_mean_none(http: httpx2.AsyncClient) -> None:
     for empty in ([], None):
         body = {
             "model": "pip",
@@ -135,7 +135,7 @@ def test_every_refused_field_has_a_test_value() -> None:
 
 @pytest.mark.parametrize("name", sorted(set(ON) - ALWAYS_OFF))
 async def test_other_servers_fields_are_refused_by_name(
-    http: httpx.AsyncClient, base: str, name: str
+    http: httpx2.AsyncClient, base: str, name: str
 ) -> None:
     paths = ["/v1/chat/completions"] + ([] if name in ("echo", "best_of") else ["/v1/completions"])
     for path in paths:
@@ -149,7 +149,7 @@ async def test_other_servers_fields_are_refused_by_name(
 
 
 async def test_fields_at_their_off_values_and_unknown_fields_are_accepted(
-    http: httpx.AsyncClient, base: str
+    http: httpx2.AsyncClient, base: str
 ) -> None:
     body = {
         "model": base,

@@ -7,7 +7,7 @@ import io
 import json
 from typing import Any
 
-import httpx
+import httpx2
 import msgspec
 import openai
 import pytest
@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.mlx, pytest.mark.serial]
 
 
 async def test_a_persona_job_trains_serves_and_reports_like_openai(
-    client: AsyncOpenAI, http: httpx.AsyncClient
+    client: AsyncOpenAI, http: httpx2.AsyncClient
 ) -> None:
     upload = await client.files.create(file=("pip.jsonl", dataset()), purpose="fine-tune")
     FileObject.model_validate((await http.get(f"/v1/files/{upload.id}")).json())
@@ -122,14 +122,14 @@ async def test_the_base_model_with_a_suffix_makes_a_new_persona(
     assert job.model_extra["persona"] == "cog"
     done = await wait_status(client, job.id, ("succeeded", "failed"))
     assert done.status == "succeeded", done.error
-    persona = (await client.get("/personas/cog", cast_to=httpx.Response)).json()
+    persona = (await client.get("/personas/cog", cast_to=httpx2.Response)).json()
     assert persona["system_prompt"] == system
     assert persona["data_files"] == ["train.jsonl"]
     assert done.fine_tuned_model in {m.id async for m in client.models.list()}
 
 
 async def test_bad_requests_get_the_envelope(
-    client: AsyncOpenAI, http: httpx.AsyncClient, base: str
+    client: AsyncOpenAI, http: httpx2.AsyncClient, base: str
 ) -> None:
     upload = await client.files.create(file=("a.jsonl", dataset()), purpose="fine-tune")
     with pytest.raises(openai.NotFoundError) as unknown_model:
@@ -190,9 +190,9 @@ async def test_an_upload_over_the_limit_is_413(
     app = create_app(msgspec.structs.replace(settings, max_file_bytes=100), engine, catalog=catalog)
     async with (
         running(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http,
+        httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://localhost") as http,
     ):
-        client = AsyncOpenAI(base_url="http://t/v1", api_key="x", http_client=http, max_retries=0)
+        client = AsyncOpenAI(base_url="http://localhost/v1", api_key="x", http_client=http, max_retries=0)
         with pytest.raises(openai.APIStatusError) as too_big:
             await client.files.create(file=("a.jsonl", dataset()), purpose="fine-tune")
     assert too_big.value.status_code == 413

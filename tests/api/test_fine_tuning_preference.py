@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import httpx
+import httpx2
 import openai
 import pytest
 from job_helpers import FAST, TOPICS, dataset, wait_status
@@ -37,7 +37,7 @@ def pairs() -> bytes:
 
 
 async def test_dpo_from_a_checkpoint_and_orpo_from_the_base(
-    client: AsyncOpenAI, http: httpx.AsyncClient, settings: ServerSettings
+    client: AsyncOpenAI, http: httpx2.AsyncClient, settings: ServerSettings
 ) -> None:
     chats = await client.files.create(file=("pip.jsonl", dataset()), purpose="fine-tune")
     sft = await client.fine_tuning.jobs.create(
@@ -121,7 +121,7 @@ async def test_dpo_from_a_checkpoint_and_orpo_from_the_base(
     ],
 )  # fmt: skip
 async def test_what_a_preference_job_cannot_train_is_refused(
-    http: httpx.AsyncClient,
+    http: httpx2.AsyncClient,
     client: AsyncOpenAI,
     base: str,
     fields: dict[str, object],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 from openai import AsyncOpenAI
 
@@ -46,7 +46,9 @@ async def test_imported_cards_pass_the_checker_and_chat(
     assert reply.usage.completion_tokens > 0
 
 
-async def test_the_persona_shows_its_greetings(http: httpx.AsyncClient, personas_dir: Path) -> None:
+async def test_the_persona_shows_its_greetings(
+    http: httpx2.AsyncClient, personas_dir: Path
+) -> None:
     info = (await http.get("/v1/personas/tamsin")).json()
     card = load_card(personas_dir / "tamsin")
     assert info["greetings"] == card.greetings

@@ -10,7 +10,7 @@ import asyncio
 import json
 from typing import Any, Literal
 
-import httpx
+import httpx2
 import jsonschema
 import msgspec
 import pytest
@@ -35,13 +35,13 @@ def tokens(engine: Any, messages: list[dict[str, str]]) -> int:
     return len(engine.tokenizer.apply_chat_template(messages, add_generation_prompt=True))
 
 
-async def post(http: httpx.AsyncClient, body: dict[str, Any]) -> httpx.Response:
+async def post(http: httpx2.AsyncClient, body: dict[str, Any]) -> httpx2.Response:
     """A raw POST /v1/responses."""
     return await http.post("/v1/responses", json=body)
 
 
 async def test_create_validates_and_uses_the_persona(
-    http: httpx.AsyncClient, client: AsyncOpenAI, engine: Any
+    http: httpx2.AsyncClient, client: AsyncOpenAI, engine: Any
 ) -> None:
     raw = await post(http, {"model": "pip", "input": "Hello there"})
     assert raw.status_code == 200
@@ -85,7 +85,7 @@ async def test_instructions_and_developer_messages_replace_the_persona_prompt(
 
 
 async def test_stream_sends_the_full_event_sequence(
-    http: httpx.AsyncClient, client: AsyncOpenAI
+    http: httpx2.AsyncClient, client: AsyncOpenAI
 ) -> None:
     body = {"model": "pip", "input": "Tell me about gears.", "stream": True}
     events = []
@@ -133,7 +133,7 @@ async def test_stream_sends_the_full_event_sequence(
     assert stored.output_text == final.output_text
 
 
-async def test_store_retrieve_list_delete(http: httpx.AsyncClient, client: AsyncOpenAI) -> None:
+async def test_store_retrieve_list_delete(http: httpx2.AsyncClient, client: AsyncOpenAI) -> None:
     reply = await client.responses.create(
         model="pip",
         input=[
@@ -179,12 +179,12 @@ async def test_previous_response_id_continues_after_a_restart(
     again = create_app(settings, engine, catalog=catalog)
     async with (
         running(again),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=again), base_url="http://restarted.local"
+        httpx2.AsyncClient(
+            transport=httpx2.ASGITransport(app=again), base_url="http://localhost"
         ) as http,
     ):
         fresh = AsyncOpenAI(
-            base_url="http://restarted.local/v1", api_key="x", http_client=http, max_retries=0
+            base_url="http://localhost/v1", api_key="x", http_client=http, max_retries=0
         )
         second = await fresh.responses.create(
             model="pip", input="What is my name?", previous_response_id=first.id
@@ -275,7 +275,7 @@ async def test_parse_and_json_schema_format(client: AsyncOpenAI, base: str) -> N
     ],
 )
 async def test_refusals_name_the_field(
-    http: httpx.AsyncClient, fields: dict[str, Any], param: str, words: str
+    http: httpx2.AsyncClient, fields: dict[str, Any], param: str, words: str
 ) -> None:
     raw = await post(http, {"model": "pip", "input": "Hi", **fields})
     assert raw.status_code == 400
@@ -284,7 +284,7 @@ async def test_refusals_name_the_field(
     assert words in error["message"]
 
 
-async def test_empty_tools_and_null_reasoning_are_accepted(http: httpx.AsyncClient) -> None:
+async def test_empty_tools_and_null_reasoning_are_accepted(http: httpx2.AsyncClient) -> None:
     body = {"model": "pip", "input": "Hi", "tools": [], "tool_choice": "none", "reasoning": None}
     raw = await post(http, body | {"truncation": "disabled"})
     assert raw.status_code == 200
@@ -306,7 +306,7 @@ async def test_stream_disconnect_frees_the_row(
         "logit_bias": force(" cat"),
     }
     async with (
-        httpx.AsyncClient(base_url=served.url, timeout=WAIT) as http,
+        httpx2.AsyncClient(base_url=served.url, timeout=WAIT) as http,
         http.stream("POST", "/v1/responses", json=body) as response,
     ):
         seen = 0
@@ -331,14 +331,14 @@ async def test_concurrent_responses_and_chat_share_the_engine(
 
 
 async def test_the_key_the_body_limit_and_metrics_apply(
-    settings: ServerSettings, engine: Any, catalog: Catalog, running: Any, http: httpx.AsyncClient
+    settings: ServerSettings, engine: Any, catalog: Catalog, running: Any, http: httpx2.AsyncClient
 ) -> None:
     limited = msgspec.structs.replace(settings, api_key="s3cret", max_body_bytes=1000)
     guarded = create_app(limited, engine, catalog=catalog)
     async with (
         running(guarded),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=guarded), base_url="http://guarded.local"
+        httpx2.AsyncClient(
+            transport=httpx2.ASGITransport(app=guarded), base_url="http://localhost"
         ) as raw,
     ):
         body = {"model": "pip", "input": "Hi"}
@@ -366,7 +366,7 @@ async def test_non_streaming_disconnect_frees_the_row(
         "max_output_tokens": 1500,
         "logit_bias": force(" cat"),
     }
-    async with httpx.AsyncClient(base_url=served.url, timeout=WAIT) as http:
+    async with httpx2.AsyncClient(base_url=served.url, timeout=WAIT) as http:
         request = asyncio.create_task(http.post("/v1/responses", json=body))
         await until(lambda: engine.stats().active > 0)
         request.cancel()
@@ -383,8 +383,8 @@ async def test_persona_adapter_names_the_version_that_answered(
     app = create_app(settings, engine, catalog=catalog)
     async with (
         running(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://adapters.local", timeout=WAIT
+        httpx2.AsyncClient(
+            transport=httpx2.ASGITransport(app=app), base_url="http://localhost", timeout=WAIT
         ) as http,
     ):
         for model in ("juni", "juni@run-1:100"):

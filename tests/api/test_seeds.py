@@ -5,20 +5,20 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import httpx
+import httpx2
 
 STORY = [{"role": "user", "content": "Tell me a story about a boat."}]
 SAMPLED = {"temperature": 0.9, "top_p": 0.95, "max_tokens": 8}
 
 
-async def reply(http: httpx.AsyncClient, body: dict[str, Any]) -> list[str]:
+async def reply(http: httpx2.AsyncClient, body: dict[str, Any]) -> list[str]:
     response = await http.post("/v1/chat/completions", json=body)
     assert response.status_code == 200, response.text
     return [c["message"]["content"] for c in response.json()["choices"]]
 
 
 async def test_twenty_seeded_replies_are_the_same_alone_and_in_any_batch(
-    http: httpx.AsyncClient, base: str
+    http: httpx2.AsyncClient, base: str
 ) -> None:
     seeds = range(20)
     models = ["juni", base, "vell"]
@@ -38,7 +38,7 @@ async def test_twenty_seeded_replies_are_the_same_alone_and_in_any_batch(
 
 
 async def test_n_choices_take_seeds_seed_seed_plus_one_and_so_on(
-    http: httpx.AsyncClient,
+    http: httpx2.AsyncClient,
 ) -> None:
     body = {"model": "juni", "messages": STORY, **SAMPLED}
     many = await reply(http, {**body, "seed": 40, "n": 3})
@@ -47,7 +47,7 @@ async def test_n_choices_take_seeds_seed_seed_plus_one_and_so_on(
 
 
 async def test_seed_minus_one_means_unseeded_as_llama_cpp_and_sillytavern_send_it(
-    http: httpx.AsyncClient,
+    http: httpx2.AsyncClient,
 ) -> None:
     body = {"model": "juni", "messages": STORY, "seed": -1, **SAMPLED, "max_tokens": 16}
     replies = {tuple(await reply(http, body)) for _ in range(4)}

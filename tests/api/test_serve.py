@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 from openai import AuthenticationError, OpenAI
 
@@ -49,8 +49,8 @@ def served(tmp_path: Path, embedded_model_dir: Path) -> Iterator[Served]:
         while time.monotonic() < deadline:
             assert process.poll() is None, log.read_text()
             try:
-                health = httpx.get(f"{url}/health", timeout=5)
-            except httpx.TransportError:
+                health = httpx2.get(f"{url}/health", timeout=5)
+            except httpx2.TransportError:
                 time.sleep(0.2)
                 continue
             if health.status_code == 200:
@@ -108,8 +108,12 @@ def test_persona_serve_chats_as_juni_and_shuts_down_cleanly(served: Served) -> N
     assert chunks[0].choices[0].delta.role == "assistant"
     assert chunks[-1].usage is not None
     assert chunks[-1].usage.completion_tokens <= 12
-    with pytest.raises(AuthenticationError):
-        OpenAI(base_url=f"{served.url}/v1", api_key="wrong", max_retries=0).models.list()
+    client.close()
+    with (
+        pytest.raises(AuthenticationError),
+        OpenAI(base_url=f"{served.url}/v1", api_key="wrong", max_retries=0) as wrong,
+    ):
+        wrong.models.list()
     served.process.send_signal(signal.SIGINT)
     assert served.process.wait(60) == 0
     assert "BLAS:" in served.log.read_text()
@@ -132,8 +136,8 @@ def test_drafting_against_the_real_server_on_the_embedded_model(
     row = {"messages": [{"role": "user", "content": "Do bees sleep?"},
                         {"role": "assistant", "content": "They rest, yes."}]}  # fmt: skip
     (folder / "dataset.jsonl").write_text(json.dumps(row) + "\n")
-    client = OpenAI(base_url=f"{served.url}/v1", api_key=KEY, max_retries=0)
-    base = client.models.list().data[0].id
+    with OpenAI(base_url=f"{served.url}/v1", api_key=KEY, max_retries=0) as client:
+        base = client.models.list().data[0].id
     code = main([
         "data", "draft", str(folder), "--teacher-url", f"{served.url}/v1", "--teacher-model", base,
         "--api-key", KEY, "--count", "1", "--max-tokens", "48", "--json", "--no-tokenizer",
@@ -157,7 +161,7 @@ def test_drafting_against_the_real_server_on_the_embedded_model(
 def test_the_issues_smallest_inputs_on_the_embedded_model(served: Served) -> None:
     from openai.types.chat import ChatCompletion
 
-    http = httpx.Client(
+    http = httpx2.Client(
         base_url=served.url, headers={"Authorization": f"Bearer {KEY}"}, timeout=600
     )
 
@@ -197,6 +201,7 @@ def test_the_issues_smallest_inputs_on_the_embedded_model(served: Served) -> Non
     assert pair["choices"][0]["message"]["content"] == alone  # type: ignore[index]
     ids = post("/v1/completions", {"model": "gemma-3-270m", "prompt": [2, 2, 818], "max_tokens": 1})
     assert ids["usage"]["prompt_tokens"] == 2  # type: ignore[index]
+    http.close()
 
 
 @pytest.mark.slow
@@ -207,7 +212,7 @@ def test_a_fresh_home_serves_both_sample_personas_in_shared_decode_steps(served:
     headers = {"Authorization": f"Bearer {KEY}"}
 
     def batch_steps() -> int:
-        text = httpx.get(f"{served.url}/metrics", headers=headers, timeout=10).text
+        text = httpx2.get(f"{served.url}/metrics", headers=headers, timeout=10).text
         return sum(
             float(line.rsplit(" ", 1)[1])
             for line in text.splitlines()
@@ -235,3 +240,4 @@ def test_a_fresh_home_serves_both_sample_personas_in_shared_decode_steps(served:
         * 2
     )
     assert batch_steps() > before, "the two personas never shared a decode step"
+    client.close()

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from adapter_files import publish_random
 from litestar import Litestar
@@ -146,7 +146,7 @@ async def test_stream_disconnect_cancels_the_sequence(
         "n": n,
     }
     async with (
-        httpx.AsyncClient(base_url=served.url, timeout=WAIT) as http,
+        httpx2.AsyncClient(base_url=served.url, timeout=WAIT) as http,
         http.stream("POST", "/v1/chat/completions", json=body) as response,
     ):
         seen = 0
@@ -171,7 +171,7 @@ async def test_non_streaming_disconnect_cancels_the_sequence(
         "logit_bias": force(" cat"),
         "n": n,
     }
-    async with httpx.AsyncClient(base_url=served.url, timeout=WAIT) as http:
+    async with httpx2.AsyncClient(base_url=served.url, timeout=WAIT) as http:
         request = asyncio.create_task(http.post("/v1/chat/completions", json=body))
         await until(lambda: engine.stats().active > 0)
         request.cancel()
@@ -199,10 +199,10 @@ async def test_concurrent_mixed_personas_share_the_engine(
     running: Any,
 ) -> None:
     app = create_app(settings, engine, catalog=catalog)
-    transport = httpx.ASGITransport(app=app)
+    transport = httpx2.ASGITransport(app=app)
     async with (
         running(app),
-        httpx.AsyncClient(transport=transport, base_url="http://test", timeout=WAIT) as http,
+        httpx2.AsyncClient(transport=transport, base_url="http://localhost", timeout=WAIT) as http,
     ):
         client = AsyncOpenAI(
             base_url=str(http.base_url.join("/v1")), api_key="x", http_client=http, max_retries=0

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-import httpx
+import httpx2
 import jsonschema
 import pytest
 from openai import AsyncOpenAI
@@ -50,12 +50,12 @@ async def openai(embedded_engine: Any, tmp_path: Path) -> AsyncIterator[AsyncOpe
     app = create_app(settings, embedded_engine, catalog=Catalog.discover([]))
     async with (
         lifespan(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://embedded.local", timeout=600
+        httpx2.AsyncClient(
+            transport=httpx2.ASGITransport(app=app), base_url="http://localhost", timeout=600
         ) as http,
     ):
         yield AsyncOpenAI(
-            base_url="http://embedded.local/v1", api_key="x", http_client=http, max_retries=0
+            base_url="http://localhost/v1", api_key="x", http_client=http, max_retries=0
         )
 
 

@@ -14,7 +14,7 @@ from tui.wire import ChatMessage, SamplingOverrides
 
 
 def client_for(handler) -> ApiClient:  # type: ignore[no-untyped-def]
-    return ApiClient("http://studio.test/v1/", transport=httpx.MockTransport(handler))
+    return ApiClient("http://localhost/v1/", transport=httpx.MockTransport(handler))
 
 
 def sse(*payloads: object) -> bytes:

@@ -58,7 +58,7 @@ async def test_accept_reject_and_edit_from_the_keyboard(
 ) -> None:
     folder = write_persona()
     server = create_app(ServerSettings(model=str(tiny_model_dir), adapters_dir=str(tmp_path / "a")))
-    client = ApiClient("http://studio.test", transport=httpx.ASGITransport(app=server))
+    client = ApiClient("http://localhost", transport=httpx.ASGITransport(app=server))
     settings = TuiSettings(watch=False, start_server=False)
     app = make_app(settings, client)
     record_notes(app)

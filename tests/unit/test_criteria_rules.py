@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-import httpx
+import httpx2
 import openai
 import pytest
 
@@ -177,15 +177,15 @@ def test_vell_holds_an_adult_archive_to_its_own_boundary_rule() -> None:
 def scripted(reply: str) -> openai.AsyncOpenAI:
     """An OpenAI client whose every chat completion is `reply`."""
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(request: httpx2.Request) -> httpx2.Response:
         body = json.loads(request.content)
-        return httpx.Response(200, json={
+        return httpx2.Response(200, json={
             "id": "c", "object": "chat.completion", "created": 0, "model": body["model"],
             "choices": [{"index": 0, "finish_reason": "stop",
                          "message": {"role": "assistant", "content": reply}}],
         })  # fmt: skip
 
-    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    http = httpx2.AsyncClient(transport=httpx2.MockTransport(handler))
     return openai.AsyncOpenAI(base_url="http://fake/v1", api_key="x", http_client=http,
                               max_retries=0)  # fmt: skip
 

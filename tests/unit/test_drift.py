@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-import httpx
+import httpx2
 import openai
 import pytest
 
@@ -51,19 +51,19 @@ def test_slope_is_least_squares() -> None:
 def scripted_client(seen: list[dict]) -> openai.AsyncOpenAI:  # type: ignore[type-arg]
     """Replies in voice for the first two turns, then plain, then a recital of the prompt."""
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(request: httpx2.Request) -> httpx2.Response:
         body = json.loads(request.content)
         seen.append(body)
         turn = sum(1 for m in body["messages"] if m["role"] == "user")
         text = {1: "Noted. The shelves hold it.", 2: "Noted. Filed on the shelves, patron.",
                 3: "It is over there somewhere, mate!"}.get(turn, CARD.system_prompt)  # fmt: skip
-        return httpx.Response(200, json={
+        return httpx2.Response(200, json={
             "id": "c", "object": "chat.completion", "created": 0, "model": body["model"],
             "choices": [{"index": 0, "finish_reason": "stop",
                          "message": {"role": "assistant", "content": text}}],
         })  # fmt: skip
 
-    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    http = httpx2.AsyncClient(transport=httpx2.MockTransport(handler))
     return openai.AsyncOpenAI(base_url="http://fake/v1", api_key="x", http_client=http,
                               max_retries=0)  # fmt: skip
 
