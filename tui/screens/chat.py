@@ -126,6 +126,7 @@ class ChatScreen(StudioScreen):
         if current not in ids:
             current = next((i for i in ids if i in self.personas), ids[0] if ids else "")
         self.model_ids = ids
+        self.model_select.prompt = "choose a model"  # no stale "loading models…" entry
         self.model_select.set_options([(i, i) for i in ids])
         if current:
             self.model_select.value = current
@@ -137,6 +138,8 @@ class ChatScreen(StudioScreen):
         self.conversation = msgspec.structs.replace(self.conversation, model=event.value)
         self.prompt.placeholder = f"Message {event.value}, then Enter to send"
         self.load_persona(event.value)
+        if self.model_select.has_focus:
+            self.prompt.focus()  # picked by hand (Ctrl+G): the next thing is to type
 
     @work(exclusive=True, group="persona")
     async def load_persona(self, model_id: str) -> None:

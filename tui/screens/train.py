@@ -217,6 +217,7 @@ class TrainScreen(StudioScreen):
             self.report(error)
             return
         self.notify(f"Job {self.job.id} created for {model}.", title="Fine-tuning")
+        self.monitor.job_created(self.job.persona or model, self.job.id, self.job.status)
         self._show_state()
         self.follow(self.job.id)
 
