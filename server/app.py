@@ -20,7 +20,7 @@ from litestar.config.cors import CORSConfig
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin
+from litestar.openapi.plugins import JsonRenderPlugin
 
 from adapters.registry import Registry
 from server.api.catalog import Catalog, generation_config_layer
@@ -128,7 +128,9 @@ def create_app(
             version="1.0",
             description="OpenAI-compatible API serving a base model and its personas.",
             path="/docs",
-            render_plugins=[ScalarRenderPlugin(path="/")],
+            # Only the schema: every docs UI Litestar offers loads its scripts from a CDN, which
+            # a local, offline server must not make a browser fetch.
+            render_plugins=[JsonRenderPlugin()],
         ),
         debug=False,
     )

@@ -94,6 +94,9 @@ def run(args: argparse.Namespace) -> int:
         f"(model {settings.model}; loading in the background)",
         file=sys.stderr,
     )
+    from server.access_log import quiet_health_polls
+
+    quiet_health_polls()
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level)
     return 0
 

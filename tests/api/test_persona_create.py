@@ -85,3 +85,20 @@ async def test_import_refuses_a_broken_card(http: httpx.AsyncClient, persona_hom
         if (persona_home / "personas").exists()
         else True
     )
+
+
+async def test_docs_load_nothing_from_a_cdn(http: httpx.AsyncClient) -> None:
+    page = await http.get("/docs")
+    assert "cdn" not in page.text.lower()
+    assert "<script" not in page.text.lower()
+    schema = await http.get("/docs/openapi.json")
+    assert schema.status_code == 200
+    assert "/v1/personas/import" in schema.json()["paths"]
+
+
+async def test_a_job_refuses_iters_below_one(http: httpx.AsyncClient) -> None:
+    response = await http.post("/v1/fine_tuning/jobs", json={"model": "juni", "iters": 0})
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["param"] == "iters"
+    assert "at least 1" in error["message"]
