@@ -106,7 +106,7 @@ class StudioApp(App[None]):
         yield SystemCommand(
             "Import card", "Import a character card file as a persona", self.action_import_card
         )
-        seen: set[str] = set()
+        seen: set[str] = {"app.new_persona", "app.import_card"}  # listed just above
         for active in screen.active_bindings.values():
             binding = active.binding
             if not binding.description or binding.system or binding.action in seen:

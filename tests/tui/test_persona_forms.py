@@ -135,3 +135,36 @@ async def test_a_persona_event_refreshes_the_lists(persona_home: Path) -> None:
         info = await ApiClient.persona(client, "parrot")
         assert info.error is not None
         assert "sampling.temperature" in info.error
+
+
+def test_histogram_ticks_are_whole_numbers() -> None:
+    from tui.screens.data import count_ticks
+
+    assert count_ticks(0) == [0]
+    assert count_ticks(3) == [0, 1, 2, 3]
+    assert count_ticks(7) == [0, 2, 4, 6, 8]
+    assert count_ticks(31) == [0, 7, 14, 21, 28, 35]
+
+
+async def test_footers_fit(persona_home: Path) -> None:
+    from textual.widgets import Footer
+
+    for size, screens in (((80, 24), ("f4", "f6")), ((120, 36), ("f1", "f2", "f3", "f4", "f5"))):
+        app = studio()
+        async with app.run_test(size=size) as pilot:
+            for key in screens:
+                await pilot.press(key)
+                await settle(pilot)
+                footer = app.screen.query_one(Footer)
+                used = sum(w.region.width for w in footer.children)
+                assert used <= size[0], f"{key} footer needs {used} columns at {size}"
+
+
+async def test_new_persona_is_in_the_palette_once(persona_home: Path) -> None:
+    app = studio()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f5")
+        await settle(pilot)
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert titles.count("New persona") == 1
+        assert titles.count("Import card") == 1

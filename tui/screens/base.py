@@ -49,7 +49,7 @@ class StudioScreen(Screen[None]):
         yield NavBar(self.MODE)
         yield StatusBar()
         yield from self.compose_body()
-        yield Footer()
+        yield Footer(compact=True)
 
     def compose_body(self) -> ComposeResult:
         """The screen's own widgets."""
