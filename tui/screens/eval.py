@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import ClassVar
 
 import msgspec
@@ -15,6 +16,7 @@ from textual.widgets import DataTable, Input, Label, ProgressBar, Select
 from server.jobs.types import EvalRun
 
 from ..api import ApiError
+from ..eval_progress import EvalClock
 from ..eval_view import metric_rows
 from ..widgets.drift_plot import DriftPlot
 from ..wire import EvalResult, SampleResult
@@ -165,17 +167,22 @@ class EvalScreen(StudioScreen):
         try:
             run = await self.api.create_eval(persona, models, turns=turns)
             self.run = run
+            clock = EvalClock(time.monotonic())
             while run.status in ("queued", "running"):
                 await asyncio.sleep(POLL_SECONDS)
                 run = await self.api.eval_run(persona, run.id)
-                if run.progress.total:
-                    self.progress.update(total=run.progress.total, progress=run.progress.done)
+                done, total = run.progress.done, run.progress.total
+                self.suite_note.update(clock.text(done, total, time.monotonic()))
+                if total:
+                    self.progress.update(total=total, progress=done)
         except ApiError as error:
             self.report(error)
             self.progress.update(total=100, progress=0)
             return
         finally:
             self.run = None
+        if run.progress.total:
+            self.suite_note.update(f"{run.progress.done}/{run.progress.total} replies scored")
         if run.status != "succeeded" or run.result is None:
             reason = run.error.message if run.error else run.status
             self.notify(reason, title=f"Eval {run.status}", severity="error")
