@@ -46,6 +46,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, help="full passes over the training rows")
     parser.add_argument("--iters", type=int, help="train exactly this many steps (not epochs)")
     parser.add_argument("--resume", metavar="RUN", help="continue a run (e.g. run-3)")
+    parser.add_argument(
+        "--label", help="name the run run-N-LABEL (a fine-tuning job's suffix does this)"
+    )
     parser.add_argument("--json", action="store_true", help="one JSON event per line on stdout")
     parser.add_argument("--model", help="base model: embedded, a folder or a hub repo id")
     parser.add_argument(
