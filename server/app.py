@@ -138,7 +138,7 @@ def create_app(
 
 def _watch_personas(state: ServerState) -> Any:
     """Serve personas created, edited or removed while running; announce each change."""
-    from server.hotswap.persona_watch import PersonaWatcher
+    from server.api.persona_watch import PersonaWatcher
     from server.hotswap.types import AdapterEvent
 
     def publish(event: AdapterEvent) -> None:

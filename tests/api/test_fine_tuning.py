@@ -199,9 +199,13 @@ async def test_an_upload_over_the_limit_is_413(
     app = create_app(msgspec.structs.replace(settings, max_file_bytes=100), engine, catalog=catalog)
     async with (
         running(app),
-        httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://localhost") as http,
+        httpx2.AsyncClient(
+            transport=httpx2.ASGITransport(app=app), base_url="http://localhost"
+        ) as http,
     ):
-        client = AsyncOpenAI(base_url="http://localhost/v1", api_key="x", http_client=http, max_retries=0)
+        client = AsyncOpenAI(
+            base_url="http://localhost/v1", api_key="x", http_client=http, max_retries=0
+        )
         with pytest.raises(openai.APIStatusError) as too_big:
             await client.files.create(file=("a.jsonl", dataset()), purpose="fine-tune")
     assert too_big.value.status_code == 413

@@ -12,7 +12,7 @@ import pytest
 
 from data.scaffold import create_persona
 from server.api.catalog import Catalog
-from server.hotswap.persona_watch import watch_personas
+from server.api.persona_watch import watch_personas
 from server.hotswap.types import AdapterEvent
 
 WAIT = 10.0
