@@ -232,10 +232,13 @@ def create_persona(
 ) -> Scaffolded:
     """Create `personas/<name>/` from the template (or a copy of `source`), all or nothing."""
     target = check_name(name, personas)
-    if source is None:
-        files = template_files(name, title or title_of(name))
-    else:
-        files = copied_files(name, title, source)
+    try:
+        if source is None:
+            files = template_files(name, title or title_of(name))
+        else:
+            files = copied_files(name, title, source)
+    except (CardError, UnicodeEncodeError) as exc:
+        raise ScaffoldError(f"cannot make a card with display name {title!r}: {exc}") from None
     personas.mkdir(parents=True, exist_ok=True)
     # A plain mkdir (not mkdtemp's 0700) so the folder follows the user's umask.
     staging = personas / f".new-{name}-{secrets.token_hex(4)}"

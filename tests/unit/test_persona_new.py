@@ -109,3 +109,15 @@ def test_list_shows_folders_data_and_adapters(
 
 def _lines(path: Path) -> list[str]:
     return path.read_text().splitlines()
+
+
+@pytest.mark.parametrize("title", ['He said "hi" \\ ok', "é\n\tü", "a\x00b"])
+def test_display_names_are_escaped_in_the_card(persona_home: Path, title: str) -> None:
+    made = create_persona("parrot", persona_home / "personas", title=title)
+    assert load_card(made.folder).title == title
+
+
+def test_a_display_name_that_cannot_be_written_is_refused(persona_home: Path) -> None:
+    with pytest.raises(ScaffoldError, match="display name"):
+        create_persona("parrot", persona_home / "personas", title="\ud800")
+    assert not (persona_home / "personas" / "parrot").exists()
