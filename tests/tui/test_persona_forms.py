@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import msgspec
 from fakes import ScriptedClient, notes, record_notes, settle, wait_for
 from litestar import Litestar
 
@@ -168,3 +169,47 @@ async def test_new_persona_is_in_the_palette_once(persona_home: Path) -> None:
         titles = [c.title for c in app.get_system_commands(app.screen)]
         assert titles.count("New persona") == 1
         assert titles.count("Import card") == 1
+
+
+async def test_keep_an_exchange_from_the_chat_as_a_draft(persona_home: Path) -> None:
+    from textual.widgets import Footer
+
+    from data.drafts.store import read_drafts
+    from server.api.routes.drafts import draft_routes
+    from tui.conversations import Turn
+    from tui.screens.chat import ChatScreen
+
+    create_persona("parrot", persona_home / "personas")
+    metrics = ServerMetrics(1, lambda: None)
+    state = ServerState.create(ServerSettings(), Catalog.discover([]), metrics)
+    server = Litestar(
+        route_handlers=[personas, persona, *draft_routes()],
+        state=state,
+        exception_handlers={Exception: handle_exception},
+    )
+    client = ScriptedClient(transport=httpx.ASGITransport(app=server))
+    client.personas = lambda: ApiClient.personas(client)  # type: ignore[method-assign]
+    app = make_app(TuiSettings(watch=False, start_server=False), client)
+    record_notes(app)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, ChatScreen)
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert any("Nothing to keep yet" in n for n in notes(app))
+        turns = (Turn("user", "How much for the rope?"), Turn("assistant", "Three coins. Squawk."))
+        screen.conversation = msgspec.structs.replace(
+            screen.conversation, model="parrot", turns=turns
+        )
+        screen.personas = {p.id: p for p in await ApiClient.personas(client)}
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: any(n.startswith("Kept for parrot") for n in notes(app)))
+        [draft] = read_drafts(persona_home / "personas" / "parrot")
+        assert [m.content for m in draft.messages] == [t.content for t in turns]
+        assert draft.teacher == "parrot"
+        screen.conversation = msgspec.structs.replace(screen.conversation, model="juni")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: any("read-only sample" in n for n in notes(app)))
+        footer = screen.query_one(Footer)
+        assert sum(w.region.width for w in footer.children) <= SIZE[0]

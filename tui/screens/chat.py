@@ -18,7 +18,7 @@ from ..conversations import Conversation, ConversationError, Turn, new_conversat
 from ..meter import ReplyMeter, reply_caption
 from ..widgets.chat_log import ChatLog, MessageView
 from ..widgets.sampling_form import SamplingForm
-from ..wire import AdapterEvent, PersonaInfo
+from ..wire import AdapterEvent, DraftTurn, PersonaInfo
 from .base import StudioScreen
 from .conversation_picker import ConversationPicker
 
@@ -39,6 +39,7 @@ class ChatScreen(StudioScreen):
         Binding("ctrl+n", "new_chat", "New chat"),
         Binding("ctrl+o", "open_chat", "Open chat"),
         Binding("ctrl+g", "pick_model", "Model"),
+        Binding("ctrl+s", "keep_exchange", "Keep"),
     ]
 
     def __init__(self) -> None:
@@ -337,6 +338,32 @@ class ChatScreen(StudioScreen):
         if conversation.model in self.model_ids:
             self.model_select.value = conversation.model
         self.prompt.focus()
+
+    def action_keep_exchange(self) -> None:
+        """Keep the last question and reply as a training example (a draft to review)."""
+        turns = self.conversation.turns
+        persona = persona_of(self.conversation.model)
+        if len(turns) < 2 or turns[-1].role != "assistant" or turns[-2].role != "user":
+            self.notify("Nothing to keep yet: wait for a reply first.", severity="warning")
+            return
+        if persona not in self.personas:
+            self.notify("Pick a persona (Ctrl+G): examples belong to one.", severity="warning")
+            return
+        exchange = [DraftTurn(t.role, t.content) for t in turns[-2:]]
+        self.keep(persona, exchange, self.conversation.model)
+
+    @work(group="chat-keep")
+    async def keep(self, persona: str, exchange: list[DraftTurn], source: str) -> None:
+        """Send the exchange to the persona's drafts on the server."""
+        try:
+            await self.api.keep_draft(persona, exchange, source)
+        except ApiError as error:
+            self.report(error)
+            return
+        self.notify(
+            "Review it on the Data screen (F5, then Ctrl+T): accept adds it to the dataset.",
+            title=f"Kept for {persona}",
+        )
 
     def action_pick_model(self) -> None:
         """Focus the model picker."""
