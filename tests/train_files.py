@@ -67,7 +67,7 @@ def train(argv: list[str]) -> tuple[list[Event], Outcome]:
         outcome = trainer.train()
     finally:
         if trainer.lock is not None:
-            trainer.lock.close()  # the CLI holds it until exit; a test process lives on
+            trainer.lock.close()
     return events, outcome
 
 
