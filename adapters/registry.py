@@ -28,7 +28,10 @@ from data.atomic import write_bytes, write_text
 from .manifest import CONFIG, MANIFEST, WEIGHTS, Manifest, decode_manifest, encode_manifest
 
 SAFE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-RUN_NAME = re.compile(r"^run-(\d+)$")
+RUN_NAME = re.compile(r"^run-(\d+)(?:-[a-z0-9_-]+)?$")
+"""`run-N`, or `run-N-<label>` when a fine-tuning job's `suffix` labels the run."""
+MAX_LABEL = 40
+"""The longest run label: `run-N-` plus the label stays a safe name (63 characters)."""
 
 
 class RegistryError(Exception):
@@ -216,14 +219,18 @@ class Registry:
             raise RegistryError(f"the manifest in {path_text!r} does not match its folder")
         return Checkpoint(manifest, self.root / persona / run / "checkpoints" / step)
 
-    def new_run(self, persona: str) -> tuple[str, Path]:
-        """Create the next `run-N` folder exclusively; never reuses an existing one."""
+    def new_run(self, persona: str, label: str | None = None) -> tuple[str, Path]:
+        """Create the next `run-N` (or `run-N-<label>`) folder exclusively; never reuses one."""
+        if label is not None and (len(label) > MAX_LABEL or not SAFE_NAME.match(label)):
+            raise RegistryError(
+                f"run label {label!r} must be 1-{MAX_LABEL} lowercase letters, digits, '-' or '_'"
+            )
         folder = self.persona_dir(persona)
         folder.mkdir(parents=True, exist_ok=True)
         runs = self.runs(persona)
         n = max((run_sort_key(r)[0] for r in runs if RUN_NAME.match(r)), default=0) + 1
         while True:
-            name = f"run-{n}"
+            name = f"run-{n}-{label}" if label else f"run-{n}"
             try:
                 (folder / name).mkdir()
             except FileExistsError:

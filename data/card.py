@@ -66,14 +66,17 @@ class Training(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     learning_rate: float = 1e-4
     lr_schedule: str = "cosine"
     """`constant`, `linear` or `cosine`, after `warmup` steps."""
-    warmup: int = 10
+    warmup: int | None = None
+    """Steps of linear warmup; None: 10% of the run, at most 10 steps (`data/train_plan.py`)."""
     epochs: int = 3
     batch_size: int = 4
     max_seq_length: int = 512
     grad_checkpoint: bool = False
     val_fraction: float = 0.1
-    val_every: int = 25
-    checkpoint_every: int = 50
+    val_every: int | None = None
+    """Steps between validations; None: about four times per epoch."""
+    checkpoint_every: int | None = None
+    """Steps between checkpoints; None: about twice per epoch."""
     patience: int = 0
     """Early stopping after this many validations without improvement (0 = off)."""
     seed: int = 0

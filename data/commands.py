@@ -53,7 +53,7 @@ def check(targets: list[Target], use_tokenizer: bool) -> int:
             print(f"{target.label}: note: {text}", file=sys.stderr)
         errors += sum(p.severity == "error" for p in problems)
         warnings += sum(p.severity == "warning" for p in problems)
-    print(f"{records} records checked: {errors} errors, {warnings} warnings", file=sys.stderr)
+    print(f"{records} records checked: {errors} errors, {warnings} warnings")
     return 1 if errors else 0
 
 

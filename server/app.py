@@ -20,7 +20,7 @@ from litestar.config.cors import CORSConfig
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin
+from litestar.openapi.plugins import JsonRenderPlugin
 
 from adapters.registry import Registry
 from server.api.catalog import Catalog, generation_config_layer
@@ -33,6 +33,7 @@ from server.api.routes.files import file_routes
 from server.api.routes.fine_tuning import fine_tuning_routes, jobs_root
 from server.api.routes.health import health, metrics, openapi_json
 from server.api.routes.models import model, models
+from server.api.routes.persona_create import persona_create_routes
 from server.api.routes.personas import persona, personas
 from server.api.routes.responses import responses_routes
 from server.api.routes.web import is_public, web_routes
@@ -72,6 +73,7 @@ def create_app(
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         owned: list[Any] = []
         await _start_jobs(state, app, owned)
+        owned.append(_watch_personas(state))
         if engine is not None:
             await _attach(state, engine, adapters, owned)
             holder["engine"] = engine
@@ -114,7 +116,9 @@ def create_app(
             version="1.0",
             description="OpenAI-compatible API serving a base model and its personas.",
             path="/docs",
-            render_plugins=[ScalarRenderPlugin(path="/")],
+            # Only the schema: every docs UI Litestar offers loads its scripts from a CDN, which
+            # a local, offline server must not make a browser fetch.
+            render_plugins=[JsonRenderPlugin()],
         ),
         debug=False,
     )
@@ -134,6 +138,7 @@ def _api_routes(settings: ServerSettings) -> list[Any]:
         openapi_json,
         personas,
         persona,
+        *persona_create_routes(),
         *adapter_routes(),
         *responses_routes(),
         *draft_routes(),
@@ -141,6 +146,18 @@ def _api_routes(settings: ServerSettings) -> list[Any]:
         *fine_tuning_routes(),
         *eval_routes(),
     ]
+
+
+def _watch_personas(state: ServerState) -> Any:
+    """Serve personas created, edited or removed while running; announce each change."""
+    from server.api.persona_watch import PersonaWatcher
+    from server.hotswap.types import AdapterEvent
+
+    def publish(event: AdapterEvent) -> None:
+        if state.adapters is not None:
+            state.adapters.hub.publish(event)
+
+    return PersonaWatcher(state.catalog, publish)
 
 
 async def _start_jobs(state: ServerState, app: Litestar, owned: list[Any]) -> None:

@@ -106,6 +106,9 @@ def run(args: argparse.Namespace) -> int:
     if settings.web != "off":
         where = "/chat/PERSONA only" if settings.web == "locked" else "/"
         print(f"browser chat at http://{settings.host}:{settings.port}{where}", file=sys.stderr)
+    from server.access_log import quiet_health_polls
+
+    quiet_health_polls()
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level)
     return 0
 

@@ -15,10 +15,16 @@ from collections.abc import Sequence
 from adapters.blas import ensure_fast_blas
 
 COMMANDS: tuple[tuple[str, str, str], ...] = (
+    ("new", "studio.new_cli", "start a new persona: card, example records and eval suite"),
+    ("list", "studio.list_cli", "list personas with their folders, data files and adapters"),
     ("model", "adapters.model_cli", "prepare and inspect base models"),
     ("data", "data.cli", "check, measure, split, import and draft persona datasets"),
     ("import", "data.cards.cli", "import a character card (V2/V3 JSON, PNG, CHARX) as a persona"),
-    ("export", "studio.export_cli", "export a persona or model (card, peft, gguf, ollama, mlx)"),
+    (
+        "export",
+        "studio.export_cli",
+        "export a persona or model (card, peft, gguf, gguf-full, ollama, mlx)",
+    ),
     ("train", "adapters.training.cli", "train a persona's adapter (LoRA, DoRA or full) on mlx-lm"),
     ("eval", "studio.eval_cli", "score a persona's held-out eval suite on one or more models"),
     ("tune-sampling", "studio.tune_cli", "sweep sampling settings and recommend defaults"),

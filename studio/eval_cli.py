@@ -63,7 +63,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="evaluate each new checkpoint of the persona's newest run as it lands",
     )
-    parser.add_argument("--personas", type=Path, action="append", default=[], metavar="DIR")
+    parser.add_argument(
+        "--personas",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="extra folder of personas, searched after your own (repeatable)",
+    )
     parser.add_argument("--adapters", type=Path, metavar="DIR", help="adapter registry folder")
 
 

@@ -79,7 +79,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="base model folder (default: the checkpoint's own base)")
     parser.add_argument("--adapters", type=Path, help="adapter registry folder")
     parser.add_argument(
-        "--personas", type=Path, action="append", default=[], help="extra personas folder"
+        "--personas",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="extra folder of personas, searched after your own (repeatable)",
     )
     parser.add_argument("--force", action="store_true", help="replace an earlier export in --out")
 

@@ -38,7 +38,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--api-key", default=None)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--write", action="store_true", help="write the winner into the card")
-    parser.add_argument("--personas", type=Path, action="append", default=[], metavar="DIR")
+    parser.add_argument(
+        "--personas",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="extra folder of personas, searched after your own (repeatable)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -80,6 +80,17 @@ class ExportSource:
         return config
 
 
+def _nothing_to_export(persona: str, persona_dirs: tuple[Path, ...]) -> str:
+    """Why a persona without checkpoints cannot be exported: unknown, or not trained yet."""
+    from data.personas import default_dirs, discover
+
+    entries, _ = discover(default_dirs(list(persona_dirs)))
+    if all(e.name != persona for e in entries):
+        known = ", ".join(e.name for e in entries) or "none"
+        return f"no persona named {persona!r} (known: {known}); `persona list` shows them"
+    return f"{persona} has no trained checkpoint to export; train it first: persona train {persona}"
+
+
 def resolve_source(
     model_id: str,
     options: ExportOptions,
@@ -105,7 +116,7 @@ def resolve_source(
     except RegistryError as exc:
         raise ExportError(str(exc)) from None
     if ckpt is None:
-        raise ExportError(f"{ref.persona} has no trained checkpoint to export")
+        raise ExportError(_nothing_to_export(ref.persona, persona_dirs))
     manifest = ckpt.manifest
     base = options.model or manifest.base_model
     embedded = base in (EMBEDDED, EMBEDDED_ID)

@@ -60,7 +60,7 @@ def start_session(
         # Ranks other than 0 compute and write nothing; their run folder is never created.
         folder = registry.persona_dir(config.persona) / f".rank-{ranks.rank}"
         return Trainer(prepared, folder.name, folder, emit, stop, ranks, init=init)
-    run, run_dir = registry.new_run(config.persona)
+    run, run_dir = registry.new_run(config.persona, getattr(args, "label", None))
     lock = lock_run(run_dir)
     trainer = Trainer(prepared, run, run_dir, emit, stop, ranks, init=init)
     trainer.lock = lock

@@ -7,8 +7,8 @@ skips dot-folders) never sees half a persona.
 
 from __future__ import annotations
 
+import secrets
 import shutil
-import tempfile
 from pathlib import Path, PurePosixPath
 
 import tomlkit
@@ -51,7 +51,9 @@ def write_persona(imported: Imported, source: CardFile, personas: Path) -> Path:
             "pass --name to import under another name"
         )
     personas.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".import-{imported.card.name}-", dir=personas))
+    # A plain mkdir (not mkdtemp's 0700) so the folder follows the user's umask.
+    staging = personas / f".import-{imported.card.name}-{secrets.token_hex(4)}"
+    staging.mkdir()
     try:
         (staging / "persona.toml").write_text(card_toml(imported.card), encoding="utf-8")
         (staging / CARD_JSON).write_bytes(card_json(source.card.raw, source.card.spec))

@@ -44,6 +44,13 @@ def read_card_file(path: Path) -> CardFile:
         payload = path.read_bytes()
     except OSError as exc:
         raise CardError(f"{path}: cannot read: {exc.strerror}") from None
+    return read_card_bytes(payload, path)
+
+
+def read_card_bytes(payload: bytes, path: Path) -> CardFile:
+    """Read a card from its bytes (an upload); `path` names it in errors."""
+    if len(payload) > MAX_CARD_BYTES:
+        raise CardError(f"{path}: {len(payload)} bytes is larger than a card may be")
     if payload.startswith(PNG_MAGIC):
         return _from_png(path, payload)
     if payload.startswith(ZIP_MAGIC):

@@ -14,7 +14,14 @@ import json
 import time
 from pathlib import Path
 
-from adapters.registry import Checkpoint, Registry, RegistryError, parse_model_id
+from adapters.registry import (
+    MAX_LABEL,
+    SAFE_NAME,
+    Checkpoint,
+    Registry,
+    RegistryError,
+    parse_model_id,
+)
 from adapters.training.initial import checkpoint_shape, shape_clashes
 from data.atomic import write_bytes, write_text
 from data.card import NAME_PATTERN, PersonaCard, Training, load_card
@@ -74,10 +81,15 @@ def plan(
             f"The model '{request.model}' does not exist: fine-tune a persona or the base model.",
             param="model",
         )
-    if persona is not None and request.suffix:
+    # As OpenAI takes a suffix with any model: with a persona it labels the run
+    # (`run-N-<suffix>`), so it shows in `fine_tuned_model` (`parrot@run-4-grumpy`), an id served.
+    suffix = request.suffix
+    if persona is not None and suffix is not None and not _label_ok(suffix):
         raise InvalidRequest(
-            "suffix names a new persona, so it applies only when model is the base model",
+            f"suffix {suffix!r} labels the run of {persona.name}: use 1-{MAX_LABEL} "
+            "lowercase letters, digits, '-' or '_'",
             param="suffix",
+            code="invalid_value",
         )
     if persona is None:
         _check_new_persona(state, request, train)
@@ -99,6 +111,8 @@ def plan(
             f"model: {advice}",
             param="model",
         )
+    if request.iters is not None and request.iters < 1:
+        raise InvalidRequest("iters must be at least 1", param="iters", code="invalid_value")
     # Everything is checked before anything is written: a refused request leaves nothing behind.
     try:
         method, training = plan_job(request, persona.card.training if persona else Training())
@@ -143,6 +157,10 @@ def plan(
         persona=card.name,
     )
     start_flags = ["--from", _version(start)] if start is not None else []
+    if request.iters is not None:
+        start_flags += ["--iters", str(request.iters)]
+    if persona is not None and request.suffix:
+        start_flags += ["--label", request.suffix]
     spec = TrainSpec(
         persona=card.name,
         folder=str(folder),
@@ -194,6 +212,11 @@ def _require_pairs(state: ServerState, train: FileObject, kind: str) -> None:
             param="training_file",
             code="invalid_file",
         )
+
+
+def _label_ok(label: str) -> bool:
+    """Whether a suffix can label a run folder (`run-N-<label>` stays a safe name)."""
+    return len(label) <= MAX_LABEL and SAFE_NAME.match(label) is not None
 
 
 def _version(start: Checkpoint) -> str:

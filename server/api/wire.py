@@ -308,6 +308,8 @@ class PersonaInfo(Struct, frozen=True):
     greetings: list[str] = []
     """Opening lines a new chat may start with (a character card's first_mes and alternates)."""
     post_history_instructions: str = ""
+    error: str | None = None
+    """Why the card on disk does not parse; the version described here keeps serving."""
 
     @property
     def title(self) -> str:

@@ -26,6 +26,7 @@ from mlx_lm.models.cache import (
 from server.engine.grammar import apply_mask
 from server.engine.lora_bank import LoraBank
 from server.engine.row import PendingLogprob, Row
+from server.engine.token_mask import additive_mask
 from server.engine.types import EngineError
 
 PREFILL_STEP = 512
@@ -40,10 +41,14 @@ Consumed = list[tuple[Row, int, PendingLogprob | None]]
 class DecodeBatch:
     """The batch of rows that share every decode forward pass."""
 
-    def __init__(self, model: nn.Module, bank: LoraBank, vocab_size: int) -> None:
+    def __init__(
+        self, model: nn.Module, bank: LoraBank, vocab_size: int, banned: tuple[int, ...] = ()
+    ) -> None:
         self.model = model
         self.bank = bank
         self.vocab_size = vocab_size
+        self._banned = additive_mask(banned, vocab_size, float_dtype(model)) if banned else None
+        """-inf at the tokens no reply may contain (`token_mask.py`), 0 elsewhere."""
         self.rows: list[Row] = []
         self._cache: list[Any] | None = None
         self._next: mx.array | None = None
@@ -127,6 +132,10 @@ class DecodeBatch:
 
     def _choose(self, rows: list[Row], logits: mx.array, inputs: mx.array | None) -> mx.array:
         """The next token of every row from their (rows, vocab) logits."""
+        if self._banned is not None:
+            # One broadcast add where the logits already are: every path below (argmax,
+            # sampling, grammar rows, logprobs) then sees control tokens at -inf.
+            logits = logits + self._banned
         if all(row.sampler.plain and row.grammar is None for row in rows):
             for row in rows:
                 row.sampler.count += 1

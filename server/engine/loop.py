@@ -33,6 +33,7 @@ from server.engine.lora_load import read_adapter
 from server.engine.row import Handle, Row, read_logprob
 from server.engine.sampling import RowSampler
 from server.engine.score import teacher_force
+from server.engine.token_mask import banned_ids
 from server.engine.tokens import TokenText
 from server.engine.types import (
     AdapterBusy,
@@ -79,7 +80,7 @@ class Scheduler:
         self.batch_sizes: Counter[int] = Counter()
         self._dtype = float_dtype(model)
         self._names = TokenText(tokenizer)
-        self.batch = DecodeBatch(model, self.bank, vocab_size)
+        self.batch = DecodeBatch(model, self.bank, vocab_size, banned_ids(tokenizer, self.stop_ids))
         self._waiting: deque[Handle] = deque()
         self._admitted: deque[Row] = deque()
         """Sequences with a row reserved, waiting for a prefill group, oldest first."""
