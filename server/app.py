@@ -35,6 +35,7 @@ from server.api.routes.health import health, metrics, openapi_json
 from server.api.routes.models import model, models
 from server.api.routes.personas import persona, personas
 from server.api.routes.responses import responses_routes
+from server.body_depth import refuse_deep_json
 from server.errors import AuthError, handle_exception
 from server.local_policy import LocalPolicy
 from server.metrics import ServerMetrics
@@ -118,6 +119,7 @@ def create_app(
         middleware=[policy.middleware, server_metrics.middleware],
         cors_config=cors,
         exception_handlers={Exception: handle_exception},
+        before_request=refuse_deep_json,
         request_max_body_size=settings.max_body_bytes,
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(

@@ -20,6 +20,7 @@ from data.atomic import write_bytes, write_text
 from data.card import NAME_PATTERN, PersonaCard, Training, load_card
 from data.dataset import read_dataset
 from data.home import personas_dir
+from data.json_depth import check_depth
 from data.personas import CARD, PREFERENCE, TRAIN_FILES, VALID, PersonaEntry
 from data.records import PreferenceRecord
 from server.api.routes.files import read_file
@@ -271,8 +272,9 @@ def agreed_system_prompt(content: bytes) -> str | None:
         if not line.strip():
             continue
         try:
+            check_depth(line)
             record = json.loads(line)
-        except ValueError:
+        except ValueError:  # NestingError is one
             return None
         if isinstance(record, dict) and isinstance(record.get("input"), dict):
             record = record["input"]  # a preference pair's conversation so far
