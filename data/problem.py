@@ -42,3 +42,19 @@ def friendly_validation(message: str) -> str:
         text = "missing required key " + repr(text.removeprefix("Object missing required field "))
     text = text[:1].lower() + text[1:]
     return f"{where}: {text}" if where else text
+
+
+QUOTE_CHARS = 80
+"""How much of an offending value a message quotes."""
+
+
+def quote(text: str, limit: int = QUOTE_CHARS) -> str:
+    """`repr(text)`, cut to `limit` characters and the full length noted when longer."""
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text)} characters)"
+
+
+def clip(text: str, limit: int = QUOTE_CHARS) -> str:
+    """`text` as it is, cut to `limit` characters and the full length noted when longer."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"

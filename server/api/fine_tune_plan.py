@@ -22,6 +22,7 @@ from data.dataset import read_dataset
 from data.home import personas_dir
 from data.json_depth import check_depth
 from data.personas import CARD, PREFERENCE, TRAIN_FILES, VALID, PersonaEntry
+from data.problem import quote
 from data.records import PreferenceRecord
 from server.api.routes.files import read_file
 from server.errors import InvalidRequest, ModelNotFoundError, UnsupportedError
@@ -72,7 +73,8 @@ def plan(
     job_id = new_job_id()
     if persona is None and request.model not in (*state.base_ids(), "embedded"):
         raise ModelNotFoundError(
-            f"The model '{request.model}' does not exist: fine-tune a persona or the base model.",
+            f"The model {quote(request.model)} does not exist: "
+            "fine-tune a persona or the base model.",
             param="model",
         )
     if persona is not None and request.suffix:
@@ -170,11 +172,11 @@ def _starting_point(
         start = registry.resolve(ref) if persona is not None else None
     except RegistryError as exc:
         raise ModelNotFoundError(
-            f"The model '{model}' does not exist: {exc}", param="model"
+            f"The model {quote(model)} does not exist: {exc}", param="model"
         ) from None
     if persona is None or start is None:
         raise ModelNotFoundError(
-            f"The model '{model}' does not exist: name a persona's checkpoint "
+            f"The model {quote(model)} does not exist: name a persona's checkpoint "
             "(persona@run-N:STEP, :best or :latest)",
             param="model",
         )
@@ -227,15 +229,15 @@ def _check_new_persona(
             "fine-tuning the base model needs a suffix: the name of the new persona",
             param="suffix",
         )
-    if not NAME_PATTERN.match(name):
+    if not NAME_PATTERN.fullmatch(name):
         raise InvalidRequest(
-            f"suffix {name!r} must be lowercase letters, digits, '-' or '_' (max 63), as it "
+            f"suffix {quote(name)} must be lowercase letters, digits, '-' or '_' (max 63), as it "
             "names the new persona",
             param="suffix",
         )
     if state.catalog.get(name) is not None or (personas_dir() / name).exists():
         raise InvalidRequest(
-            f"a persona named {name!r} exists already; fine-tune it by naming it as model",
+            f"a persona named {quote(name)} exists already; fine-tune it by naming it as model",
             param="suffix",
         )
     if train is None:

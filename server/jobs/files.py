@@ -6,6 +6,7 @@ atomically, the object last, so a listed file always has its content.
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from pathlib import Path
@@ -28,9 +29,11 @@ def new_id(prefix: str) -> str:
     return prefix + secrets.token_hex(12)
 
 
+_ID = re.compile(ID_PREFIX + "[0-9a-f]{24}")
+
+
 def _valid_id(file_id: str) -> bool:
-    tail = file_id.removeprefix(ID_PREFIX)
-    return file_id.startswith(ID_PREFIX) and len(tail) == 24 and tail.isalnum()
+    return _ID.fullmatch(file_id) is not None
 
 
 class FileStore:

@@ -15,6 +15,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import Body, FromPath, FromQuery
 
 from data.check import check_dataset
+from data.problem import clip
 from data.suite import read_suite
 from server.errors import AppError, InvalidRequest, NotFound, error_responses
 from server.jobs.files import FileStore, MissingFileError
@@ -45,7 +46,7 @@ class Upload:
 
 def file_not_found(file_id: str, param: str = "file_id") -> NotFound:
     """OpenAI's 404 for an unknown or deleted file."""
-    return NotFound(f"No such File object: {file_id}", param=param, code="file_not_found")
+    return NotFound(f"No such File object: {clip(file_id)}", param=param, code="file_not_found")
 
 
 def read_file(files: FileStore, file_id: str, param: str = "file_id") -> FileObject:
