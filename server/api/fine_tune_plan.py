@@ -14,10 +14,12 @@ import json
 import time
 from pathlib import Path
 
+import tomlkit
+
 from adapters.registry import Checkpoint, Registry, RegistryError, parse_model_id
 from adapters.training.initial import checkpoint_shape, shape_clashes
-from data.atomic import write_bytes, write_text
-from data.card import NAME_PATTERN, PersonaCard, Training, load_card
+from data.atomic import staged_folder, write_bytes, write_text
+from data.card import NAME_PATTERN, CardError, PersonaCard, Training, load_card
 from data.dataset import read_dataset
 from data.home import personas_dir
 from data.json_depth import check_depth
@@ -258,9 +260,19 @@ def _new_persona(
     assert train is not None
     content = state.files.content(train.id)
     prompt = agreed_system_prompt(content) or f"You are {name}."
-    fields = (("name", name), ("system_prompt", prompt), ("base_model", state.settings.model))
-    _copy_data(state, folder, train.id, valid.id if valid else None, data)
-    write_text(folder / CARD, "".join(f"{key} = {json.dumps(value)}\n" for key, value in fields))
+    document = tomlkit.document()
+    document["name"] = name
+    document["system_prompt"] = prompt
+    document["base_model"] = state.settings.model
+    try:
+        with staged_folder(folder) as staging:
+            _copy_data(state, staging, train.id, valid.id if valid else None, data)
+            write_text(staging / CARD, tomlkit.dumps(document))
+            load_card(staging)  # the card must read back before the persona exists
+    except (ValueError, CardError, FileExistsError) as exc:  # a lone surrogate, a race
+        raise InvalidRequest(
+            f"the persona {quote(name)} cannot be created: {exc}", param="suffix"
+        ) from None
     card = load_card(folder)
     state.catalog.add(PersonaEntry(name, folder, card))
     return card, folder
