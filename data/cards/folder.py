@@ -49,6 +49,14 @@ def write_persona(imported: Imported, source: CardFile, personas: Path) -> Path:
             f"a persona named {imported.card.name!r} exists already at {target}; "
             "pass --name to import under another name"
         )
+    try:
+        _write(imported, source, target)
+    except OSError as exc:  # the disk, or a file system that refuses an asset's name
+        raise CardError(f"{target}: cannot write the persona: {exc}") from None
+    return target
+
+
+def _write(imported: Imported, source: CardFile, target: Path) -> None:
     with staged_folder(target) as staging:
         (staging / "persona.toml").write_text(card_toml(imported.card), encoding="utf-8")
         (staging / CARD_JSON).write_bytes(card_json(source.card.raw, source.card.spec))
@@ -61,7 +69,6 @@ def write_persona(imported: Imported, source: CardFile, personas: Path) -> Path:
         if imported.records:
             lines = b"".join(encode_record(r) + b"\n" for r in imported.records)
             (staging / DATASET).write_bytes(lines)
-    return target
 
 
 def _multiline(text: str) -> tomlkit.items.String | str:
