@@ -67,7 +67,7 @@ async def test_an_uploaded_line_nested_too_deeply_is_named_by_line(
     http: httpx2.AsyncClient,
 ) -> None:
     good = (
-        b'{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}'  # noqa: E501
+        b'{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}'
     )
     for purpose in ("fine-tune", "evals"):
         content = good + b"\n" + DEEP + b"\n"
@@ -76,3 +76,17 @@ async def test_an_uploaded_line_nested_too_deeply_is_named_by_line(
         )
         assert response.status_code == 400, response.text
         assert f"line 2: JSON is nested deeper than {MAX_DEPTH}" in error(response)["message"]
+
+
+async def test_an_upload_of_bad_lines_gets_a_bounded_report(http: httpx2.AsyncClient) -> None:
+    for purpose in ("fine-tune", "evals"):
+        for content in (b"x\n" * 50_000, (b'{"' + b"k" * 5000 + b'": 1}\n') * 200):
+            response = await http.post(
+                "/v1/files", files={"file": ("bad.jsonl", content)}, data={"purpose": purpose}
+            )
+            assert response.status_code == 400
+            message = error(response)["message"]
+            assert len(response.content) < 40_000, len(response.content)
+            assert "line 50:" in message
+            assert "line 51:" not in message
+            assert "more (the first 50 are shown)" in message

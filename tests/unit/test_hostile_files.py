@@ -298,3 +298,17 @@ def test_model_export_refuses_a_bad_id_in_one_line(
     err = capsys.readouterr().err
     assert err.count("\n") == 1, err
     assert len(err) < 300
+
+
+def test_data_check_lists_the_first_problems_and_counts_the_rest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(b"x\n" * 20_000 + (b'{"' + b"k" * 100_000 + b'": 1}\n'))
+    assert main(["data", "check", str(path), "--no-tokenizer"]) == 1
+    out, err = capsys.readouterr()
+    assert len(out) < 30_000
+    assert f"{path}:50:" in out
+    assert f"{path}:51:" not in out
+    assert "... and 19951 more" in out
+    assert "20001 errors" in err

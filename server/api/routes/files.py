@@ -15,7 +15,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import Body, FromPath, FromQuery
 
 from data.check import check_dataset
-from data.problem import clip
+from data.problem import clip, listed
 from data.suite import read_suite
 from server.errors import AppError, InvalidRequest, NotFound, error_responses
 from server.jobs.files import FileStore, MissingFileError
@@ -103,8 +103,8 @@ def file_routes(settings: ServerSettings) -> list[HTTPRouteHandler]:
         problems = await asyncio.to_thread(problems_of, content, data.purpose)
         if problems:
             raise InvalidRequest(
-                f"{data.file.filename or 'the file'} has {len(problems)} error(s):\n"
-                + "\n".join(problems),
+                f"{clip(data.file.filename or 'the file')} has {len(problems)} error(s):\n"
+                + "\n".join(listed(problems)),
                 param="file",
                 code="invalid_file",
             )
