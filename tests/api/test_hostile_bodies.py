@@ -9,6 +9,9 @@ from litestar import Litestar
 
 from data.json_depth import MAX_DEPTH
 
+CHAT_LINE = (
+    b'{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}'
+)
 DEEP = b"[" * 1000 + b"]" * 1000
 """The smallest attack: 2 KB of brackets, deeper than any decoder's stack."""
 
@@ -90,3 +93,49 @@ async def test_an_upload_of_bad_lines_gets_a_bounded_report(http: httpx2.AsyncCl
             assert "line 50:" in message
             assert "line 51:" not in message
             assert "more (the first 50 are shown)" in message
+
+
+async def test_the_files_folder_has_a_quota(
+    settings: Any, engine: Any, catalog: Any, running: Any
+) -> None:
+    import msgspec
+
+    from server.app import create_app
+
+    line = (
+        b'{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}'
+    )
+    one = line + b"\n"
+    app = create_app(
+        msgspec.structs.replace(settings, max_files_total_bytes=len(one) * 2 + 10),
+        engine,
+        catalog=catalog,
+    )
+    async with (
+        running(app),
+        httpx2.AsyncClient(
+            transport=httpx2.ASGITransport(app=app), base_url="http://localhost"
+        ) as http,
+    ):
+
+        async def upload(content: bytes) -> httpx2.Response:
+            return await http.post(
+                "/v1/files", files={"file": ("a.jsonl", content)}, data={"purpose": "fine-tune"}
+            )
+
+        first = await upload(one)
+        assert first.status_code == 200, first.text
+        assert (await upload(one)).status_code == 200
+        full = await upload(one)
+        assert full.status_code == 413
+        assert error(full)["code"] == "files_quota_exceeded"
+        assert "max_files_total_bytes" in error(full)["message"]
+        bad = await upload(b"x\n")
+        assert bad.status_code == 400  # small enough to fit: checked, refused, not kept
+        assert (await http.delete(f"/v1/files/{first.json()['id']}")).status_code == 200
+        again = await upload(one)
+        assert again.status_code == 200, again.text
+        content = await http.get(f"/v1/files/{again.json()['id']}/content")
+        assert content.content == one
+        root = app.state.files.root
+        assert not [p for p in root.iterdir() if p.name.startswith(".")]
