@@ -312,3 +312,10 @@ def test_data_check_lists_the_first_problems_and_counts_the_rest(
     assert f"{path}:51:" not in out
     assert "... and 19951 more" in out
     assert "20001 errors" in err
+
+
+def test_a_teacher_answer_nested_too_deeply_is_an_answer_error() -> None:
+    from data.drafts.prompt import AnswerError, read_answer
+
+    with pytest.raises(AnswerError, match=LIMIT):
+        read_answer('{"messages": ' + "[" * 1000 + "]" * 1000 + "}")
