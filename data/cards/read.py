@@ -30,6 +30,8 @@ MAX_NAME_CHARS = 240
 MAX_PART_BYTES = 120
 """Asset paths fit every file system once they are under the persona's folder."""
 READ_BLOCK = 1 << 20
+MAX_MEMBERS = 10_000
+"""The most entries a CHARX file may hold."""
 
 
 class CardFile(msgspec.Struct, frozen=True):
@@ -84,6 +86,9 @@ def _from_png(path: Path, payload: bytes) -> CardFile:
 
 
 def _from_charx(path: Path, payload: bytes) -> CardFile:
+    # Every entry becomes a ZipInfo when the zip is opened: count them first, from the bytes.
+    if payload.count(b"PK\x01\x02") > MAX_MEMBERS:
+        raise CardError(f"{path}: holds more than {MAX_MEMBERS} entries; a card holds fewer")
     try:
         archive = zipfile.ZipFile(io.BytesIO(payload))
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as exc:
@@ -108,7 +113,8 @@ def _from_charx(path: Path, payload: bytes) -> CardFile:
 def _members(path: Path, archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
     """The files to read by name, each checked before a byte of it is inflated."""
     members: dict[str, zipfile.ZipInfo] = {}
-    seen: set[str] = set()
+    files: set[str] = set()
+    folders: set[str] = set()
     for info in archive.infolist():
         name = info.filename
         if info.is_dir() or not (name == "card.json" or name.startswith("assets/")):
@@ -128,11 +134,11 @@ def _members(path: Path, archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]
         # Two entries may not land on one file, nor a file where a folder must be (on any
         # file system: names that differ only in case collide on some).
         key = name.casefold()
-        clash = key in seen or any(other.startswith(key + "/") for other in seen)
-        clash = clash or any(key.startswith(other + "/") for other in seen)
-        if clash:
+        parents = {str(p) for p in PurePosixPath(key).parents if str(p) != "."}
+        if key in files or key in folders or parents & files:
             raise CardError(f"{path}: {quote(name)}: collides with another entry of the same name")
-        seen.add(key)
+        files.add(key)
+        folders |= parents
         members[name] = info
     return members
 

@@ -319,3 +319,10 @@ def test_a_teacher_answer_nested_too_deeply_is_an_answer_error() -> None:
 
     with pytest.raises(AnswerError, match=LIMIT):
         read_answer('{"messages": ' + "[" * 1000 + "]" * 1000 + "}")
+
+
+def test_a_charx_with_too_many_entries_is_refused_before_it_is_opened(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    members = [("card.json", GOOD_CARD.encode())] + [(f"assets/{i}", b"") for i in range(10_001)]
+    assert_refused(tmp_path, capsys, zip_of(members), "more than 10000 entries")
