@@ -23,6 +23,7 @@ from server.engine.types import (
     Delta,
     GenerationRequest,
     InvalidParams,
+    ScoreRequest,
     TokenLogprob,
 )
 from server.errors import AppError, InvalidRequestError
@@ -272,3 +273,9 @@ async def _close(source: Any) -> None:
 
 AdapterUnavailable = AdapterUnavailableError
 """Short name, as route modules import it."""
+
+
+async def score(engine: Engine, request: ScoreRequest) -> tuple[TokenLogprob, ...]:
+    """Teacher-force a request on the engine; its refusals become 4xx errors as for generation."""
+    with _client_errors():
+        return await engine.score(request)
