@@ -61,10 +61,8 @@ async def test_health_answers_while_a_huge_prompt_is_tokenized(
         return real(*args, **kwargs)
 
     monkeypatch.setattr(chat_route, "chat_prompt", timed)
-    many = [
-        {"role": "user" if i % 2 == 0 else "assistant", "content": "hello there friend"}
-        for i in range(9999)
-    ]
+    text = "hello there, my good friend; how are you doing today?"
+    many = [{"role": "user" if i % 2 == 0 else "assistant", "content": text} for i in range(9999)]
     big = asyncio.create_task(
         http.post("/v1/chat/completions", json={"model": "pip", "messages": many, "max_tokens": 1})
     )
@@ -75,6 +73,6 @@ async def test_health_answers_while_a_huge_prompt_is_tokenized(
     response = await big
     took = time.perf_counter() - started[0]
     assert health.status_code == 200
-    assert response.status_code == 400  # 80,000 tokens do not fit the tiny model's context
-    assert took > 1.0, "the prompt was too quick to tokenize for this test to tell anything"
+    assert response.status_code == 400  # the tokens do not fit the tiny model's context
+    assert took > 0.5, "the prompt was too quick to tokenize for this test to tell anything"
     assert answered < took / 2, f"/health took {answered:.2f} s of the prompt's {took:.2f} s"
