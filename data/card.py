@@ -13,10 +13,12 @@ from typing import Any, Literal
 
 import msgspec
 
+from .names import NAME
 from .rules import PRESETS, CriteriaRule, merge_rule, preset_rules
 from .suite import CATEGORIES
 
-NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+NAME_PATTERN = NAME
+"""A persona name; match with `fullmatch` (see `data.names`)."""
 """Persona names are safe folder names and model ids; never paths."""
 
 
@@ -154,7 +156,7 @@ class PersonaCard(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 def validate(card: PersonaCard) -> list[str]:
     """Every semantic problem with a decoded card (empty when fine)."""
     problems: list[str] = []
-    if not NAME_PATTERN.match(card.name):
+    if not NAME_PATTERN.fullmatch(card.name):
         problems.append(
             f"name: {card.name!r} must be lowercase letters, digits, '-' or '_' (max 63)"
         )

@@ -12,7 +12,7 @@ from .check import check_dataset
 from .dataset import read_datasets
 from .jsonl import count_records
 from .pair_replies import pair_reply_problems
-from .problem import Problem
+from .problem import Problem, listed
 from .render import render_stats
 from .split import contamination, split_rows, write_split
 from .stats import dataset_stats
@@ -44,8 +44,8 @@ def check(targets: list[Target], use_tokenizer: bool) -> int:
             problems += contamination(str(target.eval_file), numbered, report.rows)
             problems += contamination(str(target.eval_file), script_probes(scripts), report.rows)
             records += len(numbered) + len(scripts)
-        for problem in problems:
-            print(problem)
+        for line in listed(problems):
+            print(line)
         notes = [note] if note else [n for n in report.notes if use_tokenizer or "token" not in n]
         if not use_tokenizer:
             notes.append("token checks skipped (--no-tokenizer)")
@@ -176,8 +176,8 @@ def split(args: argparse.Namespace) -> int:
     report = check_dataset([source], card)
     problems += report.errors
     if problems:
-        for problem in problems:
-            print(problem)
+        for line in listed(problems):
+            print(line)
         print(f"{source}: fix these errors before splitting", file=sys.stderr)
         return 1
     out = args.out or source.parent
@@ -202,8 +202,8 @@ def split(args: argparse.Namespace) -> int:
     if eval_file is not None:
         numbered, found = read_suite(eval_file)
         overlaps = found + contamination(str(eval_file), numbered, result.train)
-        for problem in overlaps:
-            print(problem)
+        for line in listed(overlaps):
+            print(line)
         print(f"{eval_file}: {len(numbered)} eval cases, {_overlaps(overlaps)} overlap training")
     return 0
 

@@ -37,6 +37,7 @@ from server.api.routes.persona_create import persona_create_routes
 from server.api.routes.personas import persona, personas
 from server.api.routes.responses import responses_routes
 from server.api.routes.web import is_public, web_routes
+from server.body_depth import refuse_deep_json
 from server.errors import AuthError, handle_exception
 from server.local_policy import LocalPolicy
 from server.metrics import ServerMetrics
@@ -106,6 +107,7 @@ def create_app(
         middleware=[policy.middleware, server_metrics.middleware],
         cors_config=cors,
         exception_handlers={Exception: handle_exception},
+        before_request=refuse_deep_json,
         request_max_body_size=settings.max_body_bytes,
         lifespan=[lifespan],
         # A locked server answers only what its chat pages need: no schema, no docs.

@@ -61,9 +61,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Load the settings once, print the BLAS in use, and serve until interrupted."""
     from adapters.blas import ensure_fast_blas
+    from adapters.private_tmp import use_private_tmp
     from server.local_policy import is_loopback
     from server.settings import SettingsError, load_settings
 
+    use_private_tmp()
     blas = ensure_fast_blas()
     overrides = {
         "host": args.host,

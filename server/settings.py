@@ -47,6 +47,9 @@ class ServerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     """Requests with a larger body are refused with 413."""
     max_file_bytes: int = 50_000_000
     """Uploads to `/v1/files` over this size are refused with 413."""
+    max_files_total_bytes: int = 2_000_000_000
+    """All stored files together (uploads and job results) may not exceed this; an upload that
+    would is refused with 413 `files_quota_exceeded` until files are deleted."""
     max_batch: int = 8
     """Most sequences decoded together in one step."""
     max_adapters: int = 8

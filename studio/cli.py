@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from adapters.blas import ensure_fast_blas
+from adapters.private_tmp import use_private_tmp
 
 COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("new", "studio.new_cli", "start a new persona: card, example records and eval suite"),
@@ -54,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `persona` console script."""
-    # Before anything can import mlx: bind MLX's CPU matmuls to OpenBLAS.
+    # Before anything can import mlx: a private kernel cache, and OpenBLAS for CPU matmuls.
+    use_private_tmp()
     ensure_fast_blas()
     args_list = list(sys.argv[1:] if argv is None else argv)
     if not args_list:

@@ -11,6 +11,7 @@ import msgspec
 
 from data.atomic import write_bytes, write_text
 from data.cli import positive_int
+from data.problem import listed
 
 from .persona_files import PersonaFiles, find_persona
 
@@ -84,8 +85,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if files.cases_problems:
-        for problem in files.cases_problems:
-            print(problem, file=sys.stderr)
+        for line in listed(files.cases_problems):
+            print(line, file=sys.stderr)
         return 1
     if not files.cases:
         where = args.suite or "eval.jsonl"

@@ -21,7 +21,7 @@ class ExportError(Exception):
     """An export that cannot be done; the message says why."""
 
 
-def _card(target: str, out: Path) -> list[Path]:
+def _card(target: str, out: Path, replace: bool) -> list[Path]:
     """A persona as Character Card V2 JSON, V3 JSON and a PNG carrying both."""
     from data.card import CardError, load_card
     from data.cards.export import export_card
@@ -40,12 +40,12 @@ def _card(target: str, out: Path) -> list[Path]:
     if entry is None:
         raise ExportError(f"no persona named {target!r}")
     try:
-        return export_card(entry, out)
+        return export_card(entry, out, replace)
     except CharacterCardError as exc:
         raise ExportError(str(exc)) from None
 
 
-FORMATS: dict[str, Callable[[str, Path], list[Path]]] = {"card": _card}
+FORMATS: dict[str, Callable[[str, Path, bool], list[Path]]] = {"card": _card}
 """Export formats of a persona, by the name `--to` takes."""
 
 MODEL_FORMATS: dict[str, tuple[str, str]] = {
@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     if args.to in MODEL_FORMATS:
         return _run_model(args)
     try:
-        written = FORMATS[args.to](args.target, args.out)
+        written = FORMATS[args.to](args.target, args.out, args.force)
     except (ExportError, OSError) as exc:
         print(f"persona export: {exc}", file=sys.stderr)
         return 1

@@ -164,7 +164,7 @@ def _spread(cases: list, count: int) -> list:  # type: ignore[type-arg]
 
 def write_card(files: PersonaFiles, values: dict[str, float | int]) -> Path:
     """Write the winning values into the card; a shipped sample is first copied to the user dir."""
-    from data.atomic import write_text
+    from data.atomic import staged_folder, write_text
     from data.home import personas_dir
     from data.personas import sample_personas_dir
     from data.tune import update_sampling
@@ -173,7 +173,8 @@ def write_card(files: PersonaFiles, values: dict[str, float | int]) -> Path:
     if folder.resolve().is_relative_to(sample_personas_dir().resolve()):
         target = personas_dir() / files.name
         if not target.exists():
-            shutil.copytree(folder, target)
+            with staged_folder(target) as staging:
+                shutil.copytree(folder, staging, dirs_exist_ok=True)
         folder = target
     card = folder / "persona.toml"
     write_text(card, update_sampling(card.read_text(), values))

@@ -30,7 +30,7 @@ CONTEXT = 2048
 """Tokens of context the page asks llama.cpp for."""
 MAX_TOKENS = 512
 """Reply length when neither the card nor the base model sets one (the server's default)."""
-UNUSED = re.compile(r"^<unused[0-9]+>$")
+UNUSED = re.compile(r"<unused[0-9]+>")
 PAGE_FILES = ("chat.js", "chat.css")
 
 
@@ -138,7 +138,7 @@ def _special_tokens(base: Path) -> tuple[list[str], str | None]:
     except (OSError, ValueError):
         return [], None
     specials = [t["content"] for t in added if t.get("special") and t.get("content")]
-    named = [s for s in specials if not UNUSED.match(s)]
+    named = [s for s in specials if not UNUSED.fullmatch(s)]
     return named, ("<unused[0-9]+>" if len(named) < len(specials) else None)
 
 

@@ -122,7 +122,9 @@ class StopSignal:
 def run(args: argparse.Namespace) -> int:
     """Run `persona train`."""
     from adapters.blas import ensure_fast_blas, warn_if_slow
+    from adapters.private_tmp import use_private_tmp
 
+    use_private_tmp()
     warn_if_slow(ensure_fast_blas())
     from .events import Error, json_lines, progress_lines
     from .session import start_session

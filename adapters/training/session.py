@@ -83,7 +83,7 @@ def _resume(
             + ", ".join("--from" if n == "init_from" else f"--{n.replace('_', '-')}" for n in given)
         )
     persona = args.persona
-    if not (SAFE_NAME.match(persona) and registry.run_dir(persona, args.resume).is_dir()):
+    if not (SAFE_NAME.fullmatch(persona) and registry.run_dir(persona, args.resume).is_dir()):
         persona = resolve_persona(args.persona, tuple(args.personas))[1].name
     run_dir = registry.run_dir(persona, args.resume)
     try:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import msgspec
 
 from ..card import PersonaCard
+from ..json_depth import NestingError, check_depth
 from ..records import Message, Record, as_messages
 from .target import Target
 
@@ -103,7 +104,10 @@ def read_answer(text: str) -> list[Message]:
     if start < 0 or end < start:
         raise AnswerError(f"no JSON object in the answer: {_clip(text)}")
     try:
+        check_depth(body[start : end + 1])
         answer = msgspec.json.decode(body[start : end + 1], type=_Answer)
+    except NestingError as exc:
+        raise AnswerError(f"{exc}: {_clip(text)}") from None
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise AnswerError(f"not a conversation ({exc}): {_clip(text)}") from None
     if not answer.messages:

@@ -29,6 +29,7 @@ from data.personas import (
     discover,
     sample_personas_dir,
 )
+from data.problem import quote
 from server.api.wire import ResolvedSampling, SamplingFields, is_set
 from server.errors import ModelNotFoundError
 
@@ -206,7 +207,8 @@ class Catalog:
         entry = self._entries.get(ref.persona) if ref else None
         if ref is None or entry is None:
             raise ModelNotFoundError(
-                f"The model '{model}' does not exist. GET /v1/models lists the models served here.",
+                f"The model {quote(model)} does not exist. "
+                "GET /v1/models lists the models served here.",
                 param="model",
             )
         return Target(model, entry, ref)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ from server.metrics import ServerMetrics
 
 if TYPE_CHECKING:
     from server.engine.engine import Engine
+
+log = logging.getLogger("persona.server")
 
 
 class AdapterUnavailableError(AppError):
@@ -142,17 +145,19 @@ class Runner:
             asyncio.gather(*(anext(s) for s in streams), return_exceptions=True)
         )
         gone = asyncio.create_task(wait_disconnect(receive))
+        done: set[Any] = set()
         try:
-            await asyncio.wait({heads, gone}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait({heads, gone}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for task in (heads, gone):
                 if not task.done():
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
-        # A cancelled gather with return_exceptions ends holding a CancelledError rather than
-        # cancelled, so both mean the client left before the first token.
-        if heads.cancelled() or isinstance(heads.exception(), asyncio.CancelledError):
+        if heads not in done:
+            # A cancelled gather ends with a CancelledError *exception*, not as cancelled(), so
+            # which task finished is what tells that the client left: normal, not an error.
+            log.debug("a streaming client left before its first token")
             for stream in streams:
                 await _close(stream)
             return None

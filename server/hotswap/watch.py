@@ -36,7 +36,7 @@ def passes(change: Change, path: str) -> bool:
     name = os.path.basename(path)
     if name == MANIFEST:
         return True
-    if not SAFE_NAME.match(name):
+    if not SAFE_NAME.fullmatch(name):
         return False
     if change == Change.deleted:
         return True
@@ -51,7 +51,7 @@ def personas_of(root: Path, paths: set[str]) -> set[str]:
             rel = Path(path).relative_to(root)
         except ValueError:
             continue
-        if rel.parts and SAFE_NAME.match(rel.parts[0]):
+        if rel.parts and SAFE_NAME.fullmatch(rel.parts[0]):
             names.add(rel.parts[0])
     return names
 

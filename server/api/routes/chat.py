@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
@@ -62,18 +63,23 @@ async def chat_completions(
     card = persona.card if persona else None
     grammar = chat_grammar(data.response_format, card.response_format if card else None)
     refuse_stop(grammar, is_set(data.stop))
-    messages = chat_messages(
-        data.messages,
-        card.system_prompt if card else None,
-        card.post_history_instructions if card else None,
-    )
     prefill = data.continue_final_message is True
-    prompt = chat_prompt(
-        engine.tokenizer,
-        messages,
-        add_generation_prompt=not prefill and data.add_generation_prompt is not False,
-        continue_final_message=prefill,
-    )
+
+    def render() -> tuple[int, ...]:
+        messages = chat_messages(
+            data.messages,
+            card.system_prompt if card else None,
+            card.post_history_instructions if card else None,
+        )
+        return chat_prompt(
+            engine.tokenizer,
+            messages,
+            add_generation_prompt=not prefill and data.add_generation_prompt is not False,
+            continue_final_message=prefill,
+        )
+
+    # 10,000 messages or a 2 MB prompt take seconds to render and tokenize: off the event loop.
+    prompt = await asyncio.to_thread(render)
     max_tokens = (
         data.max_completion_tokens if is_set(data.max_completion_tokens) else data.max_tokens
     )

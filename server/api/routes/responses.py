@@ -9,6 +9,7 @@ in the home folder, so `previous_response_id` continues a conversation across re
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from typing import Annotated, Any, Literal
@@ -62,13 +63,17 @@ async def create_response(
     turns = history + given.turns
     instructions = data.instructions if is_set(data.instructions) else None
     card = persona.card if persona else None
-    messages = template_messages(
-        turns,
-        instructions,
-        card.system_prompt if card else None,
-        card.post_history_instructions if card else None,
-    )
-    prompt = chat_prompt(engine.tokenizer, messages)
+
+    def render() -> tuple[int, ...]:
+        messages = template_messages(
+            turns,
+            instructions,
+            card.system_prompt if card else None,
+            card.post_history_instructions if card else None,
+        )
+        return chat_prompt(engine.tokenizer, messages)
+
+    prompt = await asyncio.to_thread(render)  # long inputs take seconds: off the event loop
     bias = data.logit_bias if is_set(data.logit_bias) else None
     extras = Extras(logit_bias=parse_logit_bias(bias, vocab_size(engine)))
     max_tokens = data.max_output_tokens if is_set(data.max_output_tokens) else data.max_tokens
