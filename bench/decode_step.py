@@ -6,7 +6,10 @@ step with 1 and with 4 rows and their throughput ratio (4 rows' tokens/s over 1 
 Python calls per step from cProfile. Modes: greedy with end-of-turn biased away (what
 bench/serve.py sends), seeded sampling (temperature 0.9, top_p 0.95), greedy with logprobs
 (top 5), and a JSON grammar.
+`--choose` times only the token choice (processors, normalisation, draw, logprobs) on synthetic
+262,144-wide logits, in process CPU time: what each extra row adds to a step, without the model.
 Usage: python bench/decode_step.py [--tiny] [--steps 24] [--modes greedy,seeded,logprobs,json]
+       python bench/decode_step.py --choose
 """
 
 from __future__ import annotations
@@ -110,6 +113,47 @@ def measure(scheduler: Any, prompt: tuple[int, ...], mode: str, rows: int, steps
     return {"wall": wall / steps, "cpu": cpu / steps, "calls": calls / steps, "stats": stats}
 
 
+def choose_cost(vocab: int = 262144, repeats: int = 12) -> None:
+    """CPU ms of choosing tokens for 1 and 4 rows, and what each extra row adds, per mode."""
+    import mlx.core as mx
+
+    from server.engine.batch import DecodeBatch
+    from server.engine.row import Handle, Row
+    from server.engine.sampling import RowSampler
+    from server.engine.types import GenerationRequest, SamplingParams
+
+    modes = {
+        "greedy, stop ids biased": {"temperature": 0.0, "logit_bias": STOP_BIAS},
+        "seeded, top_p 0.95": {"temperature": 0.9, "top_p": 0.95, "seed": 1},
+        "seeded, whole vocabulary": {"temperature": 0.9, "seed": 1},
+        "greedy, top 5 logprobs": {"temperature": 0.0, "logprobs": True, "top_logprobs": 5},
+    }
+    batch = DecodeBatch.__new__(DecodeBatch)  # only the token choice: no model, no cache
+    batch.vocab_size = vocab
+    mx.random.seed(0)
+    logits = mx.random.normal((4, vocab)) * 3
+    inputs = mx.array([5, 6, 7, 8], dtype=mx.uint32)
+    mx.eval(logits)
+    for name, fields in modes.items():
+        cost = {}
+        for n in (1, 4):
+            rows = []
+            for i in range(n):
+                params = SamplingParams(max_tokens=1000, **fields)  # type: ignore[arg-type]
+                request = GenerationRequest((2, 3, 4), params)
+                sampler = RowSampler(params, request.prompt, (1, 106), vocab)
+                rows.append(Row(Handle(i, request, lambda _item: None), sampler, None, 0, ""))
+            times = []
+            for _ in range(repeats):
+                cpu = time.process_time()
+                out = batch._choose(rows, logits[:n], inputs[:n])
+                mx.eval(out, *[a for r in rows if r.pending for a in r.pending if a is not None])
+                times.append(time.process_time() - cpu)
+            cost[n] = statistics.median(times[2:]) * 1000
+        extra = (cost[4] - cost[1]) / 3
+        print(f"{name:26} 1 row {cost[1]:6.2f} ms  4 rows {cost[4]:6.2f} ms  +{extra:5.2f} ms/row")
+
+
 def main() -> None:
     """Measure each mode at 1 and 4 rows, interleaved, and print the ratios."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -119,9 +163,15 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=4)
     parser.add_argument("--modes", default="greedy,seeded,logprobs,json")
     parser.add_argument("--profile", help="print the cProfile of the N-row step of this mode")
+    parser.add_argument("--choose", action="store_true", help="time only the token choice")
     args = parser.parse_args()
     ensure_fast_blas()
     import os
+
+    if args.choose:
+        print(f"load average {os.getloadavg()[0]:.1f}")
+        choose_cost()
+        return
 
     from mlx_lm import load
 
