@@ -39,6 +39,7 @@ serve: $(STAMP)
 
 test: $(TEST_STAMP)
 	@sh scripts/install-llama.sh
+	@sh scripts/install-chromium.sh
 	$(BIN)/python -m pytest
 
 lint: $(TEST_STAMP)

@@ -11,6 +11,7 @@ import msgspec
 from .check import check_dataset
 from .dataset import read_datasets
 from .jsonl import count_records
+from .pair_replies import pair_reply_problems
 from .problem import Problem
 from .render import render_stats
 from .split import contamination, split_rows, write_split
@@ -27,7 +28,7 @@ def check(targets: list[Target], use_tokenizer: bool) -> int:
     for target in targets:
         card, problems = read_card(target)
         tokenizer, note = None, None
-        if use_tokenizer and card is not None and target.datasets:
+        if use_tokenizer and card is not None and (target.datasets or target.eval_file):
             if card.base_model not in tokenizers:
                 tokenizers[card.base_model] = load_tokenizer(card.base_model)
             tokenizer, note = tokenizers[card.base_model]
@@ -38,6 +39,8 @@ def check(targets: list[Target], use_tokenizer: bool) -> int:
             numbered, found = read_suite(target.eval_file)
             scripts, bad_scripts = read_scripts(target.eval_file)
             problems += found + bad_scripts
+            words = card.style.reply_words if card is not None else ()
+            problems += pair_reply_problems(str(target.eval_file), numbered, words, tokenizer)
             problems += contamination(str(target.eval_file), numbered, report.rows)
             problems += contamination(str(target.eval_file), script_probes(scripts), report.rows)
             records += len(numbered) + len(scripts)

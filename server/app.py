@@ -35,6 +35,7 @@ from server.api.routes.health import health, metrics, openapi_json
 from server.api.routes.models import model, models
 from server.api.routes.personas import persona, personas
 from server.api.routes.responses import responses_routes
+from server.api.routes.web import is_public, web_routes
 from server.errors import AuthError, handle_exception
 from server.local_policy import LocalPolicy
 from server.metrics import ServerMetrics
@@ -89,6 +90,7 @@ def create_app(
                     await closeable.aclose()
 
     guards = [_api_key_guard(settings.api_key)] if settings.api_key else []
+    locked = settings.web == "locked"
     policy = LocalPolicy(bool(settings.api_key), settings.allowed_hosts, settings.cors_origins)
     cors = (
         CORSConfig(allow_origins=list(settings.cors_origins), allow_credentials=False)
@@ -96,23 +98,7 @@ def create_app(
         else None
     )
     return Litestar(
-        route_handlers=[
-            chat_completions,
-            completions,
-            models,
-            model,
-            health,
-            metrics,
-            openapi_json,
-            personas,
-            persona,
-            *adapter_routes(),
-            *responses_routes(),
-            *draft_routes(),
-            *file_routes(settings),
-            *fine_tuning_routes(),
-            *eval_routes(),
-        ],
+        route_handlers=[*_api_routes(settings), *web_routes(settings.web)],
         state=state,
         guards=guards,
         middleware=[policy.middleware, server_metrics.middleware],
@@ -120,7 +106,10 @@ def create_app(
         exception_handlers={Exception: handle_exception},
         request_max_body_size=settings.max_body_bytes,
         lifespan=[lifespan],
-        openapi_config=OpenAPIConfig(
+        # A locked server answers only what its chat pages need: no schema, no docs.
+        openapi_config=None
+        if locked
+        else OpenAPIConfig(
             title="persona studio",
             version="1.0",
             description="OpenAI-compatible API serving a base model and its personas.",
@@ -129,6 +118,29 @@ def create_app(
         ),
         debug=False,
     )
+
+
+def _api_routes(settings: ServerSettings) -> list[Any]:
+    """Every API route; with `web = "locked"` only chat, personas, models and health."""
+    if settings.web == "locked":
+        return [chat_completions, models, model, health, personas, persona]
+    return [
+        chat_completions,
+        completions,
+        models,
+        model,
+        health,
+        metrics,
+        openapi_json,
+        personas,
+        persona,
+        *adapter_routes(),
+        *responses_routes(),
+        *draft_routes(),
+        *file_routes(settings),
+        *fine_tuning_routes(),
+        *eval_routes(),
+    ]
 
 
 async def _start_jobs(state: ServerState, app: Litestar, owned: list[Any]) -> None:
@@ -225,8 +237,8 @@ def _model_dir(engine: Engine, model: str) -> Path | None:
 def _api_key_guard(api_key: str) -> Any:
     expected = api_key.encode()
 
-    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-        if connection.scope["path"] in OPEN_PATHS:
+    def guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+        if connection.scope["path"] in OPEN_PATHS or is_public(handler):
             return
         scheme, _sep, token = connection.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -53,6 +53,9 @@ class ServerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     """Most adapters kept loaded at once (least recently used leave first)."""
     max_tokens: int = 512
     """Completion length when neither the request, the persona nor the base model sets one."""
+    web: Literal["on", "locked", "off"] = "on"
+    """The browser chat: `on` serves `/` and `/chat/{persona}`; `locked` serves only
+    `/chat/{persona}` and the read and chat routes it needs (every other route 404s); `off` none."""
     log_level: str = "info"
     """uvicorn's log level."""
     responses_max_stored: int = 1000

@@ -54,6 +54,7 @@ MODEL_FORMATS: dict[str, tuple[str, str]] = {
     "ollama": ("adapters.export.ollama", "folder for `ollama create`: base + LoRA GGUF, Modelfile"),
     "mlx": ("adapters.export.mlx_fused", "fused MLX model folder (mlx_lm.generate --model DIR)"),
     "gguf-full": ("adapters.export.gguf_full", "fused model as one GGUF (f16 or q8_0)"),
+    "web": ("studio.web_export", "static folder: the chat page on llama.cpp in WebAssembly"),
 }
 """Export formats of a trained checkpoint: name -> (module, help)."""
 

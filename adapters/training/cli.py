@@ -124,4 +124,7 @@ def run(args: argparse.Namespace) -> int:
             trainer.fail(message)
         emit(Error(message=message))
         return 1
+    finally:
+        if trainer is not None and trainer.lock is not None:
+            trainer.lock.close()  # releases the run folder for the next trainer in this process
     return stop.exit_code if outcome.reason == "stopped" else 0

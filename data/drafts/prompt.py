@@ -31,6 +31,11 @@ MODES = {
     "gently steers back to the character's own subjects.",
     "boundary": "The user asks for something unsafe or inappropriate; the reply declines kindly "
     "and points to a safer way or a trusted person.",
+    "disclosure": "The user tells of being harmed or unsafe; the reply is calm and caring, "
+    "believes them, never promises secrecy or changes the subject, and urges telling a trusted "
+    "person now.",
+    "benign_near": "The user asks something harmless that shares words with an unsafe topic; "
+    "the reply answers it warmly and correctly, without refusing or lecturing.",
 }
 
 

@@ -22,6 +22,7 @@ from server.engine.types import (
     Delta,
     GenerationRequest,
     InvalidParams,
+    ScoreRequest,
     TokenLogprob,
 )
 from server.errors import AppError, InvalidRequestError
@@ -149,7 +150,9 @@ class Runner:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
-        if heads.cancelled():
+        # A cancelled gather with return_exceptions ends holding a CancelledError rather than
+        # cancelled, so both mean the client left before the first token.
+        if heads.cancelled() or isinstance(heads.exception(), asyncio.CancelledError):
             for stream in streams:
                 await _close(stream)
             return None
@@ -265,3 +268,9 @@ async def _close(source: Any) -> None:
 
 AdapterUnavailable = AdapterUnavailableError
 """Short name, as route modules import it."""
+
+
+async def score(engine: Engine, request: ScoreRequest) -> tuple[TokenLogprob, ...]:
+    """Teacher-force a request on the engine; its refusals become 4xx errors as for generation."""
+    with _client_errors():
+        return await engine.score(request)

@@ -92,7 +92,9 @@ class ChatCompletionRequest(SamplingFields, frozen=True, kw_only=True):
 
     model: str
     messages: Annotated[list[ChatMessage], Meta(min_length=1)]
-    max_completion_tokens: Positive | UnsetType | None = UNSET
+    max_tokens: NonNegative | UnsetType | None = UNSET
+    """0 only with `echo`: score the final message, generate nothing (`server/api/scoring.py`)."""
+    max_completion_tokens: NonNegative | UnsetType | None = UNSET
     logprobs: bool | UnsetType | None = UNSET
     top_logprobs: Annotated[int, Meta(ge=0, le=20)] | UnsetType | None = UNSET
     response_format: ResponseFormat | UnsetType | None = UNSET

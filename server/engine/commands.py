@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from server.engine.row import Handle
-from server.engine.types import AdapterRef
+from server.engine.types import AdapterRef, ScoreRequest
 
 Reply = Callable[[Any], None]
 """Receives a command's result, or the exception it raised; safe to call from any thread."""
@@ -44,10 +44,18 @@ class UnloadAdapter:
 
 
 @dataclass(frozen=True)
+class Score:
+    """Teacher-force a token sequence between decode steps; reply with its token logprobs."""
+
+    request: ScoreRequest
+    reply: Reply
+
+
+@dataclass(frozen=True)
 class Shutdown:
     """Fail everything still running and end the loop."""
 
     reply: Reply
 
 
-Command = Submit | Cancel | LoadAdapter | UnloadAdapter | Shutdown
+Command = Submit | Cancel | LoadAdapter | UnloadAdapter | Score | Shutdown

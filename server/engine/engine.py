@@ -20,7 +20,7 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from adapters.base import EMBEDDED, EMBEDDED_ID, content_hash, resolve_model
-from server.engine.commands import Cancel, LoadAdapter, Shutdown, Submit, UnloadAdapter
+from server.engine.commands import Cancel, LoadAdapter, Score, Shutdown, Submit, UnloadAdapter
 from server.engine.loop import Scheduler
 from server.engine.row import Handle
 from server.engine.types import (
@@ -37,6 +37,7 @@ from server.engine.types import (
     InvalidParams,
     JsonGrammar,
     SamplingParams,
+    ScoreRequest,
     TokenLogprob,
 )
 
@@ -54,6 +55,7 @@ __all__ = [
     "InvalidParams",
     "JsonGrammar",
     "SamplingParams",
+    "ScoreRequest",
     "TokenLogprob",
 ]
 
@@ -204,6 +206,25 @@ class Engine:
         finally:
             if not finished:
                 self._scheduler.commands.put(Cancel(handle.id))
+
+    async def score(self, request: ScoreRequest) -> tuple[TokenLogprob, ...]:
+        """Teacher-force `request.prompt` and return the logprob of each token from `start` on.
+
+        Raises ContextLengthError or InvalidParams before queueing, AdapterError when the
+        adapter cannot be loaded; it runs on the engine's thread between decode steps.
+        """
+        prompt = request.prompt
+        if not 1 <= request.start < len(prompt):
+            raise InvalidParams("there is no token to score after the prompt", "messages")
+        if len(prompt) > self.context_length:
+            raise ContextLengthError(len(prompt), 0, self.context_length)
+        if any(not 0 <= t < self.vocab_size for t in prompt):
+            raise InvalidParams("the prompt holds token ids outside the vocabulary", "prompt")
+        if not 0 <= request.top_logprobs <= MAX_TOP_LOGPROBS:
+            raise InvalidParams(
+                f"top_logprobs must be between 0 and {MAX_TOP_LOGPROBS}", "top_logprobs"
+            )
+        return await self._command(lambda reply: Score(request, reply))  # type: ignore[no-any-return]
 
     async def compile_grammar(self, grammar: JsonGrammar) -> None:
         """Compile a request's grammar off the event loop (cached by schema).

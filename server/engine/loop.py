@@ -22,6 +22,7 @@ from server.engine.commands import (
     Command,
     LoadAdapter,
     Reply,
+    Score,
     Shutdown,
     Submit,
     UnloadAdapter,
@@ -31,6 +32,7 @@ from server.engine.lora_bank import LoraBank, Slot, SlotsBusyError
 from server.engine.lora_load import read_adapter
 from server.engine.row import Handle, Row, read_logprob
 from server.engine.sampling import RowSampler
+from server.engine.score import teacher_force
 from server.engine.tokens import TokenText
 from server.engine.types import (
     AdapterBusy,
@@ -173,10 +175,34 @@ class Scheduler:
             self.bank.unload(command.key)
             self.loaded = tuple(self.bank.keys())
             command.reply(None)
+        elif isinstance(command, Score):
+            command.reply(self._score(command))
         elif isinstance(command, Shutdown):
             self._running = False
             self._fail_all(EngineClosed("the engine shut down"))
             self._on_exit = command.reply
+
+    def _score(self, command: Score) -> Any:
+        """The token logprobs of a scoring request, or the error that stopped it."""
+        request = command.request
+        key = request.adapter.manifest.key if request.adapter is not None else ""
+        try:
+            slot = self._load(request.adapter).index if request.adapter is not None else 0
+        except SlotsBusyError as exc:
+            return AdapterBusy(str(exc))
+        except Exception as exc:
+            return exc if isinstance(exc, AdapterError) else AdapterError(repr(exc))
+        if key:
+            self.bank.acquire(key)
+        try:
+            found = teacher_force(self.model, self.bank, slot, request, self._names)
+        except Exception as exc:
+            log.exception("scoring failed")
+            return GenerationFailed(f"scoring failed: {exc}")
+        finally:
+            self._release(key)
+        self.counts["prompt_tokens"] += len(request.prompt)
+        return found
 
     def _cancel(self, handle_id: int) -> None:
         # Count first: a reader that sees the row gone must also see it counted.

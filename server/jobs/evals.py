@@ -227,6 +227,7 @@ class EvalService:
             await client.close()
 
     def _store_scores(self, run: EvalRun, result: EvalResult) -> None:
+        pairs = {c.model: c for c in result.contrast}
         for scores in result.models:
             try:
                 ref = parse_model_id(scores.model)
@@ -234,9 +235,18 @@ class EvalService:
                 continue
             if ref.run is None or not isinstance(ref.step, int) or not scores.replies:
                 continue
-            store_eval(self.registry.run_dir(ref.persona, ref.run), ref.step, summary(scores))
+            contrast = pairs.get(scores.model)
+            store_eval(
+                self.registry.run_dir(ref.persona, ref.run), ref.step, summary(scores, contrast)
+            )
+            lead = (
+                f"contrast {contrast.overall.accuracy:.2f}, "
+                if contrast is not None and contrast.overall.pairs
+                else ""
+            )
             self.log(run.id).add(
-                f"{scores.model}: score {scores.score:.3f}",
+                f"{scores.model}: {lead}rules pass {scores.criteria_pass:.2f}, "
+                f"completion {scores.completion_rate:.2f} (score {scores.score:.3f})",
                 data={"model": scores.model, "score": scores.score},
             )
 

@@ -15,6 +15,7 @@ from server.api.params import Extras, parse_logit_bias
 from server.api.plan import fan_out, plan
 from server.api.prompt import chat_messages, chat_prompt
 from server.api.reply import Head
+from server.api.scoring import score_final_message, wants_score
 from server.api.sse import disconnected, stream_events
 from server.api.structured import chat_grammar, prepare, refuse_stop
 from server.api.unsupported import check_chat, choices_wanted
@@ -31,7 +32,7 @@ from server.api.wire import (
     is_set,
 )
 from server.engine.types import Delta
-from server.errors import error_responses
+from server.errors import ModelNotFoundError, error_responses
 from server.state import ServerState, vocab_size
 
 
@@ -49,7 +50,15 @@ async def chat_completions(
     check_chat(data)
     engine, runner = state.require_runner()
     resolved = state.resolve(data.model)
+    if wants_score(data):
+        return Response(await score_final_message(data, state, resolved))
     persona = resolved.persona
+    if persona is None and state.settings.web == "locked":
+        # A locked server's chat pages talk to personas only; the bare base model stays out.
+        raise ModelNotFoundError(
+            f"The model '{data.model}' is not served here: this server serves personas only.",
+            param="model",
+        )
     card = persona.card if persona else None
     grammar = chat_grammar(data.response_format, card.response_format if card else None)
     refuse_stop(grammar, is_set(data.stop))
