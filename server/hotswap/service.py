@@ -78,7 +78,7 @@ class AdapterService:
         *,
         watch: bool = True,
         debounce_ms: int = 10,
-        step_ms: int = 10,
+        step_ms: int = 5,
         pins_path: Path | None = None,
     ) -> None:
         self.registry = registry

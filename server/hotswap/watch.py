@@ -63,10 +63,12 @@ async def watch_registry(
     *,
     ready: asyncio.Event | None = None,
     debounce_ms: int = 10,
-    step_ms: int = 10,
+    step_ms: int = 5,
 ) -> None:
     """Watch `root` until `stop` is set; errors are logged and the loop carries on.
 
+    watchfiles reports a change once `step_ms` pass with no further event (at most
+    `debounce_ms` after the first), so `step_ms` is most of what the watcher adds to a swap.
     `ready` is set once the OS watches exist; `on_change(None)` then rescans everything, so a
     checkpoint published while the watcher was starting is not missed.
     """
