@@ -39,6 +39,7 @@ serve: $(STAMP)
 
 test: $(TEST_STAMP)
 	@sh scripts/install-llama.sh
+	@sh scripts/install-chromium.sh
 	$(BIN)/python -m pytest
 
 lint: $(TEST_STAMP)
@@ -63,6 +64,11 @@ bench: $(STAMP)
 	$(BIN)/python bench/train.py
 	$(BIN)/python bench/jobs.py
 	$(BIN)/python bench/export.py
+
+# The short benchmarks against the README's goals (minutes, not part of the suite): run before a
+# release; exits non-zero when a ratio misses its goal.
+bench-check: $(STAMP)
+	$(BIN)/python bench/check.py
 
 snapshots: $(TEST_STAMP)
 	$(BIN)/python -m pytest tests/tui --snapshot-update

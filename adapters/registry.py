@@ -16,7 +16,6 @@ the file system: a model id can never become an arbitrary path.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,11 +23,15 @@ from pathlib import Path
 import msgspec
 
 from data.atomic import write_bytes, write_text
+from data.names import NAME, parse_number, run_number
+from data.problem import quote
 
 from .manifest import CONFIG, MANIFEST, WEIGHTS, Manifest, decode_manifest, encode_manifest
 
-SAFE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-RUN_NAME = re.compile(r"^run-(\d+)$")
+SAFE_NAME = NAME
+"""Persona and run names; match with `fullmatch` (see `data.names`)."""
+MAX_LABEL = 40
+"""The longest run label: `run-N-` plus the label stays a safe name (63 characters)."""
 
 
 class RegistryError(Exception):
@@ -64,20 +67,24 @@ class ModelRef:
 def parse_model_id(model_id: str) -> ModelRef:
     """Parse a model id; raise RegistryError for anything that is not a safe name."""
     persona, _, version = model_id.partition("@")
-    if not SAFE_NAME.match(persona):
-        raise RegistryError(f"invalid model id {model_id!r}")
+    if not SAFE_NAME.fullmatch(persona):
+        raise RegistryError(f"invalid model id {quote(model_id)}")
     if not version:
         return ModelRef(persona)
     run, _, step = version.partition(":")
-    if not SAFE_NAME.match(run):
-        raise RegistryError(f"invalid run in model id {model_id!r}")
+    if not SAFE_NAME.fullmatch(run):
+        raise RegistryError(f"invalid run in model id {quote(model_id)}")
     if not step:
         return ModelRef(persona, run)
     if step in ("best", "latest"):
         return ModelRef(persona, run, step)
-    if not step.isdigit():
-        raise RegistryError(f"invalid step in model id {model_id!r}")
-    return ModelRef(persona, run, int(step))
+    number = parse_number(step)
+    if number is None:
+        raise RegistryError(
+            f"invalid step in model id {quote(model_id)}: "
+            "a step is 1 to 9 digits, 'best' or 'latest'"
+        )
+    return ModelRef(persona, run, number)
 
 
 def step_dirname(step: int) -> str:
@@ -96,8 +103,8 @@ def sha256_file(path: Path) -> str:
 
 def run_sort_key(name: str) -> tuple[int, str]:
     """Sort `run-2` before `run-10`."""
-    match = RUN_NAME.match(name)
-    return (int(match.group(1)) if match else 1 << 30, name)
+    number = run_number(name)
+    return (1 << 30 if number is None else number, name)
 
 
 class Registry:
@@ -109,28 +116,30 @@ class Registry:
 
     def persona_dir(self, persona: str) -> Path:
         """The folder of one persona's runs (name validated)."""
-        if not SAFE_NAME.match(persona):
-            raise RegistryError(f"invalid persona name {persona!r}")
+        if not SAFE_NAME.fullmatch(persona):
+            raise RegistryError(f"invalid persona name {quote(persona)}")
         return self.root / persona
 
     def run_dir(self, persona: str, run: str) -> Path:
         """The folder of one run (names validated)."""
-        if not SAFE_NAME.match(run):
-            raise RegistryError(f"invalid run name {run!r}")
+        if not SAFE_NAME.fullmatch(run):
+            raise RegistryError(f"invalid run name {quote(run)}")
         return self.persona_dir(persona) / run
 
     def personas(self) -> list[str]:
         """Personas that have at least one run folder."""
         if not self.root.is_dir():
             return []
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and SAFE_NAME.match(p.name))
+        return sorted(
+            p.name for p in self.root.iterdir() if p.is_dir() and SAFE_NAME.fullmatch(p.name)
+        )
 
     def runs(self, persona: str) -> list[str]:
         """Run names of a persona, oldest first."""
         folder = self.persona_dir(persona)
         if not folder.is_dir():
             return []
-        names = [p.name for p in folder.iterdir() if p.is_dir() and SAFE_NAME.match(p.name)]
+        names = [p.name for p in folder.iterdir() if p.is_dir() and SAFE_NAME.fullmatch(p.name)]
         return sorted(names, key=run_sort_key)
 
     def checkpoints(self, persona: str, run: str) -> list[Checkpoint]:
@@ -149,7 +158,7 @@ class Registry:
         """The step a `best` or `latest` marker points at."""
         path = self.run_dir(persona, run) / name
         try:
-            return int(path.read_text().strip())
+            return parse_number(path.read_text().strip())
         except (OSError, ValueError):
             return None
 
@@ -195,35 +204,39 @@ class Registry:
         try:
             real = (path if path.is_absolute() else root / path).resolve(strict=True)
         except (OSError, RuntimeError, ValueError):
-            raise RegistryError(f"the adapter path {path_text!r} does not exist") from None
+            raise RegistryError(f"the adapter path {quote(path_text)} does not exist") from None
         parts = real.relative_to(root).parts if real.is_relative_to(root) else ()
         if not (
             len(parts) == 4
             and parts[2] == "checkpoints"
-            and SAFE_NAME.match(parts[0])
-            and SAFE_NAME.match(parts[1])
-            and parts[3].isdigit()
+            and SAFE_NAME.fullmatch(parts[0])
+            and SAFE_NAME.fullmatch(parts[1])
+            and parse_number(parts[3]) is not None
         ):
             raise RegistryError(
-                f"the adapter path {path_text!r} is not a checkpoint folder "
+                f"the adapter path {quote(path_text)} is not a checkpoint folder "
                 "<persona>/<run>/checkpoints/<step> inside the adapters folder"
             )
         manifest = read_manifest(real)
         if manifest is None:
-            raise RegistryError(f"{path_text!r} is not a complete checkpoint (no manifest)")
+            raise RegistryError(f"{quote(path_text)} is not a complete checkpoint (no manifest)")
         persona, run, _, step = parts
         if (manifest.persona, manifest.run, step_dirname(manifest.step)) != (persona, run, step):
-            raise RegistryError(f"the manifest in {path_text!r} does not match its folder")
+            raise RegistryError(f"the manifest in {quote(path_text)} does not match its folder")
         return Checkpoint(manifest, self.root / persona / run / "checkpoints" / step)
 
-    def new_run(self, persona: str) -> tuple[str, Path]:
-        """Create the next `run-N` folder exclusively; never reuses an existing one."""
+    def new_run(self, persona: str, label: str | None = None) -> tuple[str, Path]:
+        """Create the next `run-N` (or `run-N-<label>`) folder exclusively; never reuses one."""
+        if label is not None and (len(label) > MAX_LABEL or not SAFE_NAME.fullmatch(label)):
+            raise RegistryError(
+                f"run label {label!r} must be 1-{MAX_LABEL} lowercase letters, digits, '-' or '_'"
+            )
         folder = self.persona_dir(persona)
         folder.mkdir(parents=True, exist_ok=True)
         runs = self.runs(persona)
-        n = max((run_sort_key(r)[0] for r in runs if RUN_NAME.match(r)), default=0) + 1
+        n = max((run_sort_key(r)[0] for r in runs if run_number(r) is not None), default=0) + 1
         while True:
-            name = f"run-{n}"
+            name = f"run-{n}-{label}" if label else f"run-{n}"
             try:
                 (folder / name).mkdir()
             except FileExistsError:

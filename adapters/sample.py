@@ -32,8 +32,12 @@ def install_sample_adapters(dest: Path, source: Path | None = None) -> list[Path
     installed: list[Path] = []
     if not source.is_dir():
         return installed
-    for persona in sorted(p for p in source.iterdir() if p.is_dir() and SAFE_NAME.match(p.name)):
-        for run in sorted(r for r in persona.iterdir() if r.is_dir() and SAFE_NAME.match(r.name)):
+    for persona in sorted(
+        p for p in source.iterdir() if p.is_dir() and SAFE_NAME.fullmatch(p.name)
+    ):
+        for run in sorted(
+            r for r in persona.iterdir() if r.is_dir() and SAFE_NAME.fullmatch(r.name)
+        ):
             target = dest / persona.name / run.name
             if target.exists():
                 continue

@@ -5,7 +5,8 @@ the first streamed token of the next request (sent when the SSE `loaded` event a
 the new version. mlx_lm.server (a subprocess on the same model) switches adapters per request
 through its `adapters` field; the clock runs to the first token of each request that switches.
 Also prints decode throughput with an active adapter against the base model alone.
-Usage: python bench/hotswap.py [--swaps 20] [--mlx-swaps 6] [--tokens 64]
+Usage: python bench/hotswap.py [--swaps 20] [--mlx-swaps 6] [--tokens 64] [--quick] [--json PATH]
+`--quick` runs 8 swaps and leaves out mlx_lm.server; `--json` also writes the p50s.
 """
 
 from __future__ import annotations
@@ -245,7 +246,11 @@ def main() -> None:
     parser.add_argument("--swaps", type=int, default=20)
     parser.add_argument("--mlx-swaps", type=int, default=6)
     parser.add_argument("--tokens", type=int, default=64)
+    parser.add_argument("--quick", action="store_true", help="8 swaps, no mlx_lm.server")
+    parser.add_argument("--json", type=Path, help="also write the p50s (ms) to this file")
     args = parser.parse_args()
+    if args.quick:
+        args.swaps, args.mlx_swaps, args.tokens = min(args.swaps, 8), 0, min(args.tokens, 16)
     blas = ensure_fast_blas()
     home = Path(tempfile.mkdtemp(prefix="hotswap-"))
     os.environ["PERSONA_HOME"] = str(home)
@@ -256,9 +261,10 @@ def main() -> None:
     model_dir = prepare_embedded().path
     ours = asyncio.run(studio(model_dir, home, args.swaps, args.tokens))
     ckpts = sorted((home / "adapters" / PERSONA).glob("run-*/checkpoints/*"))[:2]
-    theirs = mlx_server(model_dir, ckpts, args.mlx_swaps, blas.path)
+    theirs = mlx_server(model_dir, ckpts, args.mlx_swaps, blas.path) if args.mlx_swaps else []
     n, m = len(ours["swap_to_first_token"]), len(theirs)
     print(f"{blas.note}; embedded Gemma 3 270M, LoRA rank {RANK} on {LAYERS} layers")
+    print(f"load average {os.getloadavg()[0]:.1f}")
     print(f"{'':44}{'p50 / p90 (ms)':>20}")
     print(f"{'persona studio: rename -> loaded event':44}{percentiles(ours['swap_to_loaded'])}")
     print(f"{'persona studio: rename -> first token':44}{percentiles(ours['swap_to_first_token'])}")
@@ -266,11 +272,20 @@ def main() -> None:
     pairs = zip(ours["swap_to_first_token"], ours["plain_first_token"], strict=True)
     paired = [swapped - plain for swapped, plain in pairs]
     print(f"{'persona studio: swap cost (paired difference)':44}{percentiles(paired)}")
-    print(f"{'mlx_lm.server: adapter switch -> first token':44}{percentiles(theirs)}")
-    ratio = statistics.median(theirs) / statistics.median(ours["swap_to_first_token"])
-    print(f"swaps: {n} (persona studio), {m} (mlx_lm.server); median ratio {ratio:.0f}x")
+    if theirs:
+        print(f"{'mlx_lm.server: adapter switch -> first token':44}{percentiles(theirs)}")
+        ratio = statistics.median(theirs) / statistics.median(ours["swap_to_first_token"])
+        print(f"swaps: {n} (persona studio), {m} (mlx_lm.server); median ratio {ratio:.0f}x")
     base, lora = ours["base_tok_s"], ours["adapter_tok_s"]
     print(f"decode: base {base:.1f} tok/s, with adapter {lora:.1f} tok/s ({lora / base:.2f}x)")
+    if args.json:
+        result = {
+            "loaded_p50_ms": statistics.median(ours["swap_to_loaded"]) * 1000,
+            "swap_cost_p50_ms": statistics.median(paired) * 1000,
+            "adapter_decode_vs_base": lora / base,
+            "load": os.getloadavg()[0],
+        }
+        args.json.write_text(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ run decodes exactly `--tokens` tokens):
   * `persona serve` (a subprocess) streaming over HTTP: the same, then 4 concurrent streams;
   * `mlx_lm.server` (a subprocess on another loopback port, OpenBLAS preloaded): the same.
 Prints a table of ratios. Each figure is the median of `--reps` runs, interleaved.
-Usage: python bench/serve.py [--tokens 96] [--reps 3] [--streams 4]
+Usage: python bench/serve.py [--tokens 96] [--reps 3] [--streams 4] [--quick] [--json PATH]
+`--quick` leaves out mlx_lm.server and runs 48 tokens, 2 reps; `--json` also writes the ratios.
 """
 
 from __future__ import annotations
@@ -176,7 +177,11 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=96)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--streams", type=int, default=4)
+    parser.add_argument("--quick", action="store_true", help="no mlx_lm.server; 48 tokens, 2 reps")
+    parser.add_argument("--json", type=Path, help="also write the ratios to this file")
     args = parser.parse_args()
+    if args.quick:
+        args.tokens, args.reps = min(args.tokens, 48), min(args.reps, 2)
 
     blas = ensure_fast_blas()
     from mlx_lm import load
@@ -198,31 +203,37 @@ def main() -> None:
     mlx_env = dict(env)
     if blas.path:
         mlx_env["LD_PRELOAD"] = blas.path
-    theirs = start(
-        [
-            sys.executable,
-            "-m",
-            "mlx_lm",
-            "server",
-            "--model",
-            str(model_dir),
-            "--port",
-            theirs_url.rsplit(":", 1)[1],
-            "--max-tokens",
-            str(args.tokens),
-        ],
-        mlx_env,
-        work / "mlx_lm.log",
+    theirs = (
+        None
+        if args.quick
+        else start(
+            [
+                sys.executable,
+                "-m",
+                "mlx_lm",
+                "server",
+                "--model",
+                str(model_dir),
+                "--port",
+                theirs_url.rsplit(":", 1)[1],
+                "--max-tokens",
+                str(args.tokens),
+            ],
+            mlx_env,
+            work / "mlx_lm.log",
+        )
     )
     try:
         wait_ready(ours_url, "/health", ours, work / "persona.log")
-        wait_ready(theirs_url, "/v1/models", theirs, work / "mlx_lm.log")
+        if theirs is not None:
+            wait_ready(theirs_url, "/v1/models", theirs, work / "mlx_lm.log")
         print(
             f"{blas.note}; load average {os.getloadavg()[0]:.2f}; {args.tokens} tokens", flush=True
         )
         raw_run(model, tokenizer, prompt, 8)
         asyncio.run(single(ours_url, EMBEDDED_ID, 8))
-        asyncio.run(single(theirs_url, "default_model", 8))
+        if theirs is not None:
+            asyncio.run(single(theirs_url, "default_model", 8))
         raw: list[Run] = []
         api: list[Run] = []
         mlx: list[Run] = []
@@ -233,22 +244,27 @@ def main() -> None:
             raw.append(raw_run(model, tokenizer, prompt, args.tokens))
             quiet()
             api.append(asyncio.run(single(ours_url, EMBEDDED_ID, args.tokens)))
-            quiet()
-            mlx.append(asyncio.run(single(theirs_url, "default_model", args.tokens)))
+            if theirs is not None:
+                quiet()
+                mlx.append(asyncio.run(single(theirs_url, "default_model", args.tokens)))
             quiet()
             api_many.append(
                 asyncio.run(concurrent(ours_url, EMBEDDED_ID, args.tokens, args.streams))
             )
-            quiet()
-            mlx_many.append(
-                asyncio.run(concurrent(theirs_url, "default_model", args.tokens, args.streams))
-            )
+            if theirs is not None:
+                quiet()
+                mlx_many.append(
+                    asyncio.run(concurrent(theirs_url, "default_model", args.tokens, args.streams))
+                )
             print(f"  rep {rep + 1}/{args.reps} done", file=sys.stderr, flush=True)
-        report(raw, api, mlx, api_many, mlx_many, args.streams)
+        ratios = report(raw, api, mlx, api_many, mlx_many, args.streams)
+        if args.json:
+            args.json.write_text(json.dumps({**ratios, "load": os.getloadavg()[0]}))
     finally:
         for process in (ours, theirs):
-            process.terminate()
-            process.wait(30)
+            if process is not None:
+                process.terminate()
+                process.wait(30)
 
 
 def report(
@@ -258,22 +274,31 @@ def report(
     api_many: list[float],
     mlx_many: list[float],
     streams: int,
-) -> None:
-    """Print the table of rates, TTFTs and ratios."""
+) -> dict[str, float]:
+    """Print the table of rates, TTFTs and ratios; return persona serve's ratios."""
     raw_rate, raw_ttft = median_run(raw)
-    rows = [("raw mlx_lm.stream_generate", raw, None), ("persona serve, 1 stream", api, None)]
-    rows.append(("mlx_lm.server, 1 stream", mlx, None))
+    rows = [("raw mlx_lm.stream_generate", raw), ("persona serve, 1 stream", api)]
+    if mlx:
+        rows.append(("mlx_lm.server, 1 stream", mlx))
     print(f"{'':32} {'decode tok/s':>12} {'TTFT ms':>9} {'rate/raw':>9} {'TTFT-raw ms':>12}")
-    for name, runs, _ in rows:
+    for name, runs in rows:
         rate, ttft = median_run(runs)
         print(f"{name:32} {rate:12.2f} {ttft:9.1f} {rate / raw_rate:8.3f}x {ttft - raw_ttft:12.1f}")
+    api_rate, api_ttft = median_run(api)
     api_one = statistics.median(r.tokens / r.total for r in api)
-    mlx_one = statistics.median(r.tokens / r.total for r in mlx)
-    api_agg, mlx_agg = statistics.median(api_many), statistics.median(mlx_many)
+    api_agg = statistics.median(api_many)
     print()
     print(f"{'aggregate (wall clock)':32} {'1 stream':>12} {f'{streams} streams':>12} {'ratio':>9}")
     print(f"{'persona serve':32} {api_one:12.2f} {api_agg:12.2f} {api_agg / api_one:8.2f}x")
-    print(f"{'mlx_lm.server':32} {mlx_one:12.2f} {mlx_agg:12.2f} {mlx_agg / mlx_one:8.2f}x")
+    if mlx and mlx_many:
+        mlx_one = statistics.median(r.tokens / r.total for r in mlx)
+        mlx_agg = statistics.median(mlx_many)
+        print(f"{'mlx_lm.server':32} {mlx_one:12.2f} {mlx_agg:12.2f} {mlx_agg / mlx_one:8.2f}x")
+    return {
+        "decode_vs_raw": api_rate / raw_rate,
+        "ttft_minus_raw_ms": api_ttft - raw_ttft,
+        "streams_ratio": api_agg / api_one,
+    }
 
 
 if __name__ == "__main__":

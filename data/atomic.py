@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
+import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -25,3 +29,24 @@ def write_bytes(path: Path, payload: bytes) -> None:
 def write_text(path: Path, text: str) -> None:
     """Atomically replace `path` with UTF-8 `text`."""
     write_bytes(path, text.encode("utf-8"))
+
+
+@contextlib.contextmanager
+def staged_folder(target: Path) -> Iterator[Path]:
+    """Build a folder under a hidden sibling name; rename it to `target` only if the block ends
+    without an exception, else remove it. FileExistsError if `target` exists at the rename.
+
+    Discovery skips dot-folders, so nobody ever sees half a folder, and a failure leaves nothing.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # A plain mkdir (not mkdtemp's 0700), so the persona folder follows the user's umask.
+    staging = target.parent / f".{target.name}-{secrets.token_hex(6)}.tmp"
+    staging.mkdir()
+    try:
+        yield staging
+        if target.exists():
+            raise FileExistsError(f"{target} exists already")
+        staging.rename(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

@@ -14,10 +14,12 @@ from typing import Any, Literal
 import msgspec
 
 from .guard import GuardCard, guard_problems
-from .rules import CATEGORY_RULES, CriteriaRule, merge_rule
+from .names import NAME
+from .rules import PRESETS, CriteriaRule, merge_rule, preset_rules
 from .suite import CATEGORIES
 
-NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+NAME_PATTERN = NAME
+"""A persona name; match with `fullmatch` (see `data.names`)."""
 """Persona names are safe folder names and model ids; never paths."""
 
 
@@ -67,14 +69,17 @@ class Training(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     learning_rate: float = 1e-4
     lr_schedule: str = "cosine"
     """`constant`, `linear` or `cosine`, after `warmup` steps."""
-    warmup: int = 10
+    warmup: int | None = None
+    """Steps of linear warmup; None: 10% of the run, at most 10 steps (`data/train_plan.py`)."""
     epochs: int = 3
     batch_size: int = 4
     max_seq_length: int = 512
     grad_checkpoint: bool = False
     val_fraction: float = 0.1
-    val_every: int = 25
-    checkpoint_every: int = 50
+    val_every: int | None = None
+    """Steps between validations; None: about four times per epoch."""
+    checkpoint_every: int | None = None
+    """Steps between checkpoints; None: about twice per epoch."""
     patience: int = 0
     """Early stopping after this many validations without improvement (0 = off)."""
     seed: int = 0
@@ -128,8 +133,9 @@ class PersonaCard(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     style: Style = Style()
     response_format: ResponseFormat | None = None
     """Replies in JSON by default, e.g. a game character answering `{"line", "mood"}`."""
-    criteria: dict[str, CriteriaRule] = {}
-    """Per eval category, the card's change to the built-in rule a reply is held to."""
+    criteria: dict[str, CriteriaRule | str] = {}
+    """`preset = "children"` (a named set of rules) and, per eval category, the card's change
+    to the rule a reply is held to."""
     guard: GuardCard | None = None
     """What is out of bounds for this persona's audience and what the guard does about it."""
 
@@ -138,11 +144,22 @@ class PersonaCard(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
         """The name to show people."""
         return self.display_name or self.name
 
+    @property
+    def criteria_preset(self) -> str:
+        """The `[criteria] preset` the card selects ("" for the neutral built-in rules)."""
+        preset = self.criteria.get("preset", "")
+        return preset if isinstance(preset, str) else ""
+
+    @property
+    def criteria_tables(self) -> dict[str, CriteriaRule]:
+        """The card's `[criteria.<category>]` tables."""
+        return {k: v for k, v in self.criteria.items() if isinstance(v, CriteriaRule)}
+
 
 def validate(card: PersonaCard) -> list[str]:
     """Every semantic problem with a decoded card (empty when fine)."""
     problems: list[str] = []
-    if not NAME_PATTERN.match(card.name):
+    if not NAME_PATTERN.fullmatch(card.name):
         problems.append(
             f"name: {card.name!r} must be lowercase letters, digits, '-' or '_' (max 63)"
         )
@@ -193,29 +210,44 @@ def validate(card: PersonaCard) -> list[str]:
     return problems
 
 
-def criteria_problems(criteria: dict[str, CriteriaRule]) -> list[str]:
-    """Every problem with a card's `[criteria.*]` tables."""
+def criteria_problems(criteria: dict[str, CriteriaRule | str]) -> list[str]:
+    """Every problem with a card's `[criteria]` preset and `[criteria.*]` tables."""
     problems: list[str] = []
+    preset = criteria.get("preset", "")
+    if not isinstance(preset, str):
+        problems.append("criteria.preset: must be a preset name, not a table")
+        preset = ""
+    elif preset and preset not in PRESETS:
+        problems.append(f"criteria.preset: {preset!r} is not one of {', '.join(PRESETS)}")
+        preset = ""
     for category, rule in criteria.items():
         where = f"criteria.{category}"
+        if category == "preset":
+            continue
+        if not isinstance(rule, CriteriaRule):
+            problems.append(f"{where}: must be a table of rule fields (only preset is a name)")
+            continue
         if category not in CATEGORIES:
             problems.append(f"{where}: {category!r} is not one of {', '.join(CATEGORIES)}")
         if rule.any_of is not None and any(not phrase.strip() for phrase in rule.any_of):
             problems.append(f"{where}.any_of: holds an empty phrase")
-        if rule.extend and not rule.any_of:
+        lists = (rule.any_of, rule.also_any_of, rule.none_of)
+        for name, values in zip(("also_any_of", "none_of"), lists[1:], strict=True):
+            if values is not None and any(not phrase.strip() for phrase in values):
+                problems.append(f"{where}.{name}: holds an empty phrase")
+        if rule.extend and not any(lists):
             problems.append(f"{where}.extend: needs phrases in any_of to add")
-        elif category in CATEGORIES and not _checks_something(category, rule):
+        elif category in CATEGORIES and not _checks_something(preset, category, rule):
             problems.append(
-                f"{where}: checks nothing (no any_of phrases, asks_question or "
+                f"{where}: checks nothing (no any_of or none_of phrases, asks_question or "
                 "use_persona_markers), so every reply would pass; give it phrases or drop the table"
             )
     return problems
 
 
-def _checks_something(category: str, rule: CriteriaRule) -> bool:
-    """Whether the built-in rule changed by `rule` still tests a reply at all."""
-    merged = merge_rule(CATEGORY_RULES.get(category), rule)
-    return bool(merged.any_of or merged.asks_question or merged.use_persona_markers)
+def _checks_something(preset: str, category: str, rule: CriteriaRule) -> bool:
+    """Whether the preset's (or built-in) rule changed by `rule` still tests a reply at all."""
+    return merge_rule(preset_rules(preset).get(category), rule).checks_something()
 
 
 def parse_card(text: str | bytes, source: str = "persona.toml") -> PersonaCard:
@@ -251,6 +283,8 @@ def _criteria_key(text: str | bytes) -> str | None:
     raw = msgspec.toml.decode(text)
     tables = raw.get("criteria") if isinstance(raw, dict) else None
     for category, table in tables.items() if isinstance(tables, dict) else ():
+        if category == "preset" or not isinstance(table, dict):
+            continue
         try:
             msgspec.convert(table, CriteriaRule)
         except msgspec.ValidationError as exc:

@@ -70,6 +70,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     from .drafts.command import configure as configure_draft
 
     configure_draft(sub)
+    # `persona data ACTION --help` opens with the same sentence `persona data --help` lists.
+    for action in sub._choices_actions:
+        command = sub.choices[action.dest]
+        command.description = command.description or action.help
 
 
 def _configure_import(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -11,7 +11,8 @@ import msgspec
 from .check import check_dataset
 from .dataset import read_datasets
 from .jsonl import count_records
-from .problem import Problem
+from .pair_replies import pair_reply_problems
+from .problem import Problem, listed
 from .render import render_stats
 from .split import contamination, split_rows, write_split
 from .stats import dataset_stats
@@ -27,7 +28,7 @@ def check(targets: list[Target], use_tokenizer: bool) -> int:
     for target in targets:
         card, problems = read_card(target)
         tokenizer, note = None, None
-        if use_tokenizer and card is not None and target.datasets:
+        if use_tokenizer and card is not None and (target.datasets or target.eval_file):
             if card.base_model not in tokenizers:
                 tokenizers[card.base_model] = load_tokenizer(card.base_model)
             tokenizer, note = tokenizers[card.base_model]
@@ -38,11 +39,13 @@ def check(targets: list[Target], use_tokenizer: bool) -> int:
             numbered, found = read_suite(target.eval_file)
             scripts, bad_scripts = read_scripts(target.eval_file)
             problems += found + bad_scripts
+            words = card.style.reply_words if card is not None else ()
+            problems += pair_reply_problems(str(target.eval_file), numbered, words, tokenizer)
             problems += contamination(str(target.eval_file), numbered, report.rows)
             problems += contamination(str(target.eval_file), script_probes(scripts), report.rows)
             records += len(numbered) + len(scripts)
-        for problem in problems:
-            print(problem)
+        for line in listed(problems):
+            print(line)
         notes = [note] if note else [n for n in report.notes if use_tokenizer or "token" not in n]
         if not use_tokenizer:
             notes.append("token checks skipped (--no-tokenizer)")
@@ -50,7 +53,7 @@ def check(targets: list[Target], use_tokenizer: bool) -> int:
             print(f"{target.label}: note: {text}", file=sys.stderr)
         errors += sum(p.severity == "error" for p in problems)
         warnings += sum(p.severity == "warning" for p in problems)
-    print(f"{records} records checked: {errors} errors, {warnings} warnings", file=sys.stderr)
+    print(f"{records} records checked: {errors} errors, {warnings} warnings")
     return 1 if errors else 0
 
 
@@ -173,8 +176,8 @@ def split(args: argparse.Namespace) -> int:
     report = check_dataset([source], card)
     problems += report.errors
     if problems:
-        for problem in problems:
-            print(problem)
+        for line in listed(problems):
+            print(line)
         print(f"{source}: fix these errors before splitting", file=sys.stderr)
         return 1
     out = args.out or source.parent
@@ -199,8 +202,8 @@ def split(args: argparse.Namespace) -> int:
     if eval_file is not None:
         numbered, found = read_suite(eval_file)
         overlaps = found + contamination(str(eval_file), numbered, result.train)
-        for problem in overlaps:
-            print(problem)
+        for line in listed(overlaps):
+            print(line)
         print(f"{eval_file}: {len(numbered)} eval cases, {_overlaps(overlaps)} overlap training")
     return 0
 

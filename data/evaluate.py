@@ -19,6 +19,7 @@ import msgspec
 
 from .card import PersonaCard
 from .client import openai_client
+from .contrast import ContrastScores, ReplyScore, run_contrast
 from .criteria import CriteriaResult, check_reply, rules_for
 from .judge import Judge, JudgeScore
 from .metrics import (
@@ -28,10 +29,12 @@ from .metrics import (
     Markers,
     MemoIndex,
     Memorisation,
+    Openings,
     echo_kind,
     length_stats,
     markers,
     memorisation,
+    openings,
     repetition,
     word_count,
 )
@@ -101,6 +104,8 @@ class ModelScores(msgspec.Struct, frozen=True):
     """Share of replies that recite the system prompt or parrot the user's message."""
     system_echo_rate: float = 0.0
     """Share of replies that recite the system prompt."""
+    openings: Openings = Openings("", 0.0, {})
+    """The style share: how many replies open with the same first words."""
 
 
 class EvalResult(msgspec.Struct, frozen=True):
@@ -116,6 +121,9 @@ class EvalResult(msgspec.Struct, frozen=True):
     """Turns per drift conversation (`--turns`); 0 when none were run."""
     drift: list[Drift] = []
     drift_samples: list[SampleResult] = []
+    contrast: list[ContrastScores] = []
+    """Per model, contrast-pair accuracy and gold perplexity (`data/contrast.py`)."""
+    contrast_replies: list[ReplyScore] = []
 
 
 class Target(msgspec.Struct, frozen=True):
@@ -180,6 +188,7 @@ def aggregate(
         adapter=", ".join(sorted(adapters)) or None,
         echo_rate=sum(s.echo is not None for s in ok) / n,
         system_echo_rate=sum(s.echo == "system" for s in ok) / n,
+        openings=openings(texts),
     )
 
 
@@ -299,9 +308,13 @@ async def run_eval(
     judge: Judge | None = None,
     progress: Callable[[int, int], None] | None = None,
     client: Any = None,
+    sample: bool = True,
+    contrast: bool = True,
 ) -> EvalResult:
     """Evaluate every model on every case, `samples` times each, and score the replies.
 
+    With `contrast`, the cases' chosen/rejected replies are also teacher-forced on every model
+    (`data/contrast.py`); `sample=False` skips the sampled replies (and their scores) altogether.
     `client` may be an `openai.AsyncOpenAI` the caller owns (tests pass one bound to an
     in-process app); otherwise one is made for `target` and closed at the end.
     """
@@ -313,7 +326,9 @@ async def run_eval(
     reference = [word_count(t) for t in training_replies]
     gate = asyncio.Semaphore(max(1, target.concurrency))
     rules = rules_for(card)
-    total = len(models) * len(cases) * samples
+    paired = [c for c in cases if c.chosen and c.rejected] if contrast else []
+    pair_jobs = len(models) * sum(1 + len(c.rejected) for c in paired)
+    total = (len(models) * len(cases) * samples if sample else 0) + pair_jobs
     done = 0
 
     async def one(model: str, case: EvalCase, i: int) -> SampleResult:
@@ -344,10 +359,23 @@ async def run_eval(
         return sample_result(reply, case.id, case.category, model, i, sample_seed, verdict, memo,
                              card, case.prompt, judged)  # fmt: skip
 
+    def paired_progress(finished: int, _: int) -> None:
+        if progress is not None:
+            progress(done + finished, total)
+
     try:
-        results = await asyncio.gather(
-            *(one(m, c, i) for m in models for c in cases for i in range(samples))
-        )
+        pair_scores: tuple[list[ContrastScores], list[ReplyScore]] = ([], [])
+        if paired:
+            pair_scores = await run_contrast(
+                card, paired, models, client, concurrency=target.concurrency,
+                progress=paired_progress,
+            )  # fmt: skip
+            done += pair_jobs
+        results = []
+        if sample:
+            results = await asyncio.gather(
+                *(one(m, c, i) for m in models for c in cases for i in range(samples))
+            )
     finally:
         if owned:
             await client.close()
@@ -355,8 +383,12 @@ async def run_eval(
     scores = [
         aggregate(m, [r for r in results if r.model == m], card, reference, memo, judge_status)
         for m in models
+        if sample
     ]
-    return EvalResult(card.name, scores, list(results), seed, samples, time.time())
+    return EvalResult(
+        card.name, scores, list(results), seed, samples, time.time(),
+        contrast=pair_scores[0], contrast_replies=pair_scores[1],
+    )  # fmt: skip
 
 
 __all__ = ["MEMO_N", "EvalResult", "ModelScores", "SampleResult", "Target", "run_eval"]

@@ -7,6 +7,7 @@ moves only the cache, so tests can isolate user state yet share one prepared bas
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 APP = "persona-studio"
@@ -43,3 +44,12 @@ def adapters_dir() -> Path:
 def conversations_dir() -> Path:
     """Saved chat conversations."""
     return home_dir() / "conversations"
+
+
+def studio_command(*args: str) -> list[str]:
+    """The argv that runs `persona ARGS` with this Python.
+
+    `-P` keeps the working folder off `sys.path`: a user's own `data.py` or `server.py` there
+    would otherwise shadow our packages inside the child.
+    """
+    return [sys.executable, "-P", "-m", "studio", *args]

@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 
+from .json_depth import NestingError, check_depth
 from .problem import Problem, error, warning
 
 BOM = b"\xef\xbb\xbf"
@@ -76,7 +77,10 @@ def _decode(file: str, line: int, chunk: bytes) -> JsonLine | Problem:
     if text.startswith("\ufeff"):
         return error(file, line, "a byte-order mark (BOM) in the middle of the file")
     try:
+        check_depth(chunk)
         value = msgspec.json.decode(text)
+    except NestingError as exc:
+        return error(file, line, str(exc))
     except msgspec.DecodeError as exc:
         return error(file, line, f"not valid JSON: {exc}")
     if not isinstance(value, dict):

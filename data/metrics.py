@@ -316,3 +316,36 @@ def drift(model: str, turns: Sequence[TurnScores]) -> Drift:
         change={m: (v[-1] - v[0]) if v else 0.0 for m, v in series.items()},
         slope={m: slope(v) for m, v in series.items()},
     )
+
+
+OPENING_WORDS = 3
+"""Replies are grouped by their first this many words."""
+OPENING_SHARE = 0.15
+"""An opening used by more than this share of replies is a tic ("I don't know" collapse)."""
+
+
+class Openings(msgspec.Struct, frozen=True):
+    """How alike replies begin: the commonest first words and the openings used too often."""
+
+    top: str
+    """The commonest opening (first `OPENING_WORDS` words, lowercased)."""
+    share: float
+    """Share of replies that begin with it."""
+    flagged: dict[str, float]
+    """Every opening used by more than `OPENING_SHARE` of the replies, with its share."""
+
+
+def openings(replies: Sequence[str]) -> Openings:
+    """The style share of replies: the commonest opening and every over-used one.
+
+    Only replies of at least `OPENING_WORDS` words are grouped; the share is of all replies.
+    """
+    counts = Counter(
+        " ".join(w[:OPENING_WORDS]) for w in (words(r) for r in replies) if len(w) >= OPENING_WORDS
+    )
+    if not counts or not replies:
+        return Openings("", 0.0, {})
+    n = len(replies)
+    top, count = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[0]
+    flagged = {o: c / n for o, c in sorted(counts.items()) if c / n > OPENING_SHARE and c > 1}
+    return Openings(top, count / n, flagged)

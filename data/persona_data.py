@@ -13,6 +13,7 @@ import msgspec
 from .card import PersonaCard
 from .check import CheckReport, check_dataset
 from .dataset import read_datasets
+from .pair_replies import pair_reply_problems
 from .personas import EVAL, TRAIN_FILES, VALID
 from .split import contamination
 from .stats import DatasetStats, dataset_stats
@@ -39,6 +40,7 @@ def check_persona(
     if suite.is_file():
         numbered, found = read_suite(suite)
         problems += found
+        problems += pair_reply_problems(str(suite), numbered, card.style.reply_words, tokenizer)
         problems += contamination(str(suite), numbered, report.rows)
     return _relative(
         msgspec.structs.replace(report, problems=tuple(problems)), folder, suite.is_file()

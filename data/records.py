@@ -11,8 +11,9 @@ from .similar import normalise
 ROLES = ("system", "user", "assistant")
 TURN_JOIN = "\n\n"
 """What joins two turns of one role merged into one, as the server joins leading system turns."""
-FAILURE_MODES = ("idk", "clarify", "off_topic", "boundary")
-"""Tags for the ways a persona should decline gracefully: doesn't know, asks, steers, refuses."""
+FAILURE_MODES = ("idk", "clarify", "off_topic", "boundary", "disclosure", "benign_near")
+"""Tags for the cases a persona must handle on purpose: it doesn't know, asks, steers back,
+refuses, answers someone telling of harm, and answers (never refuses) a harmless look-alike."""
 
 
 class Message(msgspec.Struct, frozen=True):

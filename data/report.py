@@ -1,4 +1,10 @@
-"""Render eval results: a terminal table, markdown, JSON, and side-by-side deltas."""
+"""Render eval results: a terminal table, markdown, JSON, and side-by-side deltas.
+
+Every report leads with what a keyword metric cannot fake: contrast-pair accuracy per category
+and the perplexity of the gold replies (both teacher-forced, no sampling), then the category
+rules' pass rates, completion and the style share (replies opening with the same three words).
+The aggregate score and the other sampled metrics follow; the score is never the headline.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +12,9 @@ from collections.abc import Callable, Sequence
 
 import msgspec
 
+from .contrast import CategoryContrast, ContrastScores
 from .evaluate import EvalResult, ModelScores
-from .metrics import DRIFT_METRICS
+from .metrics import DRIFT_METRICS, OPENING_SHARE
 
 Row = tuple[str, Callable[[ModelScores], float | None], bool]
 """(label, getter, higher_is_better)."""
@@ -66,6 +73,73 @@ def _category(name: str) -> Callable[[ModelScores], float | None]:
     return lambda m: m.by_category.get(name)
 
 
+def _pairs(part: CategoryContrast | None) -> str:
+    if part is None or not part.pairs:
+        return "-"
+    return f"{part.accuracy:.2f} ({part.won}/{part.pairs})"
+
+
+def _perplexity(part: CategoryContrast | None) -> str:
+    value = part.gold_perplexity if part is not None else None
+    return "-" if value is None else f"{value:.1f}"
+
+
+def headline_rows(result: EvalResult) -> list[list[str]]:
+    """The lead table, one column per model: contrast accuracy and gold perplexity per
+    category, then rule pass rates per category, completion and the style share."""
+    names = list(dict.fromkeys([*(c.model for c in result.contrast),
+                                *(m.model for m in result.models)]))  # fmt: skip
+    contrast: dict[str, ContrastScores] = {c.model: c for c in result.contrast}
+    sampled: dict[str, ModelScores] = {m.model: m for m in result.models}
+    rows = [["headline", *names]]
+    if result.contrast:
+        categories = sorted({k for c in result.contrast for k in c.by_category})
+        for label, cell in (("contrast accuracy", _pairs), ("gold perplexity", _perplexity)):
+            for category in [*categories, "all"]:
+                rows.append([f"{label}: {category}", *[
+                    cell(None if n not in contrast else
+                         contrast[n].overall if category == "all"
+                         else contrast[n].by_category.get(category))
+                    for n in names
+                ]])  # fmt: skip
+    if result.models:
+        categories = sorted({c for m in result.models for c in m.by_category})
+        for category in categories:
+            rows.append([f"rules pass: {category}", *[
+                _fmt(sampled[n].by_category.get(category)) if n in sampled else "-" for n in names
+            ]])  # fmt: skip
+        rows.append(
+            [
+                "rules pass: all",
+                *[_fmt(sampled[n].criteria_pass) if n in sampled else "-" for n in names],
+            ]
+        )
+        rows.append(
+            [
+                "completion (stop, not length)",
+                *[_fmt(sampled[n].completion_rate) if n in sampled else "-" for n in names],
+            ]
+        )
+        rows.append(["style share (top opening)", *[_opening(sampled.get(n)) for n in names]])
+    return rows
+
+
+def _opening(scores: ModelScores | None) -> str:
+    if scores is None or not scores.openings.top:
+        return "-"
+    flag = " !" if scores.openings.share > OPENING_SHARE else ""
+    return f"{scores.openings.share:.2f} {scores.openings.top!r}{flag}"
+
+
+def opening_flags(result: EvalResult) -> list[str]:
+    """One line per model and over-used opening (more than OPENING_SHARE of its replies)."""
+    return [
+        f"{m.model}: {share:.0%} of replies open with {opening!r}"
+        for m in result.models
+        for opening, share in sorted(m.openings.flagged.items(), key=lambda item: -item[1])
+    ]
+
+
 DRIFT_LABELS = {
     "marker_rate": "voice markers",
     "catchphrase_rate": "catchphrases",
@@ -103,26 +177,39 @@ def _fixed(rows: list[list[str]]) -> list[str]:
 
 
 def terminal_table(result: EvalResult) -> str:
-    """A fixed-width table for the terminal (and the drift table, when there is one)."""
-    lines = _fixed(table_rows(result))
+    """The headline table, then the other metrics and the drift table, fixed-width."""
+    lines = _fixed(headline_rows(result))
+    lines += [f"  over-used opening: {flag}" for flag in opening_flags(result)]
+    if result.models:
+        lines += ["", "Other metrics (the score is a keyword aggregate, not a verdict):"]
+        lines += _fixed(table_rows(result))
     drift = drift_rows(result)
     if drift:
         lines += ["", f"Drift over {result.turns}-turn conversations:", *_fixed(drift)]
-    judge = result.models[0].judge_status if result.models else ""
-    lines.append(
-        f"\n{len(result.samples)} replies, {result.samples_per_prompt} per prompt, "
-        f"seed {result.seed}; judge: {judge}"
-    )
+    if result.models:
+        lines.append(
+            f"\n{len(result.samples)} replies, {result.samples_per_prompt} per prompt, "
+            f"seed {result.seed}; judge: {result.models[0].judge_status}"
+        )
+    if result.contrast_replies:
+        lines.append(f"{len(result.contrast_replies)} contrast replies scored (teacher-forced)")
     return "\n".join(lines)
 
 
 def markdown(result: EvalResult, examples: int = 3) -> str:
     """A markdown report: the comparison table, then failing replies per model."""
-    rows = table_rows(result)
     out = [f"# Eval: {result.persona}", ""]
-    out.append("| " + " | ".join(rows[0]) + " |")
-    out.append("|" + "---|" * len(rows[0]))
-    out += ["| " + " | ".join(row) + " |" for row in rows[1:]]
+    head = headline_rows(result)
+    out.append("| " + " | ".join(head[0]) + " |")
+    out.append("|" + "---|" * len(head[0]))
+    out += ["| " + " | ".join(row) + " |" for row in head[1:]]
+    out += [f"- over-used opening: {flag}" for flag in opening_flags(result)]
+    if result.models:
+        rows = table_rows(result)
+        out += ["", "## Other metrics", ""]
+        out.append("| " + " | ".join(rows[0]) + " |")
+        out.append("|" + "---|" * len(rows[0]))
+        out += ["| " + " | ".join(row) + " |" for row in rows[1:]]
     drift = drift_rows(result)
     if drift:
         out += ["", f"## Drift over {result.turns}-turn conversations", ""]
@@ -153,9 +240,15 @@ def from_json(payload: bytes) -> EvalResult:
     return msgspec.json.decode(payload, type=EvalResult)
 
 
-def summary(scores: ModelScores) -> dict[str, float]:
-    """The compact per-checkpoint scores stored in a run's run.json."""
-    return {
+def summary(scores: ModelScores, contrast: ContrastScores | None = None) -> dict[str, float]:
+    """The compact per-checkpoint scores stored in a run's run.json (contrast first, if any)."""
+    lead: dict[str, float] = {}
+    if contrast is not None and contrast.overall.pairs:
+        lead["contrast"] = round(contrast.overall.accuracy, 4)
+        if contrast.overall.gold_perplexity is not None:
+            lead["gold_perplexity"] = round(contrast.overall.gold_perplexity, 3)
+    return lead | {
+        "style_share": round(scores.openings.share, 4),
         "score": round(scores.score, 4),
         "completion": round(scores.completion_rate, 4),
         "length_in_range": round(scores.length.in_range, 4),
@@ -173,6 +266,8 @@ def merge_results(results: Sequence[EvalResult]) -> EvalResult:
     return msgspec.structs.replace(
         first,
         models=[m for r in results for m in r.models],
+        contrast=[c for r in results for c in r.contrast],
+        contrast_replies=[s for r in results for s in r.contrast_replies],
         samples=[s for r in results for s in r.samples],
         drift=[d for r in results for d in r.drift],
         drift_samples=[s for r in results for s in r.drift_samples],

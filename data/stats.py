@@ -21,12 +21,17 @@ from .similar import normalise, similar_pairs
 from .tokens import ChatTokenizer, text_tokens
 
 WORD_BAND = 20
-"""Width of a reply-length band in words."""
+"""Width of a reply-length band in words, in the histogram and without a card."""
+BANDS = 9
+"""A card's `reply_words` range is cut into this many bands (20 words each for [20, 200])."""
+MIN_BAND = 5
 TOKEN_BAND = 32
 UNIFORM_CV = 0.25
 """Below this coefficient of variation, reply lengths count as uniform."""
 MAX_BAND_SHARE = 0.35
 MIN_FAILURE_SHARE = 0.15
+OUTSIDE_SHARE = 0.1
+"""More than this share of replies outside the card's `reply_words` is worth a warning."""
 DOMINANT = 0.2
 """A phrase, opener or catchphrase in more than this share of replies is a formula."""
 TOP = 10
@@ -131,6 +136,13 @@ class DatasetStats(msgspec.Struct, frozen=True):
     warnings: tuple[str, ...]
     preference: PreferenceStats | None = None
     """Preference pairs among the records (None when there are none)."""
+    fullest_band: Band | None = None
+    """The reply-length band holding the most replies, its width taken from the card's
+    `reply_words` (`length_band`); None without replies."""
+    outside_range: float = 0.0
+    """Share of replies outside the card's `reply_words` range (0 without a card)."""
+    markers: tuple[str, ...] = ()
+    """The card's markers: wanted words, never counted as a formula."""
 
 
 def dataset_stats(
@@ -151,6 +163,17 @@ def dataset_stats(
     failing = sum(1 for r in records if set(r.tags) & set(FAILURE_MODES))
     multi = sum(1 for r in records if user_turns(r) > 1)
     marks = (card.style.catchphrases + card.style.markers) if card else []
+    word_counts = [len(t.split()) for t in texts]
+    band = length_band(card.style.reply_words if card else None)
+    fullest = None
+    if word_counts:
+        per_band = Counter(c // band for c in word_counts)
+        top, count = max(sorted(per_band.items()), key=lambda item: item[1])
+        fullest = Band(top * band, (top + 1) * band, count)
+    outside = 0.0
+    if card is not None and word_counts:
+        low, high = card.style.reply_words
+        outside = sum(not low <= c <= high for c in word_counts) / len(word_counts)
     pairs = similar_pairs([prompt_text(r) for r in records])
     exact_later = {p.right for p in pairs if p.exact}
     near_later = {p.right for p in pairs if not p.exact} - exact_later
@@ -173,6 +196,9 @@ def dataset_stats(
         duplicate_replies=sum(c - 1 for c in reply_norms.values()),
         warnings=(),
         preference=preference_stats(records),
+        fullest_band=fullest,
+        outside_range=outside,
+        markers=tuple(card.style.markers) if card else (),
     )
     return msgspec.structs.replace(stats, warnings=tuple(stats_warnings(stats)))
 
@@ -210,19 +236,24 @@ def stats_warnings(stats: DatasetStats) -> list[str]:
             f"reply lengths are uniform (CV {words.cv:.2f}, {words.min}-{words.max} words): "
             "the model will learn one length as correct"
         )
-    if words.count:
-        widest = max(words.histogram, key=lambda b: b.count)
-        if widest.count / words.count > MAX_BAND_SHARE:
-            found.append(
-                f"{widest.count / words.count:.0%} of replies are {widest.low}-{widest.high - 1} "
-                f"words (more than {MAX_BAND_SHARE:.0%} in one {WORD_BAND}-word band)"
-            )
+    widest = stats.fullest_band
+    if words.count and widest is not None and widest.count / words.count > MAX_BAND_SHARE:
+        width = widest.high - widest.low
+        found.append(
+            f"{widest.count / words.count:.0%} of replies are {widest.low}-{widest.high - 1} "
+            f"words (more than {MAX_BAND_SHARE:.0%} in one {width}-word band)"
+        )
+    if stats.outside_range > OUTSIDE_SHARE:
+        found.append(
+            f"{stats.outside_range:.0%} of replies are outside the card's reply_words range"
+        )
     if stats.records and stats.failure_share < MIN_FAILURE_SHARE:
         found.append(
             f"failure-mode examples are {stats.failure_share:.0%} of records "
             f"(aim for at least {MIN_FAILURE_SHARE:.0%})"
         )
     found += [f"no records tagged {m.text!r}" for m in stats.failure_modes if not m.count]
+    wanted = {m.casefold() for m in stats.markers}
     for kind, shares in (
         ("card phrase", stats.catchphrases),
         ("opener", stats.openers),
@@ -231,7 +262,7 @@ def stats_warnings(stats: DatasetStats) -> list[str]:
         found += [
             f"{kind} {s.text!r} is in {s.share:.0%} of replies: one formula dominates"
             for s in shares
-            if s.share > DOMINANT and s.count > 1
+            if s.share > DOMINANT and s.count > 1 and not _holds_marker(s.text, wanted)
         ]
     if stats.duplicate_prompts or stats.near_duplicate_prompts:
         found.append(
@@ -239,6 +270,18 @@ def stats_warnings(stats: DatasetStats) -> list[str]:
             "near-duplicate prompts"
         )
     return found
+
+
+def length_band(reply_words: Sequence[int] | None) -> int:
+    """Words per length band: the card's `reply_words` range in `BANDS` bands, else WORD_BAND."""
+    if not reply_words or len(reply_words) != 2:
+        return WORD_BAND
+    return max(MIN_BAND, round((reply_words[1] - reply_words[0]) / BANDS))
+
+
+def _holds_marker(text: str, markers: set[str]) -> bool:
+    # A card's marker is the voice it asks for ("map" for a map seller), not a formula.
+    return " ".join(_words(text)) in {" ".join(_words(m)) for m in markers}
 
 
 def _by_count(item: tuple[str, int]) -> tuple[int, str]:

@@ -10,8 +10,17 @@ from .jsonl import read_json_lines, unknown_keys
 from .problem import Problem, error, friendly_validation, warning
 from .records import FAILURE_MODES, MESSAGE_KEYS, Message, turn_order_problems
 
-CATEGORIES = ("general", "idk", "clarify", "off_topic", "boundary", "multi_turn")
-"""What a probe tests: plain persona voice, one of the four failure modes, or a follow-up."""
+CATEGORIES = (
+    "general",
+    "idk",
+    "clarify",
+    "off_topic",
+    "boundary",
+    "disclosure",
+    "benign_near",
+    "multi_turn",
+)
+"""What a probe tests: plain persona voice, one of the failure modes, or a follow-up."""
 
 
 class EvalCase(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -25,6 +34,10 @@ class EvalCase(msgspec.Struct, frozen=True, omit_defaults=True):
     must_not_include: tuple[str, ...] = ()
     length: tuple[int, ...] = ()
     """`[min_words, max_words]`; empty means the card's `style.reply_words`."""
+    chosen: str = ""
+    """A good reply to this probe, for contrast scoring (empty = the case has no pairs)."""
+    rejected: tuple[str, ...] = ()
+    """Bad replies the model should find less likely than `chosen`, one pair each."""
 
     @property
     def prompt(self) -> str:
@@ -162,6 +175,28 @@ def case_problems(case: EvalCase) -> list[str]:
         len(case.length) != 2 or case.length[0] < 0 or case.length[0] > case.length[1]
     ):
         problems.append(f"length: {list(case.length)} must be [min_words, max_words], min <= max")
+    return problems + pair_problems(case)
+
+
+def pair_problems(case: EvalCase) -> list[str]:
+    """What is wrong with a case's contrast replies (`chosen` and `rejected`), if it has any."""
+    if not case.chosen and not case.rejected:
+        return []
+    problems: list[str] = []
+    if not case.chosen.strip():
+        problems.append("chosen: empty; a case with rejected replies needs the good one")
+    if not case.rejected:
+        problems.append("rejected: empty; a case with a chosen reply needs bad ones to compare")
+    seen: dict[str, int] = {}
+    for index, reply in enumerate(case.rejected):
+        key = " ".join(reply.split()).casefold()
+        if not key:
+            problems.append(f"rejected[{index}]: empty reply")
+        elif key == " ".join(case.chosen.split()).casefold():
+            problems.append(f"rejected[{index}]: the same reply as chosen")
+        elif key in seen:
+            problems.append(f"rejected[{index}]: the same reply as rejected[{seen[key]}]")
+        seen.setdefault(key, index)
     return problems
 
 

@@ -20,7 +20,7 @@ from litestar.config.cors import CORSConfig
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin
+from litestar.openapi.plugins import JsonRenderPlugin
 
 from adapters.registry import Registry
 from server.api.catalog import Catalog, generation_config_layer
@@ -34,8 +34,11 @@ from server.api.routes.fine_tuning import fine_tuning_routes, jobs_root
 from server.api.routes.health import health, metrics, openapi_json
 from server.api.routes.models import model, models
 from server.api.routes.moderations import moderations
+from server.api.routes.persona_create import persona_create_routes
 from server.api.routes.personas import persona, personas
 from server.api.routes.responses import responses_routes
+from server.api.routes.web import is_public, web_routes
+from server.body_depth import refuse_deep_json
 from server.errors import AuthError, handle_exception
 from server.local_policy import LocalPolicy
 from server.metrics import ServerMetrics
@@ -72,6 +75,7 @@ def create_app(
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         owned: list[Any] = []
         await _start_jobs(state, app, owned)
+        owned.append(_watch_personas(state))
         if engine is not None:
             await _attach(state, engine, adapters, owned)
             holder["engine"] = engine
@@ -90,6 +94,7 @@ def create_app(
                     await closeable.aclose()
 
     guards = [_api_key_guard(settings.api_key)] if settings.api_key else []
+    locked = settings.web == "locked"
     policy = LocalPolicy(bool(settings.api_key), settings.allowed_hosts, settings.cors_origins)
     cors = (
         CORSConfig(allow_origins=list(settings.cors_origins), allow_credentials=False)
@@ -97,40 +102,66 @@ def create_app(
         else None
     )
     return Litestar(
-        route_handlers=[
-            chat_completions,
-            completions,
-            moderations,
-            models,
-            model,
-            health,
-            metrics,
-            openapi_json,
-            personas,
-            persona,
-            *adapter_routes(),
-            *responses_routes(),
-            *draft_routes(),
-            *file_routes(settings),
-            *fine_tuning_routes(),
-            *eval_routes(),
-        ],
+        route_handlers=[*_api_routes(settings), *web_routes(settings.web)],
         state=state,
         guards=guards,
         middleware=[policy.middleware, server_metrics.middleware],
         cors_config=cors,
         exception_handlers={Exception: handle_exception},
+        before_request=refuse_deep_json,
         request_max_body_size=settings.max_body_bytes,
         lifespan=[lifespan],
-        openapi_config=OpenAPIConfig(
+        # A locked server answers only what its chat pages need: no schema, no docs.
+        openapi_config=None
+        if locked
+        else OpenAPIConfig(
             title="persona studio",
             version="1.0",
             description="OpenAI-compatible API serving a base model and its personas.",
             path="/docs",
-            render_plugins=[ScalarRenderPlugin(path="/")],
+            # Only the schema: every docs UI Litestar offers loads its scripts from a CDN, which
+            # a local, offline server must not make a browser fetch.
+            render_plugins=[JsonRenderPlugin()],
         ),
         debug=False,
     )
+
+
+def _api_routes(settings: ServerSettings) -> list[Any]:
+    """Every API route; with `web = "locked"` only chat, personas, models and health."""
+    if settings.web == "locked":
+        return [chat_completions, models, model, health, personas, persona]
+    return [
+        chat_completions,
+        completions,
+        moderations,
+        models,
+        model,
+        health,
+        metrics,
+        openapi_json,
+        personas,
+        persona,
+        *persona_create_routes(),
+        *adapter_routes(),
+        *responses_routes(),
+        *draft_routes(),
+        *file_routes(settings),
+        *fine_tuning_routes(),
+        *eval_routes(),
+    ]
+
+
+def _watch_personas(state: ServerState) -> Any:
+    """Serve personas created, edited or removed while running; announce each change."""
+    from server.api.persona_watch import PersonaWatcher
+    from server.hotswap.types import AdapterEvent
+
+    def publish(event: AdapterEvent) -> None:
+        if state.adapters is not None:
+            state.adapters.hub.publish(event)
+
+    return PersonaWatcher(state.catalog, publish)
 
 
 async def _start_jobs(state: ServerState, app: Litestar, owned: list[Any]) -> None:
@@ -227,8 +258,8 @@ def _model_dir(engine: Engine, model: str) -> Path | None:
 def _api_key_guard(api_key: str) -> Any:
     expected = api_key.encode()
 
-    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-        if connection.scope["path"] in OPEN_PATHS:
+    def guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+        if connection.scope["path"] in OPEN_PATHS or is_public(handler):
             return
         scheme, _sep, token = connection.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():

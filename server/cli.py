@@ -28,6 +28,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--api-key", help="require 'Authorization: Bearer KEY' (or PERSONA_API_KEY)"
     )
     parser.add_argument("--max-batch", type=int, help="most sequences decoded together (default 8)")
+    web = parser.add_mutually_exclusive_group()
+    web.add_argument(
+        "--web",
+        choices=("on", "locked", "off"),
+        help="browser chat: on (/ and /chat/PERSONA, the default), locked (only /chat/PERSONA "
+        "and the routes it needs), off",
+    )
+    web.add_argument("--no-web", dest="web", action="store_const", const="off", help="--web off")
     parser.add_argument(
         "--no-guard",
         dest="guard",
@@ -66,9 +74,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Load the settings once, print the BLAS in use, and serve until interrupted."""
     from adapters.blas import ensure_fast_blas
+    from adapters.private_tmp import use_private_tmp
     from server.local_policy import is_loopback
     from server.settings import SettingsError, load_settings
 
+    use_private_tmp()
     blas = ensure_fast_blas()
     overrides = {
         "host": args.host,
@@ -80,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         "max_batch": args.max_batch,
         "guard": args.guard,
         "guard_log_text": args.guard_log_text,
+        "web": args.web,
         "allowed_hosts": tuple(args.allowed_hosts) if args.allowed_hosts else None,
         "cors_origins": tuple(args.cors_origins) if args.cors_origins else None,
         "insecure_no_key": args.insecure_no_key,
@@ -109,6 +120,12 @@ def run(args: argparse.Namespace) -> int:
         f"(model {settings.model}; loading in the background)",
         file=sys.stderr,
     )
+    if settings.web != "off":
+        where = "/chat/PERSONA only" if settings.web == "locked" else "/"
+        print(f"browser chat at http://{settings.host}:{settings.port}{where}", file=sys.stderr)
+    from server.access_log import quiet_health_polls
+
+    quiet_health_polls()
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level)
     return 0
 

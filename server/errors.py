@@ -14,9 +14,13 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import ResponseSpec
 
+from data.problem import clip
 from server.envelope import ErrorDetail, ErrorEnvelope
 
 log = logging.getLogger("persona.server")
+
+MAX_MESSAGE_CHARS = 16_000
+"""No error message is longer: messages quote what the client sent, which may be huge."""
 
 
 _DESCRIPTIONS = {
@@ -53,6 +57,8 @@ class AppError(Exception):
         code: str | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
+        if len(message) > MAX_MESSAGE_CHARS:
+            message = clip(message, MAX_MESSAGE_CHARS)  # the client's own text, echoed back
         super().__init__(message)
         self.message = message
         self.param = param

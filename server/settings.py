@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -47,12 +47,18 @@ class ServerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     """Requests with a larger body are refused with 413."""
     max_file_bytes: int = 50_000_000
     """Uploads to `/v1/files` over this size are refused with 413."""
+    max_files_total_bytes: int = 2_000_000_000
+    """All stored files together (uploads and job results) may not exceed this; an upload that
+    would is refused with 413 `files_quota_exceeded` until files are deleted."""
     max_batch: int = 8
     """Most sequences decoded together in one step."""
     max_adapters: int = 8
     """Most adapters kept loaded at once (least recently used leave first)."""
     max_tokens: int = 512
     """Completion length when neither the request, the persona nor the base model sets one."""
+    web: Literal["on", "locked", "off"] = "on"
+    """The browser chat: `on` serves `/` and `/chat/{persona}`; `locked` serves only
+    `/chat/{persona}` and the read and chat routes it needs (every other route 404s); `off` none."""
     log_level: str = "info"
     """uvicorn's log level."""
     guard: bool = True

@@ -17,6 +17,7 @@ from adapters.base import EMBEDDED, EMBEDDED_ID
 from adapters.registry import ModelRef, RegistryError
 from data.card import Sampling
 from data.personas import PersonaEntry
+from data.problem import quote
 from server.api.catalog import Catalog, Target, card_layer, merge, server_defaults
 from server.api.generation import AdapterUnavailableError, Runner
 from server.api.response_store import ResponseStore
@@ -180,7 +181,8 @@ class ServerState(State):
         if self.adapters is None:
             if target.ref.run is not None:
                 raise ModelNotFoundError(
-                    f"The model '{model}' does not exist: no adapters are served.", param="model"
+                    f"The model {quote(model)} does not exist: no adapters are served.",
+                    param="model",
                 )
             return Resolved(target, None)
         try:
@@ -189,7 +191,7 @@ class ServerState(State):
             if hasattr(exc, "reason"):
                 raise AdapterUnavailableError(str(exc), param="model") from None
             raise ModelNotFoundError(
-                f"The model '{model}' does not exist: {exc}", param="model"
+                f"The model {quote(model)} does not exist: {exc}", param="model"
             ) from None
 
     def defaults(self, persona: PersonaEntry | None) -> ResolvedSampling:

@@ -13,12 +13,19 @@ import sys
 from collections.abc import Sequence
 
 from adapters.blas import ensure_fast_blas
+from adapters.private_tmp import use_private_tmp
 
 COMMANDS: tuple[tuple[str, str, str], ...] = (
+    ("new", "studio.new_cli", "start a new persona: card, example records and eval suite"),
+    ("list", "studio.list_cli", "list personas with their folders, data files and adapters"),
     ("model", "adapters.model_cli", "prepare and inspect base models"),
     ("data", "data.cli", "check, measure, split, import and draft persona datasets"),
     ("import", "data.cards.cli", "import a character card (V2/V3 JSON, PNG, CHARX) as a persona"),
-    ("export", "studio.export_cli", "export a persona or model (card, peft, gguf, ollama, mlx)"),
+    (
+        "export",
+        "studio.export_cli",
+        "export a persona or model (card, peft, gguf, gguf-full, ollama, mlx)",
+    ),
     ("train", "adapters.training.cli", "train a persona's adapter (LoRA, DoRA or full) on mlx-lm"),
     ("eval", "studio.eval_cli", "score a persona's held-out eval suite on one or more models"),
     ("tune-sampling", "studio.tune_cli", "sweep sampling settings and recommend defaults"),
@@ -48,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `persona` console script."""
-    # Before anything can import mlx: bind MLX's CPU matmuls to OpenBLAS.
+    # Before anything can import mlx: a private kernel cache, and OpenBLAS for CPU matmuls.
+    use_private_tmp()
     ensure_fast_blas()
     args_list = list(sys.argv[1:] if argv is None else argv)
     if not args_list:

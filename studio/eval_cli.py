@@ -11,6 +11,7 @@ import msgspec
 
 from data.atomic import write_bytes, write_text
 from data.cli import positive_int
+from data.problem import listed
 
 from .persona_files import PersonaFiles, find_persona
 
@@ -28,6 +29,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--samples", type=positive_int, default=1, help="replies per prompt (seeds S..S+N-1)"
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--suite", type=Path, metavar="FILE", help="an eval suite to use instead of eval.jsonl"
+    )
     parser.add_argument("--base-url", default="http://127.0.0.1:8000/v1")
     parser.add_argument("--api-key", default=None, help="default: $PERSONA_API_KEY")
     parser.add_argument(
@@ -40,6 +44,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="also play the suite's conversation scripts for N turns and report drift per turn",
     )
+    pairs = parser.add_mutually_exclusive_group()
+    pairs.add_argument(
+        "--contrast-only",
+        action="store_true",
+        help="only score the suite's chosen/rejected pairs (teacher-forced, no sampling)",
+    )
+    pairs.add_argument(
+        "--no-contrast", action="store_true", help="skip the chosen/rejected pair scoring"
+    )
     parser.add_argument("--temperature", type=float, help="override the persona's default")
     parser.add_argument("--max-tokens", type=int, help="override the persona's default")
     parser.add_argument("--judge-url", help="an OpenAI-compatible endpoint for an LLM judge")
@@ -51,7 +64,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="evaluate each new checkpoint of the persona's newest run as it lands",
     )
-    parser.add_argument("--personas", type=Path, action="append", default=[], metavar="DIR")
+    parser.add_argument(
+        "--personas",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="extra folder of personas, searched after your own (repeatable)",
+    )
     parser.add_argument("--adapters", type=Path, metavar="DIR", help="adapter registry folder")
 
 
@@ -60,16 +80,17 @@ def run(args: argparse.Namespace) -> int:
     import os
 
     try:
-        files = find_persona(args.persona, args.personas)
+        files = find_persona(args.persona, args.personas, args.suite)
     except LookupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if files.cases_problems:
-        for problem in files.cases_problems:
-            print(problem, file=sys.stderr)
+        for line in listed(files.cases_problems):
+            print(line, file=sys.stderr)
         return 1
     if not files.cases:
-        print(f"error: {files.name} has no eval suite (eval.jsonl)", file=sys.stderr)
+        where = args.suite or "eval.jsonl"
+        print(f"error: {files.name} has no eval cases ({where})", file=sys.stderr)
         return 1
     if args.turns:
         from data.drift import turns_problem
@@ -135,8 +156,10 @@ async def _evaluate(args: argparse.Namespace, files: PersonaFiles, models: list[
             overrides=overrides,
             judge=judge,
             progress=progress,
+            sample=not getattr(args, "contrast_only", False),
+            contrast=not getattr(args, "no_contrast", False),
         )
-        if getattr(args, "turns", 0):
+        if getattr(args, "turns", 0) and result.models:
             from data.drift import run_drift
 
             print(file=sys.stderr)
@@ -170,9 +193,13 @@ def _emit(args: argparse.Namespace, result) -> int:  # type: ignore[no-untyped-d
         write_bytes(args.json, to_json(result))
     if args.markdown:
         write_text(args.markdown, markdown(result))
-    failed = all(m.replies == 0 for m in result.models)
+    errors = [s.error for s in result.samples if s.error]
+    errors += [r.error for r in result.contrast_replies if r.error]
+    sampled_none = bool(result.models) and all(m.replies == 0 for m in result.models)
+    scored_none = bool(result.contrast_replies) and all(r.error for r in result.contrast_replies)
+    failed = sampled_none or scored_none or not (result.models or result.contrast_replies)
     if failed:
-        first = next((s.error for s in result.samples if s.error), "no replies")
+        first = next(iter(errors), "no replies and no contrast pairs in the suite")
         print(f"error: every request failed: {first}", file=sys.stderr)
     return 1 if failed else 0
 
@@ -204,8 +231,11 @@ async def _watch(args: argparse.Namespace, files: PersonaFiles, key: str) -> int
                     result = await _evaluate(args, files, [model], key)
                     print(terminal_table(result))
                     if result.models and result.models[0].replies:
+                        pairs = result.contrast[0] if result.contrast else None
                         store_eval(
-                            registry.run_dir(files.name, run), step, summary(result.models[0])
+                            registry.run_dir(files.name, run),
+                            step,
+                            summary(result.models[0], pairs),
                         )
             await asyncio.sleep(2.0)
     except (KeyboardInterrupt, asyncio.CancelledError):

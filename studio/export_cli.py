@@ -21,7 +21,7 @@ class ExportError(Exception):
     """An export that cannot be done; the message says why."""
 
 
-def _card(target: str, out: Path) -> list[Path]:
+def _card(target: str, out: Path, replace: bool) -> list[Path]:
     """A persona as Character Card V2 JSON, V3 JSON and a PNG carrying both."""
     from data.card import CardError, load_card
     from data.cards.export import export_card
@@ -40,12 +40,12 @@ def _card(target: str, out: Path) -> list[Path]:
     if entry is None:
         raise ExportError(f"no persona named {target!r}")
     try:
-        return export_card(entry, out)
+        return export_card(entry, out, replace)
     except CharacterCardError as exc:
         raise ExportError(str(exc)) from None
 
 
-FORMATS: dict[str, Callable[[str, Path], list[Path]]] = {"card": _card}
+FORMATS: dict[str, Callable[[str, Path, bool], list[Path]]] = {"card": _card}
 """Export formats of a persona, by the name `--to` takes."""
 
 MODEL_FORMATS: dict[str, tuple[str, str]] = {
@@ -54,6 +54,7 @@ MODEL_FORMATS: dict[str, tuple[str, str]] = {
     "ollama": ("adapters.export.ollama", "folder for `ollama create`: base + LoRA GGUF, Modelfile"),
     "mlx": ("adapters.export.mlx_fused", "fused MLX model folder (mlx_lm.generate --model DIR)"),
     "gguf-full": ("adapters.export.gguf_full", "fused model as one GGUF (f16 or q8_0)"),
+    "web": ("studio.web_export", "static folder: the chat page on llama.cpp in WebAssembly"),
 }
 """Export formats of a trained checkpoint: name -> (module, help)."""
 
@@ -78,7 +79,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="base model folder (default: the checkpoint's own base)")
     parser.add_argument("--adapters", type=Path, help="adapter registry folder")
     parser.add_argument(
-        "--personas", type=Path, action="append", default=[], help="extra personas folder"
+        "--personas",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="extra folder of personas, searched after your own (repeatable)",
     )
     parser.add_argument("--force", action="store_true", help="replace an earlier export in --out")
 
@@ -88,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     if args.to in MODEL_FORMATS:
         return _run_model(args)
     try:
-        written = FORMATS[args.to](args.target, args.out)
+        written = FORMATS[args.to](args.target, args.out, args.force)
     except (ExportError, OSError) as exc:
         print(f"persona export: {exc}", file=sys.stderr)
         return 1

@@ -23,8 +23,11 @@ class PersonaFiles:
     """The suite's conversation scripts, for `--turns`."""
 
 
-def find_persona(name_or_path: str, extra_dirs: Sequence[Path] = ()) -> PersonaFiles:
-    """Resolve a persona (user dir, extra dirs, samples; or a folder path) and load its files."""
+def find_persona(
+    name_or_path: str, extra_dirs: Sequence[Path] = (), suite: Path | None = None
+) -> PersonaFiles:
+    """Resolve a persona (user dir, extra dirs, samples; or a folder path) and load its files;
+    `suite` replaces the persona's own `eval.jsonl`."""
     from data.dataset import read_dataset
     from data.personas import default_dirs, discover
     from data.records import replies
@@ -42,7 +45,7 @@ def find_persona(name_or_path: str, extra_dirs: Sequence[Path] = ()) -> PersonaF
         folder, card = match.folder, match.card
     cases: tuple = ()  # type: ignore[type-arg]
     problems: tuple[str, ...] = ()
-    suite = folder / "eval.jsonl"
+    suite = suite or folder / "eval.jsonl"
     scripts: tuple = ()  # type: ignore[type-arg]
     if suite.exists():
         found, issues = load_suite(suite)

@@ -38,7 +38,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--api-key", default=None)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--write", action="store_true", help="write the winner into the card")
-    parser.add_argument("--personas", type=Path, action="append", default=[], metavar="DIR")
+    parser.add_argument(
+        "--personas",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="extra folder of personas, searched after your own (repeatable)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -157,7 +164,7 @@ def _spread(cases: list, count: int) -> list:  # type: ignore[type-arg]
 
 def write_card(files: PersonaFiles, values: dict[str, float | int]) -> Path:
     """Write the winning values into the card; a shipped sample is first copied to the user dir."""
-    from data.atomic import write_text
+    from data.atomic import staged_folder, write_text
     from data.home import personas_dir
     from data.personas import sample_personas_dir
     from data.tune import update_sampling
@@ -166,7 +173,8 @@ def write_card(files: PersonaFiles, values: dict[str, float | int]) -> Path:
     if folder.resolve().is_relative_to(sample_personas_dir().resolve()):
         target = personas_dir() / files.name
         if not target.exists():
-            shutil.copytree(folder, target)
+            with staged_folder(target) as staging:
+                shutil.copytree(folder, staging, dirs_exist_ok=True)
         folder = target
     card = folder / "persona.toml"
     write_text(card, update_sampling(card.read_text(), values))

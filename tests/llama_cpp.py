@@ -19,6 +19,8 @@ import numpy as np
 from data.home import cache_dir
 
 SCRIPT = Path(__file__).parent / "llama" / "teacher_force.mjs"
+GREEDY = Path(__file__).parent / "llama" / "greedy.mjs"
+TOKENIZE = Path(__file__).parent / "llama" / "tokenize.mjs"
 VERSION = "3.21.1"
 
 
@@ -73,6 +75,32 @@ def teacher_force(
         [Position(int(pos["token"]), float(pos["logprob"]), pos["chosen"]) for pos in seq]
         for seq in result["sequences"]
     ]
+
+
+def greedy(model: Path, prompt: list[int], max_tokens: int) -> tuple[list[int], list[str]]:
+    """llama.cpp's greedy reply to `prompt` (token ids, each token's text), up to end of turn."""
+    result = _node(GREEDY, {"model": str(model), "prompt": prompt, "max_tokens": max_tokens})
+    return [int(t) for t in result["tokens"]], [str(p) for p in result["pieces"]]
+
+
+def tokenize(model: Path, text: str) -> list[int]:
+    """llama.cpp's tokens for a completion prompt: control tokens read, BOS first."""
+    return [int(t) for t in _node(TOKENIZE, {"model": str(model), "text": text})["tokens"]]
+
+
+def _node(script: Path, job: dict[str, Any]) -> Any:
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(job, handle)
+    try:
+        done = subprocess.run(
+            ["node", str(script), str(llama_dir()), handle.name],
+            capture_output=True, text=True, timeout=900, check=False,
+        )  # fmt: skip
+    finally:
+        Path(handle.name).unlink(missing_ok=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"llama.cpp failed: {done.stderr[-2000:]}")
+    return json.loads(done.stdout)
 
 
 @dataclass(frozen=True)

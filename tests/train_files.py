@@ -63,7 +63,11 @@ def train(argv: list[str]) -> tuple[list[Event], Outcome]:
     args = parse(argv)
     trainer = start_session(args, cli.overrides_of(args), threading.Event(), events.append)
     assert trainer is not None
-    outcome = trainer.train()
+    try:
+        outcome = trainer.train()
+    finally:
+        if trainer.lock is not None:
+            trainer.lock.close()
     return events, outcome
 
 

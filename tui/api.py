@@ -6,10 +6,12 @@ timeout or a garbled body all arrive as `ApiError(title, message)`, ready for a 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, TypeVar
 from urllib.parse import quote
 
@@ -32,6 +34,7 @@ from .wire import (
     Model,
     ModelList,
     PersonaAdapters,
+    PersonaCreated,
     PersonaGuard,
     PersonaInfo,
     PersonaList,
@@ -259,6 +262,29 @@ class ApiClient(JobsApi):
         """One persona, with its resolved sampling defaults and active adapter."""
         return await self._get(f"/v1/personas/{quote(persona_id, safe='')}", PersonaInfo)
 
+    async def create_persona(
+        self, name: str, display_name: str | None = None, copy_from: str | None = None
+    ) -> PersonaCreated:
+        """Start a persona on the server from its template, or as a copy of `copy_from`."""
+        payload: dict[str, str] = {"name": name}
+        if display_name:
+            payload["display_name"] = display_name
+        if copy_from:
+            payload["from"] = copy_from
+        return await self._post("/v1/personas", msgspec.json.encode(payload), PersonaCreated)
+
+    async def import_card(self, path: Path, name: str | None = None) -> PersonaCreated:
+        """Send a character card file (JSON, PNG or CHARX) to the server as a new persona."""
+        try:
+            data = await asyncio.to_thread(path.read_bytes)
+        except OSError as exc:
+            raise ApiError("Cannot read the card", f"{path}: {exc.strerror}") from None
+        payload: dict[str, object] = {"filename": path.name, "data": data}
+        if name:
+            payload["name"] = name
+        body = msgspec.json.encode(payload)  # bytes travel as base64
+        return await self._post("/v1/personas/import", body, PersonaCreated)
+
     async def adapters(self) -> list[PersonaAdapters]:
         """Runs, checkpoints and serving state of every persona."""
         return (await self._get("/v1/adapters", AdapterList)).data
@@ -288,6 +314,13 @@ class ApiClient(JobsApi):
         """`accept` (append to the dataset) or `reject` one draft."""
         path = f"{_drafts(persona)}/{quote(draft_id, safe='')}/{verdict}"
         return await self._post(path, b"{}", DraftReview)
+
+    async def keep_draft(
+        self, persona: str, messages: Sequence[DraftTurn], source: str
+    ) -> DraftInfo:
+        """Send a chat exchange to the persona's drafts, to review on the Data screen."""
+        body = msgspec.json.encode({"messages": list(messages), "source": source})
+        return await self._post(_drafts(persona), body, DraftInfo)
 
     async def edit_draft(
         self, persona: str, draft_id: str, messages: Sequence[DraftTurn]

@@ -22,12 +22,13 @@ from .screens.chat import ChatScreen
 from .screens.compare import CompareScreen
 from .screens.data import DataScreen
 from .screens.eval import EvalScreen
+from .screens.persona_dialogs import ImportCardDialog, NewPersonaDialog
 from .screens.train import TrainScreen
 from .server_process import ServerProcess, is_local, serve_argv
 from .settings import TuiSettings
 from .status import ServerStatus
 from .widgets.nav_bar import SCREENS
-from .wire import AdapterEvent
+from .wire import AdapterEvent, PersonaCreated
 
 SCREEN_KEYS = Binding.Group("Screens")
 
@@ -61,6 +62,10 @@ class StudioApp(App[None]):
     """Counts (re)connections; screens reload their content when it changes."""
     adapter_event: reactive[AdapterEvent | None] = reactive(None, always_update=True)
     """The newest event from `/v1/adapters/events`."""
+    persona_made: reactive[str | None] = reactive(None)
+    """The persona this TUI created or imported last (the Data screen shows it)."""
+    personas_version: reactive[int] = reactive(0)
+    """Bumped when personas were created, changed or removed; screens refresh their lists."""
 
     def __init__(
         self,
@@ -93,9 +98,15 @@ class StudioApp(App[None]):
             await asyncio.to_thread(self.server.stop)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        """The built-in commands, then every action bound on the current screen."""
+        """The built-in commands, New persona and Import card, then the screen's own actions."""
         yield from super().get_system_commands(screen)
-        seen: set[str] = set()
+        yield SystemCommand(
+            "New persona", "Start a persona from the template or a copy", self.action_new_persona
+        )
+        yield SystemCommand(
+            "Import card", "Import a character card file as a persona", self.action_import_card
+        )
+        seen: set[str] = {"app.new_persona", "app.import_card"}  # listed just above
         for active in screen.active_bindings.values():
             binding = active.binding
             if not binding.description or binding.system or binding.action in seen:
@@ -168,6 +179,65 @@ class StudioApp(App[None]):
                 severity="warning",
             )
 
+    def action_new_persona(self) -> None:
+        """Ask for a name (and a persona to copy), then have the server create it."""
+        self.open_new_persona()
+
+    @work(exclusive=True, group="persona-form")
+    async def open_new_persona(self) -> None:
+        """Fetch the personas to copy from, then show the form."""
+        try:
+            personas = [p.id for p in await self.client.personas()]
+        except ApiError:
+            personas = []
+        choice = await self.push_screen_wait(NewPersonaDialog(personas))
+        if choice is None:
+            return
+        try:
+            made = await self.client.create_persona(
+                choice.name, choice.display_name, choice.copy_from
+            )
+        except ApiError as error:
+            self.notify(error.message, title=error.title, severity="error", timeout=10)
+            return
+        self._made(made, "Created")
+
+    def action_import_card(self) -> None:
+        """Ask for a card file, then have the server import it as a persona."""
+        self.open_import_card()
+
+    @work(exclusive=True, group="persona-form")
+    async def open_import_card(self) -> None:
+        """Show the form, then send the card."""
+        choice = await self.push_screen_wait(ImportCardDialog())
+        if choice is None:
+            return
+        try:
+            made = await self.client.import_card(choice.path, choice.name)
+        except ApiError as error:
+            self.notify(error.message, title=error.title, severity="error", timeout=10)
+            return
+        for note in made.notes:
+            self.notify(note, title="Import note", severity="warning", timeout=10)
+        self._made(made, "Imported")
+
+    def _made(self, made: PersonaCreated, verb: str) -> None:
+        self.notify(
+            f"{made.folder}\nEdit persona.toml and the .jsonl files there; F5 checks them, "
+            "F2 trains.",
+            title=f"{verb} persona {made.id}",
+            timeout=15,
+        )
+        self.persona_made = made.id
+        self.personas_version += 1
+
+    def _persona_event(self, event: AdapterEvent) -> None:
+        if event.type == "persona_failed":
+            self.notify(
+                event.message, title=f"{event.persona}: card not loaded", severity="warning"
+            )
+        self.personas_version += 1
+
     @work(exclusive=True, group="adapters")
     async def refresh_adapters(self) -> None:
         """Fetch every persona's serving state for the status bar."""
@@ -186,7 +256,10 @@ class StudioApp(App[None]):
                     async for event in self.client.adapter_events():
                         self.status = dataclasses.replace(self.status, last_event=event)
                         self.adapter_event = event
-                        self.refresh_adapters()
+                        if event.type in ("persona", "persona_failed"):
+                            self._persona_event(event)
+                        else:
+                            self.refresh_adapters()
                 except ApiError:
                     pass
             await asyncio.sleep(1.0)

@@ -14,7 +14,7 @@ from data.atomic import write_bytes
 
 from .wire import ChatMessage, SamplingOverrides
 
-_ID = re.compile(r"^[0-9]{8}-[0-9]{6}-[0-9a-f]{6}$")
+_ID = re.compile(r"[0-9]{8}-[0-9]{6}-[0-9a-f]{6}")
 
 
 class ConversationError(Exception):
@@ -92,7 +92,7 @@ class ConversationStore:
 
     def path(self, conversation_id: str) -> Path:
         """The file of one conversation; ids are checked so they never become other paths."""
-        if not _ID.match(conversation_id):
+        if not _ID.fullmatch(conversation_id):
             raise ConversationError(f"invalid conversation id {conversation_id!r}")
         return self.folder / f"{conversation_id}.json"
 

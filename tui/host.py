@@ -31,6 +31,10 @@ class StudioHost(Protocol):
     """Bumped every time the connection to the server is (re)established (reactive)."""
     adapter_event: AdapterEvent | None
     """The newest adapter event from the server (reactive)."""
+    persona_made: str | None
+    """The persona this TUI created or imported last (reactive)."""
+    personas_version: int
+    """Bumped whenever the server's personas changed (reactive)."""
 
     async def refresh_adapters(self) -> None:
         """Re-read every persona's adapter state from the server."""

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 
 import msgspec
 
-from data.home import home_dir
+from data.home import home_dir, studio_command
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 
@@ -38,7 +37,7 @@ class TuiSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 
     def command(self, *args: str) -> list[str]:
         """The argv of a `persona` subcommand."""
-        base = self.persona_command or [sys.executable, "-m", "studio"]
+        base = self.persona_command or studio_command()
         return [*base, *args]
 
 

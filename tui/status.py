@@ -28,6 +28,10 @@ def describe_event(event: AdapterEvent) -> str:
     when = time.strftime("%H:%M:%S", time.localtime(event.time)) if event.time else ""
     version = f" {event.version}" if event.version else ""
     text = f"{event.persona}{version} {event.type}"
+    if event.type == "persona":
+        text = event.message  # "persona parrot was added"
+    elif event.type == "persona_failed":
+        text = f"persona {event.persona}: card not loaded"
     if event.type == "failed" and event.message:
         text += f": {event.message}"
     return f"{text} {when}".strip()

@@ -71,7 +71,8 @@ class TrainProgress:
     val_points: list[tuple[int, float]] = field(default_factory=list)
     checkpoints: list[CheckpointRow] = field(default_factory=list)
     state: str = "idle"
-    """`idle`, `running`, `done` or `failed`."""
+    """`idle`, `starting` (the job exists, the trainer is loading), `running`, `done` or
+    `failed`."""
     message: str = ""
     """How it ended (the done reason or the error)."""
     live: set[str] = field(default_factory=set)
@@ -107,6 +108,11 @@ class TrainProgress:
         elif isinstance(event, ErrorEvent):
             self.state, self.message = "failed", event.message
 
+    def starting(self, persona: str, job_id: str, status: str) -> None:
+        """A job was just created: say so until the trainer's first event arrives."""
+        self.persona, self.state = persona, "starting"
+        self.message = f"job {job_id} {status}; loading the model and the data…"
+
     def mark_live(self, version: str) -> bool:
         """Note that the server hot-loaded a version; True if it belongs to this run."""
         if not self.run or not version.startswith(f"{self.run}:"):
@@ -131,6 +137,8 @@ class TrainProgress:
         """Two lines: run, step, epoch and time left; then losses and speed."""
         if self.state == "idle":
             return "Not training. Pick a persona, adjust the settings, then Ctrl+S to start."
+        if self.state == "starting":
+            return f"{self.persona}: {self.message}"
         total = f"/{self.total_steps}" if self.total_steps else ""
         where = [
             f"{self.persona} {self.run}".strip(),

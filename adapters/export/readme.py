@@ -16,6 +16,14 @@ from .source import ExportSource
 from .stage import MARK
 
 
+def system_flag(source: ExportSource) -> str:
+    """` -sys '<prompt>'` for llama-cli, shell-quoted; empty when the persona has none."""
+    import shlex
+
+    prompt = source.card.system_prompt if source.card else ""
+    return f" -sys {shlex.quote(prompt)}" if prompt.strip() else ""
+
+
 def model_card(source: ExportSource, fmt: str, files: dict[str, str], usage: str) -> str:
     """Markdown for one export; `files` maps each file written to what it is."""
     m, card, record = source.manifest, source.card, source.record

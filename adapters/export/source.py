@@ -19,6 +19,7 @@ from adapters.manifest import WEIGHTS, LoraParams, Manifest
 from adapters.registry import Checkpoint, Registry, RegistryError, parse_model_id
 from adapters.training.record import RUN_FILE, RunRecord
 from data.card import PersonaCard
+from data.personas import PersonaEntry
 
 EMBEDDED_HUB_ID = "google/gemma-3-270m"
 """The Hugging Face model the embedded GGUF was converted from (llama.cpp's conversion)."""
@@ -55,6 +56,8 @@ class ExportSource:
     eval: dict[str, float] = field(default_factory=dict)
     """The checkpoint's latest eval summary from `run.json`, if `persona eval` stored one."""
     card: PersonaCard | None = None
+    card_folder: Path | None = None
+    """The persona's folder (its persona.toml), when the persona was found."""
 
     @property
     def manifest(self) -> Manifest:
@@ -75,6 +78,17 @@ class ExportSource:
         """The base model's `config.json`."""
         config: dict[str, Any] = json.loads((self.base_path / "config.json").read_text())
         return config
+
+
+def _nothing_to_export(persona: str, persona_dirs: tuple[Path, ...]) -> str:
+    """Why a persona without checkpoints cannot be exported: unknown, or not trained yet."""
+    from data.personas import default_dirs, discover
+
+    entries, _ = discover(default_dirs(list(persona_dirs)))
+    if all(e.name != persona for e in entries):
+        known = ", ".join(e.name for e in entries) or "none"
+        return f"no persona named {persona!r} (known: {known}); `persona list` shows them"
+    return f"{persona} has no trained checkpoint to export; train it first: persona train {persona}"
 
 
 def resolve_source(
@@ -102,7 +116,7 @@ def resolve_source(
     except RegistryError as exc:
         raise ExportError(str(exc)) from None
     if ckpt is None:
-        raise ExportError(f"{ref.persona} has no trained checkpoint to export")
+        raise ExportError(_nothing_to_export(ref.persona, persona_dirs))
     manifest = ckpt.manifest
     base = options.model or manifest.base_model
     embedded = base in (EMBEDDED, EMBEDDED_ID)
@@ -116,6 +130,7 @@ def resolve_source(
             f"but {base} is {actual!r}; pass the base it was trained on with --model"
         )
     record, scores = _run_record(ckpt)
+    entry = _persona(manifest.persona, persona_dirs)
     if embedded:
         name = EMBEDDED_HUB_ID
     elif base_path.name == Path(base).name:
@@ -130,7 +145,8 @@ def resolve_source(
         embedded=embedded,
         record=record,
         eval=scores,
-        card=_card(manifest.persona, persona_dirs),
+        card=entry.card if entry else None,
+        card_folder=entry.folder if entry else None,
     )
 
 
@@ -152,8 +168,7 @@ def _run_record(ckpt: Checkpoint) -> tuple[RunRecord | None, dict[str, float]]:
     return record, {k: float(v) for k, v in scores.items() if isinstance(v, int | float)}
 
 
-def _card(persona: str, dirs: tuple[Path, ...]) -> PersonaCard | None:
+def _persona(persona: str, dirs: tuple[Path, ...]) -> PersonaEntry | None:
     from data.personas import default_dirs, find_persona
 
-    entry = find_persona(persona, default_dirs(dirs))
-    return entry.card if entry is not None else None
+    return find_persona(persona, default_dirs(dirs))

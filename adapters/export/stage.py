@@ -48,6 +48,7 @@ def staged(target: Path, replace: bool = False) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    _follow_umask(staging)
     old = None
     if target.exists():
         old = Path(tempfile.mkdtemp(prefix=prefix, suffix=".old", dir=target.parent))
@@ -55,3 +56,25 @@ def staged(target: Path, replace: bool = False) -> Iterator[Path]:
     os.replace(staging, target)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where the OS allows (Linux)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore (a brief window, single-threaded CLI)
+    os.umask(mask)
+    return mask
+
+
+def _follow_umask(folder: Path) -> None:
+    """Give the export the modes a plain mkdir and open would have: mkdtemp and mkstemp make
+    0700 folders and 0600 files, which would keep other users (or a server) from reading it."""
+    mask = current_umask()
+    folder.chmod(0o777 & ~mask)
+    for path in folder.rglob("*"):
+        path.chmod((0o777 if path.is_dir() else 0o666) & ~mask)

@@ -21,6 +21,23 @@ from data.card import Training
 
 SKIP = frozenset({"epochs"})
 """Training fields whose flag is declared by hand."""
+CHOICES = {
+    "method": ("sft", "dpo", "orpo"),
+    "fine_tune_type": ("lora", "dora", "full"),
+    "lr_schedule": ("constant", "linear", "cosine"),
+}
+"""The values a `[training]` key takes, listed in `--help` and checked by argparse."""
+FIELD_HELP = {
+    "beta": "preference strength (DPO beta, ORPO lambda), in (0, 100]",
+    "layers": "last transformer blocks to adapt (-1 for all)",
+    "learning_rate": "in (0, 1]",
+    "val_fraction": "share of rows held out for validation, in [0, 1)",
+    "warmup": "warmup steps (default: 10%% of the run, at most 10)",
+    "val_every": "steps between validations (default: about 4 per epoch)",
+    "checkpoint_every": "steps between checkpoints (default: about 2 per epoch)",
+    "patience": "stop after this many validations without improvement (0 = never)",
+    "seed": "in [0, 2**64)",
+}
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -29,6 +46,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, help="full passes over the training rows")
     parser.add_argument("--iters", type=int, help="train exactly this many steps (not epochs)")
     parser.add_argument("--resume", metavar="RUN", help="continue a run (e.g. run-3)")
+    parser.add_argument(
+        "--label", help="name the run run-N-LABEL (a fine-tuning job's suffix does this)"
+    )
     parser.add_argument("--json", action="store_true", help="one JSON event per line on stdout")
     parser.add_argument("--model", help="base model: embedded, a folder or a hub repo id")
     parser.add_argument(
@@ -39,7 +59,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--adapters", type=Path, help="adapter registry folder")
     parser.add_argument(
-        "--personas", type=Path, action="append", default=[], help="extra personas folder"
+        "--personas",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="extra folder of personas, searched after your own (repeatable)",
     )
     group = parser.add_argument_group("overrides of the card's [training] settings")
     for field in msgspec.structs.fields(Training):
@@ -48,8 +73,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         flag = "--" + field.name.replace("_", "-")
         if field.type is bool:
             group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
-        elif field.type in (int, float, str):
-            group.add_argument(flag, type=field.type, metavar=field.name.upper())
+        elif field.name in CHOICES:
+            group.add_argument(flag, choices=CHOICES[field.name], help=FIELD_HELP.get(field.name))
+        elif field.type in (int, float, str, int | None):
+            kind = int if field.type == int | None else field.type
+            group.add_argument(
+                flag, type=kind, metavar=field.name.upper(), help=FIELD_HELP.get(field.name)
+            )
         else:
             group.add_argument(flag, type=_keys, metavar="KEY,KEY", help="module names to adapt")
 
@@ -92,7 +122,9 @@ class StopSignal:
 def run(args: argparse.Namespace) -> int:
     """Run `persona train`."""
     from adapters.blas import ensure_fast_blas, warn_if_slow
+    from adapters.private_tmp import use_private_tmp
 
+    use_private_tmp()
     warn_if_slow(ensure_fast_blas())
     from .events import Error, json_lines, progress_lines
     from .session import start_session
@@ -126,6 +158,9 @@ def run(args: argparse.Namespace) -> int:
             trainer.fail(message)
         emit(Error(message=message))
         return 1
+    finally:
+        if trainer is not None and trainer.lock is not None:
+            trainer.lock.close()  # releases the run folder for the next trainer in this process
     return stop.exit_code if outcome.reason == "stopped" else 0
 
 

@@ -64,12 +64,14 @@ def training_problems(t: Training) -> list[str]:
     if t.lr_schedule not in ("constant", "linear", "cosine"):
         problems.append(f"lr_schedule {t.lr_schedule!r} is not constant, linear or cosine")
     for name in ("rank", "batch_size", "epochs", "max_seq_length", "val_every", "checkpoint_every"):
-        if getattr(t, name) < 1:
+        value = getattr(t, name)
+        if value is not None and value < 1:
             problems.append(f"{name} must be >= 1")
     if t.layers == 0 or t.layers < -1:
         problems.append("layers must be >= 1, or -1 for all")
     for name in ("warmup", "patience"):
-        if getattr(t, name) < 0:
+        value = getattr(t, name)
+        if value is not None and value < 0:
             problems.append(f"{name} must be >= 0")
     if not 0 <= t.seed < 2**64:  # what MLX's and NumPy's generators take
         problems.append("seed must be between 0 and 2**64 - 1")

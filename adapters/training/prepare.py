@@ -20,6 +20,7 @@ from data.personas import PREFERENCE, TRAIN_FILES, VALID, default_dirs, discover
 from data.problem import Problem
 from data.split import split_rows
 from data.tokens import ChatTokenizer
+from data.train_plan import REFERENCE_TOKENS_PER_SEC, derived, describe, estimate_seconds
 
 from .batching import epoch_batches
 from .config import RunConfig, apply_overrides
@@ -118,8 +119,22 @@ def prepare(config: RunConfig, log: Callable[[str], None]) -> Prepared:
     tokenizer = load_tokenizer(path)
     stop_ids = frozenset(tokenizer.eos_token_ids or ())
     train, valid, info, warnings = load_data(config, tokenizer, stop_ids)
+    total = (
+        config.iters
+        if config.iters is not None
+        else config.training.epochs * (info.batches_per_epoch)
+    )
+    # Unset warmup, val_every and checkpoint_every follow the run's length; run.json keeps them.
+    training = derived(config.training, total, info.batches_per_epoch)
+    config = msgspec.structs.replace(config, training=training)
     for problem in warnings:
         log(str(problem))
+    seconds = estimate_seconds(total, info.train_tokens, info.batches_per_epoch)
+    log(
+        f"plan: {describe(total, seconds)} at {REFERENCE_TOKENS_PER_SEC:g} trained tokens/s "
+        f"(validation every {training.val_every} steps, a checkpoint every "
+        f"{training.checkpoint_every}, warmup {training.warmup})"
+    )
     log(f"loading {config.base_model} from {path}")
     base = load_base(config.base_model)
     blocks = len(base.model.layers)

@@ -19,7 +19,7 @@ Schedule = Callable[[mx.array], mx.array]
 def build_schedule(training: Training, total_steps: int) -> Schedule:
     """The learning rate at each optimizer step (0-based) of a run of `total_steps`."""
     lr = training.learning_rate
-    warmup = min(training.warmup, max(total_steps - 1, 0))
+    warmup = min(training.warmup or 0, max(total_steps - 1, 0))
     rest = max(total_steps - warmup, 1)
     main: Schedule
     if training.lr_schedule == "cosine":

@@ -60,7 +60,7 @@ def start_session(
         # Ranks other than 0 compute and write nothing; their run folder is never created.
         folder = registry.persona_dir(config.persona) / f".rank-{ranks.rank}"
         return Trainer(prepared, folder.name, folder, emit, stop, ranks, init=init)
-    run, run_dir = registry.new_run(config.persona)
+    run, run_dir = registry.new_run(config.persona, getattr(args, "label", None))
     lock = lock_run(run_dir)
     trainer = Trainer(prepared, run, run_dir, emit, stop, ranks, init=init)
     trainer.lock = lock
@@ -83,7 +83,7 @@ def _resume(
             + ", ".join("--from" if n == "init_from" else f"--{n.replace('_', '-')}" for n in given)
         )
     persona = args.persona
-    if not (SAFE_NAME.match(persona) and registry.run_dir(persona, args.resume).is_dir()):
+    if not (SAFE_NAME.fullmatch(persona) and registry.run_dir(persona, args.resume).is_dir()):
         persona = resolve_persona(args.persona, tuple(args.personas))[1].name
     run_dir = registry.run_dir(persona, args.resume)
     try:

@@ -20,20 +20,26 @@ from ..dataset import read_dataset
 from ..personas import PersonaEntry
 from ..records import as_messages
 from .folder import AVATAR, CARD_JSON
+from .png import PngError, check_pixels
 from .read import read_card_file
-from .spec import V2, V3, card_json
+from .spec import V2, V3, CardError, card_json
 
 EXAMPLES = 3
 PICTURE_SIZE = (400, 600)
 """The picture made for a persona without one: SillyTavern's avatar proportions."""
 
 
-def export_card(entry: PersonaEntry, out_dir: Path) -> list[Path]:
+def export_card(entry: PersonaEntry, out_dir: Path, replace: bool = False) -> list[Path]:
     """Write `<name>.v2.json`, `<name>.v3.json` and `<name>.png` into `out_dir`; return them.
 
-    Raises CardError when the persona's `card.json` cannot be read, OSError when `out_dir`
-    cannot be written. Files are written atomically and only inside `out_dir`.
+    Raises CardError when the persona's `card.json` or picture cannot be read, or when one of
+    the files exists already and `replace` is false; OSError when `out_dir` cannot be written.
+    Files are written atomically and only inside `out_dir`.
     """
+    names = [out_dir / f"{entry.name}{suffix}" for suffix in (".v2.json", ".v3.json", ".png")]
+    there = [str(p) for p in names if p.exists()]
+    if there and not replace:
+        raise CardError(f"{', '.join(there)} exists already; pass --force to replace it")
     raw = card_data(entry)
     v2, v3 = card_json(raw, V2), card_json(raw, V3)
     picture = entry.folder / AVATAR
@@ -79,14 +85,24 @@ def card_png(v2: bytes, v3: bytes, image: bytes | None, seed: str) -> bytes:
     info.add_text("chara", base64.b64encode(v2).decode("ascii"))
     info.add_text("ccv3", base64.b64encode(v3).decode("ascii"))
     if image is not None:
-        picture = Image.open(io.BytesIO(image))
+        try:
+            check_pixels(image)
+        except PngError as exc:
+            raise CardError(f"the persona's picture: {exc}") from None
+        try:
+            picture = Image.open(io.BytesIO(image))
+        except (OSError, ValueError) as exc:
+            raise CardError(f"the persona's picture cannot be read: {exc}") from None
     else:
         colour = tuple(hashlib.sha256(seed.encode()).digest()[:3])
         picture = Image.new("RGB", PICTURE_SIZE, colour)
     out = io.BytesIO()
-    with picture:
-        # Only the chunks given here are written: an old `chara` or `ccv3` is never carried over.
-        picture.save(out, format="PNG", pnginfo=info)
+    try:
+        with picture:
+            # Only the chunks given here are written: an old `chara` or `ccv3` is never kept.
+            picture.save(out, format="PNG", pnginfo=info)
+    except (OSError, ValueError) as exc:
+        raise CardError(f"the persona's picture cannot be read: {exc}") from None
     return out.getvalue()
 
 

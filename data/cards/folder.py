@@ -7,12 +7,11 @@ skips dot-folders) never sees half a persona.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path, PurePosixPath
 
 import tomlkit
 
+from ..atomic import staged_folder
 from ..card import PersonaCard
 from ..records import encode_record
 from .persona import Imported
@@ -50,9 +49,15 @@ def write_persona(imported: Imported, source: CardFile, personas: Path) -> Path:
             f"a persona named {imported.card.name!r} exists already at {target}; "
             "pass --name to import under another name"
         )
-    personas.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".import-{imported.card.name}-", dir=personas))
     try:
+        _write(imported, source, target)
+    except OSError as exc:  # the disk, or a file system that refuses an asset's name
+        raise CardError(f"{target}: cannot write the persona: {exc}") from None
+    return target
+
+
+def _write(imported: Imported, source: CardFile, target: Path) -> None:
+    with staged_folder(target) as staging:
         (staging / "persona.toml").write_text(card_toml(imported.card), encoding="utf-8")
         (staging / CARD_JSON).write_bytes(card_json(source.card.raw, source.card.spec))
         if source.image is not None:
@@ -64,11 +69,6 @@ def write_persona(imported: Imported, source: CardFile, personas: Path) -> Path:
         if imported.records:
             lines = b"".join(encode_record(r) + b"\n" for r in imported.records)
             (staging / DATASET).write_bytes(lines)
-        staging.rename(target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return target
 
 
 def _multiline(text: str) -> tomlkit.items.String | str:

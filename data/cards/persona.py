@@ -84,7 +84,7 @@ def slug(name: str) -> str:
 def to_persona(card: Card, name: str | None = None, user: str = DEFAULT_USER) -> Imported:
     """The persona for a card; raise CardError when no valid persona name can be made."""
     chosen = name or slug(card.data.name)
-    if not NAME_PATTERN.match(chosen):
+    if not NAME_PATTERN.fullmatch(chosen):
         where = "--name" if name else "data.name"
         raise CardError(
             f"{where}: {chosen or card.data.name!r} does not make a persona name "

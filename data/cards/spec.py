@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 import msgspec
 
+from ..json_depth import NestingError, check_depth
+
 V2 = "chara_card_v2"
 V3 = "chara_card_v3"
 SPEC_VERSIONS = {V2: "2.0", V3: "3.0"}
@@ -79,7 +81,10 @@ class Card(msgspec.Struct, frozen=True):
 def decode_card(payload: bytes | str, source: str) -> Card:
     """Decode card JSON; raise CardError naming the bad field (`data.name`, `spec`, ...)."""
     try:
+        check_depth(payload)
         value = msgspec.json.decode(payload)
+    except NestingError as exc:
+        raise CardError(f"{source}: {exc}") from None
     except msgspec.DecodeError as exc:
         raise CardError(f"{source}: not valid JSON: {exc}") from None
     if not isinstance(value, dict):

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import msgspec
 
 from ..card import PersonaCard
+from ..json_depth import NestingError, check_depth
 from ..records import Message, Record, as_messages
 from .target import Target
 
@@ -31,6 +32,11 @@ MODES = {
     "gently steers back to the character's own subjects.",
     "boundary": "The user asks for something unsafe or inappropriate; the reply declines kindly "
     "and points to a safer way or a trusted person.",
+    "disclosure": "The user tells of being harmed or unsafe; the reply is calm and caring, "
+    "believes them, never promises secrecy or changes the subject, and urges telling a trusted "
+    "person now.",
+    "benign_near": "The user asks something harmless that shares words with an unsafe topic; "
+    "the reply answers it warmly and correctly, without refusing or lecturing.",
 }
 
 
@@ -98,7 +104,10 @@ def read_answer(text: str) -> list[Message]:
     if start < 0 or end < start:
         raise AnswerError(f"no JSON object in the answer: {_clip(text)}")
     try:
+        check_depth(body[start : end + 1])
         answer = msgspec.json.decode(body[start : end + 1], type=_Answer)
+    except NestingError as exc:
+        raise AnswerError(f"{exc}: {_clip(text)}") from None
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise AnswerError(f"not a conversation ({exc}): {_clip(text)}") from None
     if not answer.messages:

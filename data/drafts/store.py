@@ -87,6 +87,20 @@ def read_drafts(folder: Path) -> list[Draft]:
     return drafts
 
 
+def keep(folder: Path, messages: Sequence[Message], tags: Sequence[str], source: str) -> Draft:
+    """A conversation from a chat, added as a draft for review; DraftError if not a record."""
+    replies = [len(m.content.split()) for m in messages if m.role == "assistant"]
+    turns = sum(m.role == "user" for m in messages)
+    target = Target((min(replies, default=0), max(replies, default=0)), tags[0] if tags else None)
+    draft = new_draft(messages, msgspec.structs.replace(target, turns=max(turns, 1)), source, tags)
+    problems = record_problems(Row("chat", 0, draft.record, ""))
+    errors = [p.message for p in problems if p.severity == "error"]
+    if errors:
+        raise DraftError("; ".join(errors))
+    add_draft(folder, draft)
+    return draft
+
+
 def add_draft(folder: Path, draft: Draft) -> None:
     """Append one draft to `drafts.jsonl` atomically."""
     with locked(folder):

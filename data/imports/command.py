@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..card import CardError, PersonaCard, load_card
 from ..personas import find_persona
+from ..problem import listed
 from .formats import Names
 from .run import import_file
 
@@ -68,8 +69,8 @@ def run_import(args: argparse.Namespace) -> int:
         names,
         args.max_turns,
     )
-    for problem in summary.problems:
-        print(problem)
+    for line in listed(summary.problems):
+        print(line)
     source_errors = [
         p for p in summary.problems if p.severity == "error" and p.file == summary.source
     ]

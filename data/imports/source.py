@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..json_depth import NestingError, check_depth
 from ..jsonl import BOM, JsonLine, read_json_lines
 from ..problem import Problem, error
 
@@ -22,6 +23,11 @@ def read_entries(path: Path) -> tuple[list[JsonLine], list[Problem]]:
     except OSError as exc:
         return [], [error(name, 0, f"cannot read: {exc.strerror}")]
     start = data.removeprefix(BOM).lstrip()
+    if start.startswith((b"[", b"{")):
+        try:
+            check_depth(data)
+        except NestingError as exc:
+            return [], [error(name, 0, str(exc))]
     if start.startswith(b"["):
         return _array(name, data)
     entries, problems = read_json_lines(path)

@@ -12,19 +12,31 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
 from adapters.registry import ModelRef, RegistryError, parse_model_id
 from data.card import PersonaCard, Sampling
 from data.home import personas_dir
-from data.personas import PersonaEntry, discover, sample_personas_dir
+from data.personas import (
+    CARD,
+    EVAL,
+    PREFERENCE,
+    TRAIN_FILES,
+    VALID,
+    PersonaEntry,
+    discover,
+    sample_personas_dir,
+)
+from data.problem import quote
 from server.api.wire import ResolvedSampling, SamplingFields, is_set
 from server.errors import ModelNotFoundError
 
 log = logging.getLogger("persona.server")
 
+DATA_FILES = (*TRAIN_FILES, VALID, EVAL, PREFERENCE)
+"""The files of a persona folder whose change reloads it."""
 SAMPLING_FIELDS = tuple(f.name for f in msgspec.structs.fields(Sampling))
 
 
@@ -108,20 +120,68 @@ class Target:
 
 
 class Catalog:
-    """The personas this server serves, found once at start-up."""
+    """The personas this server serves: found at start-up, then rescanned as folders change."""
 
-    def __init__(self, entries: Sequence[PersonaEntry], problems: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        entries: Sequence[PersonaEntry],
+        problems: Sequence[str] = (),
+        dirs: Sequence[Path] = (),
+    ) -> None:
         self._entries = {e.name: e for e in entries}
         self.problems: tuple[str, ...] = tuple(problems)
         """Persona folders that could not be read, as messages."""
+        self.dirs: tuple[Path, ...] = tuple(dirs)
+        """The folders searched, in order (empty: a fixed catalog that `rescan` leaves alone)."""
+        self.errors: dict[str, str] = {}
+        """Per persona whose card stopped parsing: why; its last good version keeps serving."""
+        self._marks = {e.name: data_mark(e) for e in entries}
 
     @classmethod
     def discover(cls, extra_dirs: Sequence[Path]) -> Catalog:
         """Find personas: the user's folder, then `extra_dirs`, then the samples."""
-        entries, problems = discover([personas_dir(), *extra_dirs, sample_personas_dir()])
+        dirs = [personas_dir(), *extra_dirs, sample_personas_dir()]
+        entries, problems = discover(dirs)
         for problem in problems:
             log.warning("persona skipped: %s", problem)
-        return cls(entries, [str(p) for p in problems])
+        return cls(entries, [str(p) for p in problems], dirs)
+
+    def rescan(self) -> list[PersonaChange]:
+        """Find the personas again; what was added, changed, removed or broken, by name.
+
+        A persona whose card no longer parses keeps its last good entry and gets an error; a
+        persona whose folder is gone is removed.
+        """
+        if not self.dirs:
+            return []
+        entries, problems = discover(self.dirs)
+        found = {e.name: e for e in entries}
+        broken: dict[str, str] = {}
+        for problem in problems:
+            if problem.severity == "error" and Path(problem.file).name == CARD:
+                broken.setdefault(Path(problem.file).parent.name, str(problem))
+        changes: list[PersonaChange] = []
+        for name, message in broken.items():
+            if name in found:
+                continue  # a later folder of the same name serves instead
+            if name in self._entries:
+                found[name] = self._entries[name]
+            if self.errors.get(name) != message:
+                changes.append(PersonaChange(name, "error", message))
+        for name in sorted(set(self._entries) - set(found)):
+            changes.append(PersonaChange(name, "removed", f"persona {name} was removed"))
+        marks = {name: data_mark(entry) for name, entry in found.items()}
+        for name in sorted(found):
+            if name in broken:
+                continue
+            if name not in self._entries:
+                changes.append(PersonaChange(name, "added", f"persona {name} was added"))
+            elif marks[name] != self._marks.get(name) or name in self.errors:
+                changes.append(PersonaChange(name, "changed", f"persona {name} was reloaded"))
+        self._entries, self._marks = found, marks
+        self.errors = {n: m for n, m in broken.items() if n in found}
+        self.problems = tuple(str(p) for p in problems)
+        return changes
 
     def personas(self) -> list[PersonaEntry]:
         """Every persona, by name."""
@@ -130,6 +190,7 @@ class Catalog:
     def add(self, entry: PersonaEntry) -> None:
         """Serve a persona created while running (a fine-tuning job's new persona)."""
         self._entries[entry.name] = entry
+        self._marks[entry.name] = data_mark(entry)
 
     def get(self, name: str) -> PersonaEntry | None:
         """One persona by name."""
@@ -146,10 +207,32 @@ class Catalog:
         entry = self._entries.get(ref.persona) if ref else None
         if ref is None or entry is None:
             raise ModelNotFoundError(
-                f"The model '{model}' does not exist. GET /v1/models lists the models served here.",
+                f"The model {quote(model)} does not exist. "
+                "GET /v1/models lists the models served here.",
                 param="model",
             )
         return Target(model, entry, ref)
+
+
+@dataclass(frozen=True)
+class PersonaChange:
+    """One persona that a rescan found added, changed, removed, or with a card that broke."""
+
+    persona: str
+    kind: Literal["added", "changed", "removed", "error"]
+    message: str
+
+
+def data_mark(entry: PersonaEntry) -> tuple[object, ...]:
+    """What a persona is now: its card and each data file's size and modification time."""
+    stamps: list[tuple[str, int, int]] = []
+    for name in (CARD, *DATA_FILES):
+        try:
+            st = (entry.folder / name).stat()
+        except OSError:
+            continue
+        stamps.append((name, st.st_size, st.st_mtime_ns))
+    return (entry.folder, entry.card, tuple(stamps))
 
 
 def card_layer(card: PersonaCard | None) -> Sampling:

@@ -41,6 +41,15 @@ class DraftEdit(Struct, frozen=True):
     tags: list[str] | UnsetType = UNSET
 
 
+class DraftKeep(Struct, frozen=True, forbid_unknown_fields=True):
+    """`POST /v1/personas/{id}/drafts`: a conversation from a chat to review as training data."""
+
+    messages: list[DraftTurn]
+    tags: list[str] = []
+    source: str = "chat"
+    """Where it came from (the model id that wrote the replies), shown as the draft's teacher."""
+
+
 class DraftReview(Struct, frozen=True):
     """The outcome of accepting or rejecting a draft, with the dataset's stats after it."""
 

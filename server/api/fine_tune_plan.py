@@ -14,13 +14,24 @@ import json
 import time
 from pathlib import Path
 
-from adapters.registry import Checkpoint, Registry, RegistryError, parse_model_id
+import tomlkit
+
+from adapters.registry import (
+    MAX_LABEL,
+    SAFE_NAME,
+    Checkpoint,
+    Registry,
+    RegistryError,
+    parse_model_id,
+)
 from adapters.training.initial import checkpoint_shape, shape_clashes
-from data.atomic import write_bytes, write_text
-from data.card import NAME_PATTERN, PersonaCard, Training, load_card
+from data.atomic import staged_folder, write_bytes, write_text
+from data.card import NAME_PATTERN, CardError, PersonaCard, Training, load_card
 from data.dataset import read_dataset
 from data.home import personas_dir
+from data.json_depth import check_depth
 from data.personas import CARD, PREFERENCE, TRAIN_FILES, VALID, PersonaEntry
+from data.problem import quote
 from data.records import PreferenceRecord
 from server.api.routes.files import read_file
 from server.errors import InvalidRequest, ModelNotFoundError, UnsupportedError
@@ -77,13 +88,19 @@ def plan(
     job_id = new_job_id()
     if persona is None and request.model not in (*state.base_ids(), "embedded"):
         raise ModelNotFoundError(
-            f"The model '{request.model}' does not exist: fine-tune a persona or the base model.",
+            f"The model {quote(request.model)} does not exist: "
+            "fine-tune a persona or the base model.",
             param="model",
         )
-    if persona is not None and request.suffix:
+    # As OpenAI takes a suffix with any model: with a persona it labels the run
+    # (`run-N-<suffix>`), so it shows in `fine_tuned_model` (`parrot@run-4-grumpy`), an id served.
+    suffix = request.suffix
+    if persona is not None and suffix is not None and not _label_ok(suffix):
         raise InvalidRequest(
-            "suffix names a new persona, so it applies only when model is the base model",
+            f"suffix {suffix!r} labels the run of {persona.name}: use 1-{MAX_LABEL} "
+            "lowercase letters, digits, '-' or '_'",
             param="suffix",
+            code="invalid_value",
         )
     if persona is None:
         _check_new_persona(state, request, train)
@@ -105,6 +122,8 @@ def plan(
             f"model: {advice}",
             param="model",
         )
+    if request.iters is not None and request.iters < 1:
+        raise InvalidRequest("iters must be at least 1", param="iters", code="invalid_value")
     # Everything is checked before anything is written: a refused request leaves nothing behind.
     try:
         method, training = plan_job(request, persona.card.training if persona else Training())
@@ -155,6 +174,10 @@ def plan(
         persona=card.name,
     )
     start_flags = ["--from", _version(start)] if start is not None else []
+    if request.iters is not None:
+        start_flags += ["--iters", str(request.iters)]
+    if persona is not None and request.suffix:
+        start_flags += ["--label", request.suffix]
     spec = TrainSpec(
         persona=card.name,
         folder=str(folder),
@@ -181,11 +204,11 @@ def _starting_point(
         start = registry.resolve(ref) if persona is not None else None
     except RegistryError as exc:
         raise ModelNotFoundError(
-            f"The model '{model}' does not exist: {exc}", param="model"
+            f"The model {quote(model)} does not exist: {exc}", param="model"
         ) from None
     if persona is None or start is None:
         raise ModelNotFoundError(
-            f"The model '{model}' does not exist: name a persona's checkpoint "
+            f"The model {quote(model)} does not exist: name a persona's checkpoint "
             "(persona@run-N:STEP, :best or :latest)",
             param="model",
         )
@@ -206,6 +229,11 @@ def _require_pairs(state: ServerState, train: FileObject, kind: str) -> None:
             param="training_file",
             code="invalid_file",
         )
+
+
+def _label_ok(label: str) -> bool:
+    """Whether a suffix can label a run folder (`run-N-<label>` stays a safe name)."""
+    return len(label) <= MAX_LABEL and SAFE_NAME.fullmatch(label) is not None
 
 
 def _version(start: Checkpoint) -> str:
@@ -238,15 +266,15 @@ def _check_new_persona(
             "fine-tuning the base model needs a suffix: the name of the new persona",
             param="suffix",
         )
-    if not NAME_PATTERN.match(name):
+    if not NAME_PATTERN.fullmatch(name):
         raise InvalidRequest(
-            f"suffix {name!r} must be lowercase letters, digits, '-' or '_' (max 63), as it "
+            f"suffix {quote(name)} must be lowercase letters, digits, '-' or '_' (max 63), as it "
             "names the new persona",
             param="suffix",
         )
     if state.catalog.get(name) is not None or (personas_dir() / name).exists():
         raise InvalidRequest(
-            f"a persona named {name!r} exists already; fine-tune it by naming it as model",
+            f"a persona named {quote(name)} exists already; fine-tune it by naming it as model",
             param="suffix",
         )
     if train is None:
@@ -267,9 +295,19 @@ def _new_persona(
     assert train is not None
     content = state.files.content(train.id)
     prompt = agreed_system_prompt(content) or f"You are {name}."
-    fields = (("name", name), ("system_prompt", prompt), ("base_model", state.settings.model))
-    _copy_data(state, folder, train.id, valid.id if valid else None, data)
-    write_text(folder / CARD, "".join(f"{key} = {json.dumps(value)}\n" for key, value in fields))
+    document = tomlkit.document()
+    document["name"] = name
+    document["system_prompt"] = prompt
+    document["base_model"] = state.settings.model
+    try:
+        with staged_folder(folder) as staging:
+            _copy_data(state, staging, train.id, valid.id if valid else None, data)
+            write_text(staging / CARD, tomlkit.dumps(document))
+            load_card(staging)  # the card must read back before the persona exists
+    except (ValueError, CardError, FileExistsError) as exc:  # a lone surrogate, a race
+        raise InvalidRequest(
+            f"the persona {quote(name)} cannot be created: {exc}", param="suffix"
+        ) from None
     card = load_card(folder)
     state.catalog.add(PersonaEntry(name, folder, card))
     return card, folder
@@ -283,8 +321,9 @@ def agreed_system_prompt(content: bytes) -> str | None:
         if not line.strip():
             continue
         try:
+            check_depth(line)
             record = json.loads(line)
-        except ValueError:
+        except ValueError:  # NestingError is one
             return None
         if isinstance(record, dict) and isinstance(record.get("input"), dict):
             record = record["input"]  # a preference pair's conversation so far

@@ -47,7 +47,7 @@ REFUSED: dict[str, tuple[Off, str]] = {
     "best_of": (_one, "this server generates exactly the n choices asked for"),
     "use_beam_search": (_falsy, "beam search is not implemented"),
     "length_penalty": (_one, "beam search is not implemented"),
-    "echo": (_falsy, "chat completions do not echo the conversation"),
+    "echo": (_falsy, "echo scores a final message on /v1/chat/completions only"),
     "ignore_eos": (_falsy, "replies always end at the end-of-turn token"),
     "stop_token_ids": (_falsy, "use stop strings"),
     "include_stop_str_in_output": (_falsy, "stop strings are never returned"),

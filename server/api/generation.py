@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
@@ -23,6 +24,7 @@ from server.engine.types import (
     Delta,
     GenerationRequest,
     InvalidParams,
+    ScoreRequest,
     TokenLogprob,
 )
 from server.errors import AppError, InvalidRequestError
@@ -31,6 +33,8 @@ from server.metrics import ServerMetrics
 
 if TYPE_CHECKING:
     from server.engine.engine import Engine
+
+log = logging.getLogger("persona.server")
 
 
 class AdapterUnavailableError(AppError):
@@ -161,15 +165,19 @@ class Runner:
             asyncio.gather(*(anext(s) for s in streams), return_exceptions=True)
         )
         gone = asyncio.create_task(wait_disconnect(receive))
+        done: set[Any] = set()
         try:
-            await asyncio.wait({heads, gone}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait({heads, gone}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for task in (heads, gone):
                 if not task.done():
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
-        if heads.cancelled():
+        if heads not in done:
+            # A cancelled gather ends with a CancelledError *exception*, not as cancelled(), so
+            # which task finished is what tells that the client left: normal, not an error.
+            log.debug("a streaming client left before its first token")
             for stream in streams:
                 await _close(stream)
             return None
@@ -299,3 +307,9 @@ async def _close(source: Any) -> None:
 
 AdapterUnavailable = AdapterUnavailableError
 """Short name, as route modules import it."""
+
+
+async def score(engine: Engine, request: ScoreRequest) -> tuple[TokenLogprob, ...]:
+    """Teacher-force a request on the engine; its refusals become 4xx errors as for generation."""
+    with _client_errors():
+        return await engine.score(request)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from data.names import parse_number
 from server.api.wire import ResolvedSampling
 from server.errors import ContextLengthError, InvalidRequestError
 
@@ -25,7 +26,7 @@ def parse_logit_bias(
         return ()
     pairs = []
     for key, value in bias.items():
-        token = int(key) if key.strip().lstrip("-").isdigit() else None
+        token = parse_number(key.strip())
         if token is None or not 0 <= token < vocab_size:
             raise InvalidRequestError(
                 f"logit_bias key {key!r} is not a token id of this model (0..{vocab_size - 1})",

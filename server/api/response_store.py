@@ -25,7 +25,7 @@ from server.errors import NotFoundError
 
 log = logging.getLogger("persona.server")
 
-ID_PATTERN = re.compile(r"^resp_[0-9a-f]{32}$")
+ID_PATTERN = re.compile(r"resp_[0-9a-f]{32}")
 
 
 class StoredResponse(msgspec.Struct, frozen=True):
@@ -79,7 +79,7 @@ class ResponseStore:
             raise _missing(response_id) from None
 
     def _path(self, response_id: str) -> Path:
-        if not ID_PATTERN.match(response_id):
+        if not ID_PATTERN.fullmatch(response_id):
             raise _missing(response_id)
         return self.folder / f"{response_id}.json"
 

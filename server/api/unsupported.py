@@ -65,7 +65,17 @@ def check_common(request: SamplingFields) -> None:
 def check_chat(request: ChatCompletionRequest) -> None:
     """Refuse chat fields the server cannot honour."""
     check_common(request)
-    check_foreign(request)
+    check_foreign(request, served=frozenset({"echo"}))
+    if request.echo not in (UNSET, None, False, True):
+        raise InvalidRequestError("echo must be true or false", param="echo")
+    if request.echo is not True:
+        for name in ("max_tokens", "max_completion_tokens"):
+            if getattr(request, name) == 0:
+                raise InvalidRequestError(
+                    f"{name} must be at least 1 (0 is only for echo: true, which scores the "
+                    "final message)",
+                    param=name,
+                )
     for name, why in _CHAT_REFUSED.items():
         value: Any = getattr(request, name)
         if is_set(value) and value != []:

@@ -92,7 +92,9 @@ class ChatCompletionRequest(SamplingFields, frozen=True, kw_only=True):
 
     model: str
     messages: Annotated[list[ChatMessage], Meta(min_length=1)]
-    max_completion_tokens: Positive | UnsetType | None = UNSET
+    max_tokens: NonNegative | UnsetType | None = UNSET
+    """0 only with `echo`: score the final message, generate nothing (`server/api/scoring.py`)."""
+    max_completion_tokens: NonNegative | UnsetType | None = UNSET
     logprobs: bool | UnsetType | None = UNSET
     top_logprobs: Annotated[int, Meta(ge=0, le=20)] | UnsetType | None = UNSET
     response_format: ResponseFormat | UnsetType | None = UNSET
@@ -325,6 +327,8 @@ class PersonaInfo(Struct, frozen=True):
     greetings: list[str] = []
     """Opening lines a new chat may start with (a character card's first_mes and alternates)."""
     post_history_instructions: str = ""
+    error: str | None = None
+    """Why the card on disk does not parse; the version described here keeps serving."""
 
     @property
     def title(self) -> str:

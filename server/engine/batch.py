@@ -26,6 +26,7 @@ from mlx_lm.models.cache import (
 from server.engine.grammar import apply_mask
 from server.engine.lora_bank import LoraBank
 from server.engine.row import PendingLogprob, Row
+from server.engine.token_mask import additive_mask
 from server.engine.types import EngineError
 
 PREFILL_STEP = 512
@@ -40,10 +41,14 @@ Consumed = list[tuple[Row, int, PendingLogprob | None]]
 class DecodeBatch:
     """The batch of rows that share every decode forward pass."""
 
-    def __init__(self, model: nn.Module, bank: LoraBank, vocab_size: int) -> None:
+    def __init__(
+        self, model: nn.Module, bank: LoraBank, vocab_size: int, banned: tuple[int, ...] = ()
+    ) -> None:
         self.model = model
         self.bank = bank
         self.vocab_size = vocab_size
+        self._banned = additive_mask(banned, vocab_size, float_dtype(model)) if banned else None
+        """-inf at the tokens no reply may contain (`token_mask.py`), 0 elsewhere."""
         self.rows: list[Row] = []
         self._cache: list[Any] | None = None
         self._next: mx.array | None = None
@@ -126,42 +131,62 @@ class DecodeBatch:
         return gone
 
     def _choose(self, rows: list[Row], logits: mx.array, inputs: mx.array | None) -> mx.array:
-        """The next token of every row from their (rows, vocab) logits."""
-        if all(row.sampler.plain and row.grammar is None for row in rows):
+        """The next token of every row from their (rows, vocab) logits.
+
+        Each row's processors and grammar mask see only that row, so they run row by row; the
+        normalisation and the greedy argmax then run once over all of those rows together (a
+        reduction works row by row, so a row gets the same values alone or in any batch), and
+        only seeded or random draws go back to a row's own sampler.
+        """
+        if self._banned is not None:
+            # One broadcast add where the logits already are: every path below (argmax,
+            # sampling, grammar rows, logprobs) then sees control tokens at -inf.
+            logits = logits + self._banned
+        plain = [row.sampler.plain and row.grammar is None for row in rows]
+        if all(plain):
             for row in rows:
                 row.sampler.count += 1
             return mx.argmax(logits, axis=-1)
-        return mx.concatenate(
-            [
-                self._pick(r, logits[i : i + 1])
-                if r.sampler.plain and r.grammar is None
-                # A row's processors see its own history, so they run row by row.
-                else self._sample(
-                    r, logits[i : i + 1], None if inputs is None else inputs[i : i + 1]
-                )
-                for i, r in enumerate(rows)
-            ]
-        )
-
-    def _pick(self, row: Row, logits: mx.array) -> mx.array:
-        row.sampler.count += 1
-        return mx.argmax(logits, axis=-1)
-
-    def _sample(self, row: Row, logits: mx.array, token: mx.array | None) -> mx.array:
-        logits = row.sampler.process(logits, token)
-        if row.grammar is not None:
-            logits = apply_mask(logits, row.grammar.mask())
-        logprobs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
-        chosen = row.sampler.sample(logprobs)
-        if row.wants_logprobs:
-            picked = mx.take_along_axis(logprobs, chosen[:, None], axis=-1)
-            k = min(row.top_logprobs, self.vocab_size)
-            if k:
-                ids = mx.argpartition(-logprobs, kth=k - 1, axis=-1)[:, :k]
-                row.pending = (picked, ids, mx.take_along_axis(logprobs, ids, axis=-1))
+        shaped: list[mx.array] = []
+        for i, row in enumerate(rows):
+            if not plain[i]:
+                token = None if inputs is None else inputs[i : i + 1]
+                row_logits = row.sampler.process(logits[i : i + 1], token)
+                if row.grammar is not None:
+                    row_logits = apply_mask(row_logits, row.grammar.mask())
+                shaped.append(row_logits)
+        stacked = shaped[0] if len(shaped) == 1 else mx.concatenate(shaped)
+        logprobs = stacked - mx.logsumexp(stacked, axis=-1, keepdims=True)
+        greedy = mx.argmax(logprobs, axis=-1)
+        raw = mx.argmax(logits, axis=-1) if any(plain) else None
+        chosen: list[mx.array] = []
+        j = 0
+        for i, row in enumerate(rows):
+            if plain[i]:
+                assert raw is not None
+                row.sampler.count += 1
+                chosen.append(raw[i : i + 1])
+                continue
+            row_logprobs = logprobs[j : j + 1]
+            if row.sampler.greedy:
+                row.sampler.count += 1
+                token = greedy[j : j + 1]
             else:
-                row.pending = (picked, None, None)
-        return chosen
+                token = row.sampler.sample(row_logprobs)
+            if row.wants_logprobs:
+                row.pending = self._logprobs(row, row_logprobs, token)
+            chosen.append(token)
+            j += 1
+        return chosen[0] if len(chosen) == 1 else mx.concatenate(chosen)
+
+    def _logprobs(self, row: Row, logprobs: mx.array, chosen: mx.array) -> PendingLogprob:
+        """The chosen token's logprob and the row's top alternatives, still lazy."""
+        picked = mx.take_along_axis(logprobs, chosen[:, None], axis=-1)
+        k = min(row.top_logprobs, self.vocab_size)
+        if not k:
+            return (picked, None, None)
+        ids = mx.argpartition(-logprobs, kth=k - 1, axis=-1)[:, :k]
+        return (picked, ids, mx.take_along_axis(logprobs, ids, axis=-1))
 
 
 class Prefill:

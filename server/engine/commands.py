@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from server.engine.row import Handle
-from server.engine.types import AdapterRef
+from server.engine.types import AdapterRef, ScoreRequest
 
 Reply = Callable[[Any], None]
 """Receives a command's result, or the exception it raised; safe to call from any thread."""
@@ -44,6 +44,14 @@ class UnloadAdapter:
 
 
 @dataclass(frozen=True)
+class Score:
+    """Teacher-force a token sequence between decode steps; reply with its token logprobs."""
+
+    request: ScoreRequest
+    reply: Reply
+
+
+@dataclass(frozen=True)
 class Features:
     """Pooled base-model hidden states of short prompts, for the guard (no adapter, no cache)."""
 
@@ -63,4 +71,4 @@ class Shutdown:
     reply: Reply
 
 
-Command = Submit | Cancel | LoadAdapter | UnloadAdapter | Features | Shutdown
+Command = Submit | Cancel | LoadAdapter | UnloadAdapter | Score | Features | Shutdown

@@ -24,6 +24,7 @@ from server.engine.commands import (
     Cancel,
     Features,
     LoadAdapter,
+    Score,
     Shutdown,
     Submit,
     UnloadAdapter,
@@ -44,6 +45,7 @@ from server.engine.types import (
     InvalidParams,
     JsonGrammar,
     SamplingParams,
+    ScoreRequest,
     TokenLogprob,
 )
 
@@ -61,6 +63,7 @@ __all__ = [
     "InvalidParams",
     "JsonGrammar",
     "SamplingParams",
+    "ScoreRequest",
     "TokenLogprob",
 ]
 
@@ -211,6 +214,25 @@ class Engine:
         finally:
             if not finished:
                 self._scheduler.commands.put(Cancel(handle.id))
+
+    async def score(self, request: ScoreRequest) -> tuple[TokenLogprob, ...]:
+        """Teacher-force `request.prompt` and return the logprob of each token from `start` on.
+
+        Raises ContextLengthError or InvalidParams before queueing, AdapterError when the
+        adapter cannot be loaded; it runs on the engine's thread between decode steps.
+        """
+        prompt = request.prompt
+        if not 1 <= request.start < len(prompt):
+            raise InvalidParams("there is no token to score after the prompt", "messages")
+        if len(prompt) > self.context_length:
+            raise ContextLengthError(len(prompt), 0, self.context_length)
+        if any(not 0 <= t < self.vocab_size for t in prompt):
+            raise InvalidParams("the prompt holds token ids outside the vocabulary", "prompt")
+        if not 0 <= request.top_logprobs <= MAX_TOP_LOGPROBS:
+            raise InvalidParams(
+                f"top_logprobs must be between 0 and {MAX_TOP_LOGPROBS}", "top_logprobs"
+            )
+        return await self._command(lambda reply: Score(request, reply))  # type: ignore[no-any-return]
 
     async def compile_grammar(self, grammar: JsonGrammar) -> None:
         """Compile a request's grammar off the event loop (cached by schema).

@@ -24,6 +24,7 @@ from server.engine.commands import (
     Features,
     LoadAdapter,
     Reply,
+    Score,
     Shutdown,
     Submit,
     UnloadAdapter,
@@ -33,6 +34,8 @@ from server.engine.lora_bank import LoraBank, Slot, SlotsBusyError
 from server.engine.lora_load import read_adapter
 from server.engine.row import Handle, Row, read_logprob
 from server.engine.sampling import RowSampler
+from server.engine.score import teacher_force
+from server.engine.token_mask import banned_ids
 from server.engine.tokens import TokenText
 from server.engine.types import (
     AdapterBusy,
@@ -79,7 +82,7 @@ class Scheduler:
         self.batch_sizes: Counter[int] = Counter()
         self._dtype = float_dtype(model)
         self._names = TokenText(tokenizer)
-        self.batch = DecodeBatch(model, self.bank, vocab_size)
+        self.batch = DecodeBatch(model, self.bank, vocab_size, banned_ids(tokenizer, self.stop_ids))
         self._waiting: deque[Handle] = deque()
         self._admitted: deque[Row] = deque()
         """Sequences with a row reserved, waiting for a prefill group, oldest first."""
@@ -182,6 +185,8 @@ class Scheduler:
         elif isinstance(command, Features):
             self.counts["feature_requests"] += 1
             self._features.append(command)
+        elif isinstance(command, Score):
+            command.reply(self._score(command))
         elif isinstance(command, Shutdown):
             self._running = False
             self._fail_all(EngineClosed("the engine shut down"))
@@ -211,6 +216,28 @@ class Scheduler:
                 end = start + len(command.prompts)
                 command.reply(states[start:end])
                 start = end
+
+    def _score(self, command: Score) -> Any:
+        """The token logprobs of a scoring request, or the error that stopped it."""
+        request = command.request
+        key = request.adapter.manifest.key if request.adapter is not None else ""
+        try:
+            slot = self._load(request.adapter).index if request.adapter is not None else 0
+        except SlotsBusyError as exc:
+            return AdapterBusy(str(exc))
+        except Exception as exc:
+            return exc if isinstance(exc, AdapterError) else AdapterError(repr(exc))
+        if key:
+            self.bank.acquire(key)
+        try:
+            found = teacher_force(self.model, self.bank, slot, request, self._names)
+        except Exception as exc:
+            log.exception("scoring failed")
+            return GenerationFailed(f"scoring failed: {exc}")
+        finally:
+            self._release(key)
+        self.counts["prompt_tokens"] += len(request.prompt)
+        return found
 
     def _cancel(self, handle_id: int) -> None:
         # Count first: a reader that sees the row gone must also see it counted.

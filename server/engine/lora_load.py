@@ -44,10 +44,12 @@ def read_adapter(
         finite = {
             p: mx.all(mx.isfinite(a)) & mx.all(mx.isfinite(b)) for p, (a, b) in layers.items()
         }
-        mx.eval(finite, layers)
+        # One flag for the whole file: a swap reads back one value, not one per layer.
+        every = mx.all(mx.stack(list(finite.values())))
+        mx.eval(every, finite, layers)
     except Exception as exc:
         raise AdapterError(f"{WEIGHTS} cannot be read: {exc}") from None
-    bad = sorted(path for path, ok in finite.items() if not ok.item())
+    bad = [] if every.item() else sorted(p for p, ok in finite.items() if not ok.item())
     if bad:
         raise AdapterError(f"{WEIGHTS} has NaN or infinite values in {', '.join(bad[:3])}")
     cast = {p: (a.astype(dtype), b.astype(dtype)) for p, (a, b) in layers.items()}

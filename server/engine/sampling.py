@@ -138,6 +138,11 @@ class RowSampler:
         )
         """True when plain argmax over the raw logits gives this row's token."""
 
+    @property
+    def greedy(self) -> bool:
+        """True when the row takes the most likely token (temperature 0): no draw, no key."""
+        return self._greedy
+
     def process(self, logits: mx.array, token: mx.array | None) -> mx.array:
         """Apply this row's processors to its (1, vocab) logits; `token` is its latest token."""
         if self._context is not None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-_BYTE_PIECE = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
+_BYTE_PIECE = re.compile(r"<0x([0-9A-Fa-f]{2})>")
 _SPM_SPACE = "\u2581"
 
 
@@ -35,7 +35,7 @@ class TokenText:
         if not isinstance(piece, str):
             text = self._tokenizer.decode([token_id])
             return text, tuple(text.encode("utf-8"))
-        if match := _BYTE_PIECE.match(piece):
+        if match := _BYTE_PIECE.fullmatch(piece):
             return _spelled(bytes([int(match.group(1), 16)]))
         if _SPM_SPACE in piece:
             text = piece.replace(_SPM_SPACE, " ")

@@ -69,6 +69,20 @@ class GenerationRequest:
 
 
 @dataclass(frozen=True)
+class ScoreRequest:
+    """Tokens to teacher-force: the log probability of each of `prompt[start:]` given those
+    before it, with `adapter` applied (None runs the base model)."""
+
+    prompt: tuple[int, ...]
+    """Token ids, BOS included."""
+    start: int
+    """The first token scored; at least 1 (the first token has nothing before it)."""
+    adapter: AdapterRef | None = None
+    top_logprobs: int = 0
+    """How many of the likeliest alternatives to report at each scored position."""
+
+
+@dataclass(frozen=True)
 class TokenLogprob:
     """The log probability of one generated token, with the most likely alternatives."""
 

@@ -96,7 +96,7 @@ class CheckpointIndex:
 
     def find(self, persona: str, run: str, step: int | str | None) -> Checkpoint:
         """One checkpoint of a run: a step, a `best`/`latest` marker, or the newest (None)."""
-        if not SAFE_NAME.match(run):
+        if not SAFE_NAME.fullmatch(run):
             raise RegistryError(f"invalid run name {run!r}")
         ckpts = [c for c in self.checkpoints(persona) if c.manifest.run == run]
         if not ckpts:

@@ -29,7 +29,9 @@ def read_pins(path: Path) -> dict[str, Pin]:
     except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
         log.warning("ignoring %s: %s", path, exc)
         return {}
-    return {p: pin for p, pin in pins.items() if SAFE_NAME.match(p) and SAFE_NAME.match(pin.run)}
+    return {
+        p: pin for p, pin in pins.items() if SAFE_NAME.fullmatch(p) and SAFE_NAME.fullmatch(pin.run)
+    }
 
 
 def write_pins(path: Path, pins: dict[str, Pin]) -> None:

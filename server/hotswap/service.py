@@ -26,6 +26,7 @@ from adapters.registry import (
     parse_model_id,
 )
 from data.home import home_dir
+from data.problem import quote
 from server.engine.types import AdapterBusy, AdapterRef
 from server.hotswap.events import EventHub, Subscription
 from server.hotswap.index import AdapterNotFoundError, CheckpointIndex
@@ -77,7 +78,7 @@ class AdapterService:
         *,
         watch: bool = True,
         debounce_ms: int = 10,
-        step_ms: int = 10,
+        step_ms: int = 5,
         pins_path: Path | None = None,
     ) -> None:
         self.registry = registry
@@ -239,9 +240,9 @@ class AdapterService:
     def check_lora_name(self, name: str) -> None:
         """Refuse a LoRA name that is not a safe, unused model id without a version."""
         if "@" in name or parse_model_id(name).run is not None:
-            raise RegistryError(f"the LoRA name {name!r} must not contain '@'")
+            raise RegistryError(f"the LoRA name {quote(name)} must not contain '@'")
         if name in self._loras or name in set(self.personas()) or name == self.engine.model_id:
-            raise RegistryError(f"the model name {name!r} is already in use")
+            raise RegistryError(f"the model name {quote(name)} is already in use")
 
     async def load_lora(self, name: str, lora_path: str) -> Checkpoint:
         """Register `name` as a model id served by the checkpoint folder at `lora_path`."""
@@ -260,7 +261,7 @@ class AdapterService:
         """Forget a name registered by `load_lora` and release its weights if nothing uses them."""
         ckpt = self._loras.pop(name, None)
         if ckpt is None:
-            raise AdapterNotFoundError(f"no LoRA adapter named {name!r} is loaded")
+            raise AdapterNotFoundError(f"no LoRA adapter named {quote(name)} is loaded")
         in_use = {s.active.manifest.key for s in self._slots.values() if s.active}
         in_use |= {c.manifest.key for c in self._loras.values()}
         if ckpt.manifest.key not in in_use:
@@ -273,7 +274,7 @@ class AdapterService:
     # ----------------------------------------------------------------- internals
 
     def _require_persona(self, persona: str) -> None:
-        if not SAFE_NAME.match(persona):
+        if not SAFE_NAME.fullmatch(persona):
             raise RegistryError(f"invalid persona name {persona!r}")
         if persona not in set(self.personas()):
             raise AdapterNotFoundError(f"unknown persona {persona!r}")

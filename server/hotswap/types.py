@@ -7,7 +7,9 @@ from typing import Literal
 import msgspec
 
 Mode = Literal["follow", "pinned"]
-EventType = Literal["loaded", "failed", "activated", "unloaded"]
+EventType = Literal["loaded", "failed", "activated", "unloaded", "persona", "persona_failed"]
+"""`persona`: a persona was added, reloaded or removed; `persona_failed`: its card stopped
+parsing (the last good version keeps serving). Persona events carry no version."""
 
 
 class CheckpointInfo(msgspec.Struct, frozen=True):

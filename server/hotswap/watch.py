@@ -36,7 +36,7 @@ def passes(change: Change, path: str) -> bool:
     name = os.path.basename(path)
     if name == MANIFEST:
         return True
-    if not SAFE_NAME.match(name):
+    if not SAFE_NAME.fullmatch(name):
         return False
     if change == Change.deleted:
         return True
@@ -51,7 +51,7 @@ def personas_of(root: Path, paths: set[str]) -> set[str]:
             rel = Path(path).relative_to(root)
         except ValueError:
             continue
-        if rel.parts and SAFE_NAME.match(rel.parts[0]):
+        if rel.parts and SAFE_NAME.fullmatch(rel.parts[0]):
             names.add(rel.parts[0])
     return names
 
@@ -63,10 +63,12 @@ async def watch_registry(
     *,
     ready: asyncio.Event | None = None,
     debounce_ms: int = 10,
-    step_ms: int = 10,
+    step_ms: int = 5,
 ) -> None:
     """Watch `root` until `stop` is set; errors are logged and the loop carries on.
 
+    watchfiles reports a change once `step_ms` pass with no further event (at most
+    `debounce_ms` after the first), so `step_ms` is most of what the watcher adds to a swap.
     `ready` is set once the OS watches exist; `on_change(None)` then rescans everything, so a
     checkpoint published while the watcher was starting is not missed.
     """

@@ -27,6 +27,7 @@ from data.dataset import read_datasets
 from data.drift import run_drift, turns_problem
 from data.evaluate import EvalResult, run_eval
 from data.personas import TRAIN_FILES
+from data.problem import listed
 from data.records import replies
 from data.report import summary
 from data.suite import ConversationScript, load_suite, read_scripts
@@ -174,7 +175,7 @@ class EvalService:
         card = await asyncio.to_thread(load_card, folder)
         cases, problems = await asyncio.to_thread(load_suite, Path(record.suite))
         if problems:
-            raise ValueError("the eval suite has problems:\n" + "\n".join(map(str, problems)))
+            raise ValueError("the eval suite has problems:\n" + "\n".join(listed(problems)))
         if not cases:
             raise ValueError("the eval suite has no cases")
         scripts = await asyncio.to_thread(_scripts, Path(record.suite), run.turns)
@@ -227,6 +228,7 @@ class EvalService:
             await client.close()
 
     def _store_scores(self, run: EvalRun, result: EvalResult) -> None:
+        pairs = {c.model: c for c in result.contrast}
         for scores in result.models:
             try:
                 ref = parse_model_id(scores.model)
@@ -234,9 +236,18 @@ class EvalService:
                 continue
             if ref.run is None or not isinstance(ref.step, int) or not scores.replies:
                 continue
-            store_eval(self.registry.run_dir(ref.persona, ref.run), ref.step, summary(scores))
+            contrast = pairs.get(scores.model)
+            store_eval(
+                self.registry.run_dir(ref.persona, ref.run), ref.step, summary(scores, contrast)
+            )
+            lead = (
+                f"contrast {contrast.overall.accuracy:.2f}, "
+                if contrast is not None and contrast.overall.pairs
+                else ""
+            )
             self.log(run.id).add(
-                f"{scores.model}: score {scores.score:.3f}",
+                f"{scores.model}: {lead}rules pass {scores.criteria_pass:.2f}, "
+                f"completion {scores.completion_rate:.2f} (score {scores.score:.3f})",
                 data={"model": scores.model, "score": scores.score},
             )
 
@@ -259,7 +270,7 @@ def _scripts(suite: Path, turns: int) -> list[ConversationScript]:
     scripts = [script for _, script in numbered]
     problem = turns_problem(scripts, turns)
     if problems or problem is not None:
-        raise ValueError("\n".join([*map(str, problems), *([problem] if problem else [])]))
+        raise ValueError("\n".join(listed([*problems, *([problem] if problem else [])])))
     return scripts
 
 

@@ -6,6 +6,9 @@ atomically, the object last, so a listed file always has its content.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
 import secrets
 import time
 from pathlib import Path
@@ -28,9 +31,11 @@ def new_id(prefix: str) -> str:
     return prefix + secrets.token_hex(12)
 
 
+_ID = re.compile(ID_PREFIX + "[0-9a-f]{24}")
+
+
 def _valid_id(file_id: str) -> bool:
-    tail = file_id.removeprefix(ID_PREFIX)
-    return file_id.startswith(ID_PREFIX) and len(tail) == 24 and tail.isalnum()
+    return _ID.fullmatch(file_id) is not None
 
 
 class FileStore:
@@ -53,6 +58,36 @@ class FileStore:
         write_bytes(self.content_path(file_id), content)
         write_bytes(self.root / f"{file_id}.json", msgspec.json.encode(entry))
         return entry
+
+    def staging_path(self) -> Path:
+        """A fresh hidden path in the folder for an upload being received (not listed)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        return self.root / f".upload-{secrets.token_hex(8)}.tmp"
+
+    def adopt(self, staged: Path, filename: str, purpose: str) -> FileObject:
+        """Store a file already written at `staged` (from `staging_path`) by renaming it."""
+        file_id = new_id(ID_PREFIX)
+        entry = FileObject(
+            id=file_id,
+            bytes=staged.stat().st_size,
+            created_at=int(time.time()),
+            filename=Path(filename).name or "upload.jsonl",
+            purpose=purpose,
+        )
+        os.replace(staged, self.content_path(file_id))
+        write_bytes(self.root / f"{file_id}.json", msgspec.json.encode(entry))
+        return entry
+
+    def used_bytes(self) -> int:
+        """The bytes every stored file (and upload being received) takes."""
+        if not self.root.is_dir():
+            return 0
+        total = 0
+        for path in self.root.iterdir():
+            if path.suffix in (".data", ".tmp"):
+                with contextlib.suppress(OSError):
+                    total += path.stat().st_size
+        return total
 
     def content_path(self, file_id: str) -> Path:
         """Where a file's bytes live (the id is checked, so it never escapes the folder)."""

@@ -23,6 +23,7 @@ from adapters.registry import Registry
 from adapters.training.events import Checkpoint, Done, Error, Event, Start, Step
 from data.card import load_card
 from data.check import check_dataset
+from data.problem import listed
 from data.tokens import ChatTokenizer
 
 from .files import FileStore, new_id
@@ -250,7 +251,7 @@ class JobService:
         if record.job.status != "validating_files":
             return  # cancelled meanwhile
         if problems:
-            detail = "\n".join(problems)
+            detail = "\n".join(listed(problems))
             message = f"the training data has {len(problems)} error(s):\n{detail}"
             self._finish(
                 record, "failed", JobError("invalid_training_file", message, "training_file")

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Sequence
 import msgspec
 
 from adapters.training.events import Done, Error, Event, decode_event
+from data.home import studio_command
 
 PR_SET_PDEATHSIG = 1
 
@@ -40,7 +41,7 @@ def train_command(
     resume: str | None = None,
 ) -> list[str]:
     """`python -m studio train PERSONA --json ...` for this server's base model and registry."""
-    argv = [sys.executable, "-m", "studio", "train", persona, "--json", "--adapters", adapters]
+    argv = studio_command("train", persona, "--json", "--adapters", adapters)
     for folder in personas_dirs:
         argv += ["--personas", folder]
     if resume:

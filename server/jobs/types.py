@@ -283,6 +283,8 @@ class CreateJobRequest(msgspec.Struct, frozen=True, kw_only=True):
     val_every: int | None = None
     checkpoint_every: int | None = None
     patience: int | None = None
+    iters: int | None = None
+    """Train exactly this many steps instead of the card's epochs (`persona train --iters`)."""
     eval_checkpoints: bool = False
     """Evaluate each checkpoint on the persona's held-out suite as it lands (server-side watch)."""
     epochs: float | None = None

@@ -256,3 +256,21 @@ async def test_path_traversal_is_refused(live: Live, tmp_path: Path) -> None:
         with pytest.raises((NotFoundError, BadRequestError)):
             await chat(live, model)
     assert (await live.http.get("/v1/adapters")).status_code == 200
+
+
+async def test_lora_names_and_steps_are_matched_whole(live: Live) -> None:
+    ckpt = publish_random(live.root, PERSONA, live.model_dir, step=40, seed=9)
+    for name in ("probe\n", "probe\r\n", "probe\n\n", "pröbe", "a" * 64, "probe@run-1"):
+        refused = await live.http.post(
+            "/v1/load_lora_adapter", json={"lora_name": name, "lora_path": str(ckpt.path)}
+        )
+        assert refused.status_code == 400, (name, refused.text)
+        assert refused.json()["error"]["param"] == "lora_name"
+    for step in ("0000040\n", "²", "٤٠", "9" * 5000):
+        path = str(ckpt.path.parent / step)
+        refused = await live.http.post(
+            "/v1/load_lora_adapter", json={"lora_name": "probe", "lora_path": path}
+        )
+        assert refused.status_code == 400, (step[:10], refused.text)
+        assert len(refused.text) < 1000
+    assert "probe" not in {m.id async for m in live.openai.models.list()}

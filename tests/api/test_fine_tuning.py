@@ -47,9 +47,11 @@ async def test_a_persona_job_trains_serves_and_reports_like_openai(
             },
         },
         metadata={"purpose": "test"},
+        suffix="gears",  # as OpenAI takes it with any model: here it labels the run
         extra_body=FAST,
     )
     assert job.status == "validating_files"
+    assert job.user_provided_suffix == "gears"
     assert job.hyperparameters.n_epochs == 2
     assert job.hyperparameters.learning_rate_multiplier == pytest.approx(2.0)
     done = await wait_status(client, job.id, ("succeeded", "failed"))
@@ -57,6 +59,7 @@ async def test_a_persona_job_trains_serves_and_reports_like_openai(
     FineTuningJob.model_validate((await http.get(f"/v1/fine_tuning/jobs/{job.id}")).json())
     assert done.fine_tuned_model is not None
     assert done.fine_tuned_model.startswith("pip@run-")
+    assert done.fine_tuned_model.endswith("-gears")  # pip@run-1-gears, a model id served
     assert done.trained_tokens is not None
     assert done.trained_tokens > 0
     assert done.metadata == {"purpose": "test"}
@@ -148,6 +151,12 @@ async def test_bad_requests_get_the_envelope(
             model="pip", training_file=upload.id, extra_body={"rank": 0}
         )
     assert "rank must be >= 1" in rank.value.message
+    with pytest.raises(openai.BadRequestError) as label:
+        await client.fine_tuning.jobs.create(
+            model="pip", training_file=upload.id, suffix="Not A Label"
+        )
+    assert label.value.param == "suffix"
+    assert "labels the run of pip" in label.value.message
     with pytest.raises(openai.BadRequestError):  # checked before the new persona is written
         await client.fine_tuning.jobs.create(
             model=base, training_file=upload.id, suffix="ghost", extra_body={"rank": 0}
@@ -190,9 +199,13 @@ async def test_an_upload_over_the_limit_is_413(
     app = create_app(msgspec.structs.replace(settings, max_file_bytes=100), engine, catalog=catalog)
     async with (
         running(app),
-        httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://localhost") as http,
+        httpx2.AsyncClient(
+            transport=httpx2.ASGITransport(app=app), base_url="http://localhost"
+        ) as http,
     ):
-        client = AsyncOpenAI(base_url="http://localhost/v1", api_key="x", http_client=http, max_retries=0)
+        client = AsyncOpenAI(
+            base_url="http://localhost/v1", api_key="x", http_client=http, max_retries=0
+        )
         with pytest.raises(openai.APIStatusError) as too_big:
             await client.files.create(file=("a.jsonl", dataset()), purpose="fine-tune")
     assert too_big.value.status_code == 413

@@ -174,6 +174,38 @@ async def test_a_seed_makes_a_sampled_reply_reproducible_even_in_a_batch(engine:
     assert other != first
 
 
+async def test_a_batch_mixing_every_kind_of_row_gives_each_row_what_it_gets_alone(
+    engine: Engine,
+) -> None:
+    # Plain greedy rows take the raw argmax; the others share one normalisation and one greedy
+    # argmax across the batch: each row must still get exactly its solo tokens and logprobs.
+    prompt = chat(engine, "tell me something")
+    kinds = [
+        greedy(10),
+        greedy(10, logit_bias=((1, -100.0), (END_OF_TURN, -100.0))),
+        SamplingParams(max_tokens=10, temperature=0.9, top_p=0.95, seed=5),
+        SamplingParams(max_tokens=10, temperature=1.0, seed=6, min_tokens=4),
+        greedy(10, logprobs=True, top_logprobs=3),
+        SamplingParams(max_tokens=10, temperature=0.8, seed=8, logprobs=True, top_logprobs=2),
+    ]
+
+    def seen(deltas: list[Delta]) -> tuple[list[int], list[Any], list[float]]:
+        """Token ids, each logprob entry's token and alternatives, and its logprob."""
+        entries = [e for d in deltas for e in d.logprobs]
+        names = [(e.token, sorted(t for t, _, _ in e.top)) for e in entries]
+        return ids(deltas), names, [e.logprob for e in entries]
+
+    alone = [seen(await run(engine, prompt, params)) for params in kinds]
+    together = [seen(d) for d in await asyncio.gather(*(run(engine, prompt, p) for p in kinds))]
+    for (solo_ids, solo_names, solo_values), (ids_, names, values) in zip(
+        alone, together, strict=True
+    ):
+        assert ids_ == solo_ids
+        assert names == solo_names
+        # Batching moves a logit by about 1e-6, never more than that.
+        assert values == pytest.approx(solo_values, abs=1e-4)
+
+
 async def test_sampling_filters_and_penalties_run(engine: Engine) -> None:
     params = SamplingParams(
         max_tokens=10,

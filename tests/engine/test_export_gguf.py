@@ -120,3 +120,32 @@ def test_fused_gguf_holds_the_fused_weights(tiny_model_dir: Path, tmp_path: Path
         # q8_0: one scale per 32 values, so each value is within half a step of 1/127 of its block.
         assert np.abs(got - weight).max() <= np.abs(weight).max() / 127, hf
     assert changed == 2 * 7
+
+
+def test_the_export_readme_keeps_the_system_prompt_and_files_follow_the_umask(
+    tiny_model_dir: Path, tmp_path: Path, persona_home: Path
+) -> None:
+    import os
+    import shlex
+    import stat
+
+    from data.card import load_card
+    from data.scaffold import create_persona
+
+    made = create_persona("toy", persona_home / "personas")
+    prompt = load_card(made.folder).system_prompt
+    root = tmp_path / "adapters"
+    publish_adapter(root, "toy", tiny_model_dir, rank=4, seed=1)
+    out = tmp_path / "gguf"
+    old = os.umask(0o022)
+    try:
+        assert export(["toy", "--to", "gguf", "--out", str(out), "--model", str(tiny_model_dir),
+                       "--adapters", str(root)]) == 0  # fmt: skip
+    finally:
+        os.umask(old)
+    readme = (out / "README.md").read_text()
+    assert f"--lora toy-run-1-10-lora.gguf -cnv -sys {shlex.quote(prompt)}" in readme
+    assert "The base is any GGUF of" in readme  # not the embedded model: no path promised
+    assert stat.S_IMODE(out.stat().st_mode) == 0o755
+    for path in out.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, path.name

@@ -161,6 +161,24 @@ def test_bad_data_fails_before_the_first_step_with_file_and_line(
 def test_overrides_are_checked(persona: Path, tiny_model_dir: Path) -> None:
     from adapters.training.config import ConfigError
 
-    args = parse([str(persona), "--model", str(tiny_model_dir), "--lr-schedule", "wavy"])
-    with pytest.raises(ConfigError, match="lr_schedule 'wavy'"):
+    args = parse([str(persona), "--model", str(tiny_model_dir), "--rank", "0"])
+    with pytest.raises(ConfigError, match="rank must be >= 1"):
         start_session(args, cli.overrides_of(args), threading.Event(), lambda _e: None)
+    with pytest.raises(SystemExit):  # a value outside the listed choices stops at argparse
+        parse([str(persona), "--lr-schedule", "wavy"])
+
+
+def test_unset_intervals_follow_the_runs_length(
+    persona: Path, tiny_model_dir: Path, persona_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The toy card sets warmup but not val_every or checkpoint_every: 7 batches an epoch.
+    events, _ = train([str(persona), "--model", str(tiny_model_dir), "--epochs", "1",
+                       "--label", "short"])  # fmt: skip
+    assert "plan: 7 steps ≈ " in capsys.readouterr().err
+    vals = [e.step for e in events if isinstance(e, Val)]
+    assert vals == [2, 4, 6, 7]  # about four validations an epoch, not one at the end
+    ckpts = {e.step for e in events if isinstance(e, Checkpoint)}
+    assert {4, 7} <= ckpts
+    record = read_record(Registry(persona_home / "adapters").run_dir("toy", "run-1-short"))
+    training = record.config.training
+    assert (training.val_every, training.checkpoint_every, training.warmup) == (2, 4, 1)

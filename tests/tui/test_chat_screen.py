@@ -196,6 +196,21 @@ async def test_a_new_chat_opens_with_one_of_the_personas_greetings(
         assert texts == ["Oh! A visitor at the lighthouse."]
 
 
+async def test_picking_a_model_with_ctrl_g_returns_to_the_message_box(app: StudioApp) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, ChatScreen)
+        assert screen.model_select.prompt == "choose a model"  # not "loading models…"
+        await pilot.press("ctrl+g")
+        assert screen.model_select.has_focus
+        await pilot.press("enter")  # open the list
+        await pilot.press("down", "enter")  # the next model id
+        await settle(pilot)
+        assert screen.model_select.value == "juni@run-1:20"
+        assert screen.prompt.has_focus
+
+
 async def test_a_reply_the_guard_acted_on_is_marked_under_it(
     app: StudioApp, client: ScriptedClient
 ) -> None:

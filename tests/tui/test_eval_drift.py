@@ -69,5 +69,8 @@ async def test_eval_with_drift_turns_runs_on_the_server_and_plots_them(
                 "g-1", "d-1 turn 1", "d-1 turn 2", "d-1 turn 3"
             ]  # fmt: skip
             boundary = screen.samples[2]
-            assert "boundary: keeps the vault shut" in boundary.criteria.failures
+            assert (
+                "boundary: keeps the vault shut (see [criteria.boundary])"
+                in boundary.criteria.failures
+            )
             assert screen.sample_table.row_count == 4

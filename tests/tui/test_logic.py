@@ -263,7 +263,8 @@ def test_tui_app_imports_neither_mlx_nor_litestar() -> None:
         "{'mlx', 'mlx_lm', 'litestar', 'transformers', 'uvicorn'})\n"
         "server = sorted(m for m in sys.modules if m.startswith('server.') "
         "and m not in ('server.api', 'server.api.wire', 'server.api.foreign', "
-        "'server.api.draft_wire', 'server.envelope', 'server.hotswap', 'server.hotswap.types', "
+        "'server.api.draft_wire', 'server.api.persona_wire', 'server.envelope', "
+        "'server.hotswap', 'server.hotswap.types', "
         "'server.jobs', 'server.jobs.types'))\n"
         "print(heavy, server)\n"
     )

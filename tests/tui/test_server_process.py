@@ -23,8 +23,11 @@ def test_metric_rows_lay_out_a_servers_eval_result() -> None:
     report = msgspec.convert(eval_result("juni", ["juni", "gemma-3-270m"]), EvalResult)
     columns, rows = metric_rows(report)
     assert columns == ["metric", "juni", "gemma-3-270m"]
-    assert rows[0] == ["score (0-1)", "0.50", "0.60"]
+    assert rows[0][0].startswith("pass: ")  # no contrast pairs: rule pass rates lead
     assert ["pass: idk", "1.00", "1.00"] in rows
+    assert rows[-1] == ["score (keyword aggregate)", "0.50", "0.60"]
+    labels = [row[0] for row in rows]
+    assert labels.index("completed (stop)") < labels.index("score (keyword aggregate)")
 
 
 def test_a_check_report_shows_the_record_at_a_line() -> None:

@@ -66,7 +66,7 @@ def test_a_v2_png_card_becomes_a_persona_that_passes_the_checker(
     assert kept["extensions"]["studio_unknown"] == {"nested": [True, None, 3.5]}
     assert (folder / "avatar.png").read_bytes() == (CARDS / "tamsin.png").read_bytes()
     assert main(["data", "check", "tamsin-reed", "--no-tokenizer"]) == 0
-    assert "0 errors" in capsys.readouterr().err
+    assert "0 errors" in capsys.readouterr().out
 
 
 def test_a_v3_nickname_stands_for_char_and_empty_parts_are_left_out() -> None:

@@ -217,7 +217,7 @@ def test_the_scripted_teacher_speaks_openai() -> None:
 
 def test_a_dataset_without_gaps_drafts_nothing(capsys: pytest.CaptureFixture[str]) -> None:
     rng = random.Random(9)
-    modes = ["idk", "clarify", "off_topic", "boundary"]
+    modes = ["idk", "clarify", "off_topic", "boundary", "disclosure", "benign_near"]
     records = []
     reply = 0
     for i in range(10):
@@ -228,7 +228,7 @@ def test_a_dataset_without_gaps_drafts_nothing(capsys: pytest.CaptureFixture[str
                 Message("assistant", words(rng, 25 + 20 * (reply % 4)) + "."),
             ]
             reply += 1
-        records.append(ChatRecord(tuple(turns), (modes[i],) if i < 4 else ()))
+        records.append(ChatRecord(tuple(turns), (modes[i],) if i < len(modes) else ()))
     assert plan(dataset_stats(records), (20, 99)) == []
     folder = make_persona(records)
     with scripted_teacher() as teacher:

@@ -47,6 +47,8 @@ def test_counts_tags_and_failure_modes(stats: DatasetStats) -> None:
         ("clarify", 1),
         ("off_topic", 1),
         ("boundary", 0),
+        ("disclosure", 0),
+        ("benign_near", 0),
     ]
     assert stats.failure_share == 0.6
     assert [s.text for s in stats.tags] == ["clarify", "general", "idk", "multi_turn", "off_topic"]
@@ -71,9 +73,12 @@ def test_formulas_and_duplicates(stats: DatasetStats) -> None:
 def test_warnings(stats: DatasetStats) -> None:
     assert stats.warnings == (
         "50% of replies are 0-19 words (more than 35% in one 20-word band)",
+        "50% of replies are outside the card's reply_words range",
         "no records tagged 'boundary'",
+        "no records tagged 'disclosure'",
+        "no records tagged 'benign_near'",
+        # 'shelf' is in as many replies, but it is one of the card's markers: wanted, no formula.
         "card phrase 'Noted.' is in 33% of replies: one formula dominates",
-        "card phrase 'shelf' is in 33% of replies: one formula dominates",
         "opener 'noted the' is in 33% of replies: one formula dominates",
         "phrase 'noted the shelf is' is in 33% of replies: one formula dominates",
         "1 duplicate and 0 near-duplicate prompts",
@@ -97,3 +102,53 @@ def test_render_draws_the_histogram(stats: DatasetStats) -> None:
     assert "   0-19 ██████████    3   50%" in text
     assert "  20-39 ██████▋       2   33%" in text
     assert "  40-59 ███▍          1   17%" in text
+
+
+def seller(reply_words: str = "[20, 200]") -> object:
+    """A map seller's card: "map" is the marker it asks for."""
+    return parse_card(
+        f"""
+name = "seller"
+system_prompt = "You sell maps."
+[style]
+markers = ["map", "old road"]
+reply_words = {reply_words}
+"""
+    )
+
+
+def said(*replies: str) -> list[ChatRecord]:
+    return [
+        ChatRecord((Message("user", f"Question {i}?"), Message("assistant", text)), ("idk",))
+        for i, text in enumerate(replies)
+    ]
+
+
+def test_a_card_marker_is_wanted_not_a_formula() -> None:
+    records = said(
+        "This map shows the coast, friend, and every cove on it.",
+        "Take the map with the red seal; it shows the old road north.",
+        "A map of the hills costs two coins and shows each old road.",
+        "Every map I sell is drawn by hand in the back room.",
+    )
+    warnings = dataset_stats(records, seller()).warnings  # type: ignore[arg-type]
+    assert not [w for w in warnings if "'map'" in w or "'old road'" in w]
+    without_card = dataset_stats(records).warnings
+    assert not [w for w in without_card if "'map'" in w]  # single words are never phrases
+    plain = parse_card('name = "p"\nsystem_prompt = "x"\n[style]\ncatchphrases = ["map"]\n')
+    assert (
+        "card phrase 'map' is in 100% of replies: one formula dominates"
+        in dataset_stats(records, plain).warnings
+    )
+
+
+def test_length_bands_follow_the_card_reply_words() -> None:
+    # Eight lengths 5 words apart: half fall in one 20-word band, none share a 5-word band.
+    lengths = [11, 16, 21, 26, 31, 36, 41, 46]
+    records = said(*(" ".join(["w"] * n) for n in lengths))
+    wide = dataset_stats(records, seller("[20, 200]")).warnings  # type: ignore[arg-type]
+    assert "50% of replies are 20-39 words (more than 35% in one 20-word band)" in wide
+    assert "25% of replies are outside the card's reply_words range" in wide
+    narrow = dataset_stats(records, seller("[10, 55]"))  # type: ignore[arg-type]
+    assert narrow.fullest_band == Band(10, 15, 1)
+    assert not [w for w in narrow.warnings if "band" in w or "reply_words" in w]

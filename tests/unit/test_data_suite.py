@@ -17,7 +17,7 @@ def test_every_problem_in_a_suite_has_its_line() -> None:
             3,
             "error",
             "category: 'trivia' is not one of general, idk, clarify, off_topic, boundary, "
-            "multi_turn",
+            "disclosure, benign_near, multi_turn",
         ),
         (4, "error", "the conversation must end with a user turn, not assistant"),
         (5, "error", "length: [50, 10] must be [min_words, max_words], min <= max"),

@@ -119,7 +119,7 @@ def test_scripts_in_a_suite_are_read_apart_from_probes(tmp_path) -> None:  # typ
     assert [(line, s.id) for line, s in scripts] == [(2, "d1")]
     messages = {(p.line, p.message) for p in found}
     assert (3, "turns[0].category: 'chat' is not general or one of idk, clarify, off_topic, "
-               "boundary") in messages  # fmt: skip
+               "boundary, disclosure, benign_near") in messages  # fmt: skip
     assert (3, "turns[1].content: empty user turn") in messages
     assert (4, "id: 'd1' is already used on line 2") in messages
     assert (4, "turns: a conversation script needs at least 2 user turns") in messages

@@ -56,7 +56,7 @@ def test_split_reports_the_records_each_file_holds(
 
 def test_check_and_stats_agree_on_line_numbers(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["data", "check", str(FIXTURE), "--no-tokenizer"]) == 0
-    assert "10 records checked" in capsys.readouterr().err
+    assert "10 records checked" in capsys.readouterr().out
 
 
 def test_eval_suite_lines_are_counted_the_same_way(tmp_path: Path) -> None:

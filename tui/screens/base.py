@@ -49,7 +49,7 @@ class StudioScreen(Screen[None]):
         yield NavBar(self.MODE)
         yield StatusBar()
         yield from self.compose_body()
-        yield Footer()
+        yield Footer(compact=True)
 
     def compose_body(self) -> ComposeResult:
         """The screen's own widgets."""
@@ -62,8 +62,12 @@ class StudioScreen(Screen[None]):
     def on_mount(self) -> None:
         """Reload server-backed content every time the connection is (re)established."""
         self.watch(self.studio, "connection", self._reconnected, init=False)
+        self.watch(self.studio, "personas_version", self._personas_changed, init=False)
 
     def _reconnected(self, _count: int) -> None:
+        self.reload()
+
+    def _personas_changed(self, _version: int) -> None:
         self.reload()
 
     def reload(self) -> None:

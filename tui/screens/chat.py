@@ -18,7 +18,7 @@ from ..conversations import Conversation, ConversationError, Turn, new_conversat
 from ..meter import ReplyMeter, guard_marker, reply_caption
 from ..widgets.chat_log import ChatLog, MessageView
 from ..widgets.sampling_form import SamplingForm
-from ..wire import AdapterEvent, PersonaInfo
+from ..wire import AdapterEvent, DraftTurn, PersonaInfo
 from .base import StudioScreen
 from .conversation_picker import ConversationPicker
 
@@ -39,6 +39,7 @@ class ChatScreen(StudioScreen):
         Binding("ctrl+n", "new_chat", "New chat"),
         Binding("ctrl+o", "open_chat", "Open chat"),
         Binding("ctrl+g", "pick_model", "Model"),
+        Binding("ctrl+s", "keep_exchange", "Keep"),
     ]
 
     def __init__(self) -> None:
@@ -126,6 +127,7 @@ class ChatScreen(StudioScreen):
         if current not in ids:
             current = next((i for i in ids if i in self.personas), ids[0] if ids else "")
         self.model_ids = ids
+        self.model_select.prompt = "choose a model"  # no stale "loading models…" entry
         self.model_select.set_options([(i, i) for i in ids])
         if current:
             self.model_select.value = current
@@ -137,6 +139,8 @@ class ChatScreen(StudioScreen):
         self.conversation = msgspec.structs.replace(self.conversation, model=event.value)
         self.prompt.placeholder = f"Message {event.value}, then Enter to send"
         self.load_persona(event.value)
+        if self.model_select.has_focus:
+            self.prompt.focus()  # picked by hand (Ctrl+G): the next thing is to type
 
     @work(exclusive=True, group="persona")
     async def load_persona(self, model_id: str) -> None:
@@ -336,6 +340,32 @@ class ChatScreen(StudioScreen):
         if conversation.model in self.model_ids:
             self.model_select.value = conversation.model
         self.prompt.focus()
+
+    def action_keep_exchange(self) -> None:
+        """Keep the last question and reply as a training example (a draft to review)."""
+        turns = self.conversation.turns
+        persona = persona_of(self.conversation.model)
+        if len(turns) < 2 or turns[-1].role != "assistant" or turns[-2].role != "user":
+            self.notify("Nothing to keep yet: wait for a reply first.", severity="warning")
+            return
+        if persona not in self.personas:
+            self.notify("Pick a persona (Ctrl+G): examples belong to one.", severity="warning")
+            return
+        exchange = [DraftTurn(t.role, t.content) for t in turns[-2:]]
+        self.keep(persona, exchange, self.conversation.model)
+
+    @work(group="chat-keep")
+    async def keep(self, persona: str, exchange: list[DraftTurn], source: str) -> None:
+        """Send the exchange to the persona's drafts on the server."""
+        try:
+            await self.api.keep_draft(persona, exchange, source)
+        except ApiError as error:
+            self.report(error)
+            return
+        self.notify(
+            "Review it on the Data screen (F5, then Ctrl+T): accept adds it to the dataset.",
+            title=f"Kept for {persona}",
+        )
 
     def action_pick_model(self) -> None:
         """Focus the model picker."""

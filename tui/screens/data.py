@@ -21,6 +21,12 @@ from .base import StudioScreen
 TABS = ("tab-problems", "tab-stats", "tab-review")
 
 
+def count_ticks(top: int, most: int = 5) -> list[int]:
+    """Whole-number axis ticks from 0 to at least `top`, at most `most` + 1 of them."""
+    step = max(1, -(-top // most))
+    return list(range(0, top + step, step))
+
+
 class DataScreen(StudioScreen):
     """What `persona data check` and `persona data stats` report, browsable."""
 
@@ -29,6 +35,8 @@ class DataScreen(StudioScreen):
         Binding("ctrl+r", "run_checks", "Check again"),
         Binding("ctrl+t", "toggle_tab", "Problems/Stats/Review"),
         Binding("ctrl+g", "pick_persona", "Persona"),
+        Binding("ctrl+n", "app.new_persona", "New"),
+        Binding("ctrl+o", "app.import_card", "Import"),
     ]
 
     def __init__(self) -> None:
@@ -94,7 +102,10 @@ class DataScreen(StudioScreen):
     @work(exclusive=True, group="data-personas")
     async def reload(self) -> None:
         """Fetch the personas from the server."""
-        await self.offer_personas(self.persona_select)
+        found = await self.offer_personas(self.persona_select) or []
+        made = self.studio.persona_made
+        if made in {p.id for p in found} and self.persona_select.value != made:
+            self.persona_select.value = made  # show the persona just created or imported
 
     @on(Select.Changed, "#data-persona")
     def _persona_chosen(self) -> None:
@@ -163,7 +174,9 @@ class DataScreen(StudioScreen):
         plt.clear_data()
         plt.clear_figure()
         bands = stats.words.histogram
-        plt.bar([f"{b.low}-{b.high}" for b in bands], [b.count for b in bands])
+        counts = [b.count for b in bands]
+        plt.bar([f"{b.low}-{b.high}" for b in bands], counts)
+        plt.yticks(count_ticks(max(counts, default=0)))  # records come whole: no 2.5 ticks
         plt.title(
             f"reply length ({stats.words.unit}): mean {stats.words.mean:.0f}, "
             f"CV {stats.words.cv:.2f}, {stats.records} records"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import ClassVar
 
 import msgspec
@@ -15,6 +16,7 @@ from textual.widgets import DataTable, Input, Label, ProgressBar, Select
 from server.jobs.types import EvalRun
 
 from ..api import ApiError
+from ..eval_progress import EvalClock
 from ..eval_view import metric_rows
 from ..widgets.drift_plot import DriftPlot
 from ..wire import EvalResult, SampleResult
@@ -41,6 +43,8 @@ class EvalScreen(StudioScreen):
         """The replies table's rows, in order."""
         self.run: EvalRun | None = None
         """The evaluation running on the server, if any."""
+        self.without_suite: set[str] = set()
+        """Personas the server has no `eval.jsonl` for."""
 
     def compose_body(self) -> ComposeResult:
         """Persona and model ids on the left, results on the right."""
@@ -58,6 +62,7 @@ class EvalScreen(StudioScreen):
                     "suite's conversation scripts and plots voice and criteria per turn.",
                     classes="hint",
                 )
+                yield Label("", id="eval-suite", markup=False)
                 yield ProgressBar(id="eval-progress", show_eta=False)
             with Vertical(id="eval-body"):
                 yield Label("Metrics", classes="section-title")
@@ -107,13 +112,31 @@ class EvalScreen(StudioScreen):
         super().on_mount()
         self.reload()
 
+    @property
+    def suite_note(self) -> Label:
+        """Says when the chosen persona has no eval suite."""
+        return self.query_one("#eval-suite", Label)
+
     @work(exclusive=True, group="eval-personas")
     async def reload(self) -> None:
-        """Fetch the personas that have an eval suite on the server."""
-        await self.offer_personas(self.persona_select, lambda p: "eval.jsonl" in p.data_files)
+        """Fetch every persona; those without an eval suite are listed too, and say so."""
+        found = await self.offer_personas(self.persona_select)
+        if found is not None:
+            self.without_suite = {p.id for p in found if "eval.jsonl" not in p.data_files}
+            self._show_suite(self.persona_select.value)
+
+    def _show_suite(self, persona: object) -> None:
+        missing = isinstance(persona, str) and persona in self.without_suite
+        self.suite_note.update(
+            f"{persona} has no eval.jsonl on the server: add one next to its persona.toml "
+            "(one probe per line; `persona new` writes one per category)."
+            if missing
+            else ""
+        )
 
     @on(Select.Changed, "#eval-persona")
     def _persona_chosen(self, event: Select.Changed) -> None:
+        self._show_suite(event.value)
         if isinstance(event.value, str):
             base = self.studio.status.model or "gemma-3-270m"
             self.models_input.value = f"{event.value} {base}"
@@ -123,6 +146,9 @@ class EvalScreen(StudioScreen):
         persona = self.persona_select.value
         if not isinstance(persona, str):
             self.notify("Choose a persona first.", severity="warning")
+            return
+        if persona in self.without_suite:
+            self.notify(f"{persona} has no eval.jsonl to run.", severity="warning")
             return
         text = self.turns_input.value.strip() or "0"
         try:
@@ -141,17 +167,22 @@ class EvalScreen(StudioScreen):
         try:
             run = await self.api.create_eval(persona, models, turns=turns)
             self.run = run
+            clock = EvalClock(time.monotonic())
             while run.status in ("queued", "running"):
                 await asyncio.sleep(POLL_SECONDS)
                 run = await self.api.eval_run(persona, run.id)
-                if run.progress.total:
-                    self.progress.update(total=run.progress.total, progress=run.progress.done)
+                done, total = run.progress.done, run.progress.total
+                self.suite_note.update(clock.text(done, total, time.monotonic()))
+                if total:
+                    self.progress.update(total=total, progress=done)
         except ApiError as error:
             self.report(error)
             self.progress.update(total=100, progress=0)
             return
         finally:
             self.run = None
+        if run.progress.total:
+            self.suite_note.update(f"{run.progress.done}/{run.progress.total} replies scored")
         if run.status != "succeeded" or run.result is None:
             reason = run.error.message if run.error else run.status
             self.notify(reason, title=f"Eval {run.status}", severity="error")

@@ -8,11 +8,12 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Label, Select
+from textual.widgets import Input, Label, Select
 
 from server.jobs.types import FINISHED, FineTuningJob, JobEvent
 
 from ..api import ApiError
+from ..train_plan_view import plan_text
 from ..train_progress import ErrorEvent, StartEvent, trainer_event
 from ..widgets.train_form import (
     TrainForm,
@@ -22,7 +23,7 @@ from ..widgets.train_form import (
     start_options,
 )
 from ..widgets.training_monitor import TrainingMonitor
-from ..wire import AdapterEvent, PersonaInfo
+from ..wire import AdapterEvent, DatasetStats, PersonaInfo
 from .base import StudioScreen
 
 STEERABLE = ("queued", "running", "paused", "validating_files")
@@ -45,6 +46,8 @@ class TrainScreen(StudioScreen):
         self.personas: dict[str, PersonaInfo] = {}
         """The server's personas, by id."""
         self.defaults = TrainOverrides()
+        self.rows: DatasetStats | None = None
+        """The chosen persona's dataset stats on the server, for the run's planned length."""
         """The chosen persona's card values."""
         self.job: FineTuningJob | None = None
         """The job this screen follows."""
@@ -56,6 +59,7 @@ class TrainScreen(StudioScreen):
                 yield Label("Persona", classes="section-title")
                 yield Select[str]([], id="train-persona", prompt="choose a persona")
                 yield TrainForm()
+                yield Label("", id="train-plan", classes="hint", markup=False)
                 yield Label("", id="train-state", classes="hint", markup=False)
             with Vertical(id="train-body"):
                 yield TrainingMonitor()
@@ -109,6 +113,38 @@ class TrainScreen(StudioScreen):
         self.form.fill(self.defaults)
         self.form.set_starts([])  # another persona's checkpoints never start this one
         self.load_starts(info.id)
+        self.rows = None
+        self.load_plan(info.id)
+
+    @property
+    def plan_label(self) -> Label:
+        """`N steps ≈ T minutes` for the settings in the form."""
+        return self.query_one("#train-plan", Label)
+
+    @work(exclusive=True, group="train-plan")
+    async def load_plan(self, persona: str) -> None:
+        """Count the persona's training rows on the server, then show the run's length."""
+        try:
+            stats = await self.api.data_stats(persona)
+        except ApiError:
+            self.plan_label.update("")
+            return
+        if persona == self.persona:
+            self.rows = stats
+            self._show_plan()
+
+    @on(Input.Changed, "TrainForm Input")
+    def _form_changed(self) -> None:
+        self._show_plan()
+
+    def _show_plan(self) -> None:
+        info = self.personas.get(self.persona or "")
+        if info is None or self.rows is None:
+            return
+        values, problems = self.form.read()
+        if problems:
+            return
+        self.plan_label.update(plan_text(info, self.rows, values))
 
     @work(exclusive=True, group="train-starts")
     async def load_starts(self, persona: str) -> None:
@@ -181,6 +217,7 @@ class TrainScreen(StudioScreen):
             self.report(error)
             return
         self.notify(f"Job {self.job.id} created for {model}.", title="Fine-tuning")
+        self.monitor.job_created(self.job.persona or model, self.job.id, self.job.status)
         self._show_state()
         self.follow(self.job.id)
 

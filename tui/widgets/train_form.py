@@ -26,6 +26,8 @@ class TrainOverrides(msgspec.Struct, frozen=True, omit_defaults=True):
     """Hyperparameters of one run; `None` keeps the card's value."""
 
     epochs: int | None = None
+    iters: int | None = None
+    """A fixed number of steps instead of epochs (no card key: the run's own choice)."""
     learning_rate: float | None = None
     rank: int | None = None
     scale: float | None = None
@@ -43,7 +45,7 @@ class TrainOverrides(msgspec.Struct, frozen=True, omit_defaults=True):
 def card_values(training: Training) -> TrainOverrides:
     """The card's `[training]` (as the server reports it) as a full set of form values."""
     names = TrainOverrides.__struct_fields__
-    return TrainOverrides(**{n: getattr(training, n) for n in names})
+    return TrainOverrides(**{n: getattr(training, n, None) for n in names})
 
 
 def job_body(values: TrainOverrides, card: TrainOverrides) -> dict[str, Any]:
@@ -95,6 +97,7 @@ def start_options(persona: str, adapters: list[PersonaAdapters]) -> list[tuple[s
 
 FIELDS: tuple[tuple[str, str, str], ...] = (
     ("epochs", "epochs", "integer"),
+    ("iters", "iterations", "integer"),
     ("learning_rate", "learning rate", "number"),
     ("rank", "LoRA rank", "integer"),
     ("scale", "LoRA scale", "number"),
@@ -106,6 +109,12 @@ FIELDS: tuple[tuple[str, str, str], ...] = (
     ("beta", "beta (DPO/ORPO)", "number"),
 )
 """(field, label, input type) of each editable hyperparameter."""
+PLACEHOLDERS = {
+    "iters": "all epochs",
+    "val_every": "auto",
+    "checkpoint_every": "auto",
+}
+"""What a blank input means where the card may leave a value unset."""
 
 
 def parse_values(texts: dict[str, str]) -> tuple[TrainOverrides, list[str]]:
@@ -147,7 +156,8 @@ class TrainForm(Vertical):
         with Grid(classes="form-grid"):
             for name, label, kind in FIELDS:
                 yield Label(label)
-                yield Input(id=f"train-{name}", type=kind, compact=True)
+                hint = PLACEHOLDERS.get(name, "")
+                yield Input(id=f"train-{name}", type=kind, compact=True, placeholder=hint)
 
     @property
     def method_select(self) -> Select[str]:

@@ -92,6 +92,14 @@ class TrainingMonitor(Vertical):
             self.post_message(self.Ended(event))
         self.post_message(self.Progressed())
 
+    def job_created(self, persona: str, job_id: str, status: str) -> None:
+        """Show a new job at once (its trainer takes a while to send its first event)."""
+        self.progress = TrainProgress()
+        self.progress.starting(persona, job_id, status)
+        self.table.clear()
+        self.bar.update(total=None, progress=0)
+        self.post_message(self.Progressed())
+
     def mark_live(self, version: str) -> bool:
         """Tick a checkpoint the server has loaded; True if it belongs to the run shown."""
         ours = self.progress.mark_live(version)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import replace
 from typing import Any
@@ -17,6 +18,7 @@ from server.api.params import Extras, parse_logit_bias
 from server.api.plan import fan_out, plan
 from server.api.prompt import chat_messages, chat_prompt, message_text
 from server.api.reply import Head
+from server.api.scoring import score_final_message, wants_score
 from server.api.sse import disconnected, stream_events
 from server.api.structured import chat_grammar, prepare, refuse_stop
 from server.api.unsupported import check_chat, choices_wanted
@@ -34,7 +36,7 @@ from server.api.wire import (
     is_set,
 )
 from server.engine.types import Delta
-from server.errors import error_responses
+from server.errors import ModelNotFoundError, error_responses
 from server.state import ServerState, vocab_size
 
 
@@ -52,16 +54,24 @@ async def chat_completions(
     check_chat(data)
     engine, runner = state.require_runner()
     resolved = state.resolve(data.model)
+    if wants_score(data):
+        return Response(await score_final_message(data, state, resolved))
     persona = resolved.persona
+    if persona is None and state.settings.web == "locked":
+        # A locked server's chat pages talk to personas only; the bare base model stays out.
+        raise ModelNotFoundError(
+            f"The model '{data.model}' is not served here: this server serves personas only.",
+            param="model",
+        )
     card = persona.card if persona else None
     grammar = chat_grammar(data.response_format, card.response_format if card else None)
     refuse_stop(grammar, is_set(data.stop))
+    prefill = data.continue_final_message is True
     messages = chat_messages(
         data.messages,
         card.system_prompt if card else None,
         card.post_history_instructions if card else None,
     )
-    prefill = data.continue_final_message is True
     max_tokens = (
         data.max_completion_tokens if is_set(data.max_completion_tokens) else data.max_tokens
     )
@@ -94,7 +104,9 @@ async def chat_completions(
         )
         return fan_out(job, n)
 
-    plain = build(0, None)  # a bad request is refused before the guard or the engine sees it
+    # A bad request is refused before the guard or the engine sees it; 10,000 messages or a 2 MB
+    # prompt take seconds to render and tokenize, so that runs off the event loop.
+    plain = await asyncio.to_thread(build, 0, None)
     await prepare(engine, grammar)
     try:
         guarded = await guard_jobs(

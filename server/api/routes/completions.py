@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import replace
 from typing import Any
@@ -44,7 +45,8 @@ async def completions(
     engine, runner = state.require_runner()
     resolved = state.resolve(data.model)
     vocab = vocab_size(engine)
-    prompts = text_prompts(engine.tokenizer, data.prompt, vocab)
+    # A 2 MB prompt takes seconds to tokenize: off the event loop, as is the echo's decoding.
+    prompts = await asyncio.to_thread(text_prompts, engine.tokenizer, data.prompt, vocab)
     top = data.logprobs if is_set(data.logprobs) else None
     extras = Extras(
         logit_bias=parse_logit_bias(data.logit_bias if is_set(data.logit_bias) else None, vocab),
@@ -90,7 +92,11 @@ async def completions(
     jobs = guarded.jobs
     echoes: list[str] = []
     for index, prompt in enumerate(prompts):
-        echo = _prompt_text(engine.tokenizer, data.prompt, index, prompt) if data.echo else ""
+        echo = (
+            await asyncio.to_thread(_prompt_text, engine.tokenizer, data.prompt, index, prompt)
+            if data.echo
+            else ""
+        )
         echoes += [echo] * n
     head = replace(Head.new("cmpl", data.model, engine.base_hash), guard=guarded.verdict)
     if data.stream is True:

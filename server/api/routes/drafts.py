@@ -15,11 +15,11 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, JSONBody
 
 from data.dataset import read_datasets
-from data.drafts.store import Draft, DraftError, accept, edit, read_drafts, reject
+from data.drafts.store import Draft, DraftError, accept, edit, keep, read_drafts, reject
 from data.personas import TRAIN_FILES, VALID, PersonaEntry, sample_personas_dir
 from data.records import Message
 from data.stats import dataset_stats
-from server.api.draft_wire import DraftEdit, DraftInfo, DraftList, DraftReview
+from server.api.draft_wire import DraftEdit, DraftInfo, DraftKeep, DraftList, DraftReview
 from server.errors import InvalidRequestError, NotFoundError, error_responses
 from server.state import ServerState
 
@@ -137,6 +137,26 @@ def edit_draft(
         raise _changed(exc, draft_id) from None
 
 
+@post(
+    "/v1/personas/{persona_id:str}/drafts",
+    summary="Keep a chat exchange as a draft",
+    tags=TAGS,
+    status_code=201,
+    sync_to_thread=True,
+    responses=error_responses(400, 404),
+)
+def keep_draft(
+    persona_id: FromPath[str], data: JSONBody[DraftKeep], state: ServerState
+) -> DraftInfo:
+    """Add a conversation (from the chat screen) as a draft; the checker's errors are a 400."""
+    folder = _writable(_persona(state, persona_id))
+    messages = [Message(m.role, m.content) for m in data.messages]
+    try:
+        return _info(keep(folder, messages, data.tags, data.source))
+    except DraftError as exc:
+        raise InvalidRequestError(f"not a training record: {exc}", param="messages") from None
+
+
 def draft_routes() -> list[HTTPRouteHandler]:
     """The draft review routes, for the app factory."""
-    return [list_drafts, accept_draft, reject_draft, edit_draft]
+    return [list_drafts, keep_draft, accept_draft, reject_draft, edit_draft]

@@ -13,6 +13,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from data.drift import turns_problem
 from data.persona_data import check_persona, persona_stats
 from data.personas import PersonaEntry
+from data.problem import clip
 from data.stats import DatasetStats
 from data.suite import read_scripts
 from data.tokens import ChatTokenizer
@@ -51,7 +52,9 @@ def find_run(state: ServerState, persona_id: str, eval_id: str) -> EvalRun:
     except KeyError:
         run = None
     if run is None or run.persona != persona_id:
-        raise NotFound(f"No such evaluation: {eval_id}", param="eval_id", code="eval_not_found")
+        raise NotFound(
+            f"No such evaluation: {clip(eval_id)}", param="eval_id", code="eval_not_found"
+        )
     return run
 
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, BinaryIO, Literal
 
 from litestar import Response, delete, get, post
 from litestar.datastructures import UploadFile
@@ -15,6 +14,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import Body, FromPath, FromQuery
 
 from data.check import check_dataset
+from data.problem import clip, listed
 from data.suite import read_suite
 from server.errors import AppError, InvalidRequest, NotFound, error_responses
 from server.jobs.files import FileStore, MissingFileError
@@ -26,6 +26,8 @@ PURPOSES = ("fine-tune", "evals")
 """`fine-tune`: a chat dataset; `evals`: an eval suite for `POST /v1/personas/{id}/evals`."""
 MULTIPART_OVERHEAD = 64 * 1024
 """Room for the multipart framing around the file itself."""
+COPY_BLOCK = 1 << 20
+"""Uploads are copied to disk this many bytes at a time."""
 
 
 class FileTooLargeError(AppError):
@@ -45,7 +47,7 @@ class Upload:
 
 def file_not_found(file_id: str, param: str = "file_id") -> NotFound:
     """OpenAI's 404 for an unknown or deleted file."""
-    return NotFound(f"No such File object: {file_id}", param=param, code="file_not_found")
+    return NotFound(f"No such File object: {clip(file_id)}", param=param, code="file_not_found")
 
 
 def read_file(files: FileStore, file_id: str, param: str = "file_id") -> FileObject:
@@ -56,23 +58,49 @@ def read_file(files: FileStore, file_id: str, param: str = "file_id") -> FileObj
         raise file_not_found(file_id, param) from None
 
 
-def problems_of(content: bytes, purpose: str) -> list[str]:
-    """The upload's errors as `line N: message` (empty when it can be used)."""
-    with tempfile.TemporaryDirectory(prefix="persona-upload-") as folder:
-        path = Path(folder) / "upload.jsonl"
-        path.write_bytes(content)
-        if purpose == "evals":
-            _cases, found = read_suite(path)
-        else:
-            found = check_dataset([path]).errors
-            if not found and not content.strip():
-                return ["line 0: the file holds no records"]
+class FilesQuotaError(AppError):
+    """The files folder holds as much as the server allows."""
+
+    status = 413
+    default_code = "files_quota_exceeded"
+
+
+def problems_in(path: Path, purpose: str) -> list[str]:
+    """The errors of an upload saved at `path`, as `line N: message` (empty when usable)."""
+    if purpose == "evals":
+        _cases, found = read_suite(path)
+    else:
+        found = check_dataset([path]).errors
+        if not found and path.stat().st_size == 0:
+            return ["line 0: the file holds no records"]
     return [f"line {p.line}: {p.message}" for p in found if p.severity == "error"]
+
+
+def save_upload(source: BinaryIO, target: Path, limit: int, room: int) -> int:
+    """Copy an upload to `target` in blocks, refusing it (413) as soon as it passes `limit`
+    bytes or the `room` left under the files quota; return its size."""
+    size = 0
+    with target.open("wb") as out:
+        while block := source.read(COPY_BLOCK):
+            size += len(block)
+            if size > limit:
+                raise FileTooLargeError(
+                    f"the file is over {limit} bytes, the limit for one upload", param="file"
+                )
+            if size > room:
+                raise FilesQuotaError(
+                    f"the stored files would pass max_files_total_bytes ({room} bytes are left); "
+                    "delete files (DELETE /v1/files/{file_id}) to make room",
+                    param="file",
+                )
+            out.write(block)
+    return size
 
 
 def file_routes(settings: ServerSettings) -> list[HTTPRouteHandler]:
     """The Files API handlers, with the upload limit from the settings."""
     limit = settings.max_file_bytes
+    quota = settings.max_files_total_bytes
 
     @post(
         "/v1/files",
@@ -94,22 +122,25 @@ def file_routes(settings: ServerSettings) -> list[HTTPRouteHandler]:
                 param="purpose",
                 code="invalid_value",
             )
-        content = await data.file.read()
-        if len(content) > limit:
-            raise FileTooLargeError(
-                f"the file is {len(content)} bytes; the limit is {limit} bytes", param="file"
+        # Streamed to disk in blocks: an upload is never held whole in memory.
+        staged = state.files.staging_path()
+        try:
+            room = quota - await asyncio.to_thread(state.files.used_bytes)
+            await asyncio.to_thread(save_upload, data.file.file, staged, limit, room)
+            problems = await asyncio.to_thread(problems_in, staged, data.purpose)
+            if problems:
+                raise InvalidRequest(
+                    f"{clip(data.file.filename or 'the file')} has {len(problems)} error(s):\n"
+                    + "\n".join(listed(problems)),
+                    param="file",
+                    code="invalid_file",
+                )
+            return await asyncio.to_thread(
+                state.files.adopt, staged, data.file.filename or "upload.jsonl", data.purpose
             )
-        problems = await asyncio.to_thread(problems_of, content, data.purpose)
-        if problems:
-            raise InvalidRequest(
-                f"{data.file.filename or 'the file'} has {len(problems)} error(s):\n"
-                + "\n".join(problems),
-                param="file",
-                code="invalid_file",
-            )
-        return await asyncio.to_thread(
-            state.files.create, data.file.filename or "upload.jsonl", data.purpose, content
-        )
+        finally:
+            staged.unlink(missing_ok=True)
+            await data.file.close()
 
     @get("/v1/files", summary="List files", tags=["files"])
     async def list_files(

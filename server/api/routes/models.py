@@ -6,6 +6,7 @@ from litestar import get
 from litestar.params import FromPath
 
 from adapters.registry import RegistryError, parse_model_id
+from data.problem import quote
 from server.api.wire import Model, ModelList
 from server.errors import ModelNotFoundError, error_responses
 from server.state import ServerState
@@ -66,4 +67,4 @@ async def model(model_id: FromPath[str], state: ServerState) -> Model:
     for entry in list_models(state):
         if entry.id == model_id:
             return entry
-    raise ModelNotFoundError(f"The model '{model_id}' does not exist.", param="model")
+    raise ModelNotFoundError(f"The model {quote(model_id)} does not exist.", param="model")

@@ -28,6 +28,7 @@ def describe(state: ServerState, entry: PersonaEntry) -> PersonaInfo:
         post_history_instructions=card.post_history_instructions,
         training=card.training,
         data_files=[n for n in DATA_FILES if (entry.folder / n).is_file()],
+        error=state.catalog.errors.get(entry.name),
     )
 
 

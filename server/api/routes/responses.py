@@ -9,6 +9,7 @@ in the home folder, so `previous_response_id` continues a conversation across re
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from typing import Annotated, Any, Literal
@@ -88,7 +89,7 @@ async def create_response(
             )
         ]
 
-    plain = build(0, None)
+    plain = await asyncio.to_thread(build, 0, None)  # long inputs take seconds: off the loop
     await prepare(engine, grammar)
     latest = next((t.content for t in reversed(turns) if t.role == "user"), "")
     try:
