@@ -45,6 +45,8 @@ async def one(http: Any, prompt: str, tokens: int) -> tuple[float, float, str]:
     pieces = 0
     action = "off"
     async with http.stream("POST", "/v1/chat/completions", json=body) as reply:
+        if reply.status_code != 200:
+            raise SystemExit(f"request failed: {reply.status_code} {await reply.aread()!r}")
         async for line in reply.aiter_lines():
             if not line.startswith("data: {"):
                 continue
@@ -87,7 +89,7 @@ async def main(tokens: int, reps: int) -> None:
     results: dict[bool, list[tuple[float, float, str]]] = {True: [], False: []}
     async with apps[True].lifespan(), apps[False].lifespan():
         clients = {g: httpx.AsyncClient(transport=httpx.ASGITransport(app=a),
-                                        base_url="http://b.local", timeout=600)
+                                        base_url="http://localhost", timeout=600)
                    for g, a in apps.items()}  # fmt: skip
         for guard in (True, False):  # warm-up: kernels, the guard file, templates
             await one(clients[guard], PROMPTS[0], 4)

@@ -68,11 +68,11 @@ async def guarded(
     async with (
         lifespan(app),
         httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://t.local", timeout=120
+            transport=httpx.ASGITransport(app=app), base_url="http://localhost", timeout=120
         ) as http,
     ):
         yield (
-            AsyncOpenAI(base_url="http://t.local/v1", api_key="x", http_client=http, max_retries=0),
+            AsyncOpenAI(base_url="http://localhost/v1", api_key="x", http_client=http, max_retries=0),
             http,
         )
 
@@ -172,7 +172,7 @@ async def test_an_operator_can_switch_guards_off(
     async with (
         lifespan(app),
         httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://t.local"
+            transport=httpx.ASGITransport(app=app), base_url="http://localhost"
         ) as http,
     ):
         body = (
@@ -312,7 +312,7 @@ async def test_a_card_guard_without_a_trained_guard_refuses_to_serve(
     async with (
         lifespan(app),
         httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://t.local"
+            transport=httpx.ASGITransport(app=app), base_url="http://localhost"
         ) as http,
     ):
         reply = await http.post("/v1/chat/completions", json=chat("wren", CLEAR_PROMPT))

@@ -43,7 +43,7 @@ async def test_the_shipped_juni_guard_on_the_embedded_model(
     async with (
         lifespan(app),
         httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://t.local", timeout=300
+            transport=httpx.ASGITransport(app=app), base_url="http://localhost", timeout=300
         ) as http,
     ):
         told = await http.post(
