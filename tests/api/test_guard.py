@@ -72,7 +72,9 @@ async def guarded(
         ) as http,
     ):
         yield (
-            AsyncOpenAI(base_url="http://localhost/v1", api_key="x", http_client=http, max_retries=0),
+            AsyncOpenAI(
+                base_url="http://localhost/v1", api_key="x", http_client=http, max_retries=0
+            ),
             http,
         )
 
