@@ -22,7 +22,7 @@ from data.card import Training
 SKIP = frozenset({"epochs"})
 """Training fields whose flag is declared by hand."""
 CHOICES = {
-    "method": ("sft", "dpo", "orpo"),
+    "method": ("sft", "dpo", "orpo", "guard"),
     "fine_tune_type": ("lora", "dora", "full"),
     "lr_schedule": ("constant", "linear", "cosine"),
 }
