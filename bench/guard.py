@@ -64,6 +64,7 @@ async def one(http: Any, prompt: str, tokens: int) -> tuple[float, float, str]:
 async def main(tokens: int, reps: int) -> None:
     """Measure and print the table."""
     import httpx
+    import uvicorn
 
     from data.personas import sample_personas_dir
     from server.api.catalog import Catalog
@@ -87,18 +88,27 @@ async def main(tokens: int, reps: int) -> None:
             settings, engine, catalog=Catalog.discover(settings.persona_paths())
         )
     results: dict[bool, list[tuple[float, float, str]]] = {True: [], False: []}
-    async with apps[True].lifespan(), apps[False].lifespan():
-        clients = {g: httpx.AsyncClient(transport=httpx.ASGITransport(app=a),
-                                        base_url="http://localhost", timeout=600)
-                   for g, a in apps.items()}  # fmt: skip
-        for guard in (True, False):  # warm-up: kernels, the guard file, templates
-            await one(clients[guard], PROMPTS[0], 4)
-        for rep in range(reps):
-            prompt = PROMPTS[rep % len(PROMPTS)]
-            for guard in (True, False) if rep % 2 == 0 else (False, True):
-                results[guard].append(await one(clients[guard], prompt, tokens))
-        for client in clients.values():
-            await client.aclose()
+    # Real HTTP on loopback: an in-process ASGI transport hands over a stream only once it ends.
+    servers = {g: uvicorn.Server(uvicorn.Config(a, port=0, log_level="warning"))
+               for g, a in apps.items()}  # fmt: skip
+    tasks = [asyncio.create_task(s.serve()) for s in servers.values()]
+    async with asyncio.timeout(120):
+        while not all(s.started for s in servers.values()):  # noqa: ASYNC110 (uvicorn's flag)
+            await asyncio.sleep(0.05)
+    ports = {g: s.servers[0].sockets[0].getsockname()[1] for g, s in servers.items()}
+    clients = {g: httpx.AsyncClient(base_url=f"http://127.0.0.1:{p}", timeout=600)
+               for g, p in ports.items()}  # fmt: skip
+    for guard in (True, False):  # warm-up: kernels, the guard file, templates
+        await one(clients[guard], PROMPTS[0], 4)
+    for rep in range(reps):
+        prompt = PROMPTS[rep % len(PROMPTS)]
+        for guard in (True, False) if rep % 2 == 0 else (False, True):
+            results[guard].append(await one(clients[guard], prompt, tokens))
+    for client in clients.values():
+        await client.aclose()
+    for server in servers.values():
+        server.should_exit = True
+    await asyncio.gather(*tasks)
     await engine.aclose()
     ttft = {g: statistics.median(r[0] for r in runs) for g, runs in results.items()}
     rate = {g: statistics.median(r[1] for r in runs) for g, runs in results.items()}
