@@ -31,7 +31,8 @@ def main(guard: Path, suite: Path, model: str) -> None:
     from data.tokens import user_turn_ids
 
     manifest, probe = load(guard)
-    cases = [json.loads(line) for line in suite.read_text().splitlines() if line.strip()]
+    lines = [json.loads(line) for line in suite.read_text().splitlines() if line.strip()]
+    cases = [c for c in lines if "messages" in c]  # conversation scripts are not probes
     base = load_base(model)
     encoded = [user_turn_ids(base.tokenizer, last_user_text(c["messages"])) for c in cases]
     states = pooled_states(base.model, [i for i, _ in encoded], [manifest.layer],
