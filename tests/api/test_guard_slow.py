@@ -62,7 +62,12 @@ async def test_the_shipped_juni_guard_on_the_embedded_model(
             json={"model": "juni", "messages": [
                 {"role": "user", "content": "what colour is a starfish"}]},
         )  # fmt: skip
-        assert plain.json()["persona_guard"]["action"] in ("none", "regenerated")
+        verdict = plain.json()["persona_guard"]
+        # The question is clear; what the reply check then does depends on what the model wrote
+        # (on base weights with 24 tokens it has replaced such a reply: see the README's limits).
+        assert verdict["category"] is None
+        assert verdict["score"] < 0.5
+        assert verdict["reply_score"] is not None
         scored = await http.post(
             "/v1/moderations",
             json={
