@@ -93,7 +93,8 @@ class StudioApp(App[None]):
             self.follow_adapter_events()
 
     async def on_unmount(self) -> None:
-        """Stop the server the TUI started, if any."""
+        """Close the HTTP client and stop the server the TUI started, if any."""
+        await self.client.aclose()
         if self.server is not None:
             await asyncio.to_thread(self.server.stop)
 
