@@ -16,7 +16,7 @@ from data.suite import CATEGORIES, read_suite
 
 CORE_MODES = tuple(m for m in FAILURE_MODES if m not in ("disclosure", "benign_near"))
 NEWER = {"disclosure", "benign_near"}
-"""Categories the samples' data does not cover yet."""
+"""Categories Vell's held-out suite does not cover yet (Juni's covers every one)."""
 
 
 @pytest.fixture(scope="module")
@@ -45,11 +45,11 @@ def test_sample_passes_the_check(name: str, tokenizer) -> None:  # type: ignore[
 
 
 @pytest.mark.parametrize(
-    ("name", "conversations", "evals", "multi_share"),
-    [("vell", 230, 20, 0.2), ("juni", 300, 60, 0.2)],
+    ("name", "conversations", "evals", "multi_share", "newer"),
+    [("vell", 600, 20, 0.2, NEWER), ("juni", 1000, 250, 0.2, set())],
 )
 def test_sample_meets_its_size_and_coverage(
-    name: str, conversations: int, evals: int, multi_share: float
+    name: str, conversations: int, evals: int, multi_share: float, newer: set[str]
 ) -> None:
     folder = folder_of(name)
     card = load_card(folder)
@@ -63,7 +63,7 @@ def test_sample_meets_its_size_and_coverage(
     assert stats.words.cv > 0.4
     numbered, _ = read_suite(folder / "eval.jsonl")
     assert len(numbered) >= evals
-    assert {case.category for _, case in numbered} >= set(CATEGORIES) - NEWER
+    assert {case.category for _, case in numbered} >= set(CATEGORIES) - newer
     assert set(CORE_MODES) <= {case.category for _, case in numbered}
 
 
