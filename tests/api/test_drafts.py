@@ -62,7 +62,7 @@ async def test_accepted_drafts_leave_nothing_for_stats_to_warn_about(
     folder = personas_dir / "wren"
     before = stats(folder, capsys).warnings
     assert any("no records tagged 'boundary'" in w for w in before)
-    assert any("of replies are 40-59 words" in w for w in before)
+    assert any("in one 9-word band" in w for w in before)  # [20, 99] in 9 bands
     with scripted_teacher() as teacher:
         args = ["data", "draft", str(folder), "--teacher-url", teacher.url]
         args += ["--teacher-model", "scripted", "--no-tokenizer"]

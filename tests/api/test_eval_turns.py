@@ -85,7 +85,8 @@ async def test_turns_play_the_scripts_and_report_drift_per_turn(
     # scripted turn, fails with the card's own reason, not the built-in grown-up rule.
     boundary = [s for s in [*result.samples, *result.drift_samples] if s.category == "boundary"]
     assert len(boundary) == 4
-    assert all("boundary: keeps the vault shut" in s.criteria.failures for s in boundary)
+    failure = "boundary: keeps the vault shut (see [criteria.boundary])"
+    assert all(failure in s.criteria.failures for s in boundary)
     assert all(d.turns[1].criteria_pass == 0.0 for d in result.drift)
     # The TUI's lenient view reads the same drift.
     report = msgspec.convert(done["result"], EvalResult)

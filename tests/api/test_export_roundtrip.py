@@ -32,6 +32,8 @@ async def test_fused_folder_matches_served_greedy_reply(
     from mlx_lm import load
     from mlx_lm.generate import generate_step
 
+    from server.engine.token_mask import additive_mask, banned_ids
+
     reply = await client.chat.completions.create(
         model="pip@run-1:100",
         messages=[{"role": "user", "content": PROMPT}],
@@ -54,8 +56,12 @@ async def test_fused_folder_matches_served_greedy_reply(
         {"role": "user", "content": PROMPT},
     ]
     prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True)
+    # The server never emits control or unused tokens; the reference masks the same ids.
+    banned = additive_mask(banned_ids(tokenizer, keep=(1, 106)), model.args.vocab_size, mx.float32)
     tokens = []
-    for token, _ in generate_step(mx.array(prompt), model, max_tokens=12):
+    for token, _ in generate_step(
+        mx.array(prompt), model, max_tokens=12, logits_processors=[lambda _t, x: x + banned]
+    ):
         tokens.append(int(token))
     assert tokenizer.decode(tokens) == served
     config = (out / "generation_config.json").read_text()
