@@ -26,7 +26,8 @@ def test_juni_and_vell_cards_carry_their_guards() -> None:
     juni = load_card(sample_personas_dir() / "juni")
     assert juni.guard is not None
     actions = {name: c.action for name, c in juni.guard.categories.items()}
-    assert actions == {"boundary": "steer", "disclosure": "reply", "self_harm": "reply"}
+    assert actions == {"boundary": "reply", "disclosure": "reply", "self_harm": "reply"}
+    assert juni.guard.categories["boundary"].guidance  # used when a flagged reply is rewritten
     assert juni.guard.include == ["children"]
     assert juni.guard.check_replies is True
     for reply in juni.guard.categories["disclosure"].replies:
