@@ -77,7 +77,7 @@ def guard_problems(guard: GuardCard | None) -> list[str]:
             )
     for name, category in guard.categories.items():
         where = f"guard.categories.{name}"
-        if not re.match(CATEGORY_PATTERN, name) or name == CLEAR:
+        if not re.fullmatch(CATEGORY_PATTERN, name) or name == CLEAR:
             problems.append(
                 f"{where}: the name must be lowercase letters, digits and '_' (not 'clear')"
             )

@@ -155,7 +155,7 @@ EVAL_CASES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 
 def check_name(name: str, personas: Path) -> Path:
     """The folder a new persona `name` gets; raise ScaffoldError for a bad or taken name."""
-    if not NAME_PATTERN.match(name):
+    if not NAME_PATTERN.fullmatch(name):
         raise ScaffoldError(
             f"{name!r} is not a valid persona name: use 1-63 lowercase letters, digits, "
             "'-' or '_', starting with a letter or digit (for example 'parrot' or 'shop-parrot')"

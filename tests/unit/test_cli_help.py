@@ -31,7 +31,7 @@ def test_data_subcommands_have_descriptions() -> None:
 
 def test_train_overrides_list_allowed_values(capsys: pytest.CaptureFixture[str]) -> None:
     text = help_of(["train"], capsys)
-    assert "--method {sft,dpo,orpo}" in text
+    assert "--method {sft,dpo,orpo,guard}" in text
     assert "--lr-schedule {constant,linear,cosine}" in text
     assert "--fine-tune-type {lora,dora,full}" in text
     assert "about 4 per epoch" in text
