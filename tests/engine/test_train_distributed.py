@@ -115,7 +115,11 @@ def test_two_ranks_resume_a_stopped_run(tiny_model_dir: Path, tmp_path: Path) ->
     args = parse([*argv[:-1], "--adapters", str(adapters)])
     trainer = start_session(args, cli.overrides_of(args), stop, emit)
     assert trainer is not None
-    assert trainer.train().reason == "stopped"
+    try:
+        assert trainer.train().reason == "stopped"
+    finally:
+        if trainer.lock is not None:
+            trainer.lock.close()
     del trainer
     resumed = run_train([str(persona), "--resume", "run-1", "--adapters", str(adapters), "--json"],
                         tmp_path / "resumed", 2)  # fmt: skip

@@ -58,7 +58,11 @@ def run_until(argv: list[str], stop_after: int | None = None) -> list[Event]:
     args = parse(argv)
     trainer = start_session(args, cli.overrides_of(args), stop, emit)
     assert trainer is not None
-    trainer.train()
+    try:
+        trainer.train()
+    finally:
+        if trainer.lock is not None:
+            trainer.lock.close()
     return events
 
 

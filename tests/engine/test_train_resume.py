@@ -64,6 +64,7 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(
             child.send_signal(signal.SIGKILL)
             break
     child.wait(timeout=120)
+    child.communicate(timeout=120)  # reads what is left and closes both pipes
     assert child.returncode == -signal.SIGKILL
     registry = Registry(persona_home / "adapters")
     assert read_record(registry.run_dir("toy", "run-2")).status == "training"
@@ -106,6 +107,7 @@ def test_sigint_checkpoints_and_stops_then_resume_finishes(
         if isinstance(event, Step) and event.step == 2:
             child.send_signal(signal.SIGINT)
     assert child.wait(timeout=120) == 130
+    child.communicate(timeout=120)  # reads what is left and closes both pipes
     done = seen[-1]
     assert isinstance(done, Done)
     assert done.reason == "stopped"

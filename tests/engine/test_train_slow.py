@@ -21,7 +21,7 @@ def test_two_steps_on_the_embedded_model(embedded_model_dir: Path, persona_home:
                              "--checkpoint-every", "2"])  # fmt: skip
     start = events[0]
     assert isinstance(start, Start)
-    assert start.dataset.train_rows == 300
+    assert start.dataset.train_rows == 1040
     assert start.dataset.learned_tokens < start.dataset.train_tokens
     steps = [e for e in events if isinstance(e, Step)]
     assert [s.step for s in steps] == [1, 2]

@@ -86,7 +86,9 @@ def serve(home: Path, model: Path, adapters: Path, *flags: str) -> Process:
     """`persona serve` on `model` with its own home folder."""
     env = {**os.environ, "PERSONA_HOME": str(home)}
     env.pop("PERSONA_API_KEY", None)
-    command = [sys.executable, "-m", "studio", "serve", "--port", "{port}", "--model", str(model)]
+    # Juni's card has a guard trained for the embedded model only: off on the tiny model.
+    command = [sys.executable, "-m", "studio", "serve", "--port", "{port}", "--model", str(model),
+               "--no-guard"]  # fmt: skip
     command += ["--adapters", str(adapters), *flags]
     return start(command, home / "serve.log", env, "/health")
 
