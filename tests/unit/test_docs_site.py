@@ -57,6 +57,19 @@ def test_every_subcommand_has_its_section_in_the_cli_page() -> None:
     assert not missing, f"docs/cli.md has no heading for {missing}"
 
 
+def test_the_architecture_page_names_every_package_folder() -> None:
+    page = (DOCS / "architecture.md").read_text(encoding="utf-8")
+    folders = [
+        path.relative_to(ROOT).as_posix()
+        for package in ("adapters", "data", "server", "studio", "tui")
+        for path in [ROOT / package, *(ROOT / package).iterdir()]
+        if path.is_dir() and path.name != "__pycache__"
+    ]
+    assert "server/jobs" in folders
+    missing = [f for f in folders if f"{f.rpartition('/')[2]}/" not in page]
+    assert not missing, f"docs/architecture.md does not say what these folders hold: {missing}"
+
+
 def test_the_readme_links_only_to_files_that_exist() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     targets = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", readme)
