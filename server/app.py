@@ -232,6 +232,7 @@ async def _load(state: ServerState, owned: list[Any], holder: dict[str, Any]) ->
             settings.model,
             max_batch=settings.max_batch,
             max_adapters=settings.max_adapters,
+            prefix_cache_bytes=settings.prefix_cache_bytes,
         )
         engine.start()
         owned.append(engine)

@@ -54,6 +54,9 @@ class ServerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     """Most sequences decoded together in one step."""
     max_adapters: int = 8
     """Most adapters kept loaded at once (least recently used leave first)."""
+    prefix_cache_bytes: int = 268_435_456
+    """Bytes of prompt KV state kept so a conversation's next turn reuses its history
+    (least recently used leave first); 0 turns the prefix cache off."""
     max_tokens: int = 512
     """Completion length when neither the request, the persona nor the base model sets one."""
     web: Literal["on", "locked", "off"] = "on"

@@ -25,6 +25,7 @@ from mlx_lm.models.cache import (
 
 from server.engine.grammar import apply_mask
 from server.engine.lora_bank import LoraBank
+from server.engine.prefix_cache import Reuse, to_batch
 from server.engine.row import PendingLogprob, Row
 from server.engine.token_mask import additive_mask
 from server.engine.types import EngineError
@@ -115,6 +116,14 @@ class DecodeBatch:
         self._next = upcoming
         return list(zip(rows, tokens, current, strict=True))
 
+    def extract(self, index: int) -> list[Any]:
+        """The KV state of the row at `index` (every token fed so far) as evaluated
+        single-sequence mlx-lm caches, one per layer."""
+        assert self._cache is not None
+        layers = [layer.extract(index) for layer in self._cache]
+        mx.eval([c.state[:2] for c in layers])
+        return layers
+
     def remove(self, indices: list[int]) -> list[Row]:
         """Drop rows (by position) before the next step; returns them."""
         drop = set(indices)
@@ -190,19 +199,27 @@ class DecodeBatch:
 
 
 class Prefill:
-    """Sequences whose prompts run together into one cache, left-padded to the longest."""
+    """Sequences whose prompts run together into one cache, left-padded to the longest.
 
-    def __init__(self, model: nn.Module, rows: list[Row]) -> None:
+    With `reuse` (a prefix cache hit) the group is one row whose cache starts from the stored
+    prefix, and only the rest of its prompt runs.
+    """
+
+    def __init__(self, model: nn.Module, rows: list[Row], reuse: Reuse | None = None) -> None:
         self.rows = rows
-        bodies = [row.handle.request.prompt[:-1] for row in rows]
+        start = 0 if reuse is None else reuse.length
+        if reuse is not None and len(rows) != 1:
+            raise ValueError("a reused prefix starts a group of its own")
+        bodies = [row.handle.request.prompt[start:-1] for row in rows]
         self.width = max(len(body) for body in bodies)
-        """Prompt tokens per row before the last one (the last one samples the first token)."""
+        """Prompt tokens per row still to run before the last one (which samples the first
+        token)."""
         pads = [self.width - len(body) for body in bodies]
         self.tokens = mx.array(
             [[0] * pad + list(body) for pad, body in zip(pads, bodies, strict=True)],
             dtype=mx.uint32,
         )
-        self.cache = batch_cache(model, pads)
+        self.cache = batch_cache(model, pads) if reuse is None else to_batch(reuse.layers)
         self.done = 0
         """Columns of `tokens` already run."""
         self.first: mx.array | None = None

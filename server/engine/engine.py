@@ -85,6 +85,7 @@ class Engine:
         max_batch: int = 8,
         max_adapters: int = 8,
         model_path: Path | None = None,
+        prefix_cache_bytes: int = 0,
     ) -> None:
         self.tokenizer = tokenizer
         """mlx-lm's TokenizerWrapper: apply_chat_template, encode, decode, eos_token_ids."""
@@ -106,14 +107,20 @@ class Engine:
             vocab_size=self.vocab_size,
             max_batch=max_batch,
             max_adapters=max_adapters,
+            prefix_cache_bytes=prefix_cache_bytes,
         )
         self._ids = itertools.count(1)
         self._thread: threading.Thread | None = None
         self._closed = False
 
     @classmethod
-    def load(cls, model: str, *, max_batch: int = 8, max_adapters: int = 8) -> Engine:
-        """Load a base model (`embedded`, a folder or a hub repo id); blocking."""
+    def load(
+        cls, model: str, *, max_batch: int = 8, max_adapters: int = 8, prefix_cache_bytes: int = 0
+    ) -> Engine:
+        """Load a base model (`embedded`, a folder or a hub repo id); blocking.
+
+        `prefix_cache_bytes` bounds the KV states kept for reuse by later prompts (0: none).
+        """
         from mlx_lm.utils import _download, load
 
         resolved = resolve_model(model)
@@ -137,6 +144,7 @@ class Engine:
             max_batch=max_batch,
             max_adapters=max_adapters,
             model_path=path,
+            prefix_cache_bytes=prefix_cache_bytes,
         )
 
     def start(self) -> None:

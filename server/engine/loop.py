@@ -32,6 +32,7 @@ from server.engine.commands import (
 from server.engine.grammar import Grammars
 from server.engine.lora_bank import LoraBank, Slot, SlotsBusyError
 from server.engine.lora_load import read_adapter
+from server.engine.prefix_cache import PrefixCache, Reuse
 from server.engine.row import Handle, Row, read_logprob
 from server.engine.sampling import RowSampler
 from server.engine.score import teacher_force
@@ -66,6 +67,7 @@ class Scheduler:
         vocab_size: int,
         max_batch: int,
         max_adapters: int,
+        prefix_cache_bytes: int = 0,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
@@ -92,10 +94,13 @@ class Scheduler:
         self._on_exit: Reply | None = None
         self._features: list[Features] = []
         """Guard reads that arrived in this turn's commands; run together as one batch."""
+        self.prefix = PrefixCache(prefix_cache_bytes)
+        """KV states of finished sequences, reused by prompts that continue them."""
 
     def stats(self) -> EngineStats:
         """A snapshot of the counters."""
         c = self.counts
+        p = self.prefix.stats()
         return EngineStats(
             requests=c["requests"],
             finished=c["finished"],
@@ -115,6 +120,13 @@ class Scheduler:
             max_batch=self.max_batch,
             max_adapters=self.bank.capacity,
             batch_sizes=tuple(sorted(self.batch_sizes.items())),
+            prefix_cache_budget_bytes=p.budget,
+            prefix_cache_bytes=p.nbytes,
+            prefix_cache_entries=p.entries,
+            prefix_cache_hits=p.hits,
+            prefix_cache_misses=p.misses,
+            prefix_cache_evictions=p.evictions,
+            prefix_cache_reused_tokens=p.reused_tokens,
         )
 
     def run(self) -> None:
@@ -180,6 +192,7 @@ class Scheduler:
                 command.reply(None)
         elif isinstance(command, UnloadAdapter):
             self.bank.unload(command.key)
+            self.prefix.forget((self.base_hash, command.key))
             self.loaded = tuple(self.bank.keys())
             command.reply(None)
         elif isinstance(command, Features):
@@ -328,12 +341,19 @@ class Scheduler:
         """
         if self._group is None:
             rows = [self._admitted.popleft()]
-            while self._admitted and Prefill.fits(
-                [len(r.handle.request.prompt) for r in rows],
-                len(self._admitted[0].handle.request.prompt),
+            reuse = self._reuse(rows[0])
+            # A row with a reused prefix runs alone: its cache is not aligned with any other's.
+            while (
+                reuse is None
+                and self._admitted
+                and Prefill.fits(
+                    [len(r.handle.request.prompt) for r in rows],
+                    len(self._admitted[0].handle.request.prompt),
+                )
+                and self._reuse(self._admitted[0]) is None
             ):
                 rows.append(self._admitted.popleft())
-            self._group = Prefill(self.model, rows)
+            self._group = Prefill(self.model, rows, reuse)
         group = self._group
         try:
             ready = self.batch.prefill(group)
@@ -353,6 +373,29 @@ class Scheduler:
             self.counts["prefills"] += len(joined)
             self.counts["prompt_tokens"] += sum(len(r.handle.request.prompt) for r in joined)
 
+    def _reuse(self, row: Row) -> Reuse | None:
+        """The row's prefix cache hit, looked up once (the first time it could be grouped)."""
+        if not row.looked_up and self.prefix.enabled:
+            row.looked_up = True
+            owner = (self.base_hash, row.adapter_key)
+            row.reuse = self.prefix.lookup(owner, row.handle.request.prompt)
+        return row.reuse
+
+    def _keep_prefixes(self, indices: list[int]) -> None:
+        """Store the KV state of finished rows (by batch position) before they leave."""
+        if not self.prefix.enabled:
+            return
+        for i in indices:
+            row = self.batch.rows[i]
+            try:
+                layers = self.batch.extract(i)
+                if any(layer.offset != len(row.fed) for layer in layers):
+                    raise RuntimeError(f"cache holds {layers[0].offset}, fed {len(row.fed)}")
+            except Exception:
+                log.exception("keeping a finished sequence's prefix failed; not cached")
+                continue
+            self.prefix.insert((self.base_hash, row.adapter_key), tuple(row.fed), layers)
+
     def _release(self, key: str) -> None:
         if key:
             self.bank.release(key)
@@ -366,15 +409,20 @@ class Scheduler:
         self.batch_sizes[len(consumed)] += 1
         outbox: list[tuple[Handle, Any]] = []
         done: list[int] = []
+        finished: list[int] = []
         for i, (row, token, pending) in enumerate(consumed):
             item = self._advance(row, token, pending)
             if item is None:
                 continue
             outbox.append((row.handle, item))
-            if isinstance(item, BaseException) or item.finish_reason is not None:
+            if isinstance(item, BaseException):
                 done.append(i)
+            elif item.finish_reason is not None:
+                done.append(i)
+                finished.append(i)
         # Rows leave the batch before their consumers hear they are done, so stats never lag.
         if done:
+            self._keep_prefixes(finished)
             self._remove(done)
         for handle, item in outbox:
             self._send(handle, item)

@@ -13,6 +13,7 @@ from typing import Any
 import mlx.core as mx
 
 from server.engine.grammar import RowGrammar
+from server.engine.prefix_cache import Reuse
 from server.engine.sampling import RowSampler
 from server.engine.stops import StopText
 from server.engine.tokens import TokenText
@@ -65,6 +66,13 @@ class Row:
         self._stops = StopText(() if grammar is not None else params.stop)
         self._generated = 0
         self._unsent: list[int] = []
+        self.fed: list[int] = list(handle.request.prompt)
+        """Every token the model has been given for this row: the prompt, then each generated
+        token once it is consumed (what the row's KV cache holds)."""
+        self.looked_up = False
+        """Whether the prefix cache was asked for this row (once per row)."""
+        self.reuse: Reuse | None = None
+        """The prefix cache hit its prefill starts from, if any."""
         adapter = handle.request.adapter
         self._version = None if adapter is None else adapter.manifest.version
 
@@ -74,6 +82,7 @@ class Row:
         """Advance by one generated token; the Delta to send (None if nothing to say yet)."""
         self._generated += 1
         self._unsent.append(token)
+        self.fed.append(token)
         logprobs = (logprob,) if logprob is not None else ()
         if token in stop_ids:
             self._detok.finalize()

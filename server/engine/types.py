@@ -140,6 +140,18 @@ class EngineStats:
     max_adapters: int
     batch_sizes: tuple[tuple[int, int], ...] = ()
     """(rows in the batch, decode steps run at that size), smallest first."""
+    prefix_cache_budget_bytes: int = 0
+    """The prefix cache's byte budget (0: off)."""
+    prefix_cache_bytes: int = 0
+    """Bytes of KV state the prefix cache holds now."""
+    prefix_cache_entries: int = 0
+    prefix_cache_hits: int = 0
+    """Prompts that started from a stored prefix."""
+    prefix_cache_misses: int = 0
+    prefix_cache_evictions: int = 0
+    """Entries dropped to stay within the budget."""
+    prefix_cache_reused_tokens: int = 0
+    """Prompt tokens taken from the cache instead of computed."""
 
 
 class EngineError(Exception):

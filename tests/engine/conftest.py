@@ -20,8 +20,13 @@ def make_engine(tiny_model_dir: Path, tiny_model: Any) -> Callable[..., Any]:
     _, tokenizer = tiny_model
     base_hash = content_hash(tiny_model_dir)
 
-    def build(max_batch: int = 8, max_adapters: int = 4) -> Engine:
-        model, config = load_model(tiny_model_dir)
+    def build(
+        max_batch: int = 8,
+        max_adapters: int = 4,
+        prefix_cache_bytes: int = 0,
+        model_dir: Path = tiny_model_dir,
+    ) -> Engine:
+        model, config = load_model(model_dir)
         return Engine(
             model,
             tokenizer,
@@ -30,7 +35,8 @@ def make_engine(tiny_model_dir: Path, tiny_model: Any) -> Callable[..., Any]:
             context_length=int(config["max_position_embeddings"]),
             max_batch=max_batch,
             max_adapters=max_adapters,
-            model_path=tiny_model_dir,
+            model_path=model_dir,
+            prefix_cache_bytes=prefix_cache_bytes,
         )
 
     return build
