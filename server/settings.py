@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -54,7 +54,7 @@ class ServerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     """Most sequences decoded together in one step."""
     max_adapters: int = 8
     """Most adapters kept loaded at once (least recently used leave first)."""
-    prefix_cache_bytes: int = 268_435_456
+    prefix_cache_bytes: Annotated[int, msgspec.Meta(ge=0)] = 268_435_456
     """Bytes of prompt KV state kept so a conversation's next turn reuses its history
     (least recently used leave first); 0 turns the prefix cache off."""
     max_tokens: int = 512

@@ -48,3 +48,14 @@ def test_unknown_key_in_server_table_is_refused(tmp_path: Path) -> None:
 def test_bad_environment_value_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="port"):
         load_settings(path=tmp_path / "x.toml", environ={"PERSONA_PORT": "eighty"})
+
+
+def test_prefix_cache_budget_from_file_or_environment_and_never_negative(tmp_path: Path) -> None:
+    assert load_settings(path=tmp_path / "x.toml", environ={}).prefix_cache_bytes > 0
+    path = tmp_path / "config.toml"
+    path.write_text("[server]\nprefix_cache_bytes = 1048576\n")
+    assert load_settings(path=path, environ={}).prefix_cache_bytes == 1 << 20
+    env = {"PERSONA_PREFIX_CACHE_BYTES": "0"}
+    assert load_settings(path=path, environ=env).prefix_cache_bytes == 0
+    with pytest.raises(SettingsError, match="prefix_cache_bytes"):
+        load_settings(path=tmp_path / "x.toml", environ={"PERSONA_PREFIX_CACHE_BYTES": "-1"})
