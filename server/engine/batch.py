@@ -117,12 +117,9 @@ class DecodeBatch:
         return list(zip(rows, tokens, current, strict=True))
 
     def extract(self, index: int) -> list[Any]:
-        """The KV state of the row at `index` (every token fed so far) as evaluated
-        single-sequence mlx-lm caches, one per layer."""
+        """The KV state of the row at `index` (every token fed so far), see `extract_row`."""
         assert self._cache is not None
-        layers = [layer.extract(index) for layer in self._cache]
-        mx.eval([c.state[:2] for c in layers])
-        return layers
+        return extract_row(self._cache, index)
 
     def remove(self, indices: list[int]) -> list[Row]:
         """Drop rows (by position) before the next step; returns them."""
@@ -244,6 +241,13 @@ def batch_cache(model: nn.Module, left_padding: list[int] | None = None) -> list
         else:
             raise EngineError(f"{type(cache).__name__} caches cannot be batched yet")
     return caches
+
+
+def extract_row(cache: list[Any], index: int) -> list[Any]:
+    """One row of a batch cache as evaluated single-sequence mlx-lm caches, one per layer."""
+    layers = [layer.extract(index) for layer in cache]
+    mx.eval([c.state[:2] for c in layers])
+    return layers
 
 
 def _pending_arrays(rows: list[Row]) -> list[mx.array]:

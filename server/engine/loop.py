@@ -11,13 +11,14 @@ from __future__ import annotations
 import logging
 import queue
 from collections import Counter, deque
+from collections.abc import Callable
 from typing import Any
 
 import mlx.core as mx
 import mlx.nn as nn
 
 from adapters.guard.features import pooled_states
-from server.engine.batch import DecodeBatch, Prefill, float_dtype
+from server.engine.batch import DecodeBatch, Prefill, extract_row, float_dtype
 from server.engine.commands import (
     Cancel,
     Command,
@@ -368,6 +369,10 @@ class Scheduler:
             return
         if ready:
             self._group = None
+            if self.prefix.enabled:
+                for i, row in enumerate(group.rows):
+                    if not row.cancelled:
+                        self._keep(row, lambda i=i: extract_row(group.cache, i))
             joined = self.batch.join(group)
             self.counts["prefill_groups"] += 1
             self.counts["prefills"] += len(joined)
@@ -383,18 +388,25 @@ class Scheduler:
 
     def _keep_prefixes(self, indices: list[int]) -> None:
         """Store the KV state of finished rows (by batch position) before they leave."""
-        if not self.prefix.enabled:
+        if self.prefix.enabled:
+            for i in indices:
+                self._keep(self.batch.rows[i], lambda i=i: self.batch.extract(i))
+
+    def _keep(self, row: Row, extract: Callable[[], list[Any]]) -> None:
+        """Store what `row` has fed the model so far, from its extracted cache.
+
+        Kept twice per sequence: after its prefill (the prompt: the next turn's prompt always
+        starts with it) and once it finishes (prompt and reply: continued when the client sends
+        the reply back token for token).
+        """
+        try:
+            layers = extract()
+            if any(layer.offset != len(row.fed) for layer in layers):
+                raise RuntimeError(f"cache holds {layers[0].offset} tokens, fed {len(row.fed)}")
+        except Exception:
+            log.exception("keeping a sequence's KV state failed; it is not cached")
             return
-        for i in indices:
-            row = self.batch.rows[i]
-            try:
-                layers = self.batch.extract(i)
-                if any(layer.offset != len(row.fed) for layer in layers):
-                    raise RuntimeError(f"cache holds {layers[0].offset}, fed {len(row.fed)}")
-            except Exception:
-                log.exception("keeping a finished sequence's prefix failed; not cached")
-                continue
-            self.prefix.insert((self.base_hash, row.adapter_key), tuple(row.fed), layers)
+        self.prefix.insert((self.base_hash, row.adapter_key), tuple(row.fed), layers)
 
     def _release(self, key: str) -> None:
         if key:

@@ -1,9 +1,9 @@
 """Prompt KV states kept between requests, so a conversation's next turn skips its history.
 
-Each finished sequence leaves the key/value cache of everything it fed the model (its prompt and
-its reply) as one entry, keyed by the token ids behind it and by its owner: the base model's hash
-and the adapter's manifest key (persona, run, step and weights hash). A new request looks among
-its owner's entries for the longest common prefix of its prompt and starts its prefill there.
+Each sequence leaves the key/value cache of what it fed the model as entries (its prompt once it
+is prefilled, its prompt and reply once it finishes), keyed by the token ids behind them and by
+their owner: the base model's hash and the adapter's manifest key (persona, run, step and weights
+hash). A new request looks among its owner's entries for the longest common prefix of its prompt and starts its prefill there.
 Entries are mlx-lm's own single-sequence caches (`KVCache`, `RotatingKVCache`), taken from a
 batch row with `extract` and put back into a batch with `merge`.
 
@@ -26,6 +26,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+import mlx.core as mx
 from mlx_lm.models.cache import (
     BatchKVCache,
     BatchRotatingKVCache,
@@ -127,6 +128,7 @@ class PrefixCache:
         """Keep the KV state of `tokens` (evaluated single-sequence caches), then fit the budget."""
         if not self.enabled or not tokens:
             return
+        layers = [_compact(layer) for layer in layers]
         nbytes = sum(layer.nbytes for layer in layers)
         if nbytes > self.budget:
             return
@@ -175,6 +177,19 @@ def _usable(entry: Entry, shared: int) -> int:
     if shared == len(entry.tokens):
         return shared
     return shared if can_trim_prompt_cache(list(entry.layers)) else 0
+
+
+def _compact(layer: Any) -> Any:
+    """A wrapped sliding-window layer cut to its last `max_size` tokens: all a continuation
+    attends to (a chunked prefill leaves up to a chunk more)."""
+    if type(layer) is not RotatingKVCache or layer.keys.shape[2] <= layer.max_size:
+        return layer
+    compact = RotatingKVCache(layer.max_size, layer.keep)
+    compact.keys = mx.contiguous(layer.keys[..., -layer.max_size :, :])
+    compact.values = mx.contiguous(layer.values[..., -layer.max_size :, :])
+    compact.offset, compact._idx = layer.offset, layer.max_size
+    mx.eval(compact.keys, compact.values)
+    return compact
 
 
 def _cut(layer: Any, length: int) -> Any:

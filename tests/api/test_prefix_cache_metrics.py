@@ -1,4 +1,4 @@
-"""The prefix cache as a client sees it: a second chat turn reuses the first, and /metrics says so."""
+"""The prefix cache as a client sees it: a second chat turn reuses the first; /metrics says so."""
 
 from __future__ import annotations
 
@@ -46,7 +46,8 @@ async def test_a_second_turn_reuses_the_first_and_metrics_count_it(
         {"role": "user", "content": "and why is that?"},
     ]
     second = await client.chat.completions.create(model="pip", messages=messages)
-    assert second.usage is not None and second.usage.prompt_tokens > 0
+    assert second.usage is not None
+    assert second.usage.prompt_tokens > 0
     after = (await http.get("/metrics")).text
     assert metric(after, "persona_engine_prefix_cache_hits") == 1
     assert metric(after, "persona_engine_prefix_cache_reused_tokens") >= 8
