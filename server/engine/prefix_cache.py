@@ -3,9 +3,9 @@
 Each sequence leaves the key/value cache of what it fed the model as entries (its prompt once it
 is prefilled, its prompt and reply once it finishes), keyed by the token ids behind them and by
 their owner: the base model's hash and the adapter's manifest key (persona, run, step and weights
-hash). A new request looks among its owner's entries for the longest common prefix of its prompt and starts its prefill there.
-Entries are mlx-lm's own single-sequence caches (`KVCache`, `RotatingKVCache`), taken from a
-batch row with `extract` and put back into a batch with `merge`.
+hash). A new request looks among its owner's entries for the longest common prefix of its
+prompt and starts its prefill there. Entries are mlx-lm's own single-sequence caches (`KVCache`,
+`RotatingKVCache`), taken from a batch row with `extract` and put back into a batch with `merge`.
 
 Which prefix may be reused: every layer must describe the same `p` tokens. A full-attention
 layer keeps every token, so it can be cut back to any `p` (`trim`). A sliding-window layer
