@@ -59,6 +59,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/sampling.py
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/serve.py
+	$(BIN)/python bench/prefix_cache.py
 	$(BIN)/python bench/hotswap.py
 	$(BIN)/python bench/grammar.py
 	$(BIN)/python bench/train.py

@@ -15,9 +15,9 @@ has, the entry is usable only whole (`p` equals the entry's length: the new prom
 exactly), since the tokens a shorter prefix would need are gone. Anything else is recomputed.
 
 A prefix shorter than `MIN_REUSE` tokens is recomputed. Entries live in one least-recently-used
-order and leave it, oldest first, once their bytes pass the budget; an entry whose tokens another
-entry of the same owner continues, and can be cut back to, is dropped on insertion (it adds
-nothing).
+order and leave it, oldest first, once their bytes pass the budget. An entry that a new entry of
+the same owner continues is dropped when the new one can be cut back to it (it adds nothing);
+when the new one cannot, only the longest such entry stays, for a regenerated or edited turn.
 """
 
 from __future__ import annotations
@@ -132,16 +132,20 @@ class PrefixCache:
         nbytes = sum(layer.nbytes for layer in layers)
         if nbytes > self.budget:
             return
-        trimmable = can_trim_prompt_cache(layers)
-        for key, entry in list(self._entries.items()):
-            if key[0] != owner:
-                continue
-            if entry.tokens == tokens or (
-                trimmable
-                and len(entry.tokens) < len(tokens)
-                and tokens[: len(entry.tokens)] == entry.tokens
-            ):
-                self._drop(key)
+        prefixes = [
+            key
+            for key, entry in self._entries.items()
+            if key[0] == owner
+            and len(entry.tokens) <= len(tokens)
+            and tokens[: len(entry.tokens)] == entry.tokens
+        ]
+        if not can_trim_prompt_cache(layers):
+            # Keep the longest earlier prefix: a regenerated or edited turn starts from it.
+            prefixes.sort(key=lambda key: len(key[1]))
+            parent = prefixes.pop() if prefixes and len(prefixes[-1][1]) < len(tokens) else None
+            prefixes = [key for key in prefixes if key != parent]
+        for key in prefixes:
+            self._drop(key)
         self._entries[(owner, tokens)] = Entry(tokens, tuple(layers), nbytes)
         self._nbytes += nbytes
         while self._nbytes > self.budget:

@@ -260,6 +260,8 @@ async def test_sliding_windows_reuse_only_what_is_still_valid(
         # Turn 1 fits the window; later turns wrap it and continue a whole stored entry.
         assert await token_conversation(on, n=10) == await token_conversation(off, n=10)
         assert hits(on) == 3
+        # Of a wrapped conversation only the last prompt and its reply stay (the rest is implied).
+        assert on.stats().prefix_cache_entries == 2
         # A prompt that leaves a wrapped entry before its end cannot reuse it: recomputed.
         long = first_prompt(on, USERS[1] + " " + USERS[2])
         assert len(long) > WINDOW
@@ -276,3 +278,16 @@ async def test_sliding_windows_reuse_only_what_is_still_valid(
     finally:
         await on.aclose()
         await off.aclose()
+
+
+async def test_a_resent_prompt_reuses_all_but_its_last_token(
+    engines: tuple[Engine, Engine],
+) -> None:
+    on, off = engines
+    prompt = first_prompt(on, "say that again, exactly the same way please")
+    first = await greedy(on, prompt)
+    before, reused = hits(on), on.stats().prefix_cache_reused_tokens
+    again = await greedy(on, prompt)
+    assert again == first == await greedy(off, prompt)
+    assert hits(on) == before + 1
+    assert on.stats().prefix_cache_reused_tokens - reused == len(prompt) - 1
