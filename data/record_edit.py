@@ -166,7 +166,5 @@ def _problems_at(
     problems = [p for p in loaded.problems if p.file == name and p.line == line]
     own: list[Row] = [r for r in loaded.rows if r.file == name and r.line == line]
     problems += check_rows(own, card, tokenizer)
-    problems += [
-        p for p in duplicate_problems(loaded.rows) if p.file == name and p.line == line
-    ]
+    problems += [p for p in duplicate_problems(loaded.rows) if p.file == name and p.line == line]
     return problems

@@ -35,8 +35,8 @@ from server.api.routes.health import health, metrics, openapi_json
 from server.api.routes.models import model, models
 from server.api.routes.moderations import moderations
 from server.api.routes.persona_create import persona_create_routes
-from server.api.routes.records import record_routes
 from server.api.routes.personas import persona, personas
+from server.api.routes.records import record_routes
 from server.api.routes.responses import responses_routes
 from server.api.routes.web import is_public, web_routes
 from server.body_depth import refuse_deep_json

@@ -169,9 +169,7 @@ async def test_replace_changes_only_its_line_and_only_if_unchanged_since_listed(
     assert json.loads(path.read_text().splitlines()[2])["tags"] == ["idk"]
 
 
-async def test_delete_removes_the_line_once(
-    http: httpx2.AsyncClient, personas_dir: Path
-) -> None:
+async def test_delete_removes_the_line_once(http: httpx2.AsyncClient, personas_dir: Path) -> None:
     path = personas_dir / "wren" / "train.jsonl"
     first = (await listed(http))["data"][0]
     reply = await http.delete(

@@ -170,9 +170,7 @@ def create_record(
     _writable(entry)
     path = append_target(entry)
     try:
-        saved = add_record(
-            path, _record(data), entry.card, _tokenizer(state), _others(entry, path)
-        )
+        saved = add_record(path, _record(data), entry.card, _tokenizer(state), _others(entry, path))
     except EditError as exc:
         raise _refused(exc) from None
     return RecordSaved(path.name, saved.line, saved.hash, saved.records, saved.problems)
