@@ -19,6 +19,7 @@ import httpx
 import msgspec
 
 from .api_jobs import JobsApi
+from .api_records import RecordsApi
 from .sse import SseDecoder, SseEvent, sse_lines
 from .wire import (
     AdapterEvent,
@@ -158,7 +159,7 @@ def piece_from_chunk(chunk: ChatCompletionChunk) -> ReplyPiece:
     return ReplyPiece(text, finish, chunk.persona_adapter, tokens, guard)
 
 
-class ApiClient(JobsApi):
+class ApiClient(JobsApi, RecordsApi):
     """Async client for one persona studio server."""
 
     def __init__(
