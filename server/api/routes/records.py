@@ -48,7 +48,8 @@ TAGS = ["data"]
 ERRORS = error_responses(400, 404, 409)
 
 
-def _persona(state: ServerState, persona_id: str) -> PersonaEntry:
+def persona_entry(state: ServerState, persona_id: str) -> PersonaEntry:
+    """A persona served here, or a 404."""
     entry = state.catalog.get(persona_id)
     if entry is None:
         raise NotFoundError(
@@ -62,7 +63,8 @@ def is_sample(entry: PersonaEntry) -> bool:
     return entry.folder.resolve().is_relative_to(sample_personas_dir().resolve())
 
 
-def _writable(entry: PersonaEntry) -> Path:
+def writable(entry: PersonaEntry) -> Path:
+    """The persona's folder, or a 400 for a read-only sample."""
     if is_sample(entry):
         raise InvalidRequestError(
             f"'{entry.name}' is a sample shipped with persona studio and cannot be changed; "
@@ -118,7 +120,7 @@ def _record(data: RecordWrite) -> ChatRecord:
 )
 def list_records(persona_id: FromPath[str], state: ServerState) -> RecordList:
     """Every record of the persona's training and validation files, in file order."""
-    entry = _persona(state, persona_id)
+    entry = persona_entry(state, persona_id)
     records: list[DatasetRecord] = []
     problems = []
     for path in dataset_files(entry.folder):
@@ -166,8 +168,8 @@ def create_record(
     persona_id: FromPath[str], data: JSONBody[RecordWrite], state: ServerState
 ) -> RecordSaved:
     """Append a conversation to the persona's training file, if the checker finds no error."""
-    entry = _persona(state, persona_id)
-    _writable(entry)
+    entry = persona_entry(state, persona_id)
+    writable(entry)
     path = append_target(entry)
     try:
         saved = add_record(path, _record(data), entry.card, _tokenizer(state), _others(entry, path))
@@ -191,8 +193,8 @@ def update_record(
     state: ServerState,
 ) -> RecordSaved:
     """Replace the record at `file:line`, if it is unchanged since listed and has no error."""
-    entry = _persona(state, persona_id)
-    _writable(entry)
+    entry = persona_entry(state, persona_id)
+    writable(entry)
     path = _file(entry, file)
     if not data.hash:
         raise InvalidRequestError(
@@ -226,8 +228,8 @@ def remove_record(
     hash: FromQuery[str] = "",
 ) -> RecordDeleted:
     """Delete the record at `file:line`, if it is unchanged since listed (`?hash=`)."""
-    entry = _persona(state, persona_id)
-    _writable(entry)
+    entry = persona_entry(state, persona_id)
+    writable(entry)
     path = _file(entry, file)
     if not hash:
         raise InvalidRequestError(
