@@ -24,6 +24,7 @@ from server.api.record_wire import (
     RecordDeleted,
     RecordList,
     RecordSaved,
+    SuiteBuilt,
 )
 from server.api.wire import (
     ChatCompletionChunk,
@@ -85,6 +86,7 @@ __all__ = [
     "RunInfo",
     "SampleResult",
     "SamplingOverrides",
+    "SuiteBuilt",
     "Training",
     "Usage",
 ]

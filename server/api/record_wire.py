@@ -66,3 +66,23 @@ class RecordDeleted(Struct, frozen=True):
     line: int
     records: int
     deleted: bool = True
+
+
+class SuiteBuild(Struct, frozen=True, forbid_unknown_fields=True):
+    """`POST /v1/personas/{id}/evals/suite`: the share of tagged records to hold out, and the
+    shuffle seed (default: the card's `training.seed`)."""
+
+    share: float = 0.15
+    seed: int | None = None
+
+
+class SuiteBuilt(Struct, frozen=True):
+    """The eval suite held out: its cases per category, and what the training file keeps."""
+
+    file: str
+    cases: int
+    by_category: dict[str, int]
+    train_file: str
+    train_records: int
+    returned: int
+    """Held-out records put back in training: their prompt is close to one that stays there."""

@@ -6,19 +6,13 @@ from __future__ import annotations
 from litestar import post
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, JSONBody
-from msgspec import Struct
+import msgspec
 
-from data.heldout import DEFAULT_SHARE, HeldOutSuite, HoldOutError, hold_out_suite
+from data.heldout import HoldOutError, hold_out_suite
+from server.api.record_wire import SuiteBuild, SuiteBuilt
 from server.api.routes.records import persona_entry, writable
 from server.errors import AppError, ConflictError, InvalidRequestError, error_responses
 from server.state import ServerState
-
-
-class SuiteBuild(Struct, frozen=True, forbid_unknown_fields=True):
-    """How much of the tagged data to hold out, and the shuffle seed (default: the card's)."""
-
-    share: float = DEFAULT_SHARE
-    seed: int | None = None
 
 
 def _refused(exc: HoldOutError) -> AppError:
@@ -39,14 +33,15 @@ def _refused(exc: HoldOutError) -> AppError:
 )
 def build_suite(
     persona_id: FromPath[str], data: JSONBody[SuiteBuild], state: ServerState
-) -> HeldOutSuite:
+) -> SuiteBuilt:
     """Write `eval.jsonl` from a share of the tagged records, which leave the training file."""
     entry = persona_entry(state, persona_id)
     folder = writable(entry)
     try:
-        return hold_out_suite(folder, entry.card, data.share, data.seed)
+        built = hold_out_suite(folder, entry.card, data.share, data.seed)
     except HoldOutError as exc:
         raise _refused(exc) from None
+    return msgspec.convert(msgspec.to_builtins(built), SuiteBuilt)
 
 
 def suite_routes() -> list[HTTPRouteHandler]:
