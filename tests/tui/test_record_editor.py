@@ -11,7 +11,7 @@ import httpx
 import pytest
 from fakes import notes, record_notes, wait_for
 from textual.pilot import Pilot
-from textual.widgets import TabbedContent
+from textual.widgets import Footer, TabbedContent
 
 from data.home import personas_dir
 from server.app import create_app
@@ -82,6 +82,8 @@ async def test_add_edit_and_delete_records_from_the_keyboard(
         assert [r.line for r in pane.records] == [1, 2]
         assert "2 records. a add · e edit · d delete" in str(pane.status.render())
         assert pane.table.has_focus
+        footer = pilot.app.screen.query_one(Footer)
+        assert sum(w.region.width for w in footer.children) <= 120
 
         # Add: two empty turns to fill, the categories to tick.
         await pilot.press("a")

@@ -33,7 +33,7 @@ class DataScreen(StudioScreen):
 
     MODE = "data"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("ctrl+r", "run_checks", "Check again"),
+        Binding("ctrl+r", "run_checks", "Check"),
         Binding("ctrl+t", "toggle_tab", "Next tab"),
         Binding("ctrl+e", "show_records", "Records"),
         Binding("ctrl+g", "pick_persona", "Persona"),
@@ -130,6 +130,7 @@ class DataScreen(StudioScreen):
     def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
         if event.pane.id == "tab-review":
             self.query_one(DraftReviewPane).table.focus()  # so a / e / r work at once
+        self.refresh_bindings()
         if event.pane.id == "tab-records":
             persona = self.persona_select.value
             if isinstance(persona, str):
@@ -140,6 +141,12 @@ class DataScreen(StudioScreen):
     def records(self) -> RecordsPane:
         """The persona's records, to add, edit and delete."""
         return self.query_one(RecordsPane)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Records leaves the footer while its tab is the one shown (room for a, e, d)."""
+        if action == "show_records":
+            return self.query_one(TabbedContent).active != "tab-records"
+        return True
 
     def action_show_records(self) -> None:
         """Show the Records tab."""

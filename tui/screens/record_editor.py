@@ -101,7 +101,8 @@ class RecordEditor(ModalScreen[RecordSaved | None]):
         """Where the record is saved."""
         self._messages = list(messages) or [Message("user", ""), Message("assistant", "")]
         self._tags = list(tags)
-        self._categories = list(dict.fromkeys([*categories, *tags]))
+        # The record's own tags first, so the ticked ones are in sight.
+        self._categories = list(dict.fromkeys([*tags, *categories]))
         self._note = note
 
     def compose(self) -> ComposeResult:
@@ -122,8 +123,7 @@ class RecordEditor(ModalScreen[RecordSaved | None]):
             yield Input(id="record-more-tags", placeholder="other tags, comma-separated")
             yield Label("", id="record-problems", markup=False)
             yield Label(
-                "Ctrl+S save (checked on the server) · Esc cancel · "
-                "Ctrl+N add a turn · Ctrl+R remove the turn being edited",
+                "Ctrl+S save (checked) · Esc cancel · Ctrl+N add turn · Ctrl+R remove this turn",
                 classes="hint",
             )
             with Horizontal(classes="dialog-buttons"):

@@ -45,9 +45,9 @@ class RecordsPane(Vertical):
     """One persona's records, with the keys to add, edit and delete them."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("a", "add", "Add record"),
-        Binding("e", "edit", "Edit record"),
-        Binding("d", "delete", "Delete record"),
+        Binding("a", "add", "Add"),
+        Binding("e", "edit", "Edit"),
+        Binding("d", "delete", "Delete"),
     ]
 
     class Changed(TextualMessage):
@@ -125,7 +125,7 @@ class RecordsPane(Vertical):
             row = where.index(line) if line in where else row
         if listing.data:
             self.table.move_cursor(row=min(max(row, 0), len(listing.data) - 1))
-        count = f"{len(listing.data)} records"
+        count = f"{len(listing.data)} record{'' if len(listing.data) == 1 else 's'}"
         unreadable = f" · {len(listing.problems)} unreadable lines" if listing.problems else ""
         keys = "a add · e edit · d delete" if listing.writable else read_only_note(self.persona)
         self.status.update(f"{count}{unreadable}. {keys}")
