@@ -1,4 +1,4 @@
-"""The package layout as the README draws it: no import circles, and imports that flow one way.
+"""The layout docs/architecture.md draws: no import circles, and imports that flow one way.
 
 Every `import` statement counts, wherever it stands (module level, inside a function, or under
 `TYPE_CHECKING`): a circle that only type checkers see is still a circle a reader has to untangle.
