@@ -316,13 +316,6 @@ class ApiClient(JobsApi, RecordsApi):
         path = f"{_drafts(persona)}/{quote(draft_id, safe='')}/{verdict}"
         return await self._post(path, b"{}", DraftReview)
 
-    async def keep_draft(
-        self, persona: str, messages: Sequence[DraftTurn], source: str
-    ) -> DraftInfo:
-        """Send a chat exchange to the persona's drafts, to review on the Data screen."""
-        body = msgspec.json.encode({"messages": list(messages), "source": source})
-        return await self._post(_drafts(persona), body, DraftInfo)
-
     async def edit_draft(
         self, persona: str, draft_id: str, messages: Sequence[DraftTurn]
     ) -> DraftInfo:
