@@ -108,6 +108,8 @@ async def test_a_record_is_added_checked_and_written_by_rename(
         (turns(("user", "Hi?"), ("system", "late"), ("assistant", "Yo.")),
          ["a system message may only come first"]),
         ([], ["the conversation is empty"]),
+        (turns(("user", "Hi?"), ("assistant", "Bye.<end_of_turn>")),
+         ["messages[1].content: holds control-token text '<end_of_turn>'"]),
     ],
 )  # fmt: skip
 async def test_a_record_with_errors_is_refused_with_every_problem_and_nothing_written(

@@ -220,7 +220,11 @@ class EvalScreen(StudioScreen):
                     if total:
                         self.progress.update(total=total, progress=done)
                 if "sample" in data:
-                    self._landed(msgspec.convert(data["sample"], SampleResult))
+                    try:
+                        sample = msgspec.convert(data["sample"], SampleResult)
+                    except msgspec.ValidationError:
+                        continue  # a reply this TUI cannot read: the final result still has it
+                    self._landed(sample)
         except ApiError:
             return False
         return True
