@@ -3,10 +3,10 @@ held out from training (`data.heldout`)."""
 
 from __future__ import annotations
 
+import msgspec
 from litestar import post
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, JSONBody
-import msgspec
 
 from data.heldout import HoldOutError, hold_out_suite
 from server.api.record_wire import SuiteBuild, SuiteBuilt
