@@ -3,8 +3,8 @@ off, side by side in one process.
 
 Two engines load the embedded model, one with the prefix cache (the default budget) and one
 without. `--conversations` conversations run at once, each for `--turns` turns; at every turn
-the same prompts (the whole history so far, through the server's chat template) go to both
-engines one after the other, each engine first on every other turn. Replies are greedy and
+the same prompts (the whole history so far, through the server's chat template) go first to the
+engine without the cache, then to the one with it, each after a pause. Replies are greedy and
 exactly `--tokens` long, taken from the cached engine's reply (the uncached one gives the same
 tokens). Prints the median time to first token at turns 1, 8 and 16 and each one's ratio to
 turn 1.
@@ -41,6 +41,8 @@ QUESTIONS = [
     "Thank you for the chat. Any last words of advice?",
 ]
 MARKS = (1, 8, 16)
+PAUSE = 1.0
+"""Seconds of rest before each engine's requests."""
 
 
 async def first_token(engine: Any, prompt: tuple[int, ...], tokens: int) -> tuple[float, str]:
@@ -81,13 +83,12 @@ async def main(conversations: int, turns: int, tokens: int) -> None:
     for turn in range(1, turns + 1):
         prompts = [chat_prompt(on.tokenizer, h) for h in histories]
         lengths[turn] = max(len(p) for p in prompts)
-        # Alternate which engine goes first, so neither always runs right after the other.
-        for engine in (off, on) if turn % 2 else (on, off):
-            found = await asyncio.gather(*(first_token(engine, p, tokens) for p in prompts))
-            if engine is off:
-                found_off = found
-            else:
-                found_on = found
+        # The same order at every turn, with a pause first: OpenBLAS threads keep spinning for
+        # a while after their work, and whichever engine ran last would slow the next one.
+        await asyncio.sleep(PAUSE)
+        found_off = await asyncio.gather(*(first_token(off, p, tokens) for p in prompts))
+        await asyncio.sleep(PAUSE)
+        found_on = await asyncio.gather(*(first_token(on, p, tokens) for p in prompts))
         times["off"][turn] = [t for t, _ in found_off]
         times["on"][turn] = [t for t, _ in found_on]
         for c, (history, (_, reply)) in enumerate(zip(histories, found_on, strict=True)):
