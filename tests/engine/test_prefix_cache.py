@@ -19,6 +19,7 @@ from adapter_files import publish_random
 
 from adapters.registry import Checkpoint
 from server.engine.engine import AdapterRef, Engine, GenerationRequest, SamplingParams
+from server.engine.prefix_cache import MIN_REUSE, common_prefix
 
 BUDGET = 64 << 20
 """Ample room for every test conversation on the tiny model."""
@@ -291,3 +292,50 @@ async def test_a_resent_prompt_reuses_all_but_its_last_token(
     assert again == first == await greedy(off, prompt)
     assert hits(on) == before + 1
     assert on.stats().prefix_cache_reused_tokens - reused == len(prompt) - 1
+
+
+async def test_a_steered_turn_is_another_prefix_and_matches(engines: tuple[Engine, Engine]) -> None:
+    from server.api.guarded import steer_messages
+
+    on, off = engines
+    messages = [{"role": "user", "content": "a question the guard will steer, asked plainly"}]
+    plain = tuple(on.tokenizer.apply_chat_template(messages, add_generation_prompt=True))
+    await greedy(on, plain)
+    steered_messages = steer_messages(messages, "Answer kindly and keep it safe.")
+    steered = tuple(on.tokenizer.apply_chat_template(steered_messages, add_generation_prompt=True))
+    shared = common_prefix(plain, steered, len(steered))
+    assert MIN_REUSE <= shared < len(plain) - 1, "guidance goes inside the last user turn"
+    before, reused = hits(on), on.stats().prefix_cache_reused_tokens
+    assert await greedy(on, steered) == await greedy(off, steered)
+    assert hits(on) == before + 1
+    assert on.stats().prefix_cache_reused_tokens - reused == shared
+
+
+async def test_logprobs_after_a_hit_match_and_scoring_leaves_the_cache_alone(
+    engines: tuple[Engine, Engine],
+) -> None:
+    from server.engine.engine import ScoreRequest
+
+    on, off = engines
+    prompt = first_prompt(on, "a turn whose next turn asks for logprobs")
+    follow = prompt + tuple(await greedy(on, prompt)) + user_turn(on, "and the odds?")
+    params = SamplingParams(max_tokens=6, temperature=0.0, logprobs=True, top_logprobs=3)
+    before = hits(on)
+    found = [
+        [d async for d in engine.stream(GenerationRequest(follow, params))] for engine in (on, off)
+    ]
+    assert hits(on) == before + 1
+    cached, fresh = ([lp for d in deltas for lp in d.logprobs] for deltas in found)
+    assert [lp.token for lp in cached] == [lp.token for lp in fresh]
+    for a, b in zip(cached, fresh, strict=True):
+        assert a.logprob == pytest.approx(b.logprob, abs=1e-4)
+        assert [t for t, _, _ in a.top] == [t for t, _, _ in b.top]
+    stats = on.stats()
+    score = ScoreRequest(follow, start=len(prompt), top_logprobs=2)
+    assert await on.score(score) == await off.score(score)
+    after = on.stats()
+    assert (after.prefix_cache_hits, after.prefix_cache_misses, after.prefix_cache_entries) == (
+        stats.prefix_cache_hits,
+        stats.prefix_cache_misses,
+        stats.prefix_cache_entries,
+    )
