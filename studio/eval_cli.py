@@ -13,7 +13,7 @@ from data.atomic import write_bytes, write_text
 from data.cli import positive_int
 from data.problem import listed
 
-from .persona_files import PersonaFiles, find_persona
+from .persona_files import PersonaFiles, load_persona_files
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     import os
 
     try:
-        files = find_persona(args.persona, args.personas, args.suite)
+        files = load_persona_files(args.persona, args.personas, args.suite)
     except LookupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

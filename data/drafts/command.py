@@ -49,21 +49,20 @@ def card_tags(folder: Path) -> tuple[str, ...]:
 def run_draft(args: argparse.Namespace) -> int:
     """Draft and report; 0 when done, 1 when the teacher failed (drafts written stay), 2 usage."""
     from ..dataset import read_datasets
-    from ..imports.command import ImportUsageError, persona_folder
-    from ..personas import TRAIN_FILES, VALID
+    from ..imports.command import ImportUsageError, writable_persona
     from ..targets import load_tokenizer
     from .run import Teacher, draft
 
     try:
-        folder, card = persona_folder(args.persona)
+        entry = writable_persona(args.persona)
     except ImportUsageError as exc:
         print(f"persona data draft: {exc}", file=sys.stderr)
         return 2
     if args.count is not None and args.count < 1:
         print("persona data draft: --count must be at least 1", file=sys.stderr)
         return 2
-    files = [p for n in (*TRAIN_FILES, VALID) if (p := folder / n).is_file()]
-    records = [r.record for r in read_datasets(files).rows]
+    folder, card = entry.folder, entry.card
+    records = [r.record for r in read_datasets(entry.data_files).rows]
     tokenizer = None
     if not args.no_tokenizer:
         tokenizer, note = load_tokenizer(card.base_model)

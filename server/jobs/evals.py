@@ -26,7 +26,7 @@ from data.card import load_card
 from data.dataset import read_datasets
 from data.drift import run_drift, turns_problem
 from data.evaluate import EvalResult, run_eval
-from data.personas import TRAIN_FILES
+from data.personas import training_set
 from data.problem import listed
 from data.records import replies
 from data.report import summary
@@ -275,7 +275,7 @@ def _scripts(suite: Path, turns: int) -> list[ConversationScript]:
 
 
 def _training_replies(folder: Path) -> list[str]:
-    path = next((folder / n for n in TRAIN_FILES if (folder / n).is_file()), None)
+    path = training_set(folder)
     if path is None:
         return []
     return [text for row in read_datasets([path]).rows for text in replies(row.record)]

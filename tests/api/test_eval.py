@@ -15,7 +15,7 @@ from data.evaluate import run_eval
 from data.records import Message
 from data.report import markdown, table_rows, terminal_table
 from data.suite import EvalCase
-from studio.persona_files import find_persona
+from studio.persona_files import load_persona_files
 from studio.tune_cli import sweep
 
 CASES = [
@@ -97,7 +97,7 @@ async def test_sweep_scores_every_grid_point(
         '{"id": "a", "category": "general", "messages": [{"role": "user", "content": "hi"}]}\n'
         '{"id": "b", "category": "idk", "messages": [{"role": "user", "content": "why?"}]}\n'
     )
-    files = find_persona(str(pip))
+    files = load_persona_files(str(pip))
     args = argparse.Namespace(cases=0, model=None, base_url="unused", concurrency=2, seed=0)
     grid: list[dict[str, Any]] = [
         {"temperature": 0.0, "max_tokens": 2},
