@@ -10,14 +10,14 @@ import msgspec
 
 from .check import check_dataset
 from .dataset import read_datasets
+from .eval.pair_replies import pair_reply_problems
+from .eval.suite import read_scripts, read_suite, script_probes
 from .jsonl import count_records
-from .pair_replies import pair_reply_problems
 from .personas import DATASET, TRAIN, is_sample, training_set
 from .problem import Problem, listed
 from .render import render_stats
 from .split import contamination, split_rows, write_split
 from .stats import dataset_stats
-from .suite import read_scripts, read_suite, script_probes
 from .targets import Target, UsageError, load_tokenizer, read_card, resolve_targets
 from .tokens import ChatTokenizer
 
@@ -95,7 +95,7 @@ def pairs(args: argparse.Namespace) -> int:
     import os
 
     from .atomic import write_bytes
-    from .evaluate import Target
+    from .eval.run import Target
     from .pairs import build_pairs, encode_pairs_file, probes_of
     from .personas import PAIRS, TRAIN_FILES, PersonaError, resolve
     from .records import FAILURE_MODES

@@ -13,11 +13,11 @@ import msgspec
 from .card import PersonaCard
 from .check import CheckReport, check_dataset
 from .dataset import read_datasets
-from .pair_replies import pair_reply_problems
+from .eval.pair_replies import pair_reply_problems
+from .eval.suite import read_suite
 from .personas import EVAL, data_files
 from .split import contamination
 from .stats import DatasetStats, dataset_stats
-from .suite import read_suite
 from .tokens import ChatTokenizer
 
 

@@ -29,9 +29,9 @@ def load_persona_files(
     """Resolve a persona (`data.personas.resolve`) and load its eval suite and training replies;
     `suite` replaces the persona's own `eval.jsonl`. PersonaError (a LookupError) if none."""
     from data.dataset import read_dataset
+    from data.eval.suite import load_suite, read_scripts
     from data.personas import resolve
     from data.records import replies
-    from data.suite import load_suite, read_scripts
 
     entry = resolve(name_or_path, extra_dirs)
     folder, card = entry.folder, entry.card

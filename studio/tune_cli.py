@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the sweep and print the ranking."""
     import msgspec
 
-    from data.tune import Grid, parse_grid, points, ranked
+    from data.eval.tune import Grid, parse_grid, points, ranked
 
     try:
         files = load_persona_files(args.persona, args.personas)
@@ -109,8 +109,8 @@ async def sweep(  # type: ignore[no-untyped-def]
     client: Any = None,
 ):
     """Score every grid point with the cheap metrics (through `client` if given)."""
-    from data.evaluate import Target, run_eval
-    from data.tune import Point
+    from data.eval.run import Target, run_eval
+    from data.eval.tune import Point
 
     cases = list(files.cases)
     if args.cases:
@@ -165,9 +165,9 @@ def _spread(cases: list, count: int) -> list:  # type: ignore[type-arg]
 def write_card(files: PersonaFiles, values: dict[str, float | int]) -> Path:
     """Write the winning values into the card; a shipped sample is first copied to the user dir."""
     from data.atomic import staged_folder, write_text
+    from data.eval.tune import update_sampling
     from data.home import personas_dir
     from data.personas import is_sample
-    from data.tune import update_sampling
 
     folder = files.folder
     if is_sample(folder):

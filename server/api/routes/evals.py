@@ -10,12 +10,12 @@ from litestar import get, post
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, FromQuery, JSONBody
 
-from data.drift import turns_problem
+from data.eval.drift import turns_problem
+from data.eval.suite import read_scripts
 from data.persona_data import check_persona, persona_stats
 from data.personas import PersonaEntry
 from data.problem import clip
 from data.stats import DatasetStats
-from data.suite import read_scripts
 from data.tokens import ChatTokenizer
 from server.api.routes.files import read_file
 from server.api.wire import DataCheck, DataRow
