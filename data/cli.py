@@ -67,7 +67,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     split.add_argument("--out", type=Path, help="output folder (default: next to the input)")
     split.add_argument("--eval", type=Path, help="eval suite to check for contamination")
     _configure_import(sub)
-    from .drafts.command import configure as configure_draft
+    from .authoring.drafts.command import configure as configure_draft
 
     configure_draft(sub)
     # `persona data ACTION --help` opens with the same sentence `persona data --help` lists.
@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         if args.data_command == "split":
             return commands.split(args)
         if args.data_command == "draft":
-            from .drafts.command import run_draft
+            from .authoring.drafts.command import run_draft
 
             return run_draft(args)
         if args.data_command == "import":

@@ -95,8 +95,8 @@ def pairs(args: argparse.Namespace) -> int:
     import os
 
     from .atomic import write_bytes
+    from .authoring.pairs import build_pairs, encode_pairs_file, probes_of
     from .eval.run import Target
-    from .pairs import build_pairs, encode_pairs_file, probes_of
     from .personas import PAIRS, TRAIN_FILES, PersonaError, resolve
     from .records import FAILURE_MODES
 

@@ -174,7 +174,7 @@ async def test_new_persona_is_in_the_palette_once(persona_home: Path) -> None:
 async def test_keep_an_exchange_from_the_chat_as_a_draft(persona_home: Path) -> None:
     from textual.widgets import Footer
 
-    from data.drafts.store import read_drafts
+    from data.authoring.drafts.store import read_drafts
     from server.api.routes.drafts import draft_routes
     from tui.conversations import Turn
     from tui.screens.chat import ChatScreen

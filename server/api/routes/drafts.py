@@ -14,8 +14,8 @@ from litestar import get, post, put
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, JSONBody
 
+from data.authoring.drafts.store import Draft, DraftError, accept, edit, keep, read_drafts, reject
 from data.dataset import read_datasets
-from data.drafts.store import Draft, DraftError, accept, edit, keep, read_drafts, reject
 from data.personas import PersonaEntry
 from data.records import Message
 from data.stats import dataset_stats

@@ -20,10 +20,10 @@ from typing import Any
 
 import msgspec
 
-from .card import PersonaCard
-from .eval.criteria import CriteriaResult, check_reply, rules_for
-from .eval.run import Target, make_client, request_fields
-from .records import (
+from ..card import PersonaCard
+from ..eval.criteria import CriteriaResult, check_reply, rules_for
+from ..eval.run import Target, make_client, request_fields
+from ..records import (
     FAILURE_MODES,
     Message,
     PreferenceInput,

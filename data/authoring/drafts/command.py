@@ -34,9 +34,9 @@ def configure(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
 
 def card_tags(folder: Path) -> tuple[str, ...]:
     """The `tags` of the character card a persona was imported from, if any."""
-    from ..cards.folder import CARD_JSON
-    from ..cards.read import read_card_file
-    from ..cards.spec import CardError
+    from ...cards.folder import CARD_JSON
+    from ...cards.read import read_card_file
+    from ...cards.spec import CardError
 
     if not (folder / CARD_JSON).is_file():
         return ()
@@ -48,9 +48,9 @@ def card_tags(folder: Path) -> tuple[str, ...]:
 
 def run_draft(args: argparse.Namespace) -> int:
     """Draft and report; 0 when done, 1 when the teacher failed (drafts written stay), 2 usage."""
-    from ..dataset import read_datasets
-    from ..imports.command import ImportUsageError, writable_persona
-    from ..targets import load_tokenizer
+    from ...dataset import read_datasets
+    from ...imports.command import ImportUsageError, writable_persona
+    from ...targets import load_tokenizer
     from .run import Teacher, draft
 
     try:
