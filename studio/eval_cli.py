@@ -10,8 +10,8 @@ from pathlib import Path
 import msgspec
 
 from data.atomic import write_bytes, write_text
-from data.cli import positive_int
 from data.problem import listed
+from studio.data_cli.parser import positive_int
 
 from .persona_files import PersonaFiles, load_persona_files
 

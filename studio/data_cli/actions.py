@@ -8,18 +8,19 @@ from pathlib import Path
 
 import msgspec
 
-from .check import check_dataset
-from .dataset import read_datasets
-from .eval.pair_replies import pair_reply_problems
-from .eval.suite import read_scripts, read_suite, script_probes
-from .jsonl import count_records
-from .personas import DATASET, TRAIN, is_sample, training_set
-from .problem import Problem, listed
+from data.check import check_dataset
+from data.dataset import read_datasets
+from data.eval.pair_replies import pair_reply_problems
+from data.eval.suite import read_scripts, read_suite, script_probes
+from data.jsonl import count_records
+from data.personas import DATASET, TRAIN, is_sample, training_set
+from data.problem import Problem, listed
+from data.split import contamination, split_rows, write_split
+from data.stats import dataset_stats
+from data.tokens import ChatTokenizer
+
+from .paths import Target, UsageError, load_tokenizer, read_card, resolve_targets
 from .render import render_stats
-from .split import contamination, split_rows, write_split
-from .stats import dataset_stats
-from .targets import Target, UsageError, load_tokenizer, read_card, resolve_targets
-from .tokens import ChatTokenizer
 
 
 def check(targets: list[Target], use_tokenizer: bool) -> int:
@@ -94,11 +95,11 @@ def pairs(args: argparse.Namespace) -> int:
     import asyncio
     import os
 
-    from .atomic import write_bytes
-    from .authoring.pairs import build_pairs, encode_pairs_file, probes_of
-    from .eval.run import Target
-    from .personas import PAIRS, TRAIN_FILES, PersonaError, resolve
-    from .records import FAILURE_MODES
+    from data.atomic import write_bytes
+    from data.authoring.pairs import build_pairs, encode_pairs_file, probes_of
+    from data.eval.run import Target
+    from data.personas import PAIRS, TRAIN_FILES, PersonaError, resolve
+    from data.records import FAILURE_MODES
 
     try:
         entry = resolve(args.persona)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..personas import PersonaEntry, PersonaError, resolve
-from ..problem import listed
-from .formats import Names
-from .run import import_file
+from data.imports.formats import Names
+from data.imports.run import import_file
+from data.personas import PersonaEntry, PersonaError, resolve
+from data.problem import listed
 
 
 class ImportUsageError(Exception):
@@ -30,7 +30,7 @@ def writable_persona(name_or_path: str) -> PersonaEntry:
 
 def run_import(args: argparse.Namespace) -> int:
     """Import and print every problem and a summary; 1 when a source entry was left out."""
-    from ..targets import load_tokenizer
+    from .paths import load_tokenizer
 
     try:
         entry = writable_persona(args.to)

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .card import CardError, PersonaCard, load_card
-from .personas import (
+from data.card import CardError, PersonaCard, load_card
+from data.personas import (
     CARD,
     EVAL,
     PAIRS,
@@ -22,8 +22,8 @@ from .personas import (
     PersonaError,
     resolve,
 )
-from .problem import Problem, error
-from .tokens import ChatTokenizer
+from data.problem import Problem, error
+from data.tokens import ChatTokenizer
 
 
 @dataclass
