@@ -65,7 +65,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/jobs.py
 	$(BIN)/python bench/export.py
 
-# The short benchmarks against the README's goals (minutes, not part of the suite): run before a
+# The short benchmarks against the goals in docs/benchmarks.md (minutes, not part of the suite): run before a
 # release; exits non-zero when a ratio misses its goal.
 bench-check: $(STAMP)
 	$(BIN)/python bench/check.py

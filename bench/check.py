@@ -1,4 +1,4 @@
-"""`make bench-check`: the short benchmarks, each ratio held against the goal the README states.
+"""`make bench-check`: the short benchmarks, each ratio held to its goal in docs/benchmarks.md.
 
 Runs `bench/serve.py --quick` (the API against raw mlx-lm) and `bench/hotswap.py --quick`, each
 in its own process on the embedded 270M, reads the ratios they write, prints one table and exits
@@ -24,7 +24,7 @@ HERE = Path(__file__).parent
 
 @dataclass(frozen=True)
 class Goal:
-    """One figure a bench writes and the bound the README promises for it."""
+    """One figure a bench writes and the bound docs/benchmarks.md promises for it."""
 
     bench: str
     key: str

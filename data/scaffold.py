@@ -37,7 +37,7 @@ class Scaffolded:
 
 
 CARD_TEMPLATE = '''\
-# {title}: a persona card. Each key is explained in the README ("The card").
+# {title}: a persona card. Each key is explained in docs/data.md ("The card").
 # Keys left out take their defaults; `persona data check {name}` checks this file.
 
 name = "{name}"  # the persona's id: its folder name and its model id on the server

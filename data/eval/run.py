@@ -49,7 +49,7 @@ WEIGHTS = {
     "voice": 0.1,
     "no_banned": 0.05,
 }
-"""How the aggregate score (0-1) weighs each component; documented in the README."""
+"""How the aggregate score (0-1) weighs each component; documented in docs/evaluation.md."""
 
 
 class SampleResult(msgspec.Struct, frozen=True):

@@ -1,6 +1,6 @@
 """Constrained decoding: JSON grammars compiled with llguidance, applied as per-row token masks.
 
-llguidance was chosen by measurement on Gemma's 262,144-token vocabulary (see the README): a
+llguidance was chosen by measurement on Gemma's 262,144-token vocabulary (see docs/serving.md): a
 schema compiles in milliseconds and a mask takes tens of microseconds, where outlines-core spent
 20 s building one schema's index and xgrammar needs torch. Its tokenizer view takes seconds to
 build, so it is built once, on the first structured request, and shared.

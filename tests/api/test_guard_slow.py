@@ -64,7 +64,7 @@ async def test_the_shipped_juni_guard_on_the_embedded_model(
         )  # fmt: skip
         verdict = plain.json()["persona_guard"]
         # The question is clear; what the reply check then does depends on what the model wrote
-        # (on base weights with 24 tokens it has replaced such a reply: see the README's limits).
+        # (on base weights with 24 tokens it has replaced such a reply: see docs/guard.md).
         assert verdict["category"] is None
         assert verdict["score"] < 0.5
         assert verdict["reply_score"] is not None

@@ -1,5 +1,5 @@
-"""The package layout: no import circles, imports that flow one way (data imports no other
-package of ours), no printing or argv in data, and route handlers that are module-level functions.
+"""The layout docs/architecture.md draws: no import circles, imports that flow one way (data
+imports no other package of ours), no printing or argv in data, and module-level route handlers.
 
 Every `import` statement counts, wherever it stands (module level, inside a function, or under
 `TYPE_CHECKING`): a circle that only type checkers see is still a circle a reader has to untangle.
