@@ -18,12 +18,13 @@ from litestar.types import Receive
 
 from server.api.generation import Job, Outcome, Runner
 from server.api.guarded import Build, Guarded, guard_jobs
+from server.api.models import Resolved, resolve
 from server.api.params import Extras
 from server.api.plan import fan_out, plan
 from server.api.structured import prepare
 from server.api.wire import SamplingFields
 from server.engine.types import Delta, JsonGrammar
-from server.state import Resolved, ServerState, vocab_size
+from server.state import ServerState
 
 if TYPE_CHECKING:
     from server.engine.engine import Engine
@@ -42,12 +43,13 @@ class Generation:
     def start(cls, state: ServerState, model: str) -> Generation:
         """The engine and the request's model; 503 while loading, 404 for an unknown model."""
         engine, runner = state.require_runner()
-        return cls(state, engine, runner, state.resolve(model))
+        return cls(state, engine, runner, resolve(state, model))
 
     @property
     def vocab_size(self) -> int:
         """How many token ids the model accepts (for logit_bias and token prompts)."""
-        return vocab_size(self.engine)
+        size = getattr(self.engine, "vocab_size", None)
+        return int(size) if size else len(self.engine.tokenizer)
 
     def jobs(
         self,

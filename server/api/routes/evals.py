@@ -17,6 +17,7 @@ from data.personas import PersonaEntry
 from data.problem import clip
 from data.stats import DatasetStats
 from data.tokens import ChatTokenizer
+from server.api.models import resolve
 from server.api.routes.files import read_file
 from server.api.wire import DataCheck, DataRow
 from server.errors import AppError, InvalidRequest, NotFound, error_responses
@@ -92,7 +93,7 @@ def eval_routes() -> list[HTTPRouteHandler]:
         models = data.models or [entry.name]
         for model in models:
             try:
-                state.resolve(model)
+                resolve(state, model)
             except AppError as exc:  # a model id not served here: the field is `models`
                 exc.param = "models"
                 raise
