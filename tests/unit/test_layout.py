@@ -121,7 +121,6 @@ NESTED_HANDLERS = {
     "server/api/routes/adapters.py",
     "server/api/routes/evals.py",
     "server/api/routes/files.py",
-    "server/api/routes/fine_tuning.py",
 }
 """Route files whose handlers are still closures inside a `*_routes()` factory; none may join."""
 
