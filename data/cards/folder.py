@@ -13,6 +13,7 @@ import tomlkit
 
 from ..atomic import staged_folder
 from ..card import PersonaCard
+from ..personas import DATASET
 from ..records import encode_record
 from .persona import Imported
 from .read import CardFile, read_card_file
@@ -21,7 +22,6 @@ from .spec import CardError, card_json
 CARD_JSON = "card.json"
 """The card as imported (macros unresolved, lorebook and extensions kept): what export writes."""
 AVATAR = "avatar.png"
-DATASET = "dataset.jsonl"
 
 
 def card_tags(folder: Path) -> tuple[str, ...]:
