@@ -27,6 +27,8 @@ METHODS = ("sft", "dpo", "orpo", "guard")
 """Training methods: supervised fine-tuning, preference tuning (DPO, ORPO), or the guard."""
 MAX_BETA = 100.0
 """The largest `beta` taken: past it the preference term saturates and float32 overflows."""
+MAX_RPO_ALPHA = 100.0
+"""The largest `rpo_alpha` taken (TRL's paper setting is 1.0)."""
 
 
 class CardError(Exception):
@@ -57,6 +59,10 @@ class Training(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """`sft` (learn the replies), `dpo` or `orpo` (learn from preference pairs)."""
     beta: float = 0.1
     """Strength of the preference term: DPO's beta, ORPO's lambda."""
+    rpo_alpha: float = 0.0
+    """DPO only: weight of the preferred reply's mean token NLL added to the loss (RPO, as TRL's
+    `rpo_alpha`); it keeps the preferred replies likely, so the model does not stop ending them.
+    0 is plain DPO."""
     fine_tune_type: str = "lora"
     """`lora`, `dora` or `full`."""
     rank: int = 8
@@ -189,6 +195,8 @@ def validate(card: PersonaCard) -> list[str]:
         problems.append("training.seed: must be between 0 and 2**64 - 1")
     if not 0 < t.beta <= MAX_BETA:
         problems.append(f"training.beta: must be > 0 and <= {MAX_BETA:g}")
+    if not 0 <= t.rpo_alpha <= MAX_RPO_ALPHA:
+        problems.append(f"training.rpo_alpha: must be >= 0 and <= {MAX_RPO_ALPHA:g}")
     if t.fine_tune_type not in ("lora", "dora", "full"):
         problems.append(f"training.fine_tune_type: {t.fine_tune_type!r} is not lora, dora or full")
     if t.lr_schedule not in ("constant", "linear", "cosine"):

@@ -36,7 +36,9 @@ from server.api.routes.models import model, models
 from server.api.routes.moderations import moderations
 from server.api.routes.persona_create import persona_create_routes
 from server.api.routes.personas import persona, personas
+from server.api.routes.records import record_routes
 from server.api.routes.responses import responses_routes
+from server.api.routes.suite import suite_routes
 from server.api.routes.web import is_public, web_routes
 from server.body_depth import refuse_deep_json
 from server.errors import AuthError, handle_exception
@@ -146,6 +148,8 @@ def _api_routes(settings: ServerSettings) -> list[Any]:
         *adapter_routes(),
         *responses_routes(),
         *draft_routes(),
+        *record_routes(),
+        *suite_routes(),
         *file_routes(settings),
         *fine_tuning_routes(),
         *eval_routes(),

@@ -115,6 +115,13 @@ class NotFoundError(AppError):
     default_code = "not_found"
 
 
+class ConflictError(AppError):
+    """The request is about something that changed since the client read it."""
+
+    status = 409
+    default_code = "conflict"
+
+
 _HTTP_TYPES = {
     401: "invalid_request_error",
     404: "invalid_request_error",

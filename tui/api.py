@@ -19,6 +19,7 @@ import httpx
 import msgspec
 
 from .api_jobs import JobsApi
+from .api_records import RecordsApi
 from .sse import SseDecoder, SseEvent, sse_lines
 from .wire import (
     AdapterEvent,
@@ -158,7 +159,7 @@ def piece_from_chunk(chunk: ChatCompletionChunk) -> ReplyPiece:
     return ReplyPiece(text, finish, chunk.persona_adapter, tokens, guard)
 
 
-class ApiClient(JobsApi):
+class ApiClient(JobsApi, RecordsApi):
     """Async client for one persona studio server."""
 
     def __init__(
@@ -314,13 +315,6 @@ class ApiClient(JobsApi):
         """`accept` (append to the dataset) or `reject` one draft."""
         path = f"{_drafts(persona)}/{quote(draft_id, safe='')}/{verdict}"
         return await self._post(path, b"{}", DraftReview)
-
-    async def keep_draft(
-        self, persona: str, messages: Sequence[DraftTurn], source: str
-    ) -> DraftInfo:
-        """Send a chat exchange to the persona's drafts, to review on the Data screen."""
-        body = msgspec.json.encode({"messages": list(messages), "source": source})
-        return await self._post(_drafts(persona), body, DraftInfo)
 
     async def edit_draft(
         self, persona: str, draft_id: str, messages: Sequence[DraftTurn]

@@ -17,7 +17,7 @@ import msgspec
 from server.jobs.types import EvalRun, FineTuningJob, JobEvent, JobList
 
 from .sse import SseEvent
-from .wire import DataCheck, DatasetStats
+from .wire import DataCheck, DatasetStats, SuiteBuilt
 
 T = TypeVar("T")
 
@@ -80,6 +80,26 @@ class JobsApi:
     async def eval_run(self, persona: str, run_id: str) -> EvalRun:
         """One evaluation run: status, progress and result."""
         return await self._get(f"/v1/personas/{_p(persona)}/evals/{_p(run_id)}", EvalRun)
+
+    async def eval_events(
+        self, persona: str, run_id: str, after: str | None = None
+    ) -> AsyncIterator[JobEvent]:
+        """Follow an evaluation's events (progress, and each reply as it is scored) until the
+        run ends."""
+        path = f"/v1/personas/{_p(persona)}/evals/{_p(run_id)}/events/stream"
+        params = {"after": after} if after else None
+        timeout = httpx.Timeout(None, connect=3.0)
+        with self.translating():
+            stream = self.sse_events("GET", path, timeout, params=params)
+            async with contextlib.aclosing(stream) as events:
+                async for event in events:
+                    if event.event == "fine_tuning.job.event":
+                        yield msgspec.json.decode(event.data, type=JobEvent)
+
+    async def build_suite(self, persona: str, share: float | None = None) -> SuiteBuilt:
+        """Have the server hold out a share of the persona's tagged records as its eval suite."""
+        body = msgspec.json.encode({"share": share} if share is not None else {})
+        return await self._post(f"/v1/personas/{_p(persona)}/evals/suite", body, SuiteBuilt)
 
     async def cancel_eval(self, persona: str, run_id: str) -> EvalRun:
         """Stop an evaluation."""

@@ -118,7 +118,9 @@ class StudioApp(App[None]):
             async def run(node=node, action=action) -> None:  # type: ignore[no-untyped-def]
                 await self.run_action(action, node)
 
-            yield SystemCommand(binding.description, f"{binding.key_display or binding.key}", run)
+            key = binding.key_display or binding.key
+            help_text = f"{key} · {binding.tooltip}" if binding.tooltip else key
+            yield SystemCommand(binding.description, help_text, run)
 
     @work(exclusive=True, group="server")
     async def keep_connected(self) -> None:

@@ -1,11 +1,11 @@
 """The server's JSON as the TUI reads it: the server's own wire Structs, plus two TUI-only shapes.
 
 Every response type is imported from the modules the server itself encodes with:
-`server.api.wire`, `server.api.draft_wire`, `server.envelope` and `server.hotswap.types`, and
-from `data/` the card's `[training]`, a check's `Problem`, `DatasetStats` and an eval's
-`EvalResult`. So the TUI and the server cannot drift apart. Those modules import nothing
-heavier than msgspec, which keeps the TUI free of litestar and mlx (a test in tests/tui checks
-it).
+`server.api.wire`, `server.api.draft_wire`, `server.api.record_wire`, `server.envelope` and
+`server.hotswap.types`, and from `data/` the card's `[training]`, a check's `Problem`, a
+record's `Message`, `DatasetStats` and an eval's `EvalResult`. So the TUI and the server
+cannot drift apart. Those modules import nothing heavier than msgspec, which keeps the TUI free
+of litestar and mlx (a test in tests/tui checks it).
 """
 
 from __future__ import annotations
@@ -15,9 +15,17 @@ import msgspec
 from data.card import Training
 from data.eval.run import EvalResult, ModelScores, SampleResult
 from data.problem import Problem
+from data.records import Message
 from data.stats import DatasetStats
 from server.api.draft_wire import DraftInfo, DraftList, DraftReview, DraftTurn
 from server.api.persona_wire import PersonaCreated
+from server.api.record_wire import (
+    DatasetRecord,
+    RecordDeleted,
+    RecordList,
+    RecordSaved,
+    SuiteBuilt,
+)
 from server.api.wire import (
     ChatCompletionChunk,
     ChatMessage,
@@ -50,6 +58,7 @@ __all__ = [
     "CheckpointInfo",
     "DataCheck",
     "DataRow",
+    "DatasetRecord",
     "DatasetStats",
     "DraftInfo",
     "DraftList",
@@ -59,6 +68,7 @@ __all__ = [
     "EvalResult",
     "Health",
     "LoadError",
+    "Message",
     "Model",
     "ModelList",
     "ModelScores",
@@ -68,11 +78,15 @@ __all__ = [
     "PersonaInfo",
     "PersonaList",
     "Problem",
+    "RecordDeleted",
+    "RecordList",
+    "RecordSaved",
     "ReplyPiece",
     "ResolvedSampling",
     "RunInfo",
     "SampleResult",
     "SamplingOverrides",
+    "SuiteBuilt",
     "Training",
     "Usage",
 ]

@@ -29,6 +29,7 @@ CHOICES = {
 """The values a `[training]` key takes, listed in `--help` and checked by argparse."""
 FIELD_HELP = {
     "beta": "preference strength (DPO beta, ORPO lambda), in (0, 100]",
+    "rpo_alpha": "DPO only: weight of the preferred reply's NLL (RPO), in [0, 100]",
     "layers": "last transformer blocks to adapt (-1 for all)",
     "learning_rate": "in (0, 1]",
     "val_fraction": "share of rows held out for validation, in [0, 1)",

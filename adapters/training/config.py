@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from data.card import MAX_BETA, METHODS, Training
+from data.card import MAX_BETA, MAX_RPO_ALPHA, METHODS, Training
 
 OVERRIDABLE = tuple(Training.__struct_fields__)
 """Every `[training]` key can be overridden on the command line (`--learning-rate 2e-4`)."""
@@ -59,6 +59,10 @@ def training_problems(t: Training) -> list[str]:
         problems.append(f"method {t.method!r} is not sft, dpo, orpo or guard")
     if not 0 < t.beta <= MAX_BETA:
         problems.append(f"beta must be > 0 and <= {MAX_BETA:g}")
+    if not 0 <= t.rpo_alpha <= MAX_RPO_ALPHA:
+        problems.append(f"rpo_alpha must be >= 0 and <= {MAX_RPO_ALPHA:g}")
+    if t.rpo_alpha and t.method != "dpo":
+        problems.append("rpo_alpha applies to method dpo only (ORPO has its own NLL term)")
     if t.fine_tune_type not in ("lora", "dora", "full"):
         problems.append(f"fine_tune_type {t.fine_tune_type!r} is not lora, dora or full")
     if t.lr_schedule not in ("constant", "linear", "cosine"):

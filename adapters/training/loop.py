@@ -100,7 +100,7 @@ class Trainer:
         self.optimizer = optim.Adam(learning_rate=build_schedule(t, self.total))
         self.loss: TokenLoss | PreferenceLoss = TokenLoss(self.model)
         if t.method != "sft":
-            self.loss = PreferenceLoss(self.model, t.method, t.beta)
+            self.loss = PreferenceLoss(self.model, t.method, t.beta, t.rpo_alpha)
         if t.method == "dpo":
             # Before any resume loads later weights: the reference is the starting checkpoint.
             splits = {"train": self.p.train, "valid": self.p.valid}

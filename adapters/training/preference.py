@@ -11,6 +11,8 @@ the reply positions, chunk by chunk, exactly as for SFT. What changes is the los
 - **DPO**: `-log sigmoid(beta * ((pc - rc) - (pn - rn)))` per pair, where `p` is the policy and
   `r` the reference (the frozen starting checkpoint). The reference never changes, so its
   log-probabilities are computed once before the first step and stored with the run;
+- **RPO** (`rpo_alpha > 0`): DPO plus `rpo_alpha` times the preferred reply's mean token NLL, so
+  the preferred replies stay likely while the margin grows (plain DPO can lower both);
 - **ORPO**: the preferred reply's mean token NLL plus `beta * -log sigmoid(log odds ratio)`, with
   odds taken on the mean per-token probability (no reference model).
 
@@ -182,10 +184,20 @@ def _token_nll_vjp(
     return cotangents[0][:, None] * outputs[1], mx.zeros_like(targets), mx.zeros_like(weight)
 
 
-def dpo_loss(policy: mx.array, reference: mx.array, beta: float) -> mx.array:
-    """Per-pair DPO loss from (B, 2) summed log-probs (preferred, non-preferred)."""
+def dpo_loss(
+    policy: mx.array,
+    reference: mx.array,
+    beta: float,
+    counts: mx.array | None = None,
+    rpo_alpha: float = 0.0,
+) -> mx.array:
+    """Per-pair DPO loss from (B, 2) summed log-probs (preferred, non-preferred); with
+    `rpo_alpha` and the (B, 2) reply token counts, plus the preferred reply's mean token NLL."""
     margin = (policy[:, 0] - reference[:, 0]) - (policy[:, 1] - reference[:, 1])
-    return mx.logaddexp(mx.zeros_like(margin), -beta * margin)
+    loss = mx.logaddexp(mx.zeros_like(margin), -beta * margin)
+    if rpo_alpha and counts is not None:
+        loss = loss + rpo_alpha * (-policy[:, 0] / counts[:, 0])
+    return loss
 
 
 def orpo_loss(policy: mx.array, counts: mx.array, beta: float) -> mx.array:
@@ -207,11 +219,12 @@ def preference_margin(policy: np.ndarray, reference: np.ndarray | None) -> np.nd
 class PreferenceLoss:
     """The DPO or ORPO objective over pair batches, with the trainer's objective interface."""
 
-    def __init__(self, model: nn.Module, method: str, beta: float) -> None:
+    def __init__(self, model: nn.Module, method: str, beta: float, rpo_alpha: float = 0.0) -> None:
         if method not in ("dpo", "orpo"):
             raise ValueError(f"no preference loss for method {method!r}")
         self.method = method
         self.beta = beta
+        self.rpo_alpha = rpo_alpha
         self.head = find_head(model)
         """The body/output split, or None to use the model's full forward."""
         self._grad = nn.value_and_grad(model, self._objective)
@@ -262,7 +275,7 @@ class PreferenceLoss:
             return orpo_loss(policy, counts, self.beta)
         if batch.reference is None:
             raise RuntimeError("DPO needs the reference log-probabilities of every pair")
-        return dpo_loss(policy, mx.array(batch.reference), self.beta)
+        return dpo_loss(policy, mx.array(batch.reference), self.beta, counts, self.rpo_alpha)
 
     def _objective(self, model: nn.Module, batch: PairBatch) -> tuple[mx.array, mx.array]:
         policy, counts = self.sequence_log_probs(model, batch)

@@ -78,8 +78,10 @@ async def run_drift(
     overrides: dict[str, float | int] | None = None,
     progress: Callable[[int, int], None] | None = None,
     client: Any = None,
+    on_sample: Callable[[SampleResult], None] | None = None,
 ) -> tuple[list[Drift], list[SampleResult]]:
-    """Play every script for `turns` turns on every model; return the drift and every reply.
+    """Play every script for `turns` turns on every model; return the drift and every reply
+    (each also handed to `on_sample` as it is scored).
 
     Raises ValueError when a script has fewer than `turns` user turns.
     """
@@ -118,24 +120,25 @@ async def run_drift(
                 user_message=turn.content,
                 rules=rules,
             )
-            results.append(
-                sample_result(
-                    reply,
-                    script.id,
-                    turn.category,
-                    model,
-                    i,
-                    seed + i,
-                    verdict,
-                    memo,
-                    card,
-                    turn.content,
-                    turn=index,
-                )
+            scored = sample_result(
+                reply,
+                script.id,
+                turn.category,
+                model,
+                i,
+                seed + i,
+                verdict,
+                memo,
+                card,
+                turn.content,
+                turn=index,
             )
+            results.append(scored)
             done += 1
             if progress is not None:
                 progress(done, total)
+            if on_sample is not None:
+                on_sample(scored)
             if reply.error is not None:
                 break  # the conversation cannot go on without the reply
             history.append({"role": "assistant", "content": reply.text})

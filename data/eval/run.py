@@ -310,11 +310,13 @@ async def run_eval(
     client: Any = None,
     sample: bool = True,
     contrast: bool = True,
+    on_sample: Callable[[SampleResult], None] | None = None,
 ) -> EvalResult:
     """Evaluate every model on every case, `samples` times each, and score the replies.
 
     With `contrast`, the cases' chosen/rejected replies are also teacher-forced on every model
     (`contrast.py`); `sample=False` skips the sampled replies (and their scores) altogether.
+    `on_sample` gets each sampled reply as soon as it is scored.
     `client` may be an `openai.AsyncOpenAI` the caller owns (tests pass one bound to an
     in-process app); otherwise one is made for `target` and closed at the end.
     """
@@ -356,8 +358,11 @@ async def run_eval(
         done += 1
         if progress is not None:
             progress(done, total)
-        return sample_result(reply, case.id, case.category, model, i, sample_seed, verdict, memo,
-                             card, case.prompt, judged)  # fmt: skip
+        scored = sample_result(reply, case.id, case.category, model, i, sample_seed, verdict,
+                               memo, card, case.prompt, judged)  # fmt: skip
+        if on_sample is not None:
+            on_sample(scored)
+        return scored
 
     def paired_progress(finished: int, _: int) -> None:
         if progress is not None:

@@ -3,9 +3,10 @@
 A run sends a persona's held-out suite (or an uploaded one) to each model id through this very
 server's OpenAI API, scores the replies with `data.eval.run.run_eval` (what `persona eval`
 runs), plays the suite's conversation scripts for `turns` turns with `data.eval.drift.run_drift`
-(`persona eval --turns`) when asked, and keeps the `EvalResult`. A run tied to a fine-tuning
-job (the server-side `--watch`) also writes its scores into that run's `run.json` under
-`eval.<step>`.
+(`persona eval --turns`) when asked, and keeps the `EvalResult`. Each reply is logged as an
+event (`data.sample`) the moment it is scored, so a client following the run sees it land.
+A run tied to a fine-tuning job (the server-side `--watch`) also writes its scores into that
+run's `run.json` under `eval.<step>`.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from data.card import load_card
 from data.dataset import read_datasets
 from data.eval.drift import run_drift, turns_problem
 from data.eval.report import summary
-from data.eval.run import EvalResult, run_eval
+from data.eval.run import EvalResult, SampleResult, run_eval
 from data.eval.suite import ConversationScript, load_suite, read_scripts
 from data.personas import training_set
 from data.problem import listed
@@ -194,6 +195,18 @@ class EvalService:
                     data={"done": done, "total": total},
                 )
 
+        def landed(sample: SampleResult) -> None:
+            # Each reply as it is scored, so a client can show it before the run ends.
+            verdict = "error" if sample.error else "pass" if sample.criteria.passed else "fail"
+            logbook.add(
+                f"{sample.label} · {sample.model}: {verdict}",
+                data={
+                    "sample": msgspec.to_builtins(sample),
+                    "done": run.progress.done,
+                    "total": total,
+                },
+            )
+
         client = self.client()
         try:
             result = await run_eval(
@@ -206,6 +219,7 @@ class EvalService:
                 overrides=dict(run.overrides),
                 progress=progress,
                 client=client,
+                on_sample=landed,
             )
             if not run.turns:
                 return result
@@ -220,6 +234,7 @@ class EvalService:
                 overrides=dict(run.overrides),
                 progress=lambda done, _: progress(probes + done, total),
                 client=client,
+                on_sample=landed,
             )
             return msgspec.structs.replace(
                 result, turns=run.turns, drift=drift, drift_samples=replies

@@ -47,14 +47,16 @@ def _softplus(x: float) -> float:
     return float(np.logaddexp(0.0, x))
 
 
-def _numpy_loss(model: nn.Module, pairs: list[PairExample], method: str) -> float:
+def _numpy_loss(
+    model: nn.Module, pairs: list[PairExample], method: str, rpo_alpha: float = 0.0
+) -> float:
     losses = []
     for p in pairs:
         (pc, nc), (pr, nr) = _numpy_log_probs(model, p.chosen), _numpy_log_probs(model, p.rejected)
         if method == "dpo":
             assert p.reference is not None
             margin = (pc - p.reference[0]) - (pr - p.reference[1])
-            losses.append(_softplus(-BETA * margin))
+            losses.append(_softplus(-BETA * margin) + rpo_alpha * (-pc / nc))
         else:
             mc, mr = pc / nc, pr / nr
             odds_c = mc - np.log1p(-np.exp(mc))
@@ -68,24 +70,27 @@ def lora_model(tiny_model_dir):  # type: ignore[no-untyped-def]
     return tiny_lora_model(tiny_model_dir, seed=2)
 
 
-@pytest.mark.parametrize("method", ["dpo", "orpo"])
-def test_loss_matches_numpy(lora_model: nn.Module, method: str) -> None:
+@pytest.mark.parametrize(("method", "rpo_alpha"), [("dpo", 0.0), ("dpo", 0.7), ("orpo", 0.0)])
+def test_loss_matches_numpy(lora_model: nn.Module, method: str, rpo_alpha: float) -> None:
     pairs = _pairs(3, seed=4, reference=method == "dpo")
-    loss = PreferenceLoss(lora_model, method, BETA)
+    loss = PreferenceLoss(lora_model, method, BETA, rpo_alpha)
     assert loss.head is not None  # the chunked path, not the fallback
     total, count = loss.evaluate(lora_model, collate_pairs(pairs, [0, 1, 2]))
     assert count == 3
-    assert total / count == pytest.approx(_numpy_loss(lora_model, pairs, method), rel=1e-4)
+    want = _numpy_loss(lora_model, pairs, method, rpo_alpha)
+    assert total / count == pytest.approx(want, rel=1e-4)
+    if rpo_alpha:  # the NLL term is really there
+        assert want - _numpy_loss(lora_model, pairs, method) > 1.0
 
 
-@pytest.mark.parametrize("method", ["dpo", "orpo"])
-def test_gradients_match_full_logits(lora_model: nn.Module, method: str) -> None:
+@pytest.mark.parametrize(("method", "rpo_alpha"), [("dpo", 0.0), ("dpo", 0.7), ("orpo", 0.0)])
+def test_gradients_match_full_logits(lora_model: nn.Module, method: str, rpo_alpha: float) -> None:
     """The custom VJP's gradients equal autodiff through the full logits of every position."""
     pairs = _pairs(3, seed=5, reference=method == "dpo")
     batch = collate_pairs(pairs, [2, 0, 1])
-    chunked = PreferenceLoss(lora_model, method, BETA)
+    chunked = PreferenceLoss(lora_model, method, BETA, rpo_alpha)
     value, _, grads = chunked.value_and_grad(lora_model, batch)
-    full = PreferenceLoss(lora_model, method, BETA)
+    full = PreferenceLoss(lora_model, method, BETA, rpo_alpha)
     full.head = None
     expected, _, expected_grads = full.value_and_grad(lora_model, batch)
     assert value == pytest.approx(expected, rel=1e-4)

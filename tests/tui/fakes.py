@@ -250,6 +250,13 @@ class ScriptedClient(ApiClient):
         self.eval_turns.append(turns)
         return EvalRun(id="eval-1", persona=persona, models=models, created_at=0)
 
+    async def eval_events(
+        self, persona: str, run_id: str, after: str | None = None
+    ) -> AsyncIterator[JobEvent]:
+        """No event stream here (as on an older server): the Eval screen polls instead."""
+        raise ApiError("Not found (404)", "no event stream", status=404)
+        yield  # an async generator, like the real one
+
     async def eval_run(self, persona: str, run_id: str) -> EvalRun:
         models = self.eval_requests[-1][1]
         return EvalRun(

@@ -171,19 +171,21 @@ async def test_new_persona_is_in_the_palette_once(persona_home: Path) -> None:
         assert titles.count("Import card") == 1
 
 
-async def test_keep_an_exchange_from_the_chat_as_a_draft(persona_home: Path) -> None:
+async def test_keep_an_exchange_from_the_chat_as_a_training_example(persona_home: Path) -> None:
     from textual.widgets import Footer
 
-    from data.authoring.drafts.store import read_drafts
-    from server.api.routes.drafts import draft_routes
+    from server.api.routes.records import record_routes
     from tui.conversations import Turn
     from tui.screens.chat import ChatScreen
+    from tui.screens.record_editor import RecordEditor
 
-    create_persona("parrot", persona_home / "personas")
+    folder = create_persona("parrot", persona_home / "personas").folder
+    train = folder / "train.jsonl"
+    before = train.read_text().splitlines()
     metrics = ServerMetrics(1, lambda: None)
     state = ServerState.create(ServerSettings(), Catalog.discover([]), metrics)
     server = Litestar(
-        route_handlers=[personas, persona, *draft_routes()],
+        route_handlers=[personas, persona, *record_routes()],
         state=state,
         exception_handlers={Exception: handle_exception},
     )
@@ -195,6 +197,8 @@ async def test_keep_an_exchange_from_the_chat_as_a_draft(persona_home: Path) -> 
         await settle(pilot)
         screen = app.screen
         assert isinstance(screen, ChatScreen)
+        [keep] = [c for c in app.get_system_commands(screen) if c.title == "Keep"]
+        assert "training example" in keep.help  # in the command palette too
         await pilot.press("ctrl+s")
         await pilot.pause()
         assert any("Nothing to keep yet" in n for n in notes(app))
@@ -204,12 +208,41 @@ async def test_keep_an_exchange_from_the_chat_as_a_draft(persona_home: Path) -> 
         )
         screen.personas = {p.id: p for p in await ApiClient.personas(client)}
         await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: isinstance(app.screen, RecordEditor), 30)
+        editor = app.screen
+        assert isinstance(editor, RecordEditor)
+        assert [(m.role, m.content) for m in editor.messages] == [
+            ("user", "How much for the rope?"),
+            ("assistant", "Three coins. Squawk."),
+        ]
+        assert editor.turns[1].text_area.has_focus  # the reply, to edit first
+        editor.turns[1].text_area.text = "Three coins, and not a feather less. Squawk!"
+        editor.tag_list.select("general")
+        await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: any(n.startswith("Kept for parrot") for n in notes(app)))
-        [draft] = read_drafts(persona_home / "personas" / "parrot")
-        assert [m.content for m in draft.messages] == [t.content for t in turns]
-        assert draft.teacher == "parrot"
+        assert isinstance(app.screen, ChatScreen)
+        lines = train.read_text().splitlines()
+        assert lines[:-1] == before
+        assert msgspec.json.decode(lines[-1]) == {
+            "messages": [
+                {"role": "user", "content": "How much for the rope?"},
+                {"role": "assistant", "content": "Three coins, and not a feather less. Squawk!"},
+            ],
+            "tags": ["general"],
+        }
+        # The chat itself is untouched: only the saved example was edited.
+        assert screen.conversation.turns[-1].content == "Three coins. Squawk."
+
+        # Cancelling writes nothing.
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: isinstance(app.screen, RecordEditor), 30)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen), 10)
+        assert len(train.read_text().splitlines()) == len(lines)
+
         screen.conversation = msgspec.structs.replace(screen.conversation, model="juni")
         await pilot.press("ctrl+s")
-        await wait_for(pilot, lambda: any("read-only sample" in n for n in notes(app)))
+        await wait_for(pilot, lambda: any("persona new NAME --from juni" in n for n in notes(app)))
+        assert isinstance(app.screen, ChatScreen)
         footer = screen.query_one(Footer)
         assert sum(w.region.width for w in footer.children) <= SIZE[0]

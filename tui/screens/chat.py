@@ -17,10 +17,12 @@ from ..api import ApiError
 from ..conversations import Conversation, ConversationError, Turn, new_conversation
 from ..meter import ReplyMeter, guard_marker, reply_caption
 from ..widgets.chat_log import ChatLog, MessageView
+from ..widgets.record_table import read_only_note, saved_note
 from ..widgets.sampling_form import SamplingForm
-from ..wire import AdapterEvent, DraftTurn, PersonaInfo
+from ..wire import AdapterEvent, Message, PersonaInfo
 from .base import StudioScreen
 from .conversation_picker import ConversationPicker
+from .record_editor import RecordEditor, RecordTarget
 
 
 def persona_of(model_id: str) -> str:
@@ -39,7 +41,12 @@ class ChatScreen(StudioScreen):
         Binding("ctrl+n", "new_chat", "New chat"),
         Binding("ctrl+o", "open_chat", "Open chat"),
         Binding("ctrl+g", "pick_model", "Model"),
-        Binding("ctrl+s", "keep_exchange", "Keep"),
+        Binding(
+            "ctrl+s",
+            "keep_exchange",
+            "Keep",
+            tooltip="Keep this exchange as a training example (the reply editable first)",
+        ),
     ]
 
     def __init__(self) -> None:
@@ -342,7 +349,7 @@ class ChatScreen(StudioScreen):
         self.prompt.focus()
 
     def action_keep_exchange(self) -> None:
-        """Keep the last question and reply as a training example (a draft to review)."""
+        """Open the last question and reply in the record editor, to save as a training example."""
         turns = self.conversation.turns
         persona = persona_of(self.conversation.model)
         if len(turns) < 2 or turns[-1].role != "assistant" or turns[-2].role != "user":
@@ -351,21 +358,30 @@ class ChatScreen(StudioScreen):
         if persona not in self.personas:
             self.notify("Pick a persona (Ctrl+G): examples belong to one.", severity="warning")
             return
-        exchange = [DraftTurn(t.role, t.content) for t in turns[-2:]]
+        if self.generating:
+            self.notify("A reply is still streaming: wait for it, or Esc.", severity="warning")
+            return
+        exchange = [Message(t.role, t.content) for t in turns[-2:]]
         self.keep(persona, exchange, self.conversation.model)
 
-    @work(group="chat-keep")
-    async def keep(self, persona: str, exchange: list[DraftTurn], source: str) -> None:
-        """Send the exchange to the persona's drafts on the server."""
+    @work(exclusive=True, group="chat-keep")
+    async def keep(self, persona: str, exchange: list[Message], source: str) -> None:
+        """Ask where the persona's records go, then open the editor on the exchange."""
         try:
-            await self.api.keep_draft(persona, exchange, source)
+            listing = await self.api.records(persona)
         except ApiError as error:
             self.report(error)
             return
-        self.notify(
-            "Review it on the Data screen (F5, then Ctrl+T): accept adds it to the dataset.",
-            title=f"Kept for {persona}",
+        if not listing.writable:
+            self.notify(read_only_note(persona), title="Read-only sample", severity="warning")
+            return
+        note = f"From the chat with {source}: edit the reply into the one to learn, then Ctrl+S."
+        editor = RecordEditor(
+            self.api, RecordTarget(persona, listing.file), exchange, [], listing.categories, note
         )
+        saved = await self.app.push_screen_wait(editor)
+        if saved is not None:
+            self.notify(saved_note(saved), title=f"Kept for {persona}", timeout=10)
 
     def action_pick_model(self) -> None:
         """Focus the model picker."""

@@ -1,5 +1,5 @@
 """Data: a persona's dataset checks on the server (file:line, with the record), its stats,
-and draft review."""
+draft review, and its records to add, edit and delete."""
 
 from __future__ import annotations
 
@@ -15,10 +15,11 @@ from textual_plotext import PlotextPlot
 from ..api import ApiError
 from ..data_report import check_summary, location, record_at
 from ..widgets.draft_review import DraftReviewPane
+from ..widgets.record_table import RecordsPane
 from ..wire import DataCheck, DatasetStats, Problem
 from .base import StudioScreen
 
-TABS = ("tab-problems", "tab-stats", "tab-review")
+TABS = ("tab-problems", "tab-stats", "tab-review", "tab-records")
 
 
 def count_ticks(top: int, most: int = 5) -> list[int]:
@@ -32,8 +33,9 @@ class DataScreen(StudioScreen):
 
     MODE = "data"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("ctrl+r", "run_checks", "Check again"),
-        Binding("ctrl+t", "toggle_tab", "Problems/Stats/Review"),
+        Binding("ctrl+r", "run_checks", "Check"),
+        Binding("ctrl+t", "toggle_tab", "Next tab"),
+        Binding("ctrl+e", "show_records", "Records"),
         Binding("ctrl+g", "pick_persona", "Persona"),
         Binding("ctrl+n", "app.new_persona", "New"),
         Binding("ctrl+o", "app.import_card", "Import"),
@@ -67,6 +69,8 @@ class DataScreen(StudioScreen):
                         yield DataTable(id="data-phrases", zebra_stripes=True)
                 with TabPane("Review", id="tab-review"):
                     yield DraftReviewPane(self.api)
+                with TabPane("Records", id="tab-records"):
+                    yield RecordsPane(self.api)
 
     @property
     def persona_select(self) -> Select[str]:
@@ -119,11 +123,41 @@ class DataScreen(StudioScreen):
             self.check(persona)
             self.measure(persona)
             self.query_one(DraftReviewPane).load(persona)
+            if self.query_one(TabbedContent).active == "tab-records":
+                self.records.load(persona)
 
     @on(TabbedContent.TabActivated, "#data-tabs")
     def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
         if event.pane.id == "tab-review":
             self.query_one(DraftReviewPane).table.focus()  # so a / e / r work at once
+        self.refresh_bindings()
+        if event.pane.id == "tab-records":
+            persona = self.persona_select.value
+            if isinstance(persona, str):
+                self.records.load(persona)  # fetched when shown: a sample has 1,000 records
+            self.records.table.focus()
+
+    @property
+    def records(self) -> RecordsPane:
+        """The persona's records, to add, edit and delete."""
+        return self.query_one(RecordsPane)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Records leaves the footer while its tab is the one shown (room for a, e, d)."""
+        if action == "show_records":
+            return self.query_one(TabbedContent).active != "tab-records"
+        return True
+
+    def action_show_records(self) -> None:
+        """Show the Records tab."""
+        self.query_one(TabbedContent).active = "tab-records"
+
+    @on(RecordsPane.Changed)
+    def _records_changed(self) -> None:
+        persona = self.persona_select.value
+        if isinstance(persona, str):
+            self.check(persona)
+            self.measure(persona)
 
     @on(DraftReviewPane.Accepted)
     def _draft_accepted(self) -> None:
@@ -202,7 +236,7 @@ class DataScreen(StudioScreen):
             self.record.update(f"{location(problem)}\n\n{record}")
 
     def action_toggle_tab(self) -> None:
-        """Switch between the problems, the stats and the drafts to review."""
+        """Switch between the problems, the stats, the drafts to review and the records."""
         tabs = self.query_one(TabbedContent)
         tabs.active = (
             TABS[(TABS.index(tabs.active) + 1) % len(TABS)] if tabs.active in TABS else TABS[0]

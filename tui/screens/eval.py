@@ -1,4 +1,6 @@
-"""Eval: run a persona's held-out suite on the server against chosen model ids, side by side."""
+"""Eval: run a persona's held-out suite on the server against chosen model ids, side by side;
+each reply shows as it lands. A persona without a suite is offered one held out from its own
+tagged records."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from ..eval_view import metric_rows
 from ..widgets.drift_plot import DriftPlot
 from ..wire import EvalResult, SampleResult
 from .base import StudioScreen
+from .confirm import ConfirmDialog
 
 POLL_SECONDS = 0.5
 
@@ -33,6 +36,7 @@ class EvalScreen(StudioScreen):
         Binding("ctrl+s", "run_eval", "Run eval"),
         Binding("escape", "stop", "Stop"),
         Binding("ctrl+g", "pick_persona", "Persona"),
+        Binding("ctrl+b", "build_suite", "Build suite"),
     ]
 
     def __init__(self) -> None:
@@ -45,6 +49,8 @@ class EvalScreen(StudioScreen):
         """The evaluation running on the server, if any."""
         self.without_suite: set[str] = set()
         """Personas the server has no `eval.jsonl` for."""
+        self.landed: list[SampleResult] = []
+        """Replies of the running evaluation, in the order they were scored."""
 
     def compose_body(self) -> ComposeResult:
         """Persona and model ids on the left, results on the right."""
@@ -125,11 +131,18 @@ class EvalScreen(StudioScreen):
             self.without_suite = {p.id for p in found if "eval.jsonl" not in p.data_files}
             self._show_suite(self.persona_select.value)
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Offer Build suite (in the footer and the palette) only for a persona without one."""
+        if action == "build_suite":
+            return self.persona_select.value in self.without_suite
+        return True
+
     def _show_suite(self, persona: object) -> None:
+        self.refresh_bindings()
         missing = isinstance(persona, str) and persona in self.without_suite
         self.suite_note.update(
-            f"{persona} has no eval.jsonl on the server: add one next to its persona.toml "
-            "(one probe per line; `persona new` writes one per category)."
+            f"{persona} has no eval.jsonl on the server. Ctrl+B builds one from its tagged "
+            "records, held out from training; or add one next to its persona.toml."
             if missing
             else ""
         )
@@ -148,7 +161,9 @@ class EvalScreen(StudioScreen):
             self.notify("Choose a persona first.", severity="warning")
             return
         if persona in self.without_suite:
-            self.notify(f"{persona} has no eval.jsonl to run.", severity="warning")
+            self.notify(
+                f"{persona} has no eval.jsonl to run: Ctrl+B builds one.", severity="warning"
+            )
             return
         text = self.turns_input.value.strip() or "0"
         try:
@@ -164,10 +179,14 @@ class EvalScreen(StudioScreen):
         self.progress.update(total=None, progress=0)
         drift = f", {turns}-turn drift" if turns else ""
         self.notify(f"Evaluating {', '.join(models) or persona}{drift}…", title="Eval")
+        self.landed = []
+        self._sample_columns()
         try:
             run = await self.api.create_eval(persona, models, turns=turns)
             self.run = run
             clock = EvalClock(time.monotonic())
+            if await self._follow(persona, run.id, clock):
+                run = await self.api.eval_run(persona, run.id)  # the stream ended with the run
             while run.status in ("queued", "running"):
                 await asyncio.sleep(POLL_SECONDS)
                 run = await self.api.eval_run(persona, run.id)
@@ -189,6 +208,46 @@ class EvalScreen(StudioScreen):
             return
         self.show_report(msgspec.convert(run.result, EvalResult))
 
+    async def _follow(self, persona: str, run_id: str, clock: EvalClock) -> bool:
+        """Show each reply as the server scores it, with `7/18 · ETA`, until the run ends (True);
+        False when the stream dropped or is not offered, and polling takes over."""
+        try:
+            async for event in self.api.eval_events(persona, run_id):
+                data = event.data or {}
+                done, total = data.get("done"), data.get("total")
+                if isinstance(done, int) and isinstance(total, int):
+                    self.suite_note.update(clock.text(done, total, time.monotonic()))
+                    if total:
+                        self.progress.update(total=total, progress=done)
+                if "sample" in data:
+                    try:
+                        sample = msgspec.convert(data["sample"], SampleResult)
+                    except msgspec.ValidationError:
+                        continue  # a reply this TUI cannot read: the final result still has it
+                    self._landed(sample)
+        except ApiError:
+            return False
+        return True
+
+    def _sample_columns(self) -> None:
+        self.samples = []
+        self.sample_table.clear(columns=True)
+        self.sample_table.add_columns("case", "category", "model", "result", "why")
+
+    def _landed(self, sample: SampleResult) -> None:
+        self.landed.append(sample)
+        self.samples.append(sample)
+        self.sample_table.add_row(*self._sample_row(sample))
+
+    @staticmethod
+    def _sample_row(sample: SampleResult) -> tuple[str, str, str, str, str]:
+        if sample.error:
+            result, why = "error", sample.error
+        else:
+            result = "pass" if sample.criteria.passed else "fail"
+            why = "; ".join(sample.criteria.failures)
+        return sample.label, sample.category, sample.model, result, why
+
     def show_report(self, report: EvalResult) -> None:
         """Fill both tables from a result."""
         self.report_shown = report
@@ -197,17 +256,10 @@ class EvalScreen(StudioScreen):
         self.metrics.add_columns(*columns)
         self.metrics.add_rows(rows)
         self.query_one(DriftPlot).show_report(report)
+        self._sample_columns()
         self.samples = [*report.samples, *report.drift_samples]
-        table = self.sample_table
-        table.clear(columns=True)
-        table.add_columns("case", "category", "model", "result", "why")
         for sample in self.samples:
-            if sample.error:
-                result, why = "error", sample.error
-            else:
-                result = "pass" if sample.criteria.passed else "fail"
-                why = "; ".join(sample.criteria.failures)
-            table.add_row(sample.label, sample.category, sample.model, result, why)
+            self.sample_table.add_row(*self._sample_row(sample))
         self.output.update("")
 
     @on(DataTable.RowHighlighted, "#eval-samples")
@@ -229,6 +281,49 @@ class EvalScreen(StudioScreen):
             await self.api.cancel_eval(persona, run_id)
         except ApiError as error:
             self.report(error)
+
+    def action_build_suite(self) -> None:
+        """Offer to hold out some of the persona's tagged records as its eval suite."""
+        persona = self.persona_select.value
+        if not isinstance(persona, str):
+            self.notify("Choose a persona first.", severity="warning")
+            return
+        if persona not in self.without_suite:
+            self.notify(f"{persona} has an eval suite already.", severity="warning")
+            return
+        question = f"Build {persona}'s eval suite from its own tagged records?"
+        detail = (
+            "15% of the records tagged with a category (boundary, idk, clarify, …) become "
+            "eval.jsonl and leave the training file, so training never sees them."
+        )
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.build_suite(persona)
+
+        self.app.push_screen(ConfirmDialog(question, detail, yes="Build"), answered)
+
+    @work(exclusive=True, group="eval-suite")
+    async def build_suite(self, persona: str) -> None:
+        """Have the server hold out the suite, then offer the persona as one to run."""
+        try:
+            built = await self.api.build_suite(persona)
+        except ApiError as error:
+            self.report(error)
+            return
+        shares = ", ".join(f"{k} {v}" for k, v in sorted(built.by_category.items()))
+        back = f"; {built.returned} stayed in training (too close to a training prompt)"
+        self.notify(
+            f"{built.file}: {built.cases} cases ({shares}); {built.train_file} keeps "
+            f"{built.train_records} records"
+            + (back if built.returned else "")
+            + ". Ctrl+S runs it.",
+            title=f"Eval suite for {persona}",
+            timeout=15,
+        )
+        self.without_suite.discard(persona)
+        self._show_suite(persona)
+        self.studio.personas_version += 1
 
     def action_pick_persona(self) -> None:
         """Focus the persona picker."""

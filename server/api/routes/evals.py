@@ -9,6 +9,7 @@ from pathlib import Path
 from litestar import get, post
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.response import ServerSentEvent
 
 from data.eval.drift import turns_problem
 from data.eval.suite import read_scripts
@@ -19,6 +20,7 @@ from data.stats import DatasetStats
 from data.tokens import ChatTokenizer
 from server.api.models import resolve
 from server.api.routes.files import read_file
+from server.api.routes.fine_tuning import sse_events
 from server.api.wire import DataCheck, DataRow
 from server.errors import AppError, InvalidRequest, NotFound, error_responses
 from server.jobs.evals import EvalService, EvalStateError, new_eval_id
@@ -195,6 +197,23 @@ def eval_routes() -> list[HTTPRouteHandler]:
         return EventList(events, more)
 
     @get(
+        "/v1/personas/{persona_id:str}/evals/{eval_id:str}/events/stream",
+        tags=["evals"],
+        summary="Follow an evaluation's events",
+        responses=ERRORS,
+    )
+    async def stream_eval_events(
+        state: ServerState,
+        persona_id: FromPath[str],
+        eval_id: FromPath[str],
+        after: FromQuery[str | None] = None,
+    ) -> ServerSentEvent:
+        """Server-sent events: every event so far (after `after`), then each progress report and
+        scored reply (`data.sample`) as it comes, until the run ends."""
+        find_run(state, persona_id, eval_id)
+        return ServerSentEvent(sse_events(evals(state).log(eval_id), after))
+
+    @get(
         "/v1/personas/{persona_id:str}/data/check",
         summary="Check a persona's data",
         tags=["data"],
@@ -228,6 +247,7 @@ def eval_routes() -> list[HTTPRouteHandler]:
         retrieve_eval,
         cancel_eval,
         eval_events,
+        stream_eval_events,
         data_check,
         data_stats,
     ]
