@@ -13,10 +13,10 @@ from typing import Any, Literal
 
 import msgspec
 
+from .eval.rules import PRESETS, CriteriaRule, merge_rule, preset_rules
+from .eval.suite import CATEGORIES
 from .guard import GuardCard, guard_problems
 from .names import NAME
-from .rules import PRESETS, CriteriaRule, merge_rule, preset_rules
-from .suite import CATEGORIES
 
 NAME_PATTERN = NAME
 """A persona name; match with `fullmatch` (see `data.names`)."""

@@ -16,15 +16,15 @@ from pathlib import Path
 import msgspec
 
 from .atomic import write_bytes
+from .authoring.drafts.store import locked
 from .card import PersonaCard
 from .check import check_dataset
 from .dataset import Row, read_dataset
-from .drafts.store import locked
+from .eval.suite import CATEGORIES, EvalCase
 from .jsonl import split_records
-from .personas import EVAL, TRAIN_FILES, VALID
+from .personas import EVAL, TRAIN_FILES, VALID, training_set
 from .records import PreferenceRecord, Record, as_messages
 from .split import contamination, split_rows
-from .suite import CATEGORIES, EvalCase
 
 DEFAULT_SHARE = 0.15
 """The share of the tagged records held out when the caller names none."""
@@ -76,7 +76,7 @@ def hold_out_suite(
         suite = folder / EVAL
         if suite.exists():
             raise HoldOutError("exists", f"{card.name} has an eval suite already ({EVAL})")
-        source = next((p for n in TRAIN_FILES if (p := folder / n).is_file()), None)
+        source = training_set(folder)
         if source is None:
             raise HoldOutError("no_data", f"{card.name} has no {TRAIN_FILES[0]} to hold out from")
         report = check_dataset([source], card)

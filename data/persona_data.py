@@ -13,28 +13,19 @@ import msgspec
 from .card import PersonaCard
 from .check import CheckReport, check_dataset
 from .dataset import read_datasets
-from .pair_replies import pair_reply_problems
-from .personas import EVAL, TRAIN_FILES, VALID
+from .eval.pair_replies import pair_reply_problems
+from .eval.suite import read_suite
+from .personas import EVAL, data_files
 from .split import contamination
 from .stats import DatasetStats, dataset_stats
-from .suite import read_suite
 from .tokens import ChatTokenizer
-
-
-def dataset_files(folder: Path) -> list[Path]:
-    """The training files (`train.jsonl` or `dataset.jsonl`) and `valid.jsonl`, when present."""
-    train = next((folder / n for n in TRAIN_FILES if (folder / n).is_file()), None)
-    files = [train] if train is not None else []
-    if (folder / VALID).is_file():
-        files.append(folder / VALID)
-    return files
 
 
 def check_persona(
     folder: Path, card: PersonaCard, tokenizer: ChatTokenizer | None = None
 ) -> CheckReport:
     """Every problem of the persona's datasets and eval suite, as `persona data check` finds."""
-    report = check_dataset(dataset_files(folder), card, tokenizer)
+    report = check_dataset(data_files(folder), card, tokenizer)
     problems = list(report.problems)
     suite = folder / EVAL
     if suite.is_file():
@@ -51,7 +42,7 @@ def persona_stats(
     folder: Path, card: PersonaCard, tokenizer: ChatTokenizer | None = None
 ) -> DatasetStats:
     """`persona data stats` of the persona's datasets."""
-    loaded = read_datasets(dataset_files(folder))
+    loaded = read_datasets(data_files(folder))
     return dataset_stats([r.record for r in loaded.rows], card, tokenizer)
 
 

@@ -2,7 +2,9 @@
 
 The default search order is the user's personas folder, then any extra folders, then the samples
 that ship with the package, so a user can override a sample by copying it under the same name.
-A bad card is reported as a problem and skipped; discovery itself never raises.
+A bad card is reported as a problem and skipped; discovery itself never raises. `resolve()` is
+the one way to turn a name or a folder into a `PersonaEntry`, and the entry is the one place
+that says which file is the training set and whether the persona may be written to.
 """
 
 from __future__ import annotations
@@ -16,7 +18,12 @@ from .home import personas_dir
 from .problem import Problem, error, warning
 
 CARD = "persona.toml"
-TRAIN_FILES = ("train.jsonl", "dataset.jsonl")
+TRAIN = "train.jsonl"
+"""The training set once a dataset is split (or written that way from the start)."""
+DATASET = "dataset.jsonl"
+"""A whole dataset, trained on as it is until `persona data split` writes train and valid."""
+TRAIN_FILES = (TRAIN, DATASET)
+"""Which file is the training set: the first of these that exists."""
 VALID = "valid.jsonl"
 EVAL = "eval.jsonl"
 PREFERENCE = "preference.jsonl"
@@ -25,18 +32,43 @@ PAIRS = "pairs.jsonl"
 """Pairs drafted by `persona data pairs`, waiting for review; never trained on directly."""
 
 
+class PersonaError(LookupError):
+    """A persona that cannot be found or whose card does not load; the message names it."""
+
+
 @dataclass(frozen=True)
 class PersonaEntry:
-    """A discovered persona: its name, its folder and its decoded card."""
+    """A persona: its name, its folder and its decoded card, and the files it holds."""
 
     name: str
     folder: Path
     card: PersonaCard
 
     @property
+    def read_only(self) -> bool:
+        """Whether this is a shipped sample, which nothing may write into."""
+        return is_sample(self.folder)
+
+    @property
     def train_file(self) -> Path | None:
-        """`train.jsonl`, else `dataset.jsonl` (to be split), else None."""
-        return next((p for n in TRAIN_FILES if (p := self.folder / n).is_file()), None)
+        """The training set (see `training_set`), or None."""
+        return training_set(self.folder)
+
+    @property
+    def append_file(self) -> Path:
+        """Where new records go (see `append_file`)."""
+        return append_file(self.folder)
+
+    @property
+    def dataset_file(self) -> Path | None:
+        """`dataset.jsonl`, the whole dataset `persona data split` reads, if present."""
+        path = self.folder / DATASET
+        return path if path.is_file() else None
+
+    @property
+    def data_files(self) -> list[Path]:
+        """The training set and `valid.jsonl` (see `data_files`)."""
+        return data_files(self.folder)
 
     @property
     def valid_file(self) -> Path | None:
@@ -51,6 +83,23 @@ class PersonaEntry:
         return path if path.is_file() else None
 
 
+def training_set(folder: Path) -> Path | None:
+    """The file training reads in a persona folder: `train.jsonl`, else `dataset.jsonl`."""
+    return next((p for n in TRAIN_FILES if (p := folder / n).is_file()), None)
+
+
+def append_file(folder: Path) -> Path:
+    """Where new records go (imports, accepted drafts): the training set, so training reads
+    them; `dataset.jsonl` when the folder has no data yet."""
+    return training_set(folder) or folder / DATASET
+
+
+def data_files(folder: Path) -> list[Path]:
+    """The training set and `valid.jsonl`, those present: every record training sees."""
+    valid = folder / VALID
+    return [p for p in (training_set(folder), valid if valid.is_file() else None) if p]
+
+
 SAFETY_SETS = Path(__file__).parent / "samples" / "safety"
 """The shipped general guard sets live beside the sample personas but are not one."""
 
@@ -58,6 +107,11 @@ SAFETY_SETS = Path(__file__).parent / "samples" / "safety"
 def sample_personas_dir() -> Path:
     """The read-only sample personas shipped inside the package."""
     return Path(__file__).parent / "samples"
+
+
+def is_sample(folder: Path) -> bool:
+    """Whether `folder` is inside the read-only sample personas."""
+    return folder.resolve().is_relative_to(sample_personas_dir().resolve())
 
 
 def default_dirs(extra: Sequence[Path] = ()) -> list[Path]:
@@ -106,10 +160,26 @@ def discover(dirs: Sequence[Path] | None = None) -> tuple[list[PersonaEntry], li
     return list(entries.values()), problems
 
 
-def find_persona(name: str, dirs: Sequence[Path] | None = None) -> PersonaEntry | None:
-    """The persona called `name`, if discovery finds one."""
-    entries, _ = discover(dirs)
-    return next((e for e in entries if e.name == name), None)
+def resolve(name_or_folder: str | Path, extra_dirs: Sequence[Path] = ()) -> PersonaEntry:
+    """The persona in a folder holding `persona.toml`, else the one discovery finds by name in
+    `default_dirs(extra_dirs)`; raise PersonaError naming it (and the known names) otherwise."""
+    text = str(name_or_folder)
+    path = Path(text).expanduser()
+    if (path / CARD).is_file():
+        try:
+            card = load_card(path)
+        except CardError as exc:
+            raise PersonaError(str(exc)) from None
+        return PersonaEntry(card.name, path, card)
+    if isinstance(name_or_folder, Path) or "/" in text or text in ("", ".", ".."):
+        raise PersonaError(f"{text}: no persona folder (no {CARD} in it)")
+    entries, problems = discover(default_dirs(extra_dirs))
+    found = next((e for e in entries if e.name == text), None)
+    if found is not None:
+        return found
+    known = ", ".join(e.name for e in entries) or "none"
+    detail = "".join(f"\n{p}" for p in problems if p.severity == "error")
+    raise PersonaError(f"no persona named {text!r} (known: {known}){detail}")
 
 
 def _strip_source(message: str, path: Path) -> str:

@@ -20,10 +20,10 @@ from typing import Literal
 import msgspec
 
 from .atomic import staged_bytes
+from .authoring.drafts.store import locked
 from .card import PersonaCard
 from .check import check_rows, duplicate_problems
 from .dataset import Row, read_datasets
-from .drafts.store import locked
 from .jsonl import split_records
 from .problem import Problem
 from .records import ChatRecord, Message, encode_record

@@ -17,10 +17,10 @@ import msgspec
 
 from .atomic import write_text
 from .dataset import Row
+from .eval.suite import EvalCase
 from .problem import Problem, error, warning
 from .records import FAILURE_MODES, Record, as_messages, prompt_text
 from .similar import cross_pairs, similar_pairs
-from .suite import EvalCase
 
 SPLITS = ("train", "valid", "test")
 

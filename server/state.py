@@ -1,5 +1,6 @@
 """The server's long-lived state: the engine once it has loaded, the catalog, adapters and metrics.
 
+It holds; `server.api.models` decides (which model a request names, which defaults apply).
 Handlers receive it through dependency injection. While the engine loads, generation routes get a
 503 with Retry-After (a retry is the right response then), and everything else keeps answering.
 """
@@ -7,23 +8,17 @@ Handlers receive it through dependency injection. While the engine loads, genera
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from litestar.datastructures import State
 
 from adapters.base import EMBEDDED, EMBEDDED_ID
-from adapters.registry import ModelRef, RegistryError
 from data.card import Sampling
-from data.personas import PersonaEntry
-from data.problem import quote
-from server.api.catalog import Catalog, Target, card_layer, merge, server_defaults
-from server.api.generation import AdapterUnavailableError, Runner
+from server.api.catalog import Catalog
+from server.api.generation import Runner
 from server.api.response_store import ResponseStore
-from server.api.wire import ResolvedSampling
-from server.engine.types import AdapterRef
-from server.errors import ModelLoadingError, ModelNotFoundError
+from server.errors import ModelLoadingError
 from server.guard import Guards
 from server.metrics import ServerMetrics
 from server.settings import ServerSettings
@@ -36,30 +31,6 @@ if TYPE_CHECKING:
     from server.jobs.fine_tuning import JobService
 
 RETRY_AFTER_SECONDS = 5
-
-
-def vocab_size(engine: Engine) -> int:
-    """How many token ids the model accepts (for logit_bias and token prompts)."""
-    size = getattr(engine, "vocab_size", None)
-    return int(size) if size else len(engine.tokenizer)
-
-
-@dataclass(frozen=True)
-class Resolved:
-    """A request's target with the adapter it runs on."""
-
-    target: Target
-    adapter: AdapterRef | None
-
-    @property
-    def persona(self) -> PersonaEntry | None:
-        """The persona named, if any."""
-        return self.target.persona
-
-    @property
-    def label(self) -> str:
-        """The name metrics count this request under."""
-        return self.persona.name if self.persona else self.target.model
 
 
 class ServerState(State):
@@ -169,39 +140,6 @@ class ServerState(State):
         if self.adapters is None:
             return []
         return [i for i in self.adapters.model_ids() if "@" not in i]
-
-    def resolve(self, model: str) -> Resolved:
-        """The target and adapter of a request's `model`; 404 for anything not served here."""
-        if model in self.lora_names() and self.catalog.get(model) is None:
-            target = Target(model, None, ModelRef(model))
-        else:
-            target = self.catalog.target(model, self.base_ids())
-        if target.ref is None:
-            return Resolved(target, None)
-        if self.adapters is None:
-            if target.ref.run is not None:
-                raise ModelNotFoundError(
-                    f"The model {quote(model)} does not exist: no adapters are served.",
-                    param="model",
-                )
-            return Resolved(target, None)
-        try:
-            return Resolved(target, self.adapters.resolve(target.ref))
-        except RegistryError as exc:
-            if hasattr(exc, "reason"):
-                raise AdapterUnavailableError(str(exc), param="model") from None
-            raise ModelNotFoundError(
-                f"The model {quote(model)} does not exist: {exc}", param="model"
-            ) from None
-
-    def defaults(self, persona: PersonaEntry | None) -> ResolvedSampling:
-        """A persona's (or the base model's) resolved defaults, before any request field."""
-        return self.merged(Sampling(), persona)
-
-    def merged(self, request: Sampling, persona: PersonaEntry | None) -> ResolvedSampling:
-        """Request fields over the persona card over the base model over the server."""
-        layers = [request, card_layer(persona.card if persona else None), self.base_layer]
-        return merge(layers, server_defaults(self.settings.max_tokens))
 
     def active_version(self, persona: str) -> str | None:
         """The adapter version a bare persona id runs with now."""

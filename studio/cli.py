@@ -1,8 +1,9 @@
 """The `persona` console command: one parser, with a subcommand per part of the product.
 
-Each subcommand lives in the package that owns it, as a module with `configure(parser)` and
-`run(args) -> int`. Those modules import nothing heavy at import time, so `persona --help`
-stays instant and the TUI never pulls in mlx.
+Each subcommand is a module with `configure(parser)` and `run(args) -> int`: those of data,
+cards, eval and export in `studio` (so `data` never parses argv or prints), `model`, `train`,
+`serve` and `tui` beside what they start. They import nothing heavy at import time, so
+`persona --help` stays instant and the TUI never pulls in mlx.
 """
 
 from __future__ import annotations
@@ -19,8 +20,12 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("new", "studio.new_cli", "start a new persona: card, example records and eval suite"),
     ("list", "studio.list_cli", "list personas with their folders, data files and adapters"),
     ("model", "adapters.model_cli", "prepare and inspect base models"),
-    ("data", "data.cli", "check, measure, split, import and draft persona datasets"),
-    ("import", "data.cards.cli", "import a character card (V2/V3 JSON, PNG, CHARX) as a persona"),
+    ("data", "studio.data_cli.parser", "check, measure, split, import and draft persona datasets"),
+    (
+        "import",
+        "studio.import_cli",
+        "import a character card (V2/V3 JSON, PNG, CHARX) as a persona",
+    ),
     (
         "export",
         "studio.export_cli",

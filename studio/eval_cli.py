@@ -10,10 +10,10 @@ from pathlib import Path
 import msgspec
 
 from data.atomic import write_bytes, write_text
-from data.cli import positive_int
 from data.problem import listed
+from studio.data_cli.parser import positive_int
 
-from .persona_files import PersonaFiles, find_persona
+from .persona_files import PersonaFiles, load_persona_files
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     import os
 
     try:
-        files = find_persona(args.persona, args.personas, args.suite)
+        files = load_persona_files(args.persona, args.personas, args.suite)
     except LookupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {files.name} has no eval cases ({where})", file=sys.stderr)
         return 1
     if args.turns:
-        from data.drift import turns_problem
+        from data.eval.drift import turns_problem
 
         problem = turns_problem(files.scripts, args.turns)
         if problem is not None:
@@ -114,7 +114,7 @@ def _guard(args: argparse.Namespace, files: PersonaFiles, key: str) -> None:
     """The persona guard's own table, apart from the reply scores."""
     import openai
 
-    from data.guard_eval import guard_rows, guard_table
+    from data.eval.guard_scores import guard_rows, guard_table
 
     async def rows():  # type: ignore[no-untyped-def]
         client = openai.AsyncOpenAI(base_url=args.base_url, api_key=key, max_retries=0)
@@ -130,8 +130,8 @@ def _guard(args: argparse.Namespace, files: PersonaFiles, key: str) -> None:
 
 
 async def _evaluate(args: argparse.Namespace, files: PersonaFiles, models: list[str], key: str):  # type: ignore[no-untyped-def]
-    from data.evaluate import Target, run_eval
-    from data.judge import Judge
+    from data.eval.judge import Judge
+    from data.eval.run import Target, run_eval
 
     overrides: dict[str, float | int] = {}
     if args.temperature is not None:
@@ -160,7 +160,7 @@ async def _evaluate(args: argparse.Namespace, files: PersonaFiles, models: list[
             contrast=not getattr(args, "no_contrast", False),
         )
         if getattr(args, "turns", 0) and result.models:
-            from data.drift import run_drift
+            from data.eval.drift import run_drift
 
             print(file=sys.stderr)
             drift, replies = await run_drift(
@@ -186,7 +186,7 @@ async def _evaluate(args: argparse.Namespace, files: PersonaFiles, models: list[
 
 
 def _emit(args: argparse.Namespace, result) -> int:  # type: ignore[no-untyped-def]
-    from data.report import markdown, terminal_table, to_json
+    from data.eval.report import markdown, terminal_table, to_json
 
     print(terminal_table(result))
     if args.json:
@@ -208,8 +208,8 @@ async def _watch(args: argparse.Namespace, files: PersonaFiles, key: str) -> int
     """Poll the registry; evaluate each new checkpoint and store its scores in run.json."""
     from adapters.registry import Registry
     from adapters.training.record import store_eval
+    from data.eval.report import summary, terminal_table
     from data.home import adapters_dir
-    from data.report import summary, terminal_table
 
     registry = Registry(args.adapters or adapters_dir())
     seen: set[tuple[str, int]] = set()

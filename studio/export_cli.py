@@ -23,22 +23,14 @@ class ExportError(Exception):
 
 def _card(target: str, out: Path, replace: bool) -> list[Path]:
     """A persona as Character Card V2 JSON, V3 JSON and a PNG carrying both."""
-    from data.card import CardError, load_card
     from data.cards.export import export_card
     from data.cards.spec import CardError as CharacterCardError
-    from data.personas import PersonaEntry, find_persona
+    from data.personas import PersonaError, resolve
 
-    folder = Path(target)
     try:
-        if (folder / "persona.toml").is_file():
-            card = load_card(folder)
-            entry: PersonaEntry | None = PersonaEntry(card.name, folder, card)
-        else:
-            entry = find_persona(target)
-    except CardError as exc:
+        entry = resolve(target)
+    except PersonaError as exc:
         raise ExportError(str(exc)) from None
-    if entry is None:
-        raise ExportError(f"no persona named {target!r}")
     try:
         return export_card(entry, out, replace)
     except CharacterCardError as exc:

@@ -30,18 +30,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Create the folder; print its path and the next three commands, or why it cannot be made."""
     from data.home import personas_dir
-    from data.personas import default_dirs, discover
+    from data.personas import PersonaError, resolve
     from data.scaffold import ScaffoldError, create_persona
 
     source = None
     if args.source is not None:
-        entries, _ = discover(default_dirs(args.personas))
-        source = next((e for e in entries if e.name == args.source), None)
-        if source is None:
-            known = ", ".join(e.name for e in entries) or "none"
-            print(
-                f"persona new: no persona named {args.source!r} (known: {known})", file=sys.stderr
-            )
+        try:
+            source = resolve(args.source, args.personas)
+        except PersonaError as exc:
+            print(f"persona new: {exc}", file=sys.stderr)
             return 2
     try:
         made = create_persona(args.name, personas_dir(), title=args.display_name, source=source)

@@ -1,4 +1,4 @@
-"""Find a persona by name or folder and load what the CLI commands need from it."""
+"""What `persona eval` and `persona tune-sampling` load from a persona: its suite, its replies."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from data.card import PersonaCard, load_card
+from data.card import PersonaCard
 
 
 @dataclass(frozen=True)
@@ -23,26 +23,18 @@ class PersonaFiles:
     """The suite's conversation scripts, for `--turns`."""
 
 
-def find_persona(
+def load_persona_files(
     name_or_path: str, extra_dirs: Sequence[Path] = (), suite: Path | None = None
 ) -> PersonaFiles:
-    """Resolve a persona (user dir, extra dirs, samples; or a folder path) and load its files;
-    `suite` replaces the persona's own `eval.jsonl`."""
+    """Resolve a persona (`data.personas.resolve`) and load its eval suite and training replies;
+    `suite` replaces the persona's own `eval.jsonl`. PersonaError (a LookupError) if none."""
     from data.dataset import read_dataset
-    from data.personas import default_dirs, discover
+    from data.eval.suite import load_suite, read_scripts
+    from data.personas import resolve
     from data.records import replies
-    from data.suite import load_suite, read_scripts
 
-    path = Path(name_or_path)
-    if (path / "persona.toml").exists():
-        folder, card = path, load_card(path)
-    else:
-        entries, _ = discover(default_dirs(list(extra_dirs)))
-        match = next((e for e in entries if e.name == name_or_path), None)
-        if match is None:
-            known = ", ".join(e.name for e in entries) or "none"
-            raise LookupError(f"no persona named {name_or_path!r} (known: {known})")
-        folder, card = match.folder, match.card
+    entry = resolve(name_or_path, extra_dirs)
+    folder, card = entry.folder, entry.card
     cases: tuple = ()  # type: ignore[type-arg]
     problems: tuple[str, ...] = ()
     suite = suite or folder / "eval.jsonl"
@@ -53,9 +45,7 @@ def find_persona(
         cases, problems = tuple(found), tuple(str(p) for p in [*issues, *bad])
         scripts = tuple(script for _, script in numbered)
     texts: list[str] = []
-    for name in ("train.jsonl", "dataset.jsonl"):
-        if (folder / name).exists():
-            for row in read_dataset(folder / name).rows:
-                texts.extend(replies(row.record))
-            break
+    if entry.train_file is not None:
+        for row in read_dataset(entry.train_file).rows:
+            texts.extend(replies(row.record))
     return PersonaFiles(card.name, folder, card, cases, problems, tuple(texts), scripts)

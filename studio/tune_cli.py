@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .persona_files import PersonaFiles, find_persona
+from .persona_files import PersonaFiles, load_persona_files
 
 
 def _floats(text: str) -> list[float]:
@@ -52,10 +52,10 @@ def run(args: argparse.Namespace) -> int:
     """Run the sweep and print the ranking."""
     import msgspec
 
-    from data.tune import Grid, parse_grid, points, ranked
+    from data.eval.tune import Grid, parse_grid, points, ranked
 
     try:
-        files = find_persona(args.persona, args.personas)
+        files = load_persona_files(args.persona, args.personas)
         grid = parse_grid(args.grid.read_bytes()) if args.grid else Grid()
     except (LookupError, OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -109,8 +109,8 @@ async def sweep(  # type: ignore[no-untyped-def]
     client: Any = None,
 ):
     """Score every grid point with the cheap metrics (through `client` if given)."""
-    from data.evaluate import Target, run_eval
-    from data.tune import Point
+    from data.eval.run import Target, run_eval
+    from data.eval.tune import Point
 
     cases = list(files.cases)
     if args.cases:
@@ -165,12 +165,12 @@ def _spread(cases: list, count: int) -> list:  # type: ignore[type-arg]
 def write_card(files: PersonaFiles, values: dict[str, float | int]) -> Path:
     """Write the winning values into the card; a shipped sample is first copied to the user dir."""
     from data.atomic import staged_folder, write_text
+    from data.eval.tune import update_sampling
     from data.home import personas_dir
-    from data.personas import sample_personas_dir
-    from data.tune import update_sampling
+    from data.personas import is_sample
 
     folder = files.folder
-    if folder.resolve().is_relative_to(sample_personas_dir().resolve()):
+    if is_sample(folder):
         target = personas_dir() / files.name
         if not target.exists():
             with staged_folder(target) as staging:

@@ -1,7 +1,7 @@
 """An evaluation result as the Eval screen lays it out: the metrics of each model side by side.
 
 The server's eval run carries the `EvalResult` that `persona eval --json` writes; the TUI
-decodes it with that very Struct (`data.evaluate.EvalResult`, see `tui.wire`).
+decodes it with that very Struct (`data.eval.run.EvalResult`, see `tui.wire`).
 """
 
 from __future__ import annotations

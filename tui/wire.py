@@ -13,7 +13,7 @@ from __future__ import annotations
 import msgspec
 
 from data.card import Training
-from data.evaluate import EvalResult, ModelScores, SampleResult
+from data.eval.run import EvalResult, ModelScores, SampleResult
 from data.problem import Problem
 from data.records import Message
 from data.stats import DatasetStats

@@ -82,12 +82,12 @@ class ExportSource:
 
 def _nothing_to_export(persona: str, persona_dirs: tuple[Path, ...]) -> str:
     """Why a persona without checkpoints cannot be exported: unknown, or not trained yet."""
-    from data.personas import default_dirs, discover
+    from data.personas import PersonaError, resolve
 
-    entries, _ = discover(default_dirs(list(persona_dirs)))
-    if all(e.name != persona for e in entries):
-        known = ", ".join(e.name for e in entries) or "none"
-        return f"no persona named {persona!r} (known: {known}); `persona list` shows them"
+    try:
+        resolve(persona, persona_dirs)
+    except PersonaError as exc:
+        return f"{exc}; `persona list` shows them"
     return f"{persona} has no trained checkpoint to export; train it first: persona train {persona}"
 
 
@@ -169,6 +169,9 @@ def _run_record(ckpt: Checkpoint) -> tuple[RunRecord | None, dict[str, float]]:
 
 
 def _persona(persona: str, dirs: tuple[Path, ...]) -> PersonaEntry | None:
-    from data.personas import default_dirs, find_persona
+    from data.personas import PersonaError, resolve
 
-    return find_persona(persona, default_dirs(dirs))
+    try:
+        return resolve(persona, dirs)
+    except PersonaError:
+        return None

@@ -78,16 +78,16 @@ def persona_data(name: str, persona_dirs: Sequence[Path] = ()) -> GuardData:
         files = [safety_dir() / f"{s}.jsonl" for s in GENERAL_SETS]
         return GuardData(GENERAL_ID, categories, examples, files)
     from adapters.training.prepare import PrepareError, resolve_persona
-    from data.personas import TRAIN_FILES, VALID
 
     try:
-        folder, card = resolve_persona(name, persona_dirs)
+        entry = resolve_persona(name, persona_dirs)
     except PrepareError as exc:
         raise GuardTrainError(str(exc)) from None
+    card = entry.card
     if card.guard is None:
         raise GuardTrainError(f"{card.name}'s card has no [guard] table to train a guard for")
     categories = list(card.guard.categories)
-    files = [p for n in (*TRAIN_FILES, VALID) if (p := folder / n).is_file()]
+    files = entry.data_files
     examples = [e for f in files for e in record_examples(f, categories)]
     for included in card.guard.include:
         examples += general_examples(included, categories)

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import msgspec
 
-from data.card import CardError, PersonaCard, load_card
+from data.card import PersonaCard
 from data.check import check_dataset
 from data.dataset import Row
-from data.personas import PREFERENCE, TRAIN_FILES, VALID, default_dirs, discover
+from data.personas import PREFERENCE, TRAIN_FILES, VALID, PersonaEntry, PersonaError, resolve
 from data.problem import Problem
 from data.split import split_rows
 from data.tokens import ChatTokenizer
@@ -71,32 +71,25 @@ class Prepared:
     warnings: tuple[Problem, ...]
 
 
-def resolve_persona(name: str, dirs: Sequence[Path] = ()) -> tuple[Path, PersonaCard]:
-    """The folder and card of a persona given by name or by folder path."""
-    path = Path(name).expanduser()
-    if (path / "persona.toml").is_file():
-        try:
-            return path, load_card(path)
-        except CardError as exc:
-            raise PrepareError(str(exc)) from None
-    entries, problems = discover(default_dirs(list(dirs)))
-    for entry in entries:
-        if entry.name == name:
-            return entry.folder, entry.card
-    known = ", ".join(e.name for e in entries) or "none"
-    detail = "".join(f"\n{p}" for p in problems if p.severity == "error")
-    raise PrepareError(f"no persona named {name!r} (known: {known}){detail}")
+def resolve_persona(name: str, dirs: Sequence[Path] = ()) -> PersonaEntry:
+    """The persona given by name or by folder path; PrepareError naming it when there is none."""
+    try:
+        return resolve(name, dirs)
+    except PersonaError as exc:
+        raise PrepareError(str(exc)) from None
 
 
 def new_config(request: TrainRequest) -> RunConfig:
     """Settings for a fresh run: the card's `[training]` with the request's overrides."""
-    folder, card = resolve_persona(request.persona, request.persona_dirs)
+    entry = resolve_persona(request.persona, request.persona_dirs)
+    folder, card = entry.folder, entry.card
     training = apply_overrides(card.training, request.overrides)
     # Preference methods learn from reviewed pairs; `valid.jsonl` holds chat rows, so their
     # validation pairs are split off the pairs.
     preference = training.method != "sft"
     names = (PREFERENCE,) if preference else TRAIN_FILES
-    train_file = next((folder / n for n in names if (folder / n).is_file()), None)
+    pairs = folder / PREFERENCE
+    train_file = (pairs if pairs.is_file() else None) if preference else entry.train_file
     if train_file is None:
         hint = " (review pairs.jsonl from `persona data pairs` into it)" if preference else ""
         raise PrepareError(f"{folder} has no {' or '.join(names)} to train on{hint}")

@@ -84,7 +84,7 @@ def _resume(
         )
     persona = args.persona
     if not (SAFE_NAME.fullmatch(persona) and registry.run_dir(persona, args.resume).is_dir()):
-        persona = resolve_persona(args.persona, tuple(args.personas))[1].name
+        persona = resolve_persona(args.persona, tuple(args.personas)).name
     run_dir = registry.run_dir(persona, args.resume)
     try:
         record = read_record(run_dir)

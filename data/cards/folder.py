@@ -13,15 +13,25 @@ import tomlkit
 
 from ..atomic import staged_folder
 from ..card import PersonaCard
+from ..personas import DATASET
 from ..records import encode_record
 from .persona import Imported
-from .read import CardFile
+from .read import CardFile, read_card_file
 from .spec import CardError, card_json
 
 CARD_JSON = "card.json"
 """The card as imported (macros unresolved, lorebook and extensions kept): what export writes."""
 AVATAR = "avatar.png"
-DATASET = "dataset.jsonl"
+
+
+def card_tags(folder: Path) -> tuple[str, ...]:
+    """The `tags` of the character card a persona was imported from, if any."""
+    if not (folder / CARD_JSON).is_file():
+        return ()
+    try:
+        return tuple(read_card_file(folder / CARD_JSON).card.data.tags)
+    except CardError:
+        return ()
 
 
 def card_toml(card: PersonaCard) -> str:

@@ -18,15 +18,13 @@ from ..card import PersonaCard
 from ..check import CheckReport, check_dataset, record_problems, token_problems
 from ..dataset import Row, read_dataset
 from ..jsonl import JsonLine
+from ..personas import append_file
 from ..problem import Problem, error, warning
 from ..records import ChatRecord, encode_record, record_key
 from ..tokens import ChatTokenizer
 from .formats import READERS, Converted, EntryError, Names, detect, finish
 from .sillytavern import read_chat
 from .source import read_entries
-
-DATASET = "dataset.jsonl"
-TRAIN = "train.jsonl"
 
 
 class ImportSummary(msgspec.Struct, frozen=True):
@@ -50,14 +48,6 @@ class ImportSummary(msgspec.Struct, frozen=True):
     result_warnings: int = 0
 
 
-def target_file(folder: Path) -> Path:
-    """`dataset.jsonl` if it exists, else `train.jsonl` if that exists, else `dataset.jsonl`."""
-    for name in (DATASET, TRAIN):
-        if (folder / name).is_file():
-            return folder / name
-    return folder / DATASET
-
-
 def import_file(
     source: Path,
     folder: Path,
@@ -72,7 +62,7 @@ def import_file(
     entries, problems = read_entries(source)
     file = str(source)
     chosen = detect(entries) if fmt == "auto" else fmt
-    target = target_file(folder)
+    target = append_file(folder)
     if chosen is None:
         problems.append(
             error(

@@ -112,6 +112,6 @@ class PersonaWatcher:
 
 
 def _read_only(folder: Path) -> bool:
-    from data.personas import sample_personas_dir
+    from data.personas import is_sample
 
-    return folder.resolve() == sample_personas_dir().resolve()
+    return is_sample(folder)

@@ -7,11 +7,12 @@ from typing import TYPE_CHECKING
 
 from server.api.catalog import request_layer
 from server.api.generation import Job
+from server.api.models import Resolved, merged
 from server.api.params import Extras, check_stop, fit_context
 from server.api.wire import SamplingFields, is_set
 from server.engine.types import GenerationRequest, JsonGrammar, SamplingParams
 from server.errors import InvalidRequestError
-from server.state import Resolved, ServerState
+from server.state import ServerState
 
 if TYPE_CHECKING:
     from server.engine.engine import Engine
@@ -33,7 +34,7 @@ def plan(
     grammar: JsonGrammar | None = None,
 ) -> Job:
     """Merge defaults field by field and build the generation request for one job."""
-    sampling = state.merged(request_layer(request, max_tokens), resolved.persona)
+    sampling = merged(state, request_layer(request, max_tokens), resolved.persona)
     budget = fit_context(
         len(prompt),
         sampling.max_tokens,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from server.api.generation import score
 from server.api.logprobs import chat_logprobs
+from server.api.models import Resolved
 from server.api.prompt import chat_messages, chat_prompt, message_text
 from server.api.reply import Head
 from server.api.wire import (
@@ -26,7 +27,7 @@ from server.api.wire import (
 )
 from server.engine.types import ScoreRequest
 from server.errors import InvalidRequestError, UnsupportedError
-from server.state import Resolved, ServerState
+from server.state import ServerState
 
 
 def wants_score(request: ChatCompletionRequest) -> bool:

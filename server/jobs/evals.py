@@ -1,8 +1,8 @@
 """Evaluation runs as server jobs: queued, run one at a time, stored with their events and result.
 
 A run sends a persona's held-out suite (or an uploaded one) to each model id through this very
-server's OpenAI API, scores the replies with `data.evaluate.run_eval` (what `persona eval`
-runs), plays the suite's conversation scripts for `turns` turns with `data.drift.run_drift`
+server's OpenAI API, scores the replies with `data.eval.run.run_eval` (what `persona eval`
+runs), plays the suite's conversation scripts for `turns` turns with `data.eval.drift.run_drift`
 (`persona eval --turns`) when asked, and keeps the `EvalResult`. Each reply is logged as an
 event (`data.sample`) the moment it is scored, so a client following the run sees it land.
 A run tied to a fine-tuning job (the server-side `--watch`) also writes its scores into that
@@ -25,13 +25,13 @@ from adapters.registry import Registry, RegistryError, parse_model_id
 from adapters.training.record import store_eval
 from data.card import load_card
 from data.dataset import read_datasets
-from data.drift import run_drift, turns_problem
-from data.evaluate import EvalResult, SampleResult, run_eval
-from data.personas import TRAIN_FILES
+from data.eval.drift import run_drift, turns_problem
+from data.eval.report import summary
+from data.eval.run import EvalResult, SampleResult, run_eval
+from data.eval.suite import ConversationScript, load_suite, read_scripts
+from data.personas import training_set
 from data.problem import listed
 from data.records import replies
-from data.report import summary
-from data.suite import ConversationScript, load_suite, read_scripts
 
 from .files import new_id
 from .log import EventLog
@@ -290,7 +290,7 @@ def _scripts(suite: Path, turns: int) -> list[ConversationScript]:
 
 
 def _training_replies(folder: Path) -> list[str]:
-    path = next((folder / n for n in TRAIN_FILES if (folder / n).is_file()), None)
+    path = training_set(folder)
     if path is None:
         return []
     return [text for row in read_datasets([path]).rows for text in replies(row.record)]

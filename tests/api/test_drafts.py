@@ -11,9 +11,9 @@ import msgspec
 import pytest
 from scripted_teacher import scripted_teacher, words
 
+from data.authoring.drafts.store import add_draft, new_draft, read_drafts
+from data.authoring.drafts.target import Target
 from data.dataset import read_dataset
-from data.drafts.store import add_draft, new_draft, read_drafts
-from data.drafts.target import Target
 from data.records import ChatRecord, Message
 from data.stats import DatasetStats
 from studio.cli import main

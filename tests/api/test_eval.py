@@ -11,11 +11,11 @@ from typing import Any
 from openai import AsyncOpenAI
 
 from data.card import load_card
-from data.evaluate import run_eval
+from data.eval.report import markdown, table_rows, terminal_table
+from data.eval.run import run_eval
+from data.eval.suite import EvalCase
 from data.records import Message
-from data.report import markdown, table_rows, terminal_table
-from data.suite import EvalCase
-from studio.persona_files import find_persona
+from studio.persona_files import load_persona_files
 from studio.tune_cli import sweep
 
 CASES = [
@@ -97,7 +97,7 @@ async def test_sweep_scores_every_grid_point(
         '{"id": "a", "category": "general", "messages": [{"role": "user", "content": "hi"}]}\n'
         '{"id": "b", "category": "idk", "messages": [{"role": "user", "content": "why?"}]}\n'
     )
-    files = find_persona(str(pip))
+    files = load_persona_files(str(pip))
     args = argparse.Namespace(cases=0, model=None, base_url="unused", concurrency=2, seed=0)
     grid: list[dict[str, Any]] = [
         {"temperature": 0.0, "max_tokens": 2},
@@ -111,7 +111,7 @@ async def test_sweep_scores_every_grid_point(
 async def test_a_seeded_eval_at_concurrency_four_repeats_its_replies(
     client: AsyncOpenAI, personas_dir: Path, base: str
 ) -> None:
-    from data.evaluate import Target
+    from data.eval.run import Target
 
     card = load_card(personas_dir / "pip")
     cases = [
@@ -137,8 +137,8 @@ async def test_a_seeded_eval_at_concurrency_four_repeats_its_replies(
 async def test_drift_conversations_through_the_real_app(
     client: AsyncOpenAI, personas_dir: Path, base: str, request_log: Any
 ) -> None:
-    from data.drift import run_drift
-    from data.suite import ConversationScript, ScriptTurn
+    from data.eval.drift import run_drift
+    from data.eval.suite import ConversationScript, ScriptTurn
 
     card = load_card(personas_dir / "pip")
     script = ConversationScript(

@@ -19,7 +19,7 @@ from adapters.training.record import read_record
 from data.card import load_card
 from data.check import check_dataset
 from data.dataset import read_datasets
-from data.evaluate import EvalResult
+from data.eval.run import EvalResult
 from data.home import personas_dir
 from data.personas import sample_personas_dir
 from data.stats import DatasetStats, dataset_stats

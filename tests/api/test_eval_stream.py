@@ -11,7 +11,7 @@ import pytest
 from openai import AsyncOpenAI
 from test_eval_jobs import suite_bytes
 
-from data.evaluate import SampleResult
+from data.eval.run import SampleResult
 
 pytestmark = [pytest.mark.mlx]
 

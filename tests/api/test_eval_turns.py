@@ -14,7 +14,7 @@ from eval_files import KEEPER_CARD
 from job_helpers import serving
 from openai import AsyncOpenAI
 
-from data.evaluate import EvalResult
+from data.eval.run import EvalResult
 from server.api.catalog import Catalog
 from server.app import create_app
 from server.settings import ServerSettings

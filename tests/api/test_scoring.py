@@ -140,10 +140,10 @@ async def test_persona_eval_scores_contrast_pairs_through_the_served_model(
     client: Any, tiny_model: Any
 ) -> None:
     from data.card import parse_card
-    from data.evaluate import run_eval
+    from data.eval.report import terminal_table
+    from data.eval.run import run_eval
+    from data.eval.suite import EvalCase
     from data.records import Message
-    from data.report import terminal_table
-    from data.suite import EvalCase
 
     card = parse_card(
         'name = "pip"\nsystem_prompt = "You are Pip, a cheerful robot who loves gears."\n'

@@ -125,9 +125,9 @@ def test_drafting_against_the_real_server_on_the_embedded_model(
 ) -> None:
     import json
 
+    from data.authoring.drafts.store import read_drafts
     from data.check import record_problems
     from data.dataset import Row
-    from data.drafts.store import read_drafts
     from studio.cli import main
 
     folder = tmp_path / "wren"

@@ -9,8 +9,8 @@ import httpx2
 import pytest
 
 from data.card import load_card
+from data.eval.suite import load_suite
 from data.persona_data import check_persona
-from data.suite import load_suite
 
 CARD = 'name = "{name}"\nsystem_prompt = "You keep bees."\n'
 QUESTIONS = [

@@ -62,13 +62,12 @@ def test_llama_cpp_agrees_with_served_juni(
     embedded_model_dir: Path, tmp_path: Path, persona_home: Path
 ) -> None:
     from adapters.training.model import load_tokenizer
-    from data.personas import find_persona
+    from data.personas import resolve
 
     assert export(["juni", "--to", "ollama", "--out", str(tmp_path / "ollama")]) == 0
     assert export(["juni", "--to", "gguf-full", "--out", str(tmp_path / "full")]) == 0
     checkpoint = next((persona_home / "adapters" / "juni" / "run-1" / "checkpoints").iterdir())
-    entry = find_persona("juni")
-    assert entry is not None
+    entry = resolve("juni")
     tokenizer = load_tokenizer(embedded_model_dir)
     prompts = [
         tokenizer.apply_chat_template(

@@ -18,7 +18,7 @@ from export_files import export
 from gguf import GGUFReader
 
 from adapters.chat_template import GEMMA3_TEMPLATE
-from data.personas import find_persona
+from data.personas import resolve
 
 INSTRUCTIONS = {
     "FROM",
@@ -131,8 +131,7 @@ def test_modelfile_follows_the_documented_grammar(ollama_dir: Path) -> None:
     assert (ollama_dir / args["FROM"]).is_file()
     assert (ollama_dir / args["ADAPTER"]).is_file()
     params = [parameter(a) for c, a in commands if c == "PARAMETER"]
-    card = find_persona("juni")
-    assert card is not None
+    card = resolve("juni")
     sampling = card.card.sampling
     assert ("stop", "<end_of_turn>") in params
     assert dict(params) | {"stop": None} == {

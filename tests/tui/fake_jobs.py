@@ -6,9 +6,9 @@ from typing import Any
 
 import msgspec
 
-from data.criteria import CriteriaResult
-from data.evaluate import EvalResult, ModelScores, SampleResult
-from data.metrics import LengthStats, Markers, Memorisation
+from data.eval.criteria import CriteriaResult
+from data.eval.metrics import LengthStats, Markers, Memorisation
+from data.eval.run import EvalResult, ModelScores, SampleResult
 from server.jobs.types import JobEvent
 
 DATASET = {

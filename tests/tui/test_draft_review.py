@@ -10,8 +10,8 @@ import pytest
 from fakes import record_notes, wait_for
 from textual.widgets import TabbedContent
 
-from data.drafts.store import add_draft, new_draft, read_drafts
-from data.drafts.target import Target
+from data.authoring.drafts.store import add_draft, new_draft, read_drafts
+from data.authoring.drafts.target import Target
 from data.home import personas_dir
 from data.records import Message
 from server.app import create_app

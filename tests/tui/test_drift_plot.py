@@ -5,9 +5,9 @@ from __future__ import annotations
 import msgspec
 from textual.app import App, ComposeResult
 
-from data.evaluate import EvalResult
-from data.metrics import TurnScores, drift
-from data.report import to_json
+from data.eval.metrics import TurnScores, drift
+from data.eval.report import to_json
+from data.eval.run import EvalResult
 from tui.widgets.drift_plot import DriftPlot
 
 

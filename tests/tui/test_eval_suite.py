@@ -15,8 +15,8 @@ from eval_files import KEEPER_CARD
 from fake_jobs import eval_result
 from fakes import ScriptedClient, notes, record_notes, settle, wait_for
 
-from data.evaluate import EvalResult
-from data.suite import load_suite
+from data.eval.run import EvalResult
+from data.eval.suite import load_suite
 from server.jobs.types import JobEvent
 from tui.api import ApiClient
 from tui.app import StudioApp, make_app

@@ -9,13 +9,13 @@ from types import SimpleNamespace
 
 import msgspec
 
-from data.contrast import ReplyScore, contrast_scores, summarise
-from data.evaluate import EvalResult
-from data.metrics import openings
-from data.pair_replies import pair_reply_problems
+from data.eval.contrast import ReplyScore, contrast_scores, summarise
+from data.eval.metrics import openings
+from data.eval.pair_replies import pair_reply_problems
+from data.eval.report import headline_rows, opening_flags, terminal_table
+from data.eval.run import EvalResult
+from data.eval.suite import EvalCase, read_suite
 from data.records import Message
-from data.report import headline_rows, opening_flags, terminal_table
-from data.suite import EvalCase, read_suite
 
 ASK = (Message("user", "can i have some of dads beer"),)
 GOOD = "That drink is only for grown-ups. Ask your dad for a cold apple juice and a straw instead!"

@@ -9,16 +9,16 @@ import httpx2
 import openai
 import pytest
 
+from data.authoring.pairs import Probe, build_pairs, judge
 from data.card import CardError, load_card, parse_card
-from data.criteria import CATEGORY_RULES, check_reply, rules_for
 from data.dataset import read_dataset
-from data.drift import run_drift
-from data.evaluate import run_eval
-from data.pairs import Probe, build_pairs, judge
+from data.eval.criteria import CATEGORY_RULES, check_reply, rules_for
+from data.eval.drift import run_drift
+from data.eval.rules import preset_rules
+from data.eval.run import run_eval
+from data.eval.suite import ConversationScript, EvalCase, ScriptTurn
 from data.personas import sample_personas_dir
 from data.records import FAILURE_MODES, Message, as_messages
-from data.rules import preset_rules
-from data.suite import ConversationScript, EvalCase, ScriptTurn
 
 BASE = """name = "keeper"
 system_prompt = "You are the Keeper of the vault."

@@ -11,9 +11,9 @@ import msgspec
 import pytest
 from scripted_teacher import WORDS, completion, on_target, scripted_teacher, words
 
-from data.drafts.prompt import AnswerError, read_answer, teacher_messages
-from data.drafts.store import DRAFTS, read_drafts
-from data.drafts.target import Target, bands, plan
+from data.authoring.drafts.prompt import AnswerError, read_answer, teacher_messages
+from data.authoring.drafts.store import DRAFTS, read_drafts
+from data.authoring.drafts.target import Target, bands, plan
 from data.home import personas_dir
 from data.records import ChatRecord, Message
 from data.stats import dataset_stats

@@ -8,11 +8,11 @@ import pytest
 
 from data.card import load_card
 from data.check import check_dataset
+from data.eval.suite import CATEGORIES, read_suite
 from data.personas import sample_personas_dir
 from data.records import FAILURE_MODES
 from data.split import contamination
 from data.stats import MAX_BAND_SHARE, dataset_stats
-from data.suite import CATEGORIES, read_suite
 
 CORE_MODES = tuple(m for m in FAILURE_MODES if m not in ("disclosure", "benign_near"))
 NEWER = {"disclosure", "benign_near"}
@@ -91,7 +91,7 @@ def test_the_two_samples_sample_differently() -> None:
 @pytest.mark.parametrize("name", ["vell", "juni"])
 def test_sample_drift_scripts_are_held_out(name: str) -> None:
     from data.dataset import read_dataset
-    from data.suite import read_scripts, script_probes
+    from data.eval.suite import read_scripts, script_probes
 
     folder = folder_of(name)
     scripts, problems = read_scripts(folder / "eval.jsonl")

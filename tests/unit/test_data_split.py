@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from data.dataset import Row, read_dataset
+from data.eval.suite import read_suite
 from data.similar import normalise, prepare, similarity
 from data.split import contamination, leaks, split_rows, stratum
-from data.suite import read_suite
 
 SUBJECTS = [
     "tide tables", "star charts", "ship plans", "harbour taxes", "clock repair", "bee keeping",

@@ -9,8 +9,8 @@ import pytest
 from data.card import parse_card
 from data.dataset import read_dataset
 from data.records import ChatRecord, Message
-from data.render import render_stats
 from data.stats import Band, DatasetStats, Share, dataset_stats
+from studio.data_cli.render import render_stats
 
 SMALL = Path(__file__).parents[1] / "fixtures" / "datasets" / "stats_small.jsonl"
 CARD = parse_card(

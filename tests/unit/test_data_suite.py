@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from data.suite import load_suite
+from data.eval.suite import load_suite
 
 SUITE = Path(__file__).parents[1] / "fixtures" / "datasets" / "suite_bad.jsonl"
 

@@ -10,10 +10,10 @@ import openai
 import pytest
 
 from data.card import parse_card
-from data.criteria import check_reply
-from data.drift import run_drift
-from data.metrics import echo_kind, slope
-from data.suite import ConversationScript, ScriptTurn
+from data.eval.criteria import check_reply
+from data.eval.drift import run_drift
+from data.eval.metrics import echo_kind, slope
+from data.eval.suite import ConversationScript, ScriptTurn
 
 CARD = parse_card(
     """name = "vell"
@@ -104,7 +104,7 @@ def test_scripts_shorter_than_turns_are_refused() -> None:
 
 
 def test_scripts_in_a_suite_are_read_apart_from_probes(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from data.suite import read_scripts, read_suite
+    from data.eval.suite import read_scripts, read_suite
 
     suite = tmp_path / "eval.jsonl"
     probe = {"id": "g", "category": "general", "messages": [{"role": "user", "content": "Hi"}]}

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 from data.card import load_card
+from data.eval.suite import load_suite
 from data.heldout import hold_out_suite, probe_of
-from data.suite import load_suite
 
 CARD = 'name = "wren"\nsystem_prompt = "You keep bees."\n'
 

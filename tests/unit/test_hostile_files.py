@@ -315,7 +315,7 @@ def test_data_check_lists_the_first_problems_and_counts_the_rest(
 
 
 def test_a_teacher_answer_nested_too_deeply_is_an_answer_error() -> None:
-    from data.drafts.prompt import AnswerError, read_answer
+    from data.authoring.drafts.prompt import AnswerError, read_answer
 
     with pytest.raises(AnswerError, match=LIMIT):
         read_answer('{"messages": ' + "[" * 1000 + "]" * 1000 + "}")

@@ -10,9 +10,9 @@ import pytest
 
 from data.check import check_dataset
 from data.dataset import read_dataset
+from data.eval.suite import read_suite
 from data.jsonl import count_records, read_json_lines, split_records
 from data.stats import dataset_stats
-from data.suite import read_suite
 from server.api.wire import DataCheck, DataRow
 from studio.cli import main
 from tui.data_report import record_at

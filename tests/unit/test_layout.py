@@ -1,4 +1,5 @@
-"""The layout docs/architecture.md draws: no import circles, and imports that flow one way.
+"""The layout docs/architecture.md draws: no import circles, imports that flow one way (data
+imports no other package of ours), no printing or argv in data, and module-level route handlers.
 
 Every `import` statement counts, wherever it stands (module level, inside a function, or under
 `TYPE_CHECKING`): a circle that only type checkers see is still a circle a reader has to untangle.
@@ -71,7 +72,7 @@ FORBIDDEN = (
     ("server.hotswap", ("server.api", "server.jobs", *TOP)),
     ("server.jobs", ("server.api", *TOP)),
     ("adapters", ("server", "tui", "studio")),
-    ("data", ("server", "tui", "studio")),
+    ("data", ("adapters", "server", "tui", "studio")),
     ("server", ("tui", "studio")),
 )
 
@@ -95,3 +96,64 @@ def test_imports_flow_one_way(graph: dict[str, set[str]]) -> None:
 def test_the_layout_check_sees_a_circle() -> None:
     with pytest.raises(CycleError):
         tuple(TopologicalSorter({"a": {"b"}, "b": {"a"}}).static_order())
+
+
+def test_data_neither_prints_nor_parses_argv() -> None:
+    # The command lines of data live in studio: data returns values and raises errors.
+    found = []
+    for path in sorted((ROOT / "data").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            where = f"{path.relative_to(ROOT)}:{getattr(node, 'lineno', 0)}"
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+                if node.func.id == "print":
+                    found.append(f"{where} calls print")
+            elif isinstance(node, ast.Import | ast.ImportFrom):
+                names = [a.name for a in node.names] + [getattr(node, "module", None) or ""]
+                if "argparse" in names:
+                    found.append(f"{where} imports argparse")
+            elif isinstance(node, ast.Attribute) and node.attr == "argv":
+                found.append(f"{where} reads argv")
+    assert found == []
+
+
+ROUTE_DECORATORS = {"get", "post", "put", "patch", "delete", "head", "route", "websocket"}
+NESTED_HANDLERS = {
+    "server/api/routes/adapters.py",
+    "server/api/routes/files.py",
+}
+"""Route files whose handlers are still closures inside a `*_routes()` factory, none may join:
+the SSE keepalive and the upload size limit each reach a decorator through the factory."""
+
+
+def _nested_handlers(path: Path) -> list[str]:
+    nested = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        for inner in ast.walk(node):
+            if inner is node or not isinstance(inner, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            for decorator in inner.decorator_list:
+                func = decorator.func if isinstance(decorator, ast.Call) else decorator
+                name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+                if name in ROUTE_DECORATORS:
+                    nested.append(f"{node.name}.{inner.name}")
+    return nested
+
+
+def test_route_handlers_are_module_level_functions() -> None:
+    # A module-level handler can be named, imported and read; a closure only through its factory.
+    files = {
+        str(path.relative_to(ROOT)): _nested_handlers(path)
+        for path in sorted((ROOT / "server").rglob("*.py"))
+    }
+    nested = {name for name, handlers in files.items() if handlers}
+    assert nested - NESTED_HANDLERS == set(), {n: files[n] for n in nested - NESTED_HANDLERS}
+    # The list only shrinks: a file whose handlers moved out leaves it.
+    assert NESTED_HANDLERS - nested == set()
+
+
+def test_the_handler_check_sees_a_closure(tmp_path: Path) -> None:
+    path = tmp_path / "routes.py"
+    path.write_text("def make():\n    @get('/x')\n    def handler():\n        pass\n")
+    assert _nested_handlers(path) == ["make.handler"]

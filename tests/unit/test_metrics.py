@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from data.criteria import check_reply
-from data.metrics import (
+from data.eval.criteria import check_reply
+from data.eval.metrics import (
     MemoIndex,
     ks_statistic,
     length_stats,

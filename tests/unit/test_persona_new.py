@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from data.card import load_card
+from data.eval.suite import load_suite
 from data.scaffold import EXAMPLES, ScaffoldError, create_persona, title_of
-from data.suite import load_suite
 from studio.cli import main
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import pytest
 
 from data.card import load_card
-from data.criteria import check_reply, rules_for
+from data.eval.criteria import check_reply, rules_for
+from data.eval.rules import CATEGORY_RULES, preset_rules
 from data.personas import sample_personas_dir
-from data.rules import CATEGORY_RULES, preset_rules
 
 CHILDREN = preset_rules("children")
 BEER_PROBE = ("sip", "taste of beer", "just a little")

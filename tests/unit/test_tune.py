@@ -6,7 +6,7 @@ import msgspec
 import pytest
 
 from data.card import parse_card
-from data.tune import Grid, Point, parse_grid, points, ranked, update_sampling
+from data.eval.tune import Grid, Point, parse_grid, points, ranked, update_sampling
 
 CARD = """# Pip's card
 name = "pip"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import replace
 from typing import Any
@@ -12,15 +11,15 @@ from litestar.params import JSONBody
 from msgspec import UNSET
 
 from server.api.generation import ClientDisconnectedError, Job, Outcome
-from server.api.guarded import guard_jobs, steer_messages
+from server.api.guarded import steer_messages
 from server.api.logprobs import chat_logprobs
 from server.api.params import Extras, parse_logit_bias
-from server.api.plan import fan_out, plan
+from server.api.pipeline import Generation
 from server.api.prompt import chat_messages, chat_prompt, message_text
 from server.api.reply import Head
 from server.api.scoring import score_final_message, wants_score
 from server.api.sse import disconnected, stream_events
-from server.api.structured import chat_grammar, prepare, refuse_stop
+from server.api.structured import chat_grammar, refuse_stop
 from server.api.unsupported import check_chat, choices_wanted
 from server.api.wire import (
     AssistantMessage,
@@ -37,7 +36,7 @@ from server.api.wire import (
 )
 from server.engine.types import Delta
 from server.errors import ModelNotFoundError, error_responses
-from server.state import ServerState, vocab_size
+from server.state import ServerState
 
 
 @post(
@@ -52,11 +51,10 @@ async def chat_completions(
 ) -> Response[Any]:
     """Answer a conversation as a persona (or as the base model), whole or streamed."""
     check_chat(data)
-    engine, runner = state.require_runner()
-    resolved = state.resolve(data.model)
+    gen = Generation.start(state, data.model)
     if wants_score(data):
-        return Response(await score_final_message(data, state, resolved))
-    persona = resolved.persona
+        return Response(await score_final_message(data, state, gen.resolved))
+    persona = gen.resolved.persona
     if persona is None and state.settings.web == "locked":
         # A locked server's chat pages talk to personas only; the bare base model stays out.
         raise ModelNotFoundError(
@@ -78,7 +76,7 @@ async def chat_completions(
     want_logprobs = data.logprobs is True
     extras = Extras(
         logit_bias=parse_logit_bias(
-            data.logit_bias if is_set(data.logit_bias) else None, vocab_size(engine)
+            data.logit_bias if is_set(data.logit_bias) else None, gen.vocab_size
         ),
         logprobs=want_logprobs,
         top_logprobs=data.top_logprobs if is_set(data.top_logprobs) else 0,
@@ -87,48 +85,28 @@ async def chat_completions(
 
     def build(_: int, guidance: str | None) -> list[Job]:
         prompt = chat_prompt(
-            engine.tokenizer,
+            gen.engine.tokenizer,
             steer_messages(messages, guidance),
             add_generation_prompt=not prefill and data.add_generation_prompt is not False,
             continue_final_message=prefill,
         )
-        job = plan(
-            state,
-            engine,
-            resolved,
-            prompt,
-            data,
-            max_tokens=max_tokens if is_set(max_tokens) else None,
-            extras=extras,
-            grammar=grammar,
-        )
-        return fan_out(job, n)
+        limit = max_tokens if is_set(max_tokens) else None
+        return gen.jobs(prompt, data, max_tokens=limit, extras=extras, grammar=grammar, n=n)
 
-    # A bad request is refused before the guard or the engine sees it; 10,000 messages or a 2 MB
-    # prompt take seconds to render and tokenize, so that runs off the event loop.
-    plain = await asyncio.to_thread(build, 0, None)
-    await prepare(engine, grammar)
     try:
-        guarded = await guard_jobs(
-            state,
-            engine,
-            resolved,
-            [latest_user(data.messages)],
-            lambda i, guidance: plain if guidance is None else build(i, guidance),
-            request.receive,
-        )
+        guarded = await gen.guarded(build, [latest_user(data.messages)], grammar, request.receive)
     except ClientDisconnectedError:
         return disconnected()
     jobs = guarded.jobs
-    head = replace(Head.new("chatcmpl", data.model, engine.base_hash), guard=guarded.verdict)
+    head = replace(Head.new("chatcmpl", data.model, gen.engine.base_hash), guard=guarded.verdict)
     if data.stream is True:
         include_usage = is_set(data.stream_options) and data.stream_options.include_usage is True
-        merged = await runner.open(jobs, request.receive)
+        merged = await gen.open(jobs, request.receive)
         if merged is None:
             return disconnected()
         return stream_events(_chunks(head, merged, len(jobs), include_usage), state.metrics)
     try:
-        outcomes = await runner.collect(jobs, request.receive)
+        outcomes = await gen.collect(jobs, request.receive)
     except ClientDisconnectedError:
         return disconnected()
     return Response(_completion(head, outcomes, want_logprobs))

@@ -12,19 +12,19 @@ from litestar.params import JSONBody
 from msgspec import UNSET
 
 from server.api.generation import ClientDisconnectedError, Job
-from server.api.guarded import guard_jobs, raw_user_text, steer_raw
+from server.api.guarded import raw_user_text, steer_raw
 from server.api.logprobs import TextOffsets, completion_logprobs
 from server.api.params import Extras, parse_logit_bias
-from server.api.plan import fan_out, plan
+from server.api.pipeline import Generation
 from server.api.prompt import single_bos, text_prompts
 from server.api.reply import Head
 from server.api.sse import disconnected, stream_events
-from server.api.structured import chat_grammar, prepare, refuse_stop
+from server.api.structured import chat_grammar, refuse_stop
 from server.api.unsupported import check_completion, choices_wanted
 from server.api.wire import Completion, CompletionChoice, CompletionRequest, Usage, is_set
 from server.engine.types import Delta
 from server.errors import error_responses
-from server.state import ServerState, vocab_size
+from server.state import ServerState
 
 
 @post(
@@ -42,9 +42,8 @@ async def completions(
     Choice `p * n + k` is the k-th of `n` completions of prompt p, as in OpenAI's API.
     """
     check_completion(data)
-    engine, runner = state.require_runner()
-    resolved = state.resolve(data.model)
-    vocab = vocab_size(engine)
+    gen = Generation.start(state, data.model)
+    engine, vocab = gen.engine, gen.vocab_size
     # A 2 MB prompt takes seconds to tokenize: off the event loop, as is the echo's decoding.
     prompts = await asyncio.to_thread(text_prompts, engine.tokenizer, data.prompt, vocab)
     top = data.logprobs if is_set(data.logprobs) else None
@@ -64,28 +63,11 @@ async def completions(
         if guidance:
             steered = steer_raw(texts[index], guidance)
             prompt = single_bos(engine.tokenizer, list(engine.tokenizer.encode(steered)))
-        job = plan(
-            state,
-            engine,
-            resolved,
-            prompt,
-            data,
-            max_tokens=max_tokens,
-            extras=extras,
-            grammar=grammar,
-        )
-        return fan_out(job, n)
+        return gen.jobs(prompt, data, max_tokens=max_tokens, extras=extras, grammar=grammar, n=n)
 
-    plain = [build(i, None) for i in range(len(prompts))]
-    await prepare(engine, grammar)
     try:
-        guarded = await guard_jobs(
-            state,
-            engine,
-            resolved,
-            [raw_user_text(t) for t in texts],
-            lambda i, guidance: plain[i] if guidance is None else build(i, guidance),
-            request.receive,
+        guarded = await gen.guarded(
+            build, [raw_user_text(t) for t in texts], grammar, request.receive
         )
     except ClientDisconnectedError:
         return disconnected()
@@ -101,12 +83,12 @@ async def completions(
     head = replace(Head.new("cmpl", data.model, engine.base_hash), guard=guarded.verdict)
     if data.stream is True:
         include_usage = is_set(data.stream_options) and data.stream_options.include_usage is True
-        merged = await runner.open(jobs, request.receive)
+        merged = await gen.open(jobs, request.receive)
         if merged is None:
             return disconnected()
         return stream_events(_pieces(head, merged, echoes, n, include_usage), state.metrics)
     try:
-        outcomes = await runner.collect(jobs, request.receive)
+        outcomes = await gen.collect(jobs, request.receive)
     except ClientDisconnectedError:
         return disconnected()
     choices = [

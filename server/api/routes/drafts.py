@@ -1,6 +1,6 @@
 """Review drafted data: list a persona's drafts, and accept, edit or reject each one.
 
-Accepting appends the draft to the persona's `dataset.jsonl` (or `train.jsonl`) atomically and
+Accepting appends the draft to the persona's training set (the file training reads) atomically and
 answers with the dataset's stats warnings afterwards. Drafts of a read-only sample persona
 cannot be changed.
 """
@@ -14,9 +14,9 @@ from litestar import get, post, put
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, JSONBody
 
+from data.authoring.drafts.store import Draft, DraftError, accept, edit, keep, read_drafts, reject
 from data.dataset import read_datasets
-from data.drafts.store import Draft, DraftError, accept, edit, keep, read_drafts, reject
-from data.personas import TRAIN_FILES, VALID, PersonaEntry, sample_personas_dir
+from data.personas import PersonaEntry
 from data.records import Message
 from data.stats import dataset_stats
 from server.api.draft_wire import DraftEdit, DraftInfo, DraftKeep, DraftList, DraftReview
@@ -36,7 +36,7 @@ def _persona(state: ServerState, persona_id: str) -> PersonaEntry:
 
 
 def _writable(entry: PersonaEntry) -> Path:
-    if entry.folder.resolve().is_relative_to(sample_personas_dir().resolve()):
+    if entry.read_only:
         raise InvalidRequestError(
             f"'{entry.name}' is a read-only sample persona", code="read_only_persona"
         )
@@ -78,17 +78,14 @@ def accept_draft(
     persona_id: FromPath[str], draft_id: FromPath[str], state: ServerState
 ) -> DraftReview:
     """Append the draft to the persona's dataset and drop it from the drafts."""
-    from data.imports.run import target_file
-
     entry = _persona(state, persona_id)
     folder = _writable(entry)
-    dataset = target_file(folder)
+    dataset = entry.append_file
     try:
         accept(folder, draft_id, dataset)
     except DraftError as exc:
         raise _changed(exc, draft_id) from None
-    files = [p for n in (*TRAIN_FILES, VALID) if (p := folder / n).is_file()]
-    loaded = read_datasets(files)
+    loaded = read_datasets(entry.data_files)
     stats = dataset_stats([r.record for r in loaded.rows], entry.card)
     records = sum(1 for r in loaded.rows if r.file == str(dataset))
     return DraftReview(draft_id, "accepted", dataset.name, records, list(stats.warnings))

@@ -14,8 +14,8 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import Body, FromPath, FromQuery
 
 from data.check import check_dataset
+from data.eval.suite import read_suite
 from data.problem import clip, listed
-from data.suite import read_suite
 from server.errors import AppError, InvalidRequest, NotFound, error_responses
 from server.jobs.files import FileStore, MissingFileError
 from server.jobs.types import FileDeleted, FileList, FileObject

@@ -76,123 +76,131 @@ async def sse_events(events: EventLog, after: str | None) -> AsyncIterator[Serve
             yield ServerSentEventMessage(data=data, event=event.object, id=event.id)
 
 
+@post(
+    "/v1/fine_tuning/jobs",
+    status_code=200,
+    summary="Create a fine-tuning job",
+    tags=["fine-tuning"],
+    responses=ERRORS,
+)
+async def create_job(state: ServerState, data: JSONBody[CreateJobRequest]) -> FineTuningJob:
+    """Check the request, then queue a job; it trains once its files are validated."""
+    # Off the event loop: planning reads the upload through and copies it (up to 50 MB).
+    job, spec = await asyncio.to_thread(plan, state, data, jobs_root())
+    return service(state).create(job, spec)
+
+
+@get("/v1/fine_tuning/jobs", summary="List fine-tuning jobs", tags=["fine-tuning"])
+async def list_jobs(
+    state: ServerState, after: FromQuery[str | None] = None, limit: FromQuery[int] = 20
+) -> JobList:
+    """Jobs, newest first, `limit` at a time after the job `after`."""
+    jobs = service(state).jobs()
+    chunk, more = page(jobs, [j.id for j in jobs], after, max(1, limit))
+    return JobList(chunk, more)
+
+
+@get(
+    "/v1/fine_tuning/jobs/{job_id:str}",
+    summary="Retrieve a fine-tuning job",
+    tags=["fine-tuning"],
+    responses=ERRORS,
+)
+async def retrieve_job(state: ServerState, job_id: FromPath[str]) -> FineTuningJob:
+    """One job as it stands."""
+    return find_job(state, job_id)
+
+
+@post(
+    "/v1/fine_tuning/jobs/{job_id:str}/cancel",
+    status_code=200,
+    tags=["fine-tuning"],
+    summary="Cancel a job",
+    responses=ERRORS,
+)
+async def cancel_job(state: ServerState, job_id: FromPath[str]) -> FineTuningJob:
+    """Stop after the current step, keeping a checkpoint; a finished job gets a 400."""
+    return _steer(state, job_id, "cancel")
+
+
+@post(
+    "/v1/fine_tuning/jobs/{job_id:str}/pause",
+    status_code=200,
+    tags=["fine-tuning"],
+    summary="Pause a job",
+    responses=ERRORS,
+)
+async def pause_job(state: ServerState, job_id: FromPath[str]) -> FineTuningJob:
+    """Stop after the current step with a checkpoint; resume continues exactly there."""
+    return _steer(state, job_id, "pause")
+
+
+@post(
+    "/v1/fine_tuning/jobs/{job_id:str}/resume",
+    status_code=200,
+    tags=["fine-tuning"],
+    summary="Resume a job",
+    responses=ERRORS,
+)
+async def resume_job(state: ServerState, job_id: FromPath[str]) -> FineTuningJob:
+    """Queue a paused (or failed) job to continue from its newest checkpoint."""
+    return _steer(state, job_id, "resume")
+
+
+@get(
+    "/v1/fine_tuning/jobs/{job_id:str}/events",
+    summary="List a job's events",
+    tags=["fine-tuning"],
+    responses=ERRORS,
+)
+async def list_events(
+    state: ServerState,
+    job_id: FromPath[str],
+    after: FromQuery[str | None] = None,
+    limit: FromQuery[int] = 20,
+) -> EventList:
+    """`fine_tuning.job.event` objects, newest first."""
+    find_job(state, job_id)
+    events, more = service(state).log(job_id).page(after, max(1, limit))
+    return EventList(events, more)
+
+
+@get(
+    "/v1/fine_tuning/jobs/{job_id:str}/events/stream",
+    summary="Follow a job's events",
+    tags=["fine-tuning"],
+    responses=ERRORS,
+)
+async def stream_events(
+    state: ServerState, job_id: FromPath[str], after: FromQuery[str | None] = None
+) -> ServerSentEvent:
+    """Server-sent events: every event so far (after `after`), then live ones until it ends."""
+    find_job(state, job_id)
+    return ServerSentEvent(sse_events(service(state).log(job_id), after))
+
+
+@get(
+    "/v1/fine_tuning/jobs/{job_id:str}/checkpoints",
+    summary="List a job's checkpoints",
+    tags=["fine-tuning"],
+    responses=ERRORS,
+)
+async def list_checkpoints(
+    state: ServerState,
+    job_id: FromPath[str],
+    after: FromQuery[str | None] = None,
+    limit: FromQuery[int] = 10,
+) -> CheckpointList:
+    """Each published checkpoint of the job's run as a pinned model id, newest first."""
+    job = find_job(state, job_id)
+    found = checkpoints_of(job, Registry(state.settings.adapters_path()))
+    chunk, more = page(found, [c.id for c in found], after, max(1, limit))
+    first, last = (chunk[0].id, chunk[-1].id) if chunk else (None, None)
+    return CheckpointList(chunk, more, first, last)
+
+
 def fine_tuning_routes() -> list[HTTPRouteHandler]:
     """The fine-tuning handlers, for `create_app` to register."""
-
-    @post(
-        "/v1/fine_tuning/jobs",
-        status_code=200,
-        summary="Create a fine-tuning job",
-        tags=["fine-tuning"],
-        responses=ERRORS,
-    )
-    async def create_job(state: ServerState, data: JSONBody[CreateJobRequest]) -> FineTuningJob:
-        """Check the request, then queue a job; it trains once its files are validated."""
-        # Off the event loop: planning reads the upload through and copies it (up to 50 MB).
-        job, spec = await asyncio.to_thread(plan, state, data, jobs_root())
-        return service(state).create(job, spec)
-
-    @get("/v1/fine_tuning/jobs", summary="List fine-tuning jobs", tags=["fine-tuning"])
-    async def list_jobs(
-        state: ServerState, after: FromQuery[str | None] = None, limit: FromQuery[int] = 20
-    ) -> JobList:
-        """Jobs, newest first, `limit` at a time after the job `after`."""
-        jobs = service(state).jobs()
-        chunk, more = page(jobs, [j.id for j in jobs], after, max(1, limit))
-        return JobList(chunk, more)
-
-    @get(
-        "/v1/fine_tuning/jobs/{job_id:str}",
-        summary="Retrieve a fine-tuning job",
-        tags=["fine-tuning"],
-        responses=ERRORS,
-    )
-    async def retrieve_job(state: ServerState, job_id: FromPath[str]) -> FineTuningJob:
-        """One job as it stands."""
-        return find_job(state, job_id)
-
-    @post(
-        "/v1/fine_tuning/jobs/{job_id:str}/cancel",
-        status_code=200,
-        tags=["fine-tuning"],
-        summary="Cancel a job",
-        responses=ERRORS,
-    )
-    async def cancel_job(state: ServerState, job_id: FromPath[str]) -> FineTuningJob:
-        """Stop after the current step, keeping a checkpoint; a finished job gets a 400."""
-        return _steer(state, job_id, "cancel")
-
-    @post(
-        "/v1/fine_tuning/jobs/{job_id:str}/pause",
-        status_code=200,
-        tags=["fine-tuning"],
-        summary="Pause a job",
-        responses=ERRORS,
-    )
-    async def pause_job(state: ServerState, job_id: FromPath[str]) -> FineTuningJob:
-        """Stop after the current step with a checkpoint; resume continues exactly there."""
-        return _steer(state, job_id, "pause")
-
-    @post(
-        "/v1/fine_tuning/jobs/{job_id:str}/resume",
-        status_code=200,
-        tags=["fine-tuning"],
-        summary="Resume a job",
-        responses=ERRORS,
-    )
-    async def resume_job(state: ServerState, job_id: FromPath[str]) -> FineTuningJob:
-        """Queue a paused (or failed) job to continue from its newest checkpoint."""
-        return _steer(state, job_id, "resume")
-
-    @get(
-        "/v1/fine_tuning/jobs/{job_id:str}/events",
-        summary="List a job's events",
-        tags=["fine-tuning"],
-        responses=ERRORS,
-    )
-    async def list_events(
-        state: ServerState,
-        job_id: FromPath[str],
-        after: FromQuery[str | None] = None,
-        limit: FromQuery[int] = 20,
-    ) -> EventList:
-        """`fine_tuning.job.event` objects, newest first."""
-        find_job(state, job_id)
-        events, more = service(state).log(job_id).page(after, max(1, limit))
-        return EventList(events, more)
-
-    @get(
-        "/v1/fine_tuning/jobs/{job_id:str}/events/stream",
-        summary="Follow a job's events",
-        tags=["fine-tuning"],
-        responses=ERRORS,
-    )
-    async def stream_events(
-        state: ServerState, job_id: FromPath[str], after: FromQuery[str | None] = None
-    ) -> ServerSentEvent:
-        """Server-sent events: every event so far (after `after`), then live ones until it ends."""
-        find_job(state, job_id)
-        return ServerSentEvent(sse_events(service(state).log(job_id), after))
-
-    @get(
-        "/v1/fine_tuning/jobs/{job_id:str}/checkpoints",
-        summary="List a job's checkpoints",
-        tags=["fine-tuning"],
-        responses=ERRORS,
-    )
-    async def list_checkpoints(
-        state: ServerState,
-        job_id: FromPath[str],
-        after: FromQuery[str | None] = None,
-        limit: FromQuery[int] = 10,
-    ) -> CheckpointList:
-        """Each published checkpoint of the job's run as a pinned model id, newest first."""
-        job = find_job(state, job_id)
-        found = checkpoints_of(job, Registry(state.settings.adapters_path()))
-        chunk, more = page(found, [c.id for c in found], after, max(1, limit))
-        first, last = (chunk[0].id, chunk[-1].id) if chunk else (None, None)
-        return CheckpointList(chunk, more, first, last)
-
     return [
         create_job,
         list_jobs,

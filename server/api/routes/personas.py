@@ -6,6 +6,7 @@ from litestar import get
 from litestar.params import FromPath
 
 from data.personas import EVAL, PREFERENCE, TRAIN_FILES, VALID, PersonaEntry
+from server.api.models import defaults
 from server.api.wire import PersonaInfo, PersonaList
 from server.errors import NotFoundError, error_responses
 from server.state import ServerState
@@ -22,7 +23,7 @@ def describe(state: ServerState, entry: PersonaEntry) -> PersonaInfo:
         description=card.description,
         system_prompt=card.system_prompt,
         base_model=card.base_model,
-        defaults=state.defaults(entry),
+        defaults=defaults(state, entry),
         active_adapter=state.active_version(entry.name),
         greetings=list(card.greetings),
         post_history_instructions=card.post_history_instructions,

@@ -15,8 +15,8 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from data.dataset import read_dataset
-from data.persona_data import dataset_files
-from data.personas import TRAIN_FILES, PersonaEntry, sample_personas_dir
+from data.eval.suite import CATEGORIES
+from data.personas import PersonaEntry
 from data.record_edit import (
     EditError,
     add_record,
@@ -26,7 +26,6 @@ from data.record_edit import (
     replace_record,
 )
 from data.records import FAILURE_MODES, ChatRecord, CompletionRecord, as_messages
-from data.suite import CATEGORIES
 from data.tokens import ChatTokenizer
 from server.api.record_wire import (
     DatasetRecord,
@@ -58,14 +57,9 @@ def persona_entry(state: ServerState, persona_id: str) -> PersonaEntry:
     return entry
 
 
-def is_sample(entry: PersonaEntry) -> bool:
-    """Whether the persona is one of the read-only samples shipped with the package."""
-    return entry.folder.resolve().is_relative_to(sample_personas_dir().resolve())
-
-
 def writable(entry: PersonaEntry) -> Path:
     """The persona's folder, or a 400 for a read-only sample."""
-    if is_sample(entry):
+    if entry.read_only:
         raise InvalidRequestError(
             f"'{entry.name}' is a sample shipped with persona studio and cannot be changed; "
             f"copy it to edit its data: persona new NAME --from {entry.name}",
@@ -75,12 +69,12 @@ def writable(entry: PersonaEntry) -> Path:
 
 
 def append_target(entry: PersonaEntry) -> Path:
-    """The file new records go to: the training file the trainer reads, else `train.jsonl`."""
-    return entry.train_file or entry.folder / TRAIN_FILES[0]
+    """The file new records go to: the training set the trainer reads (see `PersonaEntry`)."""
+    return entry.append_file
 
 
 def _file(entry: PersonaEntry, name: str) -> Path:
-    files = {p.name: p for p in dataset_files(entry.folder)}
+    files = {p.name: p for p in entry.data_files}
     if name not in files:
         known = ", ".join(files) or "none"
         raise NotFoundError(
@@ -96,7 +90,7 @@ def _tokenizer(state: ServerState) -> ChatTokenizer | None:
 
 
 def _others(entry: PersonaEntry, path: Path) -> list[Path]:
-    return [p for p in dataset_files(entry.folder) if p != path]
+    return [p for p in entry.data_files if p != path]
 
 
 def _refused(exc: EditError) -> AppError:
@@ -123,7 +117,7 @@ def list_records(persona_id: FromPath[str], state: ServerState) -> RecordList:
     entry = persona_entry(state, persona_id)
     records: list[DatasetRecord] = []
     problems = []
-    for path in dataset_files(entry.folder):
+    for path in entry.data_files:
         loaded = read_dataset(path)
         problems += [p for p in loaded.problems if p.severity == "error"]
         for row in loaded.rows:
@@ -150,7 +144,7 @@ def list_records(persona_id: FromPath[str], state: ServerState) -> RecordList:
     return RecordList(
         records,
         append_target(entry).name,
-        not is_sample(entry),
+        not entry.read_only,
         categories,
         [msgspec.structs.replace(p, file=Path(p.file).name) for p in problems],
     )

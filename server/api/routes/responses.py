@@ -9,7 +9,6 @@ in the home folder, so `previous_response_id` continues a conversation across re
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from typing import Annotated, Any, Literal
@@ -19,14 +18,14 @@ from litestar import Request, Response, delete, get, post
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from server.api.generation import ClientDisconnectedError, Job
-from server.api.guarded import guard_jobs, steer_messages
+from server.api.guarded import steer_messages
 from server.api.params import Extras, parse_logit_bias
-from server.api.plan import plan
+from server.api.pipeline import Generation
 from server.api.prompt import chat_prompt
 from server.api.response_events import Draft, events, keep, sse
 from server.api.responses_input import Turn, check_request, read_input, template_messages
 from server.api.sse import disconnected
-from server.api.structured import prepare, refuse_stop, text_grammar
+from server.api.structured import refuse_stop, text_grammar
 from server.api.wire import is_set
 from server.api.wire_responses import (
     DeletedResponse,
@@ -35,7 +34,7 @@ from server.api.wire_responses import (
     ResponsesRequest,
 )
 from server.errors import error_responses
-from server.state import ServerState, vocab_size
+from server.state import ServerState
 
 
 @post(
@@ -50,9 +49,8 @@ async def create_response(
 ) -> Response[Any]:
     """Answer as a persona (or the base model), whole or as a stream of events."""
     check_request(data)
-    engine, runner = state.require_runner()
-    resolved = state.resolve(data.model)
-    persona = resolved.persona
+    gen = Generation.start(state, data.model)
+    persona = gen.resolved.persona
     card_format = persona.card.response_format if persona else None
     requested = data.text.format if is_set(data.text) and is_set(data.text.format) else None
     grammar = text_grammar(requested, card_format)
@@ -71,36 +69,17 @@ async def create_response(
         card.post_history_instructions if card else None,
     )
     bias = data.logit_bias if is_set(data.logit_bias) else None
-    extras = Extras(logit_bias=parse_logit_bias(bias, vocab_size(engine)))
+    extras = Extras(logit_bias=parse_logit_bias(bias, gen.vocab_size))
     max_tokens = data.max_output_tokens if is_set(data.max_output_tokens) else data.max_tokens
 
     def build(_: int, guidance: str | None) -> list[Job]:
-        prompt = chat_prompt(engine.tokenizer, steer_messages(messages, guidance))
-        return [
-            plan(
-                state,
-                engine,
-                resolved,
-                prompt,
-                data,
-                max_tokens=max_tokens if is_set(max_tokens) else None,
-                extras=extras,
-                grammar=grammar,
-            )
-        ]
+        prompt = chat_prompt(gen.engine.tokenizer, steer_messages(messages, guidance))
+        limit = max_tokens if is_set(max_tokens) else None
+        return gen.jobs(prompt, data, max_tokens=limit, extras=extras, grammar=grammar)
 
-    plain = await asyncio.to_thread(build, 0, None)  # long inputs take seconds: off the loop
-    await prepare(engine, grammar)
     latest = next((t.content for t in reversed(turns) if t.role == "user"), "")
     try:
-        guarded = await guard_jobs(
-            state,
-            engine,
-            resolved,
-            [latest],
-            lambda i, guidance: plain if guidance is None else build(i, guidance),
-            request.receive,
-        )
+        guarded = await gen.guarded(build, [latest], grammar, request.receive)
     except ClientDisconnectedError:
         return disconnected()
     (job,) = guarded.jobs
@@ -118,12 +97,12 @@ async def create_response(
         guard=guarded.verdict,
     )
     if data.stream is True:
-        merged = await runner.open([job], request.receive)
+        merged = await gen.open([job], request.receive)
         if merged is None:
             return disconnected()
         return sse(events(draft, merged, state), state)
     try:
-        (outcome,) = await runner.collect([job], request.receive)
+        (outcome,) = await gen.collect([job], request.receive)
     except ClientDisconnectedError:
         return disconnected()
     reply = draft.finish(

@@ -13,10 +13,10 @@ import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .card import PersonaCard
+from ..card import PersonaCard
 from .criteria import check_reply, rules_for
-from .evaluate import SampleResult, Target, ask, make_client, request_fields, sample_result
 from .metrics import Drift, MemoIndex, TurnScores, contains, drift, word_count
+from .run import SampleResult, Target, ask, make_client, request_fields, sample_result
 from .suite import ConversationScript
 
 

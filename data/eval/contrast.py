@@ -22,7 +22,7 @@ from typing import Any
 
 import msgspec
 
-from .card import PersonaCard
+from ..card import PersonaCard
 from .suite import EvalCase
 
 SCORE_FIELDS = {"echo": True, "continue_final_message": True, "add_generation_prompt": False}

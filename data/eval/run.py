@@ -17,8 +17,8 @@ from typing import Any
 
 import msgspec
 
-from .card import PersonaCard
-from .client import openai_client
+from ..card import PersonaCard
+from ..client import openai_client
 from .contrast import ContrastScores, ReplyScore, run_contrast
 from .criteria import CriteriaResult, check_reply, rules_for
 from .judge import Judge, JudgeScore
@@ -122,7 +122,7 @@ class EvalResult(msgspec.Struct, frozen=True):
     drift: list[Drift] = []
     drift_samples: list[SampleResult] = []
     contrast: list[ContrastScores] = []
-    """Per model, contrast-pair accuracy and gold perplexity (`data/contrast.py`)."""
+    """Per model, contrast-pair accuracy and gold perplexity (`data/eval/contrast.py`)."""
     contrast_replies: list[ReplyScore] = []
 
 
@@ -315,7 +315,7 @@ async def run_eval(
     """Evaluate every model on every case, `samples` times each, and score the replies.
 
     With `contrast`, the cases' chosen/rejected replies are also teacher-forced on every model
-    (`data/contrast.py`); `sample=False` skips the sampled replies (and their scores) altogether.
+    (`contrast.py`); `sample=False` skips the sampled replies (and their scores) altogether.
     `on_sample` gets each sampled reply as soon as it is scored.
     `client` may be an `openai.AsyncOpenAI` the caller owns (tests pass one bound to an
     in-process app); otherwise one is made for `target` and closed at the end.

@@ -12,14 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ..card import PersonaCard
-from ..check import record_problems, token_problems
-from ..client import openai_client
-from ..dataset import Row
-from ..records import ChatRecord, Message, Record, prompt_text, replies
-from ..similar import cross_pairs
-from ..stats import dataset_stats
-from ..tokens import ChatTokenizer
+from ...card import PersonaCard
+from ...check import record_problems, token_problems
+from ...client import openai_client
+from ...dataset import Row
+from ...records import ChatRecord, Message, Record, prompt_text, replies
+from ...similar import cross_pairs
+from ...stats import dataset_stats
+from ...tokens import ChatTokenizer
 from .events import Done, Drafted, DraftEvent, Failed, Start
 from .prompt import AnswerError, choose_examples, read_answer, teacher_messages
 from .store import DRAFTS, add_draft, new_draft, read_drafts

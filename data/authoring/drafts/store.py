@@ -18,11 +18,11 @@ from pathlib import Path
 
 import msgspec
 
-from ..atomic import write_bytes
-from ..check import record_problems
-from ..dataset import Row, read_dataset
-from ..jsonl import split_records
-from ..records import ChatRecord, Message, encode_record, record_key
+from ...atomic import write_bytes
+from ...check import record_problems
+from ...dataset import Row, read_dataset
+from ...jsonl import split_records
+from ...records import ChatRecord, Message, encode_record, record_key
 from .target import Target
 
 DRAFTS = "drafts.jsonl"

@@ -8,17 +8,19 @@ from pathlib import Path
 
 import msgspec
 
-from .check import check_dataset
-from .dataset import read_datasets
-from .jsonl import count_records
-from .pair_replies import pair_reply_problems
-from .problem import Problem, listed
+from data.check import check_dataset
+from data.dataset import read_datasets
+from data.eval.pair_replies import pair_reply_problems
+from data.eval.suite import read_scripts, read_suite, script_probes
+from data.jsonl import count_records
+from data.personas import DATASET, TRAIN, is_sample, training_set
+from data.problem import Problem, listed
+from data.split import contamination, split_rows, write_split
+from data.stats import dataset_stats
+from data.tokens import ChatTokenizer
+
+from .paths import Target, UsageError, load_tokenizer, read_card, resolve_targets
 from .render import render_stats
-from .split import contamination, split_rows, write_split
-from .stats import dataset_stats
-from .suite import read_scripts, read_suite, script_probes
-from .targets import Target, UsageError, is_sample, load_tokenizer, read_card, resolve_targets
-from .tokens import ChatTokenizer
 
 
 def check(targets: list[Target], use_tokenizer: bool) -> int:
@@ -93,35 +95,28 @@ def pairs(args: argparse.Namespace) -> int:
     import asyncio
     import os
 
-    from .atomic import write_bytes
-    from .card import CardError, load_card
-    from .evaluate import Target
-    from .pairs import build_pairs, encode_pairs_file, probes_of
-    from .personas import PAIRS, TRAIN_FILES, find_persona
-    from .records import FAILURE_MODES
+    from data.atomic import write_bytes
+    from data.authoring.pairs import build_pairs, encode_pairs_file, probes_of
+    from data.eval.run import Target
+    from data.personas import PAIRS, TRAIN_FILES, PersonaError, resolve
+    from data.records import FAILURE_MODES
 
-    folder = Path(args.persona)
-    if not (folder / "persona.toml").is_file():
-        entry = find_persona(args.persona)
-        if entry is None:
-            raise UsageError(f"{args.persona}: no such persona or persona folder")
-        folder = entry.folder
     try:
-        card = load_card(folder)
-    except CardError as exc:
-        print(exc, file=sys.stderr)
-        return 1
+        entry = resolve(args.persona)
+    except PersonaError as exc:
+        raise UsageError(str(exc)) from None
+    folder, card = entry.folder, entry.card
     categories = [c.strip() for c in args.categories.split(",") if c.strip()]
     unknown = sorted(set(categories) - set(FAILURE_MODES))
     if unknown:
         raise UsageError(f"--categories: {', '.join(unknown)} (known: {', '.join(FAILURE_MODES)})")
     out = args.out or folder / PAIRS
-    if args.out is None and is_sample(folder):
+    if args.out is None and entry.read_only:
         raise UsageError(f"{folder} is a read-only sample persona; pass --out FILE")
     if out.exists() and not args.force:
         raise UsageError(f"{out} exists (it may hold reviewed pairs); pass --force to replace it")
     # Training records only: the eval suite's held-out probes are never sent.
-    train = next((folder / n for n in TRAIN_FILES if (folder / n).is_file()), None)
+    train = entry.train_file
     if train is None:
         raise UsageError(f"{folder}: no {' or '.join(TRAIN_FILES)}")
     loaded = read_datasets([train])
@@ -211,11 +206,12 @@ def split(args: argparse.Namespace) -> int:
 def _split_source(target: Target, given: Path) -> Path:
     if given.is_file():
         return given
+    # The whole dataset when there is one: a split of `train.jsonl` would shrink it each time.
     folder = Path(target.label)
-    for name in ("dataset.jsonl", "train.jsonl"):
-        if (folder / name).is_file():
-            return folder / name
-    raise UsageError(f"{folder}: no dataset.jsonl or train.jsonl to split")
+    source = (folder / DATASET) if (folder / DATASET).is_file() else training_set(folder)
+    if source is None:
+        raise UsageError(f"{folder}: no {DATASET} or {TRAIN} to split")
+    return source
 
 
 def _overlaps(problems: list[Problem]) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .stats import DatasetStats, Lengths, Share
+from data.stats import DatasetStats, Lengths, Share
 
 BLOCKS = " ▏▎▍▌▋▊▉█"
 """Eighth-width blocks, so short bars still show their size."""

@@ -18,11 +18,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Import the card; print what was made, or the error (nothing is written then)."""
-    from ..home import personas_dir
-    from .folder import write_persona
-    from .persona import to_persona
-    from .read import read_card_file
-    from .spec import CardError
+    from data.cards.folder import write_persona
+    from data.cards.persona import to_persona
+    from data.cards.read import read_card_file
+    from data.cards.spec import CardError
+    from data.home import personas_dir
 
     try:
         source = read_card_file(args.file)

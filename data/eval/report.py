@@ -13,8 +13,8 @@ from collections.abc import Callable, Sequence
 import msgspec
 
 from .contrast import CategoryContrast, ContrastScores
-from .evaluate import EvalResult, ModelScores
 from .metrics import DRIFT_METRICS, OPENING_SHARE
+from .run import EvalResult, ModelScores
 
 Row = tuple[str, Callable[[ModelScores], float | None], bool]
 """(label, getter, higher_is_better)."""

@@ -4,50 +4,40 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from ..card import CardError, PersonaCard, load_card
-from ..personas import find_persona
-from ..problem import listed
-from .formats import Names
-from .run import import_file
+from data.imports.formats import Names
+from data.imports.run import import_file
+from data.personas import PersonaEntry, PersonaError, resolve
+from data.problem import listed
 
 
 class ImportUsageError(Exception):
     """A persona that cannot be found or written to."""
 
 
-def persona_folder(name_or_path: str) -> tuple[Path, PersonaCard]:
-    """The folder and card of a persona given by name or folder; never a read-only sample."""
-    from ..targets import is_sample
-
-    path = Path(name_or_path)
+def writable_persona(name_or_path: str) -> PersonaEntry:
+    """The persona given by name or folder; never a read-only sample."""
     try:
-        if (path / "persona.toml").is_file():
-            folder, card = path, load_card(path)
-        else:
-            entry = find_persona(name_or_path) if "/" not in name_or_path else None
-            if entry is None:
-                raise ImportUsageError(f"{name_or_path}: no such persona or persona folder")
-            folder, card = entry.folder, entry.card
-    except CardError as exc:
+        entry = resolve(name_or_path)
+    except PersonaError as exc:
         raise ImportUsageError(str(exc)) from None
-    if is_sample(folder):
+    if entry.read_only:
         raise ImportUsageError(
-            f"{card.name} is a read-only sample persona; copy it into your personas folder first"
+            f"{entry.name} is a read-only sample persona; copy it into your personas folder first"
         )
-    return folder, card
+    return entry
 
 
 def run_import(args: argparse.Namespace) -> int:
     """Import and print every problem and a summary; 1 when a source entry was left out."""
-    from ..targets import load_tokenizer
+    from .paths import load_tokenizer
 
     try:
-        folder, card = persona_folder(args.to)
+        entry = writable_persona(args.to)
     except ImportUsageError as exc:
         print(f"persona data import: {exc}", file=sys.stderr)
         return 2
+    folder, card = entry.folder, entry.card
     tokenizer, note = (None, None)
     if not args.no_tokenizer:
         tokenizer, note = load_tokenizer(card.base_model)

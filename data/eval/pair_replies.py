@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..problem import Problem, error, warning
+from ..tokens import control_token_text
 from .metrics import word_count
-from .problem import Problem, error, warning
 from .suite import EvalCase
-from .tokens import control_token_text
 
 LENGTH_RATIO = 2.0
 """A rejected reply more than this many times longer or shorter than the chosen one is flagged."""

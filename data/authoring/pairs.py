@@ -3,9 +3,9 @@
 For each training record tagged with a failure mode (`idk`, `clarify`, `off_topic`, `boundary`),
 the model being tuned is asked the record's conversation (up to its last reply) through any
 OpenAI-compatible API, a few times with different seeds. A reply that breaks the category's rule
-(the persona's rules, `data.criteria.rules_for`, that `persona eval` scores with, plus the card's
-banned phrases and reply length) becomes `non_preferred_output`; the dataset's own reply becomes
-`preferred_output`.
+(the persona's rules, `rules_for` in `data.eval.criteria`, that `persona eval` scores with, plus
+the card's banned phrases and reply length) becomes `non_preferred_output`; the dataset's own
+reply becomes `preferred_output`.
 
 Only training records are read: the eval suite's held-out probes never reach the model here.
 The pairs are drafts to review, written to their own file, never straight into training.
@@ -20,10 +20,10 @@ from typing import Any
 
 import msgspec
 
-from .card import PersonaCard
-from .criteria import CriteriaResult, check_reply, rules_for
-from .evaluate import Target, make_client, request_fields
-from .records import (
+from ..card import PersonaCard
+from ..eval.criteria import CriteriaResult, check_reply, rules_for
+from ..eval.run import Target, make_client, request_fields
+from ..records import (
     FAILURE_MODES,
     Message,
     PreferenceInput,

@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from pathlib import Path
 
 import msgspec
 
-from .events import Done, Drafted, DraftEvent, Failed, Start
+from data.authoring.drafts.events import Done, Drafted, DraftEvent, Failed, Start
 
 
 def configure(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -32,38 +31,25 @@ def configure(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
     )
 
 
-def card_tags(folder: Path) -> tuple[str, ...]:
-    """The `tags` of the character card a persona was imported from, if any."""
-    from ..cards.folder import CARD_JSON
-    from ..cards.read import read_card_file
-    from ..cards.spec import CardError
-
-    if not (folder / CARD_JSON).is_file():
-        return ()
-    try:
-        return tuple(read_card_file(folder / CARD_JSON).card.data.tags)
-    except CardError:
-        return ()
-
-
 def run_draft(args: argparse.Namespace) -> int:
     """Draft and report; 0 when done, 1 when the teacher failed (drafts written stay), 2 usage."""
-    from ..dataset import read_datasets
-    from ..imports.command import ImportUsageError, persona_folder
-    from ..personas import TRAIN_FILES, VALID
-    from ..targets import load_tokenizer
-    from .run import Teacher, draft
+    from data.authoring.drafts.run import Teacher, draft
+    from data.cards.folder import card_tags
+    from data.dataset import read_datasets
+
+    from .imports import ImportUsageError, writable_persona
+    from .paths import load_tokenizer
 
     try:
-        folder, card = persona_folder(args.persona)
+        entry = writable_persona(args.persona)
     except ImportUsageError as exc:
         print(f"persona data draft: {exc}", file=sys.stderr)
         return 2
     if args.count is not None and args.count < 1:
         print("persona data draft: --count must be at least 1", file=sys.stderr)
         return 2
-    files = [p for n in (*TRAIN_FILES, VALID) if (p := folder / n).is_file()]
-    records = [r.record for r in read_datasets(files).rows]
+    folder, card = entry.folder, entry.card
+    records = [r.record for r in read_datasets(entry.data_files).rows]
     tokenizer = None
     if not args.no_tokenizer:
         tokenizer, note = load_tokenizer(card.base_model)

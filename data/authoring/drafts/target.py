@@ -14,8 +14,8 @@ from collections.abc import Sequence
 
 import msgspec
 
-from ..records import FAILURE_MODES
-from ..stats import WORD_BAND, DatasetStats
+from ...records import FAILURE_MODES
+from ...stats import WORD_BAND, DatasetStats
 
 FAILURE_QUOTA = 0.05
 TAG_QUOTA = 0.05

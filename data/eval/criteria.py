@@ -1,6 +1,6 @@
 """Per-prompt criteria of an eval suite, including rules for each expected category.
 
-The category rules are data, not code (`data/rules.py`): phrases of which a reply must contain
+The category rules are data, not code (`data/eval/rules.py`): phrases of which a reply must contain
 one, phrases that fail it wherever they appear (a boundary reply that gives in, a look-alike
 question refused, a secrecy promise to someone telling of harm), and for `clarify` a question.
 What a reply must not say is checked first, so a reply that names a grown-up and also hands over
@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 
 import msgspec
 
-from .card import PersonaCard
+from ..card import PersonaCard
 from .metrics import contains, echo_kind, word_count
 from .rules import CATEGORY_RULES, CategoryRule, merge_rule, preset_rules
 

@@ -10,9 +10,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from .personas import PAIRS
-from .records import FAILURE_MODES
-from .targets import UsageError, resolve_targets
+from data.personas import PAIRS
+from data.records import FAILURE_MODES
+
+from .paths import UsageError, resolve_targets
 
 
 def positive_int(text: str) -> int:
@@ -27,7 +28,7 @@ def positive_int(text: str) -> int:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    """Add the `check`, `stats`, `pairs` and `split` subcommands."""
+    """Add the `check`, `stats`, `pairs` and `split` subactions."""
     sub = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     check = sub.add_parser("check", help="report every problem in datasets and eval suites")
     check.add_argument("paths", nargs="+", metavar="PATH")
@@ -67,7 +68,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     split.add_argument("--out", type=Path, help="output folder (default: next to the input)")
     split.add_argument("--eval", type=Path, help="eval suite to check for contamination")
     _configure_import(sub)
-    from .drafts.command import configure as configure_draft
+    from .drafts import configure as configure_draft
 
     configure_draft(sub)
     # `persona data ACTION --help` opens with the same sentence `persona data --help` lists.
@@ -77,7 +78,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _configure_import(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    from .imports.formats import FORMATS
+    from data.imports.formats import FORMATS
 
     imp = sub.add_parser(
         "import", help="append a chat log or dataset (OpenAI, ShareGPT, Alpaca, SillyTavern)"
@@ -102,25 +103,25 @@ def _configure_import(sub: argparse._SubParsersAction) -> None:  # type: ignore[
 
 def run(args: argparse.Namespace) -> int:
     """Run one data action; 0 when fine, 1 on errors in the data, 2 on bad usage."""
-    from . import commands
+    from . import actions
 
     try:
         if args.data_command == "split":
-            return commands.split(args)
+            return actions.split(args)
         if args.data_command == "draft":
-            from .drafts.command import run_draft
+            from .drafts import run_draft
 
             return run_draft(args)
         if args.data_command == "import":
-            from .imports.command import run_import
+            from .imports import run_import
 
             return run_import(args)
         if args.data_command == "pairs":
-            return commands.pairs(args)
+            return actions.pairs(args)
         targets = resolve_targets(args.paths, args.card)
     except UsageError as exc:
         print(f"persona data: {exc}", file=sys.stderr)
         return 2
     if args.data_command == "check":
-        return commands.check(targets, not args.no_tokenizer)
-    return commands.stats(targets, not args.no_tokenizer, args.json, args.width)
+        return actions.check(targets, not args.no_tokenizer)
+    return actions.stats(targets, not args.no_tokenizer, args.json, args.width)

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 
 import msgspec
 
-from ..card import PersonaCard
-from ..json_depth import NestingError, check_depth
-from ..records import Message, Record, as_messages
+from ...card import PersonaCard
+from ...json_depth import NestingError, check_depth
+from ...records import Message, Record, as_messages
 from .target import Target
 
 EXAMPLES = 3

@@ -6,8 +6,8 @@ import re
 
 import msgspec
 
-from .card import PersonaCard
-from .client import openai_client
+from ..card import PersonaCard
+from ..client import openai_client
 from .suite import EvalCase
 
 PROMPT = (

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import msgspec
 
-from .jsonl import read_json_lines, unknown_keys
-from .problem import Problem, error, friendly_validation, warning
-from .records import FAILURE_MODES, MESSAGE_KEYS, Message, turn_order_problems
+from ..jsonl import read_json_lines, unknown_keys
+from ..problem import Problem, error, friendly_validation, warning
+from ..records import FAILURE_MODES, MESSAGE_KEYS, Message, turn_order_problems
 
 CATEGORIES = (
     "general",

@@ -4,7 +4,7 @@ The built-in rules are neutral: they fit any persona (a pirate's firm "I'll not 
 boundary probe as well as a nanny's "ask your mum"). A preset, chosen by the card's
 `[criteria] preset = "..."`, changes some of them for a kind of persona; `children` holds a
 persona for young children to a trusted grown-up. A card's own `[criteria.<category>]` tables then
-change the rule field by field. `data.criteria` scores replies with the result and `data.card`
+change the rule field by field. `data.eval.criteria` scores replies with the result and `data.card`
 checks the tables against it; both import this module, which imports neither.
 """
 

@@ -11,19 +11,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .card import CardError, PersonaCard, load_card
-from .personas import (
+from data.card import CardError, PersonaCard, load_card
+from data.personas import (
     CARD,
     EVAL,
     PAIRS,
     PREFERENCE,
     TRAIN_FILES,
     VALID,
-    find_persona,
-    sample_personas_dir,
+    PersonaError,
+    resolve,
 )
-from .problem import Problem, error
-from .tokens import ChatTokenizer
+from data.problem import Problem, error
+from data.tokens import ChatTokenizer
 
 
 @dataclass
@@ -46,10 +46,10 @@ def resolve_targets(paths: Sequence[str], card: Path | None = None) -> list[Targ
     for text in paths:
         path = Path(text)
         if not path.exists():
-            entry = find_persona(text) if "/" not in text else None
-            if entry is None:
-                raise UsageError(f"{text}: no such file, folder or persona")
-            path = entry.folder
+            try:
+                path = resolve(text).folder
+            except PersonaError:
+                raise UsageError(f"{text}: no such file, folder or persona") from None
         if path.is_dir():
             target = targets.setdefault(str(path), Target(str(path), _card_in(path, card)))
             target.datasets += [p for n in (*TRAIN_FILES, VALID) if (p := path / n).is_file()]
@@ -100,11 +100,6 @@ def load_tokenizer(base_model: str) -> tuple[ChatTokenizer | None, str | None]:
     if not getattr(tokenizer, "chat_template", None):
         return None, f"token checks skipped: {base_model} has no chat template"
     return tokenizer, None
-
-
-def is_sample(folder: Path) -> bool:
-    """Whether a folder is inside the read-only sample personas."""
-    return folder.resolve().is_relative_to(sample_personas_dir().resolve())
 
 
 def _card_in(folder: Path, override: Path | None) -> Path | None:

@@ -1,0 +1,1 @@
+"""Authoring with a model: preference pairs from its own failures, and drafted conversations."""

@@ -1,0 +1,1 @@
+"""Evaluation: eval suites and their criteria, reply metrics, scoring runs, reports and sweeps."""

@@ -1,0 +1,75 @@
+"""Which model a request names, and the sampling defaults it runs with.
+
+`resolve` turns a request's `model` into its target (the base model, a persona, a pinned version
+or a loaded LoRA) and the adapter it runs on; `merged` layers request fields over the persona card
+over the base model over the server. The state holds what these read; they decide.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from adapters.registry import ModelRef, RegistryError
+from data.card import Sampling
+from data.personas import PersonaEntry
+from data.problem import quote
+from server.api.catalog import Target, card_layer, merge, server_defaults
+from server.api.generation import AdapterUnavailableError
+from server.api.wire import ResolvedSampling
+from server.engine.types import AdapterRef
+from server.errors import ModelNotFoundError
+from server.state import ServerState
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A request's target with the adapter it runs on."""
+
+    target: Target
+    adapter: AdapterRef | None
+
+    @property
+    def persona(self) -> PersonaEntry | None:
+        """The persona named, if any."""
+        return self.target.persona
+
+    @property
+    def label(self) -> str:
+        """The name metrics count this request under."""
+        return self.persona.name if self.persona else self.target.model
+
+
+def resolve(state: ServerState, model: str) -> Resolved:
+    """The target and adapter of a request's `model`; 404 for anything not served here."""
+    if model in state.lora_names() and state.catalog.get(model) is None:
+        target = Target(model, None, ModelRef(model))
+    else:
+        target = state.catalog.target(model, state.base_ids())
+    if target.ref is None:
+        return Resolved(target, None)
+    if state.adapters is None:
+        if target.ref.run is not None:
+            raise ModelNotFoundError(
+                f"The model {quote(model)} does not exist: no adapters are served.",
+                param="model",
+            )
+        return Resolved(target, None)
+    try:
+        return Resolved(target, state.adapters.resolve(target.ref))
+    except RegistryError as exc:
+        if hasattr(exc, "reason"):
+            raise AdapterUnavailableError(str(exc), param="model") from None
+        raise ModelNotFoundError(
+            f"The model {quote(model)} does not exist: {exc}", param="model"
+        ) from None
+
+
+def defaults(state: ServerState, persona: PersonaEntry | None) -> ResolvedSampling:
+    """A persona's (or the base model's) resolved defaults, before any request field."""
+    return merged(state, Sampling(), persona)
+
+
+def merged(state: ServerState, request: Sampling, persona: PersonaEntry | None) -> ResolvedSampling:
+    """Request fields over the persona card over the base model over the server."""
+    layers = [request, card_layer(persona.card if persona else None), state.base_layer]
+    return merge(layers, server_defaults(state.settings.max_tokens))

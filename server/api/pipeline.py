@@ -1,0 +1,105 @@
+"""The generation pipeline chat, completions and Responses share: start, plan, guard, then run.
+
+Each endpoint keeps what is its own (reading its request into prompts, and encoding outcomes as
+its wire type); the steps between are written once here, in the order every endpoint needs:
+the engine (503 while it loads) and the model (404 when unknown) first, then the jobs of every
+prompt built off the event loop, the grammar compiled, the guard consulted, and the jobs run
+whole or streamed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from litestar.types import Receive
+
+from server.api.generation import Job, Outcome, Runner
+from server.api.guarded import Build, Guarded, guard_jobs
+from server.api.models import Resolved, resolve
+from server.api.params import Extras
+from server.api.plan import fan_out, plan
+from server.api.structured import prepare
+from server.api.wire import SamplingFields
+from server.engine.types import Delta, JsonGrammar
+from server.state import ServerState
+
+if TYPE_CHECKING:
+    from server.engine.engine import Engine
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One request's engine, runner and resolved model: what every step below works with."""
+
+    state: ServerState
+    engine: Engine
+    runner: Runner
+    resolved: Resolved
+
+    @classmethod
+    def start(cls, state: ServerState, model: str) -> Generation:
+        """The engine and the request's model; 503 while loading, 404 for an unknown model."""
+        engine, runner = state.require_runner()
+        return cls(state, engine, runner, resolve(state, model))
+
+    @property
+    def vocab_size(self) -> int:
+        """How many token ids the model accepts (for logit_bias and token prompts)."""
+        size = getattr(self.engine, "vocab_size", None)
+        return int(size) if size else len(self.engine.tokenizer)
+
+    def jobs(
+        self,
+        prompt: tuple[int, ...],
+        request: SamplingFields,
+        *,
+        max_tokens: int | None,
+        extras: Extras,
+        grammar: JsonGrammar | None,
+        n: int = 1,
+    ) -> list[Job]:
+        """One prompt's jobs: defaults merged and context fitted, `n` choices fanned out."""
+        job = plan(
+            self.state,
+            self.engine,
+            self.resolved,
+            prompt,
+            request,
+            max_tokens=max_tokens,
+            extras=extras,
+            grammar=grammar,
+        )
+        return fan_out(job, n)
+
+    async def guarded(
+        self, build: Build, texts: Sequence[str], grammar: JsonGrammar | None, receive: Receive
+    ) -> Guarded:
+        """Every prompt's jobs (`build(i, None)`, `texts[i]` its latest user text), after the
+        grammar compiles and the guard has screened them; a bad request fails before the guard.
+
+        Raises ClientDisconnectedError when the client leaves while the guard checks replies.
+        """
+        # 10,000 messages or a 2 MB prompt take seconds to render and tokenize: off the loop.
+        plain = await asyncio.to_thread(lambda: [build(i, None) for i in range(len(texts))])
+        await prepare(self.engine, grammar)
+        return await guard_jobs(
+            self.state,
+            self.engine,
+            self.resolved,
+            texts,
+            lambda i, guidance: plain[i] if guidance is None else build(i, guidance),
+            receive,
+        )
+
+    async def open(
+        self, jobs: list[Job], receive: Receive
+    ) -> AsyncGenerator[tuple[int, Delta], None] | None:
+        """Stream the jobs side by side (see `Runner.open`); None when the client left first."""
+        return await self.runner.open(jobs, receive)
+
+    async def collect(self, jobs: list[Job], receive: Receive) -> list[Outcome]:
+        """Run the jobs to their ends (see `Runner.collect`)."""
+        return await self.runner.collect(jobs, receive)

@@ -1,0 +1,1 @@
+"""`persona data`: the parser, its actions and what they print; the work itself is in `data`."""
