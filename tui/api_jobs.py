@@ -60,14 +60,9 @@ class JobsApi:
     async def job_events(self, job_id: str, after: str | None = None) -> AsyncIterator[JobEvent]:
         """Follow a job's event stream (every event after `after`) until the job ends."""
         path = f"/v1/fine_tuning/jobs/{_p(job_id)}/events/stream"
-        params = {"after": after} if after else None
-        timeout = httpx.Timeout(None, connect=3.0)
-        with self.translating():
-            stream = self.sse_events("GET", path, timeout, params=params)
-            async with contextlib.aclosing(stream) as events:
-                async for event in events:
-                    if event.event == "fine_tuning.job.event":
-                        yield msgspec.json.decode(event.data, type=JobEvent)
+        async with contextlib.aclosing(self._follow(path, after)) as events:
+            async for event in events:
+                yield event
 
     async def create_eval(
         self, persona: str, models: list[str], samples: int = 1, turns: int = 0
@@ -87,6 +82,12 @@ class JobsApi:
         """Follow an evaluation's events (progress, and each reply as it is scored) until the
         run ends."""
         path = f"/v1/personas/{_p(persona)}/evals/{_p(run_id)}/events/stream"
+        async with contextlib.aclosing(self._follow(path, after)) as events:
+            async for event in events:
+                yield event
+
+    async def _follow(self, path: str, after: str | None) -> AsyncIterator[JobEvent]:
+        """The job events of an SSE stream (those after `after`), until the server ends it."""
         params = {"after": after} if after else None
         timeout = httpx.Timeout(None, connect=3.0)
         with self.translating():
