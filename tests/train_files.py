@@ -61,7 +61,7 @@ def train(argv: list[str]) -> tuple[list[Event], Outcome]:
     """Run `persona train` in process; return its events and outcome."""
     events: list[Event] = []
     args = parse(argv)
-    trainer = start_session(args, cli.overrides_of(args), threading.Event(), events.append)
+    trainer = start_session(cli.order_of(args), threading.Event(), events.append)
     assert trainer is not None
     try:
         outcome = trainer.train()

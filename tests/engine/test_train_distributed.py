@@ -113,7 +113,7 @@ def test_two_ranks_resume_a_stopped_run(tiny_model_dir: Path, tmp_path: Path) ->
             stop.set()
 
     args = parse([*argv[:-1], "--adapters", str(adapters)])
-    trainer = start_session(args, cli.overrides_of(args), stop, emit)
+    trainer = start_session(cli.order_of(args), stop, emit)
     assert trainer is not None
     try:
         assert trainer.train().reason == "stopped"
