@@ -296,7 +296,9 @@ def _train_guard(order: TrainOrder, emit: Any) -> int:
     try:
         data = persona_data(job.persona)
         base = load_base(job.base_model or data.base_model)
-        folder = Registry(order.adapters or adapters_dir()).persona_dir(data.persona)
+        folder = Registry(Path(order.adapters) if order.adapters else adapters_dir()).persona_dir(
+            data.persona
+        )
         manifest = train_guard(data, base, folder, emit, seed=job.seed, log=_stderr)
     except (GuardTrainError, ValueError) as exc:
         emit(Error(message=str(exc)))

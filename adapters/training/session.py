@@ -35,7 +35,7 @@ EXPECTED = (PrepareError, ConfigError, ResumeError, RegistryError)
 def start_session(order: TrainOrder, stop: threading.Event, emit: Emit) -> Trainer | None:
     """A Trainer ready to `train()` for a new or resumed run; None when a stop arrived while
     preparing."""
-    registry = Registry(order.adapters or adapters_dir())
+    registry = Registry(Path(order.adapters) if order.adapters else adapters_dir())
     job = order.job
     if isinstance(job, ResumeRun):
         return _resume(job, registry, stop, emit)
@@ -63,9 +63,8 @@ def start_session(order: TrainOrder, stop: threading.Event, emit: Emit) -> Train
 def _resume(
     job: ResumeRun, registry: Registry, stop: threading.Event, emit: Emit
 ) -> Trainer | None:
-    persona = job.persona
-    if not (SAFE_NAME.fullmatch(persona) and registry.run_dir(persona, job.run).is_dir()):
-        persona = resolve_persona(job.persona).name
+    # A name is the registry's folder as it stands; a path is a persona folder to read.
+    persona = job.persona if SAFE_NAME.fullmatch(job.persona) else resolve_persona(job.persona).name
     run_dir = registry.run_dir(persona, job.run)
     try:
         record = read_record(run_dir)
