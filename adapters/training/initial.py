@@ -90,8 +90,9 @@ def check_start(config: RunConfig, registry: Registry) -> None:
     shape = checkpoint_shape(ckpt)
     clashes = [k for k in SHAPE if getattr(t, k) != shape[k]]
     if clashes:
+        verb = "differs" if len(clashes) == 1 else "differ"
         raise ConfigError(
-            f"training.{', training.'.join(clashes)} differ from the starting checkpoint "
+            f"training.{', training.'.join(clashes)} {verb} from the starting checkpoint "
             f"{config.init_from}"
         )
 

@@ -216,3 +216,47 @@ def test_config_stands_alone(capsys: pytest.CaptureFixture[str], tmp_path: Path)
         event = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
         assert event["event"] == "error"
         assert named in event["message"]
+
+
+def test_an_order_on_stdin_reads_like_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    order = new_run()
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(encode_order(order))))
+    assert read_order("-") == order
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b'{"job": {"kind": "x"}}')))
+    with pytest.raises(ConfigError, match=r"the trainer config on stdin: .*`\$.job.kind`"):
+        read_order("-")
+
+
+def test_a_start_checkpoint_fixes_the_shape_the_flags_and_a_written_order_must_agree_with(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    import threading
+
+    from adapter_files import publish_random
+
+    from adapters.training.session import start_session
+
+    folder = write_persona(tmp_path / "toy", toy_rows(4))  # its card says rank 4, layers 4
+    root = tmp_path / "registry"
+    ckpt = publish_random(root, "toy", tiny_model_dir, rank=4, num_layers=2, step=10)
+    argv = [str(folder), "--from", "toy@run-1:latest", "--adapters", str(root)]
+    order = cli.order_of(parse(argv))
+    assert isinstance(order.job, NewRun)
+    config = order.job.config
+    assert (config.training.rank, config.training.layers) == (4, 2)
+    assert (config.init_from, config.init_sha256) == ("toy@run-1:10", ckpt.manifest.weights_sha256)
+    with pytest.raises(ConfigError, match="--layers differ from the checkpoint"):
+        cli.order_of(parse([*argv, "--layers", "3"]))
+    # A written order that contradicts its checkpoint stops before any data or weights load.
+    wrong = msgspec.structs.replace(
+        config, training=msgspec.structs.replace(config.training, rank=8)
+    )
+    bad = TrainOrder(job=NewRun(config=wrong), adapters=str(root))
+    with pytest.raises(
+        ConfigError, match=r"training\.rank differs from the starting checkpoint toy@run-1:10"
+    ):
+        start_session(decode_order(encode_order(bad)), threading.Event(), lambda _e: None)
