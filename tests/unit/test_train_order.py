@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 from pathlib import Path
 
 import msgspec
 import pytest
-from train_files import toy_rows, write_persona
+from train_files import EVERY_FIELD, parse
 
 from adapters.training import cli
 from adapters.training.config import ConfigError, RunConfig
@@ -26,31 +25,6 @@ from data.card import Training
 from data.home import studio_command
 from server.jobs.trainer import train_command, write_order
 
-EVERY_FIELD = Training(
-    method="dpo",
-    beta=0.25,
-    rpo_alpha=0.5,
-    fine_tune_type="dora",
-    rank=16,
-    scale=12.5,
-    dropout=0.05,
-    layers=-1,
-    keys=["self_attn.q_proj", "self_attn.v_proj"],
-    learning_rate=2.5e-5,
-    lr_schedule="linear",
-    warmup=3,
-    epochs=2,
-    batch_size=2,
-    max_seq_length=256,
-    grad_checkpoint=True,
-    val_fraction=0.2,
-    val_every=5,
-    checkpoint_every=7,
-    patience=2,
-    seed=2**64 - 1,
-)
-"""Every `[training]` field away from its default (DPO, so rpo_alpha may be set)."""
-
 
 def new_run(training: Training = EVERY_FIELD) -> TrainOrder:
     config = RunConfig(
@@ -65,12 +39,6 @@ def new_run(training: Training = EVERY_FIELD) -> TrainOrder:
         init_sha256="ab" * 32,
     )
     return TrainOrder(job=NewRun(config=config, label="grumpy"), adapters="/registry")
-
-
-def parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    cli.configure(parser)
-    return parser.parse_args(argv)
 
 
 def test_every_training_field_differs_from_its_default() -> None:
@@ -105,38 +73,6 @@ def test_the_job_starts_the_trainer_on_the_file_without_the_working_folder_on_it
     argv = train_command(Path("/jobs/ftjob-1/trainer.json"))
     assert argv == studio_command("train", "--config", "/jobs/ftjob-1/trainer.json", "--json")
     assert argv[1:4] == ["-P", "-m", "studio"]
-
-
-def test_the_flags_build_the_same_order_the_trainer_reads(tmp_path: Path) -> None:
-    folder = write_persona(tmp_path / "toy", toy_rows(4))
-    training = msgspec.structs.replace(EVERY_FIELD, method="orpo", rpo_alpha=0.0)
-    argv = [str(folder), "--model", "embedded", "--iters", "9", "--label", "grumpy",
-            "--adapters", str(tmp_path / "registry"), "--epochs", "2",
-            "--grad-checkpoint"]  # fmt: skip
-    for name in Training.__struct_fields__:
-        value = getattr(training, name)
-        flag = "--" + name.replace("_", "-")
-        if name in ("epochs", "grad_checkpoint"):
-            continue
-        argv += [flag, ",".join(value) if isinstance(value, list) else str(value)]
-    (folder / "preference.jsonl").write_text("")
-    order = cli.order_of(parse(argv))
-    assert isinstance(order.job, NewRun)
-    assert order.job.config.training == training
-    assert (order.job.config.iters, order.job.label) == (9, "grumpy")
-    assert order.job.config.train_file == str(folder / "preference.jsonl")
-    assert order.adapters == str(tmp_path / "registry")
-    assert decode_order(encode_order(order)) == order
-
-
-def test_resume_and_guard_flags_build_their_orders(tmp_path: Path) -> None:
-    folder = write_persona(tmp_path / "toy", toy_rows(4))
-    resume = cli.order_of(parse([str(folder), "--resume", "run-2"]))
-    assert resume.job == ResumeRun(persona="toy", run="run-2")
-    with pytest.raises(ConfigError, match="drop --rank, --from"):
-        cli.order_of(parse([str(folder), "--resume", "run-2", "--rank", "4", "--from", "x@run-1"]))
-    guard = cli.order_of(parse([str(folder), "--method", "guard", "--seed", "5"]))
-    assert guard.job == GuardRun(persona=str(folder), base_model=None, seed=5)
 
 
 def write(tmp_path: Path, document: object) -> str:
@@ -229,34 +165,3 @@ def test_an_order_on_stdin_reads_like_a_file(
     monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b'{"job": {"kind": "x"}}')))
     with pytest.raises(ConfigError, match=r"the trainer config on stdin: .*`\$.job.kind`"):
         read_order("-")
-
-
-def test_a_start_checkpoint_fixes_the_shape_the_flags_and_a_written_order_must_agree_with(
-    tmp_path: Path, tiny_model_dir: Path
-) -> None:
-    import threading
-
-    from adapter_files import publish_random
-
-    from adapters.training.session import start_session
-
-    folder = write_persona(tmp_path / "toy", toy_rows(4))  # its card says rank 4, layers 4
-    root = tmp_path / "registry"
-    ckpt = publish_random(root, "toy", tiny_model_dir, rank=4, num_layers=2, step=10)
-    argv = [str(folder), "--from", "toy@run-1:latest", "--adapters", str(root)]
-    order = cli.order_of(parse(argv))
-    assert isinstance(order.job, NewRun)
-    config = order.job.config
-    assert (config.training.rank, config.training.layers) == (4, 2)
-    assert (config.init_from, config.init_sha256) == ("toy@run-1:10", ckpt.manifest.weights_sha256)
-    with pytest.raises(ConfigError, match="--layers differ from the checkpoint"):
-        cli.order_of(parse([*argv, "--layers", "3"]))
-    # A written order that contradicts its checkpoint stops before any data or weights load.
-    wrong = msgspec.structs.replace(
-        config, training=msgspec.structs.replace(config.training, rank=8)
-    )
-    bad = TrainOrder(job=NewRun(config=wrong), adapters=str(root))
-    with pytest.raises(
-        ConfigError, match=r"training\.rank differs from the starting checkpoint toy@run-1:10"
-    ):
-        start_session(decode_order(encode_order(bad)), threading.Event(), lambda _e: None)
