@@ -1,14 +1,20 @@
-"""A fine-tuning job started from a folder holding the user's own `data.py` and `server.py`."""
+"""How a job starts its trainer: from any working folder, and only with a typed order."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
-from job_helpers import FAST, dataset, wait_status
+from job_helpers import FAST, dataset, serving, wait_status
 from openai import AsyncOpenAI
 
 from adapters.training.order import NewRun, read_order
+from server.api.catalog import Catalog
+from server.api.routes.fine_tuning import jobs_root
+from server.app import create_app
+from server.settings import ServerSettings
 
 pytestmark = [pytest.mark.mlx, pytest.mark.serial]
 
@@ -44,3 +50,26 @@ async def test_a_job_trains_with_our_packages_whatever_the_working_folder_holds(
     assert isinstance(order.job, NewRun)
     assert (order.job.label, order.job.config.persona) == ("cwd", "pip")
     assert (order.job.config.training.rank, order.job.config.training.epochs) == (4, 1)
+
+
+async def test_a_queued_job_recorded_with_trainer_flags_fails_with_a_clear_reason(
+    settings: ServerSettings, engine: Any, catalog: Catalog, personas_dir: Path
+) -> None:
+    # A job record written before jobs held their trainer's order: flags, and no `run`.
+    job_id = "ftjob-" + "0" * 24
+    record = {
+        "job": {"id": job_id, "created_at": 1, "model": "pip", "training_file": "persona:pip",
+                "hyperparameters": {}, "method": {"type": "supervised"}, "seed": 0,
+                "status": "queued", "persona": "pip"},
+        "spec": {"persona": "pip", "folder": str(personas_dir / "pip"), "data_files": [],
+                 "flags": ["--rank", "4"]},
+    }  # fmt: skip
+    folder = jobs_root() / job_id
+    folder.mkdir(parents=True)
+    (folder / "job.json").write_text(json.dumps(record))
+    async with serving(create_app(settings, engine, catalog=catalog)) as client:
+        failed = await wait_status(client, job_id, ("failed", "succeeded"), seconds=30)
+    assert failed.error is not None
+    assert "holds no trainer settings" in failed.error.message
+    assert "create it again" in failed.error.message
+    assert not (folder / "trainer.json").exists()
