@@ -35,7 +35,7 @@ pytestmark = pytest.mark.skipif(launch_reason() is not None, reason=str(launch_r
 
 def run_train(argv: list[str], home: Path, ranks: int) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, PERSONA_HOME=str(home))
-    command = [sys.executable, "-m", "studio", "train", *argv]
+    command = [sys.executable, "-P", "-m", "studio", "train", *argv]
     if ranks > 1:
         command = [str(LAUNCH), "--backend", "ring", "-n", str(ranks), *command]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600,
