@@ -132,8 +132,8 @@ async def main(tokens: int, rounds: int) -> None:
     print(ensure_fast_blas().note)
     import httpx
 
-    from server.api.catalog import Catalog
     from server.app import create_app
+    from server.catalog import Catalog
     from server.engine.engine import Engine, JsonGrammar
     from server.settings import ServerSettings
 

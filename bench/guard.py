@@ -67,8 +67,8 @@ async def main(tokens: int, reps: int) -> None:
     import uvicorn
 
     from data.personas import sample_personas_dir
-    from server.api.catalog import Catalog
     from server.app import create_app
+    from server.catalog import Catalog
     from server.engine.engine import Engine
     from server.settings import ServerSettings
 

@@ -131,8 +131,8 @@ async def studio(model_dir: Path, home: Path, swaps: int, tokens: int) -> dict[s
     import uvicorn
 
     from adapters.registry import ModelRef, Registry
-    from server.api.catalog import Catalog
     from server.app import create_app
+    from server.catalog import Catalog
     from server.engine.engine import Engine, GenerationRequest, SamplingParams
     from server.hotswap.service import AdapterService
     from server.settings import ServerSettings

@@ -23,7 +23,6 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 
 from adapters.registry import Registry
-from server.api.catalog import Catalog, generation_config_layer
 from server.api.routes.adapters import adapter_routes
 from server.api.routes.chat import chat_completions
 from server.api.routes.completions import completions
@@ -41,6 +40,7 @@ from server.api.routes.responses import responses_routes
 from server.api.routes.suite import suite_routes
 from server.api.routes.web import is_public, web_routes
 from server.body_depth import refuse_deep_json
+from server.catalog import Catalog, generation_config_layer
 from server.errors import AuthError, handle_exception
 from server.local_policy import LocalPolicy
 from server.metrics import ServerMetrics

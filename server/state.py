@@ -15,12 +15,12 @@ from litestar.datastructures import State
 
 from adapters.base import EMBEDDED, EMBEDDED_ID
 from data.card import Sampling
-from server.api.catalog import Catalog
-from server.api.generation import Runner
-from server.api.response_store import ResponseStore
+from server.catalog import Catalog
 from server.errors import ModelLoadingError
 from server.guard import Guards
 from server.metrics import ServerMetrics
+from server.response_store import ResponseStore
+from server.runner import Runner
 from server.settings import ServerSettings
 
 if TYPE_CHECKING:

@@ -87,7 +87,7 @@ def _publishable(folder: Path) -> None:
 
 def persona_config(source: ExportSource, model_path: str) -> dict[str, Any]:
     """What the page needs to play the persona: `persona.json`'s contents."""
-    from server.api.catalog import card_layer, generation_config_layer, merge, server_defaults
+    from server.catalog import card_layer, generation_config_layer, merge, server_defaults
 
     card = source.card
     sampling = merge(

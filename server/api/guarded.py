@@ -22,11 +22,11 @@ from msgspec import UNSET
 
 from data.guard import GuardCard
 from data.tokens import plain_ids
-from server.api.generation import Canned, Job, Outcome
 from server.api.models import Resolved
 from server.api.wire import PersonaGuard
 from server.errors import AppError
 from server.guard import GuardMissingError, LoadedGuard, Score, pick_reply
+from server.runner import Canned, Job, Outcome
 from server.state import ServerState
 
 if TYPE_CHECKING:

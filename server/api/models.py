@@ -13,11 +13,11 @@ from adapters.registry import ModelRef, RegistryError
 from data.card import Sampling
 from data.personas import PersonaEntry
 from data.problem import quote
-from server.api.catalog import Target, card_layer, merge, server_defaults
-from server.api.generation import AdapterUnavailableError
 from server.api.wire import ResolvedSampling
+from server.catalog import Target, card_layer, merge, server_defaults
 from server.engine.types import AdapterRef
 from server.errors import ModelNotFoundError
+from server.runner import AdapterUnavailableError
 from server.state import ServerState
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from watchfiles import Change, awatch
 
 from data.personas import CARD
-from server.api.catalog import DATA_FILES, Catalog, PersonaChange
+from server.catalog import DATA_FILES, Catalog, PersonaChange
 from server.hotswap.types import AdapterEvent, EventType
 
 log = logging.getLogger("persona.personas.watch")

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 
 from litestar.types import Receive
 
-from server.api.generation import Job, Outcome, Runner
 from server.api.guarded import Build, Guarded, guard_jobs
 from server.api.models import Resolved, resolve
 from server.api.params import Extras
@@ -24,6 +23,7 @@ from server.api.plan import fan_out, plan
 from server.api.structured import prepare
 from server.api.wire import SamplingFields
 from server.engine.types import Delta, JsonGrammar
+from server.runner import Job, Outcome, Runner
 from server.state import ServerState
 
 if TYPE_CHECKING:

@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from server.api.catalog import request_layer
-from server.api.generation import Job
 from server.api.models import Resolved, merged
 from server.api.params import Extras, check_stop, fit_context
 from server.api.wire import SamplingFields, is_set
+from server.catalog import request_layer
 from server.engine.types import GenerationRequest, JsonGrammar, SamplingParams
 from server.errors import InvalidRequestError
+from server.runner import Job
 from server.state import ServerState
 
 if TYPE_CHECKING:

@@ -18,8 +18,6 @@ from typing import Any
 import msgspec
 from litestar.response import Stream
 
-from server.api.response_store import StoredResponse
-from server.api.responses_input import Turn
 from server.api.wire import is_set
 from server.api.wire_responses import (
     ContentPartEvent,
@@ -39,6 +37,7 @@ from server.api.wire_responses import (
 )
 from server.engine.types import Delta
 from server.errors import AppError
+from server.response_store import StoredResponse, Turn
 from server.state import ServerState
 
 log = logging.getLogger("persona.server")

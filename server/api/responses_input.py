@@ -13,23 +13,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from msgspec import UNSET, Struct
+from msgspec import UNSET
 
 from server.api.prompt import fold_turns
 from server.api.wire import is_set
 from server.api.wire_responses import InputItem, InputPart, ResponsesRequest
 from server.errors import InvalidRequestError, UnsupportedError
+from server.response_store import Turn
 
 ROLES = ("user", "assistant", "system", "developer")
 TEXT_PARTS = ("input_text", "output_text", "text")
 _TOOLS = "this server does not call tools"
-
-
-class Turn(Struct, frozen=True):
-    """One message of a stored conversation (instructions are not part of it)."""
-
-    role: str
-    content: str
 
 
 @dataclass(frozen=True)

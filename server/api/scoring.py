@@ -11,7 +11,6 @@ for a generated reply) gives that token after everything before it. `finish_reas
 
 from __future__ import annotations
 
-from server.api.generation import score
 from server.api.logprobs import chat_logprobs
 from server.api.models import Resolved
 from server.api.prompt import chat_messages, chat_prompt, message_text
@@ -27,6 +26,7 @@ from server.api.wire import (
 )
 from server.engine.types import ScoreRequest
 from server.errors import InvalidRequestError, UnsupportedError
+from server.runner import score
 from server.state import ServerState
 
 

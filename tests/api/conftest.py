@@ -14,8 +14,8 @@ import pytest
 from litestar import Litestar
 from openai import AsyncOpenAI
 
-from server.api.catalog import Catalog
 from server.app import create_app
+from server.catalog import Catalog
 from server.settings import ServerSettings
 
 FIXTURE_PERSONAS = Path(__file__).parent.parent / "fixtures" / "personas"

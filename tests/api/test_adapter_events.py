@@ -16,8 +16,8 @@ from litestar import Litestar
 
 from adapters.manifest import LoraParams, Manifest
 from adapters.registry import Registry, publish_checkpoint
-from server.api.catalog import Catalog
 from server.api.routes.adapters import adapter_routes
+from server.catalog import Catalog
 from server.engine.types import AdapterBusy, AdapterError, AdapterRef
 from server.errors import handle_exception
 from server.hotswap.service import AdapterService

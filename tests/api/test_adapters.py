@@ -18,8 +18,8 @@ from adapter_files import publish_bad, publish_random
 from openai import AsyncOpenAI, BadRequestError, NotFoundError
 
 from adapters.registry import Registry
-from server.api.catalog import Catalog
 from server.app import create_app
+from server.catalog import Catalog
 from server.hotswap.service import AdapterService
 from server.settings import ServerSettings
 

@@ -16,8 +16,8 @@ from openai import (
     NotFoundError,
 )
 
-from server.api.catalog import Catalog
 from server.app import create_app
+from server.catalog import Catalog
 from server.settings import ServerSettings
 
 USER = [{"role": "user", "content": "hi"}]

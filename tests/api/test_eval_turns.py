@@ -15,8 +15,8 @@ from job_helpers import serving
 from openai import AsyncOpenAI
 
 from data.eval.run import EvalResult
-from server.api.catalog import Catalog
 from server.app import create_app
+from server.catalog import Catalog
 from server.settings import ServerSettings
 from studio.cli import main
 

@@ -19,8 +19,8 @@ from openai.types.fine_tuning.jobs import FineTuningJobCheckpoint
 
 from adapters.training.events import Start
 from data.home import personas_dir
-from server.api.catalog import Catalog
 from server.app import create_app
+from server.catalog import Catalog
 from server.settings import ServerSettings
 
 pytestmark = [pytest.mark.mlx, pytest.mark.serial]

@@ -17,8 +17,8 @@ from openai.types import ModerationCreateResponse
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from data.tokens import chat_ids
-from server.api.catalog import Catalog
 from server.app import create_app
+from server.catalog import Catalog
 from server.settings import ServerSettings
 from tests.api.conftest import lifespan
 from tests.guard_files import (

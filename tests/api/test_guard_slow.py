@@ -12,8 +12,8 @@ import pytest
 
 from data.card import load_card
 from data.personas import sample_personas_dir
-from server.api.catalog import Catalog
 from server.app import create_app
+from server.catalog import Catalog
 from server.settings import ServerSettings
 from tests.api.conftest import lifespan
 

@@ -11,9 +11,9 @@ import openai
 import pytest
 from job_helpers import FAST, dataset, is_step, serving, stream_events, wait_status
 
-from server.api.catalog import Catalog
 from server.api.routes.fine_tuning import jobs_root
 from server.app import create_app
+from server.catalog import Catalog
 from server.settings import ServerSettings
 
 pytestmark = [pytest.mark.mlx, pytest.mark.serial]

@@ -11,9 +11,9 @@ from job_helpers import FAST, dataset, serving, wait_status
 from openai import AsyncOpenAI
 
 from adapters.training.order import NewRun, read_order
-from server.api.catalog import Catalog
 from server.api.routes.fine_tuning import jobs_root
 from server.app import create_app
+from server.catalog import Catalog
 from server.settings import ServerSettings
 
 pytestmark = [pytest.mark.mlx, pytest.mark.serial]

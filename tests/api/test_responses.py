@@ -19,8 +19,8 @@ from openai import AsyncOpenAI, NotFoundError
 from openai.types.responses import Response, ResponseItemList, ResponseStreamEvent
 from pydantic import BaseModel, Field, TypeAdapter
 
-from server.api.catalog import Catalog
 from server.app import create_app
+from server.catalog import Catalog
 from server.settings import ServerSettings
 from tests.api.test_stream import WAIT, Served, adapter_root, served, until
 

@@ -15,8 +15,8 @@ from adapter_files import publish_random
 from litestar import Litestar
 from openai import AsyncOpenAI
 
-from server.api.catalog import Catalog
 from server.app import create_app
+from server.catalog import Catalog
 from server.settings import ServerSettings
 
 USER = [{"role": "user", "content": "Tell me about gears."}]

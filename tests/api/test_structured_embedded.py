@@ -14,8 +14,8 @@ from openai import AsyncOpenAI
 from openai.types.responses import Response
 from pydantic import BaseModel, Field
 
-from server.api.catalog import Catalog
 from server.app import create_app
+from server.catalog import Catalog
 from server.settings import ServerSettings
 from tests.api.conftest import lifespan
 

@@ -9,8 +9,8 @@ import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
 
-from server.api.catalog import Catalog
 from server.app import create_app
+from server.catalog import Catalog
 from server.settings import ServerSettings, load_settings
 
 KEY = "k"

@@ -10,11 +10,11 @@ from fakes import ScriptedClient, notes, record_notes, settle, wait_for
 from litestar import Litestar
 
 from data.scaffold import create_persona
-from server.api.catalog import Catalog
 from server.api.persona_watch import event_of
 from server.api.routes.evals import eval_routes
 from server.api.routes.persona_create import persona_create_routes
 from server.api.routes.personas import persona, personas
+from server.catalog import Catalog
 from server.errors import handle_exception
 from server.metrics import ServerMetrics
 from server.settings import ServerSettings

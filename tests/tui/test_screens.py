@@ -20,8 +20,8 @@ from fakes import (
 from litestar import Litestar
 from textual.widgets import Input
 
-from server.api.catalog import Catalog
 from server.api.routes.evals import eval_routes
+from server.catalog import Catalog
 from server.errors import handle_exception
 from server.metrics import ServerMetrics
 from server.settings import ServerSettings

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from server.api.generation import Runner
+from server.runner import Runner
 
 
 class SlowRunner(Runner):

@@ -1,5 +1,6 @@
 """The layout docs/architecture.md draws: no import circles, imports that flow one way (data
-imports no other package of ours), no printing or argv in data, and module-level route handlers.
+imports no other package of ours, nothing beside server/api/ imports it), no printing or argv in
+data, and module-level route handlers.
 
 Every `import` statement counts, wherever it stands (module level, inside a function, or under
 `TYPE_CHECKING`): a circle that only type checkers see is still a circle a reader has to untangle.
@@ -91,6 +92,31 @@ def test_imports_flow_one_way(graph: dict[str, set[str]]) -> None:
         if any(_under(target, prefix) for prefix in banned)
     )
     assert wrong == []
+
+
+SERVER_TOP = "server.app"
+"""The one module directly under server/ that mounts the HTTP edge (cli.py starts it)."""
+WIRE_MODULES = (
+    "server.api.wire",
+    "server.api.wire_responses",
+    "server.api.foreign",
+)
+"""Pure msgspec shapes the stores below api/ persist, until they live below it themselves."""
+
+
+def test_modules_beside_api_import_nothing_from_it(graph: dict[str, set[str]]) -> None:
+    # State, catalog, stores and runner sit below the HTTP edge: api/ reads them, never the reverse.
+    beside = [m for m in graph if m.count(".") == 1 and m.startswith("server.")]
+    assert "server.state" in beside
+    wrong = sorted(
+        f"{module} imports {target}"
+        for module in beside
+        if module != SERVER_TOP
+        for target in graph[module]
+        if _under(target, "server.api") and target not in WIRE_MODULES
+    )
+    assert wrong == []
+    assert not any(_under(t, "server.api") for t in graph["server.state"])
 
 
 def test_the_layout_check_sees_a_circle() -> None:

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from data.scaffold import create_persona
-from server.api.catalog import Catalog
 from server.api.persona_watch import watch_personas
+from server.catalog import Catalog
 from server.hotswap.types import AdapterEvent
 
 WAIT = 10.0

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from server.api.response_store import ResponseStore, StoredResponse
-from server.api.responses_input import Turn
 from server.api.wire_responses import ReplyFormat, ResponseObject
 from server.errors import NotFoundError
+from server.response_store import ResponseStore, StoredResponse, Turn
 
 
 def stored(text: str = "hi") -> StoredResponse:

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-from server.api.generation import Runner
+from server.runner import Runner
 
 
 class _SlowRunner(Runner):

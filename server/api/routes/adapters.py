@@ -11,7 +11,6 @@ from litestar.params import FromPath, JSONBody
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from adapters.registry import RegistryError
-from server.api.generation import AdapterUnavailable
 from server.errors import AppError, InvalidRequest, NotFound, error_responses
 from server.hotswap.service import AdapterNotFoundError, AdapterRefusedError, AdapterService
 from server.hotswap.types import (
@@ -21,6 +20,7 @@ from server.hotswap.types import (
     PersonaAdapters,
     UnloadLoraRequest,
 )
+from server.runner import AdapterUnavailable
 from server.state import ServerState
 
 KEEPALIVE_SECONDS = 15.0

@@ -10,7 +10,6 @@ from litestar import Request, Response, post
 from litestar.params import JSONBody
 from msgspec import UNSET
 
-from server.api.generation import ClientDisconnectedError, Job, Outcome
 from server.api.guarded import steer_messages
 from server.api.logprobs import chat_logprobs
 from server.api.params import Extras, parse_logit_bias
@@ -36,6 +35,7 @@ from server.api.wire import (
 )
 from server.engine.types import Delta
 from server.errors import ModelNotFoundError, error_responses
+from server.runner import ClientDisconnectedError, Job, Outcome
 from server.state import ServerState
 
 

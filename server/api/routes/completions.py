@@ -11,7 +11,6 @@ from litestar import Request, Response, post
 from litestar.params import JSONBody
 from msgspec import UNSET
 
-from server.api.generation import ClientDisconnectedError, Job
 from server.api.guarded import raw_user_text, steer_raw
 from server.api.logprobs import TextOffsets, completion_logprobs
 from server.api.params import Extras, parse_logit_bias
@@ -24,6 +23,7 @@ from server.api.unsupported import check_completion, choices_wanted
 from server.api.wire import Completion, CompletionChoice, CompletionRequest, Usage, is_set
 from server.engine.types import Delta
 from server.errors import error_responses
+from server.runner import ClientDisconnectedError, Job
 from server.state import ServerState
 
 

@@ -17,13 +17,12 @@ import msgspec
 from litestar import Request, Response, delete, get, post
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from server.api.generation import ClientDisconnectedError, Job
 from server.api.guarded import steer_messages
 from server.api.params import Extras, parse_logit_bias
 from server.api.pipeline import Generation
 from server.api.prompt import chat_prompt
 from server.api.response_events import Draft, events, keep, sse
-from server.api.responses_input import Turn, check_request, read_input, template_messages
+from server.api.responses_input import check_request, read_input, template_messages
 from server.api.sse import disconnected
 from server.api.structured import refuse_stop, text_grammar
 from server.api.wire import is_set
@@ -34,6 +33,8 @@ from server.api.wire_responses import (
     ResponsesRequest,
 )
 from server.errors import error_responses
+from server.response_store import Turn
+from server.runner import ClientDisconnectedError, Job
 from server.state import ServerState
 
 

@@ -19,13 +19,19 @@ from pathlib import Path
 import msgspec
 
 from data.home import home_dir
-from server.api.responses_input import Turn
 from server.api.wire_responses import InputItem, ResponseObject
 from server.errors import NotFoundError
 
 log = logging.getLogger("persona.server")
 
 ID_PATTERN = re.compile(r"resp_[0-9a-f]{32}")
+
+
+class Turn(msgspec.Struct, frozen=True):
+    """One message of a stored conversation (instructions are not part of it)."""
+
+    role: str
+    content: str
 
 
 class StoredResponse(msgspec.Struct, frozen=True):
