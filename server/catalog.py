@@ -30,8 +30,8 @@ from data.personas import (
     sample_personas_dir,
 )
 from data.problem import quote
-from server.api.wire import ResolvedSampling, SamplingFields, is_set
 from server.errors import ModelNotFoundError
+from server.wire.openai import ResolvedSampling, SamplingFields, is_set
 
 log = logging.getLogger("persona.server")
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import msgspec
 
 from data.home import home_dir
-from server.api.wire_responses import InputItem, ResponseObject
 from server.errors import NotFoundError
+from server.wire.responses import InputItem, ResponseObject
 
 log = logging.getLogger("persona.server")
 

@@ -1,7 +1,7 @@
 """The server's JSON as the TUI reads it: the server's own wire Structs, plus two TUI-only shapes.
 
 Every response type is imported from the modules the server itself encodes with:
-`server.api.wire`, `server.api.draft_wire`, `server.api.record_wire`, `server.envelope` and
+`server.wire` (openai, drafts, personas, records), `server.envelope` and
 `server.hotswap.types`, and from `data/` the card's `[training]`, a check's `Problem`, a
 record's `Message`, `DatasetStats` and an eval's `EvalResult`. So the TUI and the server
 cannot drift apart. Those modules import nothing heavier than msgspec, which keeps the TUI free
@@ -17,16 +17,17 @@ from data.eval.run import EvalResult, ModelScores, SampleResult
 from data.problem import Problem
 from data.records import Message
 from data.stats import DatasetStats
-from server.api.draft_wire import DraftInfo, DraftList, DraftReview, DraftTurn
-from server.api.persona_wire import PersonaCreated
-from server.api.record_wire import (
-    DatasetRecord,
-    RecordDeleted,
-    RecordList,
-    RecordSaved,
-    SuiteBuilt,
+from server.envelope import ErrorEnvelope
+from server.hotswap.types import (
+    AdapterEvent,
+    AdapterList,
+    CheckpointInfo,
+    LoadError,
+    PersonaAdapters,
+    RunInfo,
 )
-from server.api.wire import (
+from server.wire.drafts import DraftInfo, DraftList, DraftReview, DraftTurn
+from server.wire.openai import (
     ChatCompletionChunk,
     ChatMessage,
     DataCheck,
@@ -40,14 +41,13 @@ from server.api.wire import (
     ResolvedSampling,
     Usage,
 )
-from server.envelope import ErrorEnvelope
-from server.hotswap.types import (
-    AdapterEvent,
-    AdapterList,
-    CheckpointInfo,
-    LoadError,
-    PersonaAdapters,
-    RunInfo,
+from server.wire.personas import PersonaCreated
+from server.wire.records import (
+    DatasetRecord,
+    RecordDeleted,
+    RecordList,
+    RecordSaved,
+    SuiteBuilt,
 )
 
 __all__ = [
@@ -96,7 +96,7 @@ class SamplingOverrides(msgspec.Struct, frozen=True, omit_defaults=True):
     """Per-conversation sampling; a field left `None` falls back to the persona's defaults.
 
     Saved with each conversation and merged into the chat request's top level; the request
-    type itself (`server.api.wire.ChatCompletionRequest`) carries every field the server knows.
+    type itself (`server.wire.openai.ChatCompletionRequest`) carries every field the server knows.
     """
 
     temperature: float | None = None

@@ -23,11 +23,11 @@ from msgspec import UNSET
 from data.guard import GuardCard
 from data.tokens import plain_ids
 from server.api.models import Resolved
-from server.api.wire import PersonaGuard
 from server.errors import AppError
 from server.guard import GuardMissingError, LoadedGuard, Score, pick_reply
 from server.runner import Canned, Job, Outcome
 from server.state import ServerState
+from server.wire.openai import PersonaGuard
 
 if TYPE_CHECKING:
     from litestar.types import Receive

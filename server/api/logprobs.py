@@ -6,8 +6,8 @@ import codecs
 import math
 from collections.abc import Sequence
 
-from server.api.wire import CompletionLogprobs, TokenLogprob, TopLogprob
 from server.engine.types import TokenLogprob as EngineLogprob
+from server.wire.openai import CompletionLogprobs, TokenLogprob, TopLogprob
 
 
 def _finite(value: float) -> float:

@@ -13,12 +13,12 @@ from adapters.registry import ModelRef, RegistryError
 from data.card import Sampling
 from data.personas import PersonaEntry
 from data.problem import quote
-from server.api.wire import ResolvedSampling
 from server.catalog import Target, card_layer, merge, server_defaults
 from server.engine.types import AdapterRef
 from server.errors import ModelNotFoundError
 from server.runner import AdapterUnavailableError
 from server.state import ServerState
+from server.wire.openai import ResolvedSampling
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from data.names import parse_number
-from server.api.wire import ResolvedSampling
 from server.errors import ContextLengthError, InvalidRequestError
+from server.wire.openai import ResolvedSampling
 
 
 @dataclass(frozen=True)

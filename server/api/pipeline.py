@@ -21,10 +21,10 @@ from server.api.models import Resolved, resolve
 from server.api.params import Extras
 from server.api.plan import fan_out, plan
 from server.api.structured import prepare
-from server.api.wire import SamplingFields
 from server.engine.types import Delta, JsonGrammar
 from server.runner import Job, Outcome, Runner
 from server.state import ServerState
+from server.wire.openai import SamplingFields
 
 if TYPE_CHECKING:
     from server.engine.engine import Engine

@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING
 
 from server.api.models import Resolved, merged
 from server.api.params import Extras, check_stop, fit_context
-from server.api.wire import SamplingFields, is_set
 from server.catalog import request_layer
 from server.engine.types import GenerationRequest, JsonGrammar, SamplingParams
 from server.errors import InvalidRequestError
 from server.runner import Job
 from server.state import ServerState
+from server.wire.openai import SamplingFields, is_set
 
 if TYPE_CHECKING:
     from server.engine.engine import Engine

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from data.tokens import chat_ids
-from server.api.wire import ChatMessage, is_set
 from server.errors import InvalidRequestError, UnsupportedError
+from server.wire.openai import ChatMessage, is_set
 
 
 def message_text(message: ChatMessage, index: int) -> str:

@@ -18,8 +18,12 @@ from typing import Any
 import msgspec
 from litestar.response import Stream
 
-from server.api.wire import is_set
-from server.api.wire_responses import (
+from server.engine.types import Delta
+from server.errors import AppError
+from server.response_store import StoredResponse, Turn
+from server.state import ServerState
+from server.wire.openai import is_set
+from server.wire.responses import (
     ContentPartEvent,
     ErrorEvent,
     IncompleteDetails,
@@ -35,10 +39,6 @@ from server.api.wire_responses import (
     TextDeltaEvent,
     TextDoneEvent,
 )
-from server.engine.types import Delta
-from server.errors import AppError
-from server.response_store import StoredResponse, Turn
-from server.state import ServerState
 
 log = logging.getLogger("persona.server")
 

@@ -16,10 +16,10 @@ from typing import Any
 from msgspec import UNSET
 
 from server.api.prompt import fold_turns
-from server.api.wire import is_set
-from server.api.wire_responses import InputItem, InputPart, ResponsesRequest
 from server.errors import InvalidRequestError, UnsupportedError
 from server.response_store import Turn
+from server.wire.openai import is_set
+from server.wire.responses import InputItem, InputPart, ResponsesRequest
 
 ROLES = ("user", "assistant", "system", "developer")
 TEXT_PARTS = ("input_text", "output_text", "text")

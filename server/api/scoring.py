@@ -15,7 +15,11 @@ from server.api.logprobs import chat_logprobs
 from server.api.models import Resolved
 from server.api.prompt import chat_messages, chat_prompt, message_text
 from server.api.reply import Head
-from server.api.wire import (
+from server.engine.types import ScoreRequest
+from server.errors import InvalidRequestError, UnsupportedError
+from server.runner import score
+from server.state import ServerState
+from server.wire.openai import (
     AssistantMessage,
     ChatChoice,
     ChatCompletion,
@@ -24,10 +28,6 @@ from server.api.wire import (
     Usage,
     is_set,
 )
-from server.engine.types import ScoreRequest
-from server.errors import InvalidRequestError, UnsupportedError
-from server.runner import score
-from server.state import ServerState
 
 
 def wants_score(request: ChatCompletionRequest) -> bool:

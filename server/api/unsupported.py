@@ -1,6 +1,7 @@
 """Known fields this server cannot honour, refused by name instead of silently ignored.
 
-OpenAI's own fields are checked here; those of other servers' APIs are listed in `foreign.py`.
+OpenAI's own fields are checked here; those of other servers' APIs are listed in
+`server/wire/foreign.py`.
 """
 
 from __future__ import annotations
@@ -9,9 +10,9 @@ from typing import Any
 
 from msgspec import UNSET
 
-from server.api.foreign import REFUSED
-from server.api.wire import ChatCompletionRequest, CompletionRequest, SamplingFields, is_set
 from server.errors import InvalidRequestError, UnsupportedError
+from server.wire.foreign import REFUSED
+from server.wire.openai import ChatCompletionRequest, CompletionRequest, SamplingFields, is_set
 
 _TOOLS = "this server does not call tools"
 _CHAT_REFUSED = {

@@ -225,7 +225,7 @@ async def test_models_list_and_retrieve(client: AsyncOpenAI, model: str, base: s
 
 def test_prompt_has_one_bos_and_the_generation_prompt(engine: Any) -> None:
     from server.api.prompt import chat_messages, chat_prompt, text_prompts
-    from server.api.wire import ChatMessage
+    from server.wire.openai import ChatMessage
 
     tokenizer = engine.tokenizer
     bos = tokenizer.bos_token_id
@@ -247,7 +247,7 @@ async def test_control_token_text_in_messages_stays_text(
     client: AsyncOpenAI, engine: Any, base: str, spelling: str
 ) -> None:
     from server.api.prompt import chat_messages, chat_prompt
-    from server.api.wire import ChatMessage
+    from server.wire.openai import ChatMessage
 
     tokenizer = engine.tokenizer
     as_text = tokenizer._tokenizer.encode(

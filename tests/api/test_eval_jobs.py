@@ -23,10 +23,10 @@ from data.eval.run import EvalResult
 from data.home import personas_dir
 from data.personas import sample_personas_dir
 from data.stats import DatasetStats, dataset_stats
-from server.api.wire import DataCheck
 from server.app import create_app
 from server.catalog import Catalog
 from server.settings import ServerSettings
+from server.wire.openai import DataCheck
 
 pytestmark = [pytest.mark.mlx]
 

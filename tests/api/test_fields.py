@@ -8,7 +8,7 @@ import httpx2
 import pytest
 from openai import AsyncOpenAI, BadRequestError
 
-from server.api.foreign import REFUSED
+from server.wire.foreign import REFUSED
 
 USER = [{"role": "user", "content": "Tell me about gears."}]
 

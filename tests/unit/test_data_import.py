@@ -14,7 +14,7 @@ from data.dataset import read_dataset
 from data.home import personas_dir
 from data.records import TURN_JOIN, ChatRecord
 from server.api.prompt import chat_messages
-from server.api.wire import ChatMessage
+from server.wire.openai import ChatMessage
 from studio.cli import main
 
 IMPORTS = Path(__file__).parents[1] / "fixtures" / "imports"

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from server.api.wire_responses import ReplyFormat, ResponseObject
 from server.errors import NotFoundError
 from server.response_store import ResponseStore, StoredResponse, Turn
+from server.wire.responses import ReplyFormat, ResponseObject
 
 
 def stored(text: str = "hi") -> StoredResponse:

@@ -9,13 +9,13 @@ import msgspec
 import pytest
 
 from data.card import Sampling, parse_card
-from server.api.wire import ChatCompletionRequest
 from server.catalog import (
     generation_config_layer,
     merge,
     request_layer,
     server_defaults,
 )
+from server.wire.openai import ChatCompletionRequest
 
 CARD = parse_card(
     """

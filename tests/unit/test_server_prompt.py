@@ -7,8 +7,8 @@ import pytest
 
 from server.api.params import check_stop, fit_context, parse_logit_bias
 from server.api.prompt import chat_messages
-from server.api.wire import ChatMessage
 from server.errors import ContextLengthError, InvalidRequestError, UnsupportedError
+from server.wire.openai import ChatMessage
 
 PERSONA = "You are Pip."
 

@@ -7,11 +7,23 @@ import inspect
 import msgspec
 import pytest
 
-import server.api.wire
 import server.errors
 import server.hotswap.types
+import server.wire.drafts
+import server.wire.openai
+import server.wire.personas
+import server.wire.records
+import server.wire.responses
 
-MODULES = [server.api.wire, server.hotswap.types, server.errors]
+MODULES = [
+    server.wire.openai,
+    server.wire.responses,
+    server.wire.drafts,
+    server.wire.personas,
+    server.wire.records,
+    server.hotswap.types,
+    server.errors,
+]
 
 
 def structs() -> list[type[msgspec.Struct]]:
@@ -33,7 +45,7 @@ def test_no_wire_struct_omits_its_defaults(struct: type[msgspec.Struct]) -> None
 
 
 def test_the_object_constant_and_nulls_are_encoded() -> None:
-    from server.api.wire import AssistantMessage, ChatChoice, Model, ModelList
+    from server.wire.openai import AssistantMessage, ChatChoice, Model, ModelList
 
     choice = ChatChoice(0, AssistantMessage("assistant", "hi"), "stop")
     assert msgspec.json.decode(msgspec.json.encode(choice)) == {

@@ -20,7 +20,11 @@ from server.api.scoring import score_final_message, wants_score
 from server.api.sse import disconnected, stream_events
 from server.api.structured import chat_grammar, refuse_stop
 from server.api.unsupported import check_chat, choices_wanted
-from server.api.wire import (
+from server.engine.types import Delta
+from server.errors import ModelNotFoundError, error_responses
+from server.runner import ClientDisconnectedError, Job, Outcome
+from server.state import ServerState
+from server.wire.openai import (
     AssistantMessage,
     ChatChoice,
     ChatCompletion,
@@ -33,10 +37,6 @@ from server.api.wire import (
     Usage,
     is_set,
 )
-from server.engine.types import Delta
-from server.errors import ModelNotFoundError, error_responses
-from server.runner import ClientDisconnectedError, Job, Outcome
-from server.state import ServerState
 
 
 @post(

@@ -20,11 +20,11 @@ from server.api.reply import Head
 from server.api.sse import disconnected, stream_events
 from server.api.structured import chat_grammar, refuse_stop
 from server.api.unsupported import check_completion, choices_wanted
-from server.api.wire import Completion, CompletionChoice, CompletionRequest, Usage, is_set
 from server.engine.types import Delta
 from server.errors import error_responses
 from server.runner import ClientDisconnectedError, Job
 from server.state import ServerState
+from server.wire.openai import Completion, CompletionChoice, CompletionRequest, Usage, is_set
 
 
 @post(

@@ -19,9 +19,9 @@ from data.dataset import read_datasets
 from data.personas import PersonaEntry
 from data.records import Message
 from data.stats import dataset_stats
-from server.api.draft_wire import DraftEdit, DraftInfo, DraftKeep, DraftList, DraftReview
 from server.errors import InvalidRequestError, NotFoundError, error_responses
 from server.state import ServerState
+from server.wire.drafts import DraftEdit, DraftInfo, DraftKeep, DraftList, DraftReview
 
 TAGS = ["drafts"]
 

@@ -21,12 +21,12 @@ from data.tokens import ChatTokenizer
 from server.api.models import resolve
 from server.api.routes.files import read_file
 from server.api.routes.fine_tuning import sse_events
-from server.api.wire import DataCheck, DataRow
 from server.errors import AppError, InvalidRequest, NotFound, error_responses
 from server.jobs.evals import EvalService, EvalStateError, new_eval_id
 from server.jobs.fine_tuning import OnCheckpoint
 from server.jobs.types import CreateEvalRequest, EvalList, EvalRun, EventList, FineTuningJob
 from server.state import ServerState
+from server.wire.openai import DataCheck, DataRow
 
 ERRORS = error_responses(400, 404)
 

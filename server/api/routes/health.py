@@ -6,9 +6,9 @@ from typing import Any
 
 from litestar import Request, Response, get
 
-from server.api.wire import Health
 from server.metrics import CONTENT_TYPE
 from server.state import RETRY_AFTER_SECONDS, ServerState
+from server.wire.openai import Health
 
 
 @get("/health", summary="Readiness", tags=["server"])

@@ -7,9 +7,9 @@ from litestar.params import FromPath
 
 from adapters.registry import RegistryError, parse_model_id
 from data.problem import quote
-from server.api.wire import Model, ModelList
 from server.errors import ModelNotFoundError, error_responses
 from server.state import ServerState
+from server.wire.openai import Model, ModelList
 
 OWNER = "persona-studio"
 

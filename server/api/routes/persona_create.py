@@ -17,9 +17,9 @@ from data.cards.spec import CardError
 from data.home import personas_dir
 from data.personas import PersonaEntry
 from data.scaffold import ScaffoldError, create_persona
-from server.api.persona_wire import PersonaCreate, PersonaCreated, PersonaImport
 from server.errors import AppError, InvalidRequestError, NotFoundError, error_responses
 from server.state import ServerState
+from server.wire.personas import PersonaCreate, PersonaCreated, PersonaImport
 
 TAGS = ["personas"]
 

@@ -7,9 +7,9 @@ from litestar.params import FromPath
 
 from data.personas import EVAL, PREFERENCE, TRAIN_FILES, VALID, PersonaEntry
 from server.api.models import defaults
-from server.api.wire import PersonaInfo, PersonaList
 from server.errors import NotFoundError, error_responses
 from server.state import ServerState
+from server.wire.openai import PersonaInfo, PersonaList
 
 DATA_FILES = (*TRAIN_FILES, VALID, PREFERENCE, EVAL)
 

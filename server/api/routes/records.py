@@ -27,13 +27,6 @@ from data.record_edit import (
 )
 from data.records import FAILURE_MODES, ChatRecord, CompletionRecord, as_messages
 from data.tokens import ChatTokenizer
-from server.api.record_wire import (
-    DatasetRecord,
-    RecordDeleted,
-    RecordList,
-    RecordSaved,
-    RecordWrite,
-)
 from server.errors import (
     AppError,
     ConflictError,
@@ -42,6 +35,13 @@ from server.errors import (
     error_responses,
 )
 from server.state import ServerState
+from server.wire.records import (
+    DatasetRecord,
+    RecordDeleted,
+    RecordList,
+    RecordSaved,
+    RecordWrite,
+)
 
 TAGS = ["data"]
 ERRORS = error_responses(400, 404, 409)

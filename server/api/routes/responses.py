@@ -25,17 +25,17 @@ from server.api.response_events import Draft, events, keep, sse
 from server.api.responses_input import check_request, read_input, template_messages
 from server.api.sse import disconnected
 from server.api.structured import refuse_stop, text_grammar
-from server.api.wire import is_set
-from server.api.wire_responses import (
+from server.errors import error_responses
+from server.response_store import Turn
+from server.runner import ClientDisconnectedError, Job
+from server.state import ServerState
+from server.wire.openai import is_set
+from server.wire.responses import (
     DeletedResponse,
     InputItemList,
     ResponseObject,
     ResponsesRequest,
 )
-from server.errors import error_responses
-from server.response_store import Turn
-from server.runner import ClientDisconnectedError, Job
-from server.state import ServerState
 
 
 @post(

@@ -9,10 +9,10 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, JSONBody
 
 from data.heldout import HoldOutError, hold_out_suite
-from server.api.record_wire import SuiteBuild, SuiteBuilt
 from server.api.routes.records import persona_entry, writable
 from server.errors import AppError, ConflictError, InvalidRequestError, error_responses
 from server.state import ServerState
+from server.wire.records import SuiteBuild, SuiteBuilt
 
 
 def _refused(exc: HoldOutError) -> AppError:

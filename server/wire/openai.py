@@ -20,7 +20,7 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 
 from data.card import Training
 from data.problem import Problem
-from server.api.foreign import ForeignFields
+from server.wire.foreign import ForeignFields
 
 Temperature = Annotated[float, Meta(ge=0.0, le=2.0)]
 Probability = Annotated[float, Meta(ge=0.0, le=1.0)]

@@ -5,9 +5,9 @@ gets a 400 naming it. Clients that send a whole settings panel (`typical_p: 1`, 
 `use_beam_search: false`) still work, because a field at its off value changes nothing. Fields
 no server is known to use stay ignored. The fields this server does implement from those APIs
 (`top_k`, `min_p`, `repetition_penalty`, `min_tokens`, `add_generation_prompt`,
-`continue_final_message`, ...) are declared in `wire.py` instead.
+`continue_final_message`, ...) are declared in `openai.py` instead.
 
-Pure msgspec, like `wire.py` which builds on it: `unsupported.py` does the refusing.
+Pure msgspec, like `openai.py` which builds on it: `server/api/unsupported.py` does the refusing.
 """
 
 from __future__ import annotations

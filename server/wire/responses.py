@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from msgspec import UNSET, Meta, Struct, UnsetType
 
-from server.api.wire import PersonaGuard, Positive, Probability, SamplingFields, Temperature
+from server.wire.openai import PersonaGuard, Positive, Probability, SamplingFields, Temperature
 
 
 class TextConfig(Struct, frozen=True):
@@ -200,7 +200,7 @@ class ErrorEvent(Struct, frozen=True):
     type: str = "error"
 
 
-class InputPart(Struct, frozen=True, omit_defaults=True):
+class InputPart(Struct, frozen=True):
     """A text part of a listed input item; `annotations` only on `output_text`."""
 
     type: str
