@@ -86,6 +86,7 @@ class Engine:
         max_adapters: int = 8,
         model_path: Path | None = None,
         prefix_cache_bytes: int = 0,
+        lookup_draft: int = 0,
     ) -> None:
         self.tokenizer = tokenizer
         """mlx-lm's TokenizerWrapper: apply_chat_template, encode, decode, eos_token_ids."""
@@ -108,6 +109,7 @@ class Engine:
             max_batch=max_batch,
             max_adapters=max_adapters,
             prefix_cache_bytes=prefix_cache_bytes,
+            lookup_draft=lookup_draft,
         )
         self._ids = itertools.count(1)
         self._thread: threading.Thread | None = None
@@ -115,11 +117,19 @@ class Engine:
 
     @classmethod
     def load(
-        cls, model: str, *, max_batch: int = 8, max_adapters: int = 8, prefix_cache_bytes: int = 0
+        cls,
+        model: str,
+        *,
+        max_batch: int = 8,
+        max_adapters: int = 8,
+        prefix_cache_bytes: int = 0,
+        lookup_draft: int = 0,
     ) -> Engine:
         """Load a base model (`embedded`, a folder or a hub repo id); blocking.
 
-        `prefix_cache_bytes` bounds the KV states kept for reuse by later prompts (0: none).
+        `prefix_cache_bytes` bounds the KV states kept for reuse by later prompts (0: none);
+        `lookup_draft` > 0 lets a lone greedy stream verify that many prompt-lookup draft
+        tokens per pass (see `server/engine/lookup.py`).
         """
         from mlx_lm.utils import _download, load
 
@@ -145,6 +155,7 @@ class Engine:
             max_adapters=max_adapters,
             model_path=path,
             prefix_cache_bytes=prefix_cache_bytes,
+            lookup_draft=lookup_draft,
         )
 
     def start(self) -> None:
