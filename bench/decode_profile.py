@@ -9,10 +9,9 @@ Measured in one run on the embedded 270M (float32, OpenBLAS), medians of `--repe
 - a low-rank candidate filter with a proven bound (top-r principal directions of the output
   layer; a token is ruled out only when its upper bound is below the best rechecked logit): how
   often 512 candidates certify the greedy token;
-- prompt-lookup speculation (draft the tokens that followed the last 2-gram's previous
-  occurrence, verify them in one pass, keep the agreeing prefix; greedy output is the model's
-  own): the cost of a k+1-token pass against a 1-token step, and how many tokens each pass
-  would yield on greedy replies to a few prompts.
+- prompt-lookup drafts (`server/engine/lookup.py`, the engine's opt-in `lookup_draft`): the
+  cost of a k+1-token pass against a 1-token step, and how many tokens each pass would yield on
+  greedy replies to a few prompts.
 Usage: python bench/decode_profile.py [--repeats 8] [--tokens 48]
 """
 
@@ -27,6 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from adapters.blas import ensure_fast_blas
+from server.engine.lookup import lookup_draft
 
 PROMPTS = (
     "The old lighthouse keeper climbed the stairs every evening, and on the last night",
@@ -139,21 +139,12 @@ def low_rank_certified(weight: Any, hiddens: Any, rank: int, keep: int = 512) ->
     return proven / len(hiddens)
 
 
-def lookup_draft(context: list[int], size: int = 2) -> list[int]:
-    """The DRAFT tokens that followed the latest earlier occurrence of the last `size` tokens."""
-    tail = context[-size:]
-    for start in range(len(context) - size - 1, -1, -1):
-        if context[start : start + size] == tail:
-            return context[start + size : start + size + DRAFT]
-    return []
-
-
 def lookup_passes(prompt: list[int], reply: list[int]) -> tuple[int, int]:
     """(passes, passes that carried a draft) prompt lookup needs to produce a known greedy
     `reply`."""
     passes, drafted, done = 0, 0, 0
     while done < len(reply):
-        draft = lookup_draft(prompt + reply[:done])
+        draft = lookup_draft(prompt + reply[:done], DRAFT)
         drafted += bool(draft)
         agreed = 0
         for token in draft:

@@ -11,6 +11,8 @@ interleave the sides so machine load hits them alike, and medians are compared.
 - N streams: aggregate tok/s, all tokens over wall time, prompt included.
 node-llama-cpp is installed with npm into the cache (`<cache>/llama`), never into the repo; without
 node or npm only our side runs.
+A last row times our single stream again with prompt-lookup drafts on (`--lookup-draft`, the
+server's opt-in `lookup_draft`), checking that the greedy ids are unchanged.
 Usage: python bench/vs_llama.py [--tokens 48] [--rounds 2] [--streams 4] [--threads 1,2]
 """
 
@@ -144,6 +146,10 @@ async def main(args: argparse.Namespace) -> None:
     model_dir = prepare_embedded().path
     engine = Engine.load("embedded", max_batch=max(8, args.streams))
     engine.start()
+    drafting = None
+    if args.lookup_draft:
+        drafting = Engine.load("embedded", max_batch=8, lookup_draft=args.lookup_draft)
+        drafting.start()
     prompt = engine.tokenizer.encode(PROMPT)
     threads = [int(t) for t in args.threads.split(",")]
     with tempfile.TemporaryDirectory(prefix="vs-llama-") as tmp:
@@ -156,6 +162,7 @@ async def main(args: argparse.Namespace) -> None:
                 print(f"wrote the f16 GGUF in {time.perf_counter() - started:.0f} s")
         try:
             ours_ids, _ = await engine_stream(engine, prompt, 8)  # warm-up
+            drafted_one: list[float] = []
             ours_one: list[float] = []
             ours_many: list[float] = []
             theirs: dict[tuple[str, int], list[dict[str, Any]]] = {}
@@ -163,6 +170,12 @@ async def main(args: argparse.Namespace) -> None:
                 await asyncio.sleep(SETTLE)
                 ours_ids, tps = await engine_stream(engine, prompt, args.tokens)
                 ours_one.append(tps)
+                if drafting is not None:
+                    await asyncio.sleep(SETTLE)
+                    drafted_ids, tps = await engine_stream(drafting, prompt, args.tokens)
+                    drafted_one.append(tps)
+                    if drafted_ids != ours_ids:
+                        print("lookup drafts changed the greedy reply")
                 await asyncio.sleep(SETTLE)
                 ours_many.append(await engine_streams(engine, prompt, args.tokens, args.streams))
                 for name, path in files.items():
@@ -173,6 +186,8 @@ async def main(args: argparse.Namespace) -> None:
                         )
         finally:
             await engine.aclose()
+            if drafting is not None:
+                await drafting.aclose()
     one, many = statistics.median(ours_one), statistics.median(ours_many)
     load = os.getloadavg()[0]
     s = args.streams
@@ -189,6 +204,12 @@ async def main(args: argparse.Namespace) -> None:
         f"| ours (MLX, OpenBLAS) | f32, dequantized Q4_K_M | 2 | {one:.1f} | {many:.1f} "
         f"| 1.00 | {many / one:.2f} | 1.00 | {len(ours_ids)}/{len(ours_ids)} |"
     )
+    if drafted_one:
+        drafted = statistics.median(drafted_one)
+        print(
+            f"| ours, lookup_draft {args.lookup_draft} | f32, dequantized Q4_K_M | 2 "
+            f"| {drafted:.1f} | - | {one / drafted:.2f} | - | - | same as ours |"
+        )
     for (name, n), runs in theirs.items():
         their_one = statistics.median(r["1"]["decode_tps"] for r in runs)
         their_many = statistics.median(r[str(s)]["tokens"] / r[str(s)]["wall"] for r in runs)
@@ -199,6 +220,12 @@ async def main(args: argparse.Namespace) -> None:
             f"| {many / their_many:.2f} "
             f"| {same}/{len(ours_ids)} |"
         )
+    if drafted_one:
+        print(f"\nlookup drafts: {drafted / one:.2f}x our plain single stream", end="")
+        for (name, n), runs in theirs.items():
+            their_one = statistics.median(r["1"]["decode_tps"] for r in runs)
+            print(f"; {drafted / their_one:.2f}x llama.cpp {name.split()[0]} {n} thread", end="")
+        print()
     print(
         "\nsame greedy ids: leading tokens identical to ours. "
         f"Command: python bench/vs_llama.py --tokens {args.tokens} --rounds {args.rounds}"
@@ -214,4 +241,7 @@ if __name__ == "__main__":
     parser.add_argument("--node-dir", help="folder for node-llama-cpp (default: <cache>/llama)")
     parser.add_argument("--no-f16", action="store_true", help="skip the f16 GGUF pair")
     parser.add_argument("--no-llama", action="store_true", help="measure only our engine")
+    parser.add_argument(
+        "--lookup-draft", type=int, default=4, help="also time ours with lookup drafts (0: no)"
+    )
     asyncio.run(main(parser.parse_args()))
