@@ -16,9 +16,10 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
+from adapter_files import publish_random
 
 import server.engine.batch as batch_module
-from server.engine.engine import Engine, GenerationRequest, SamplingParams
+from server.engine.engine import AdapterRef, Engine, GenerationRequest, SamplingParams
 
 DRAFT = 4
 PROMPTS = (
@@ -72,10 +73,16 @@ def engines(make_engine: Callable[..., Engine]) -> Iterator[tuple[Engine, Engine
         asyncio.run(engine.aclose())
 
 
-async def reply(engine: Engine, prompt: tuple[int, ...], n: int, **fields: object) -> list[int]:
+async def reply(
+    engine: Engine,
+    prompt: tuple[int, ...],
+    n: int,
+    adapter: AdapterRef | None = None,
+    **fields: object,
+) -> list[int]:
     """The generated ids of one greedy sequence of at most `n` tokens."""
     params = SamplingParams(max_tokens=n, temperature=0.0, **fields)  # type: ignore[arg-type]
-    request = GenerationRequest(prompt, params)
+    request = GenerationRequest(prompt, params, adapter)
     return [t for d in [d async for d in engine.stream(request)] for t in d.token_ids]
 
 
@@ -89,9 +96,15 @@ def accepted(engine: Engine) -> int:
     return engine.stats().lookup_accepted_tokens
 
 
-async def oracle(off: Engine, known: KnownDrafts, prompt: tuple[int, ...], n: int) -> list[int]:
+async def oracle(
+    off: Engine,
+    known: KnownDrafts,
+    prompt: tuple[int, ...],
+    n: int,
+    adapter: AdapterRef | None = None,
+) -> list[int]:
     """The engine without drafts' reply, registered as a known sequence."""
-    ids = await reply(off, prompt, n)
+    ids = await reply(off, prompt, n, adapter)
     known.sequences.append(prompt + tuple(ids))
     return ids
 
@@ -135,6 +148,24 @@ async def test_a_stream_that_gains_company_mid_reply_still_matches(
     before = accepted(on)
     ours = await asyncio.gather(reply(on, first, 64), late(on))
     assert list(ours) == list(theirs)
+    assert accepted(on) > before
+
+
+async def test_a_stream_on_an_adapter_matches_and_drafts_go_through_its_lora(
+    engines: tuple[Engine, Engine],
+    known: KnownDrafts,
+    tiny_model_dir: Path,
+    tmp_path: Path,
+) -> None:
+    on, off = engines
+    ckpt = publish_random(tmp_path, "ada", tiny_model_dir, rank=4, seed=1)
+    adapter = AdapterRef(ckpt.manifest, ckpt.path)
+    prompt = encode(on, PROMPTS[1])
+    plain = await reply(off, prompt, 32)
+    expected = await oracle(off, known, prompt, 32, adapter)
+    assert expected != plain, "the adapter should change the reply"
+    before = accepted(on)
+    assert await reply(on, prompt, 32, adapter) == expected
     assert accepted(on) > before
 
 
