@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from data.home import cache_dir  # noqa: E402
 
-PERSONA = [sys.executable, "-m", "studio"]
+PERSONA = [sys.executable, "-P", "-m", "studio"]
 LAUNCH = Path(sys.executable).parent / "mlx.launch"
 FORMATS = ("peft", "gguf", "ollama", "mlx", "gguf-full", "gguf-full q8_0")
 

@@ -205,7 +205,16 @@ def mlx_server(model_dir: Path, adapters: list[Path], swaps: int, blas: str | No
     env = dict(os.environ)
     if blas:
         env["LD_PRELOAD"] = blas
-    cmd = [sys.executable, "-m", "mlx_lm.server", "--model", str(model_dir), "--port", str(port)]
+    cmd = [
+        sys.executable,
+        "-P",
+        "-m",
+        "mlx_lm.server",
+        "--model",
+        str(model_dir),
+        "--port",
+        str(port),
+    ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     times = []
     try:

@@ -82,6 +82,7 @@ def direct(folder: Path, model: str, adapters: Path, epochs: int) -> float:
     """`persona train` run directly; its tokens per second."""
     argv = [
         sys.executable,
+        "-P",
         "-m",
         "studio",
         "train",

@@ -75,7 +75,7 @@ def run(argv: list[str], env: dict[str, str]) -> dict[str, float]:
     own `peak_memory_gb`), wall time."""
     start = time.perf_counter()
     child = subprocess.Popen(
-        [sys.executable, "-m", "studio.cli", "train", *argv, "--json"],
+        [sys.executable, "-P", "-m", "studio.cli", "train", *argv, "--json"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

@@ -16,7 +16,7 @@ def timed(env: dict[str, str]) -> float:
     """Wall time of one `persona model prepare` subprocess."""
     start = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "studio", "model", "prepare"],
+        [sys.executable, "-P", "-m", "studio", "model", "prepare"],
         env=env,
         check=True,
         capture_output=True,

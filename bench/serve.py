@@ -196,7 +196,7 @@ def main() -> None:
     ours_url = f"http://127.0.0.1:{free_port()}"
     theirs_url = f"http://127.0.0.1:{free_port()}"
     ours = start(
-        [sys.executable, "-m", "studio", "serve", "--port", ours_url.rsplit(":", 1)[1]],
+        [sys.executable, "-P", "-m", "studio", "serve", "--port", ours_url.rsplit(":", 1)[1]],
         env,
         work / "persona.log",
     )
@@ -209,6 +209,7 @@ def main() -> None:
         else start(
             [
                 sys.executable,
+                "-P",
                 "-m",
                 "mlx_lm",
                 "server",

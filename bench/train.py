@@ -86,7 +86,7 @@ def run_child(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
 def run_ours(persona: Path, work: Path, epoch_steps: int, max_len: int) -> dict[str, float]:
     """`persona train` with the shared settings; the window is read from two manifests."""
     adapters = work / "adapters"
-    argv = [sys.executable, "-m", "studio.cli", "train", str(persona), "--json",
+    argv = [sys.executable, "-P", "-m", "studio.cli", "train", str(persona), "--json",
             "--adapters", str(adapters), "--iters", str(2 * epoch_steps + 1),
             "--checkpoint-every", str(epoch_steps), "--val-every", "1000000",
             "--batch-size", str(BATCH), "--rank", str(RANK), "--layers", str(LAYERS),
@@ -106,7 +106,7 @@ def run_mlx_lm(data: Path, work: Path, epoch_steps: int, max_len: int) -> dict[s
 
     out = work / "mlx-adapters"
     total = 2 * epoch_steps + 1
-    argv = [sys.executable, "-m", "mlx_lm", "lora", "--model", str(prepare_embedded().path),
+    argv = [sys.executable, "-P", "-m", "mlx_lm", "lora", "--model", str(prepare_embedded().path),
             "--train", "--data", str(data), "--fine-tune-type", "lora",
             "--num-layers", str(LAYERS), "--batch-size", str(BATCH), "--iters", str(total),
             "--learning-rate", str(LR), "--steps-per-report", str(total),

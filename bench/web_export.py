@@ -40,7 +40,7 @@ def main() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    command = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"]
+    command = [sys.executable, "-P", "-m", "http.server", str(port), "--bind", "127.0.0.1"]
     server = subprocess.Popen(
         [*command, "--directory", str(args.folder)],
         stdout=subprocess.DEVNULL,

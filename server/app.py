@@ -186,11 +186,7 @@ async def _start_jobs(state: ServerState, app: Litestar, owned: list[Any]) -> No
     def client() -> Any:
         return asgi_openai(app, settings.api_key or "not-needed")
 
-    setup = TrainerSetup(
-        model=settings.model,
-        adapters=str(settings.adapters_path()),
-        personas_dirs=tuple(settings.personas_dirs),
-    )
+    setup = TrainerSetup(adapters=str(settings.adapters_path()))
     jobs = JobService(
         jobs_root(),
         setup,

@@ -6,13 +6,41 @@ import argparse
 import json
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from adapters.training import cli
 from adapters.training.events import Event
-from adapters.training.loop import Outcome
-from adapters.training.session import start_session
+from data.card import Training
+
+if TYPE_CHECKING:
+    from adapters.training.loop import Outcome
 
 SYSTEM = "You are Toy, a cheerful robot."
+
+EVERY_FIELD = Training(
+    method="dpo",
+    beta=0.25,
+    rpo_alpha=0.5,
+    fine_tune_type="dora",
+    rank=16,
+    scale=12.5,
+    dropout=0.05,
+    layers=-1,
+    keys=["self_attn.q_proj", "self_attn.v_proj"],
+    learning_rate=2.5e-5,
+    lr_schedule="linear",
+    warmup=3,
+    epochs=2,
+    batch_size=2,
+    max_seq_length=256,
+    grad_checkpoint=True,
+    val_fraction=0.2,
+    val_every=5,
+    checkpoint_every=7,
+    patience=2,
+    seed=2**64 - 1,
+)
+"""Every `[training]` field away from its default (DPO, so rpo_alpha may be set)."""
 
 
 def write_persona(folder: Path, rows: list[dict], valid: list[dict] | None = None) -> Path:  # type: ignore[type-arg]
@@ -59,9 +87,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 def train(argv: list[str]) -> tuple[list[Event], Outcome]:
     """Run `persona train` in process; return its events and outcome."""
+    from adapters.training.session import start_session  # MLX, so only where a run trains
+
     events: list[Event] = []
     args = parse(argv)
-    trainer = start_session(args, cli.overrides_of(args), threading.Event(), events.append)
+    trainer = start_session(cli.order_of(args), threading.Event(), events.append)
     assert trainer is not None
     try:
         outcome = trainer.train()

@@ -1,5 +1,7 @@
 """`persona train PERSONA`: train an adapter from the card's `[training]` settings.
 
+The flags build a `TrainOrder` (`order.py`), the same typed document that `--config FILE` reads
+(a fine-tuning job writes one), and both take the same path from there.
 With `--json`, stdout carries only JSON events, one per line; logs and warnings go to stderr.
 SIGINT or SIGTERM ends the run after the current step with a checkpoint (exit 130 or 0);
 `--resume run-N` continues a stopped or killed run exactly where its last checkpoint left it.
@@ -18,6 +20,9 @@ from typing import Any
 import msgspec
 
 from data.card import Training
+from data.guard import GENERAL_ID
+
+from .order import GuardRun, NewRun, ResumeRun, TrainOrder, read_order
 
 SKIP = frozenset({"epochs"})
 """Training fields whose flag is declared by hand."""
@@ -43,7 +48,12 @@ FIELD_HELP = {
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the `train` arguments: run control, then one override flag per `[training]` key."""
-    parser.add_argument("persona", help="persona name, or a folder holding persona.toml")
+    parser.add_argument("persona", nargs="?", help="persona name, or a folder holding persona.toml")
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="run the trainer config in FILE (JSON; - for stdin) instead of flags",
+    )
     parser.add_argument("--epochs", type=int, help="full passes over the training rows")
     parser.add_argument("--iters", type=int, help="train exactly this many steps (not epochs)")
     parser.add_argument("--resume", metavar="RUN", help="continue a run (e.g. run-3)")
@@ -95,6 +105,84 @@ def overrides_of(args: argparse.Namespace) -> dict[str, object]:
     return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
 
 
+RUN_FLAGS = ("epochs", "iters", "resume", "label", "model", "init_from", "adapters", "personas")
+"""Flags that describe the run; a `--config` document holds all of them."""
+
+
+def _flag(name: str) -> str:
+    return "--from" if name == "init_from" else "--" + name.replace("_", "-")
+
+
+def usage_problem(args: argparse.Namespace) -> str | None:
+    """Why these flags cannot start a trainer (exit 2), or None."""
+    if args.config is not None:
+        given = [n for n in RUN_FLAGS if getattr(args, n)] + sorted(overrides_of(args))
+        if args.persona is not None:
+            given.insert(0, "persona")
+        if given:
+            names = ", ".join("PERSONA" if n == "persona" else _flag(n) for n in given)
+            return f"--config holds the whole run: drop {names}"
+        return None
+    if args.persona is None:
+        return "name a persona (or pass --config FILE)"
+    if getattr(args, "method", None) == "guard":
+        unused = sorted(set(overrides_of(args)) - GUARD_FLAGS)
+        unused += [n for n in ("epochs", "iters", "resume", "init_from") if getattr(args, n)]
+        if unused:
+            names = ", ".join(_flag(n) for n in unused)
+            return f"--method guard trains a probe, not an adapter: drop {names}"
+    return None
+
+
+def order_of(args: argparse.Namespace) -> TrainOrder:
+    """The typed order the flags ask for: the card's settings with the overrides applied, the
+    starting checkpoint resolved; PrepareError or ConfigError when that cannot be trained."""
+    from adapters.registry import SAFE_NAME, Registry
+    from data.home import adapters_dir
+
+    from .config import ConfigError
+    from .initial import with_init
+    from .prepare import TrainRequest, new_config, resolve_persona
+
+    adapters = str(args.adapters) if args.adapters else None
+    dirs = tuple(args.personas)
+    overrides = overrides_of(args)
+    if getattr(args, "method", None) == "guard":
+        guard = GuardRun(persona=args.persona, base_model=args.model, seed=args.seed or 0)
+        if args.persona != GENERAL_ID:
+            # Found here, with the extra persona folders, so the order names it by folder.
+            guard = msgspec.structs.replace(
+                guard, persona=str(resolve_persona(args.persona, dirs).folder)
+            )
+        return TrainOrder(job=guard, adapters=adapters)
+    registry = Registry(args.adapters or adapters_dir())
+    if args.resume:
+        given = sorted(overrides) + [
+            n for n in ("epochs", "iters", "model", "init_from") if getattr(args, n) is not None
+        ]
+        if given:
+            raise ConfigError(
+                f"--resume continues {args.resume} with its own settings; drop "
+                + ", ".join(_flag(n) for n in given)
+            )
+        persona = args.persona
+        if not (SAFE_NAME.fullmatch(persona) and registry.run_dir(persona, args.resume).is_dir()):
+            persona = resolve_persona(args.persona, dirs).name
+        return TrainOrder(job=ResumeRun(persona=persona, run=args.resume), adapters=adapters)
+    if args.epochs is not None:
+        overrides = overrides | {"epochs": args.epochs}
+    request = TrainRequest(
+        persona=args.persona,
+        overrides=overrides,
+        iters=args.iters,
+        model=args.model,
+        persona_dirs=dirs,
+        init_from=args.init_from,
+    )
+    config = with_init(new_config(request), registry, request.init_from, overrides)
+    return TrainOrder(job=NewRun(config=config, label=args.label), adapters=adapters)
+
+
 class StopSignal:
     """First SIGINT/SIGTERM asks the loop to stop after its step; a second one interrupts."""
 
@@ -121,23 +209,38 @@ class StopSignal:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run `persona train`."""
+    """Run `persona train`: build the order from the flags (or read `--config`) and train it."""
+    from .events import Error, json_lines, progress_lines
+
+    emit = json_lines() if args.json else progress_lines()
+    problem = usage_problem(args)
+    if problem is not None:
+        emit(Error(message=problem))
+        return 2
     from adapters.blas import ensure_fast_blas, warn_if_slow
     from adapters.private_tmp import use_private_tmp
 
     use_private_tmp()
     warn_if_slow(ensure_fast_blas())
-    from .events import Error, json_lines, progress_lines
+    try:
+        order = read_order(args.config) if args.config is not None else order_of(args)
+    except Exception as exc:
+        return _failed(exc, emit)
+    if isinstance(order.job, GuardRun):
+        return _train_guard(order, emit)
+    return train(order, emit)
+
+
+def train(order: TrainOrder, emit: Any) -> int:
+    """Train a new or resumed adapter run; the exit code (0, 1 on error, 130 after SIGINT)."""
+    from .events import Error
     from .session import start_session
 
-    emit = json_lines() if args.json else progress_lines()
-    if getattr(args, "method", None) == "guard":
-        return _train_guard(args, emit)
     stop = StopSignal()
     stop.install()
     trainer: Any = None
     try:
-        session = start_session(args, overrides_of(args), stop.event, emit)
+        session = start_session(order, stop.event, emit)
         if session is None:
             return stop.exit_code
         trainer = session
@@ -148,29 +251,34 @@ def run(args: argparse.Namespace) -> int:
         emit(Error(message="interrupted"))
         return 130
     except Exception as exc:
-        from .session import EXPECTED
-
-        if not isinstance(exc, EXPECTED):
-            import traceback
-
-            traceback.print_exc(file=sys.stderr)
-        message = str(exc) or type(exc).__name__
         if trainer is not None:
-            trainer.fail(message)
-        emit(Error(message=message))
-        return 1
+            trainer.fail(str(exc) or type(exc).__name__)
+        return _failed(exc, emit)
     finally:
         if trainer is not None and trainer.lock is not None:
             trainer.lock.close()  # releases the run folder for the next trainer in this process
     return stop.exit_code if outcome.reason == "stopped" else 0
 
 
+def _failed(exc: Exception, emit: Any) -> int:
+    """Report an error as the last event (a traceback on stderr only when unexpected); 1."""
+    from .events import Error
+    from .session import EXPECTED
+
+    if not isinstance(exc, EXPECTED):
+        import traceback
+
+        traceback.print_exception(exc, file=sys.stderr)
+    emit(Error(message=str(exc) or type(exc).__name__))
+    return 1
+
+
 GUARD_FLAGS = frozenset({"method", "seed"})
 """`[training]` flags that `--method guard` takes; the others tune an adapter."""
 
 
-def _train_guard(args: argparse.Namespace, emit: Any) -> int:
-    """`--method guard`: train the persona's guard and publish it beside its runs."""
+def _train_guard(order: TrainOrder, emit: Any) -> int:
+    """Train the persona's guard and publish it beside its runs."""
     import os
 
     if "numpy" not in sys.modules:
@@ -183,18 +291,15 @@ def _train_guard(args: argparse.Namespace, emit: Any) -> int:
     from .events import Error
     from .model import load_base
 
-    unused = sorted(set(overrides_of(args)) - GUARD_FLAGS)
-    unused += [n for n in ("epochs", "iters", "resume", "init_from") if getattr(args, n)]
-    if unused:
-        names = ", ".join("--from" if n == "init_from" else "--" + n.replace("_", "-")
-                          for n in unused)  # fmt: skip
-        emit(Error(message=f"--method guard trains a probe, not an adapter: drop {names}"))
-        return 2
+    job = order.job
+    assert isinstance(job, GuardRun)
     try:
-        data = persona_data(args.persona, tuple(args.personas))
-        base = load_base(args.model or data.base_model)
-        folder = Registry(args.adapters or adapters_dir()).persona_dir(data.persona)
-        manifest = train_guard(data, base, folder, emit, seed=args.seed or 0, log=_stderr)
+        data = persona_data(job.persona)
+        base = load_base(job.base_model or data.base_model)
+        folder = Registry(Path(order.adapters) if order.adapters else adapters_dir()).persona_dir(
+            data.persona
+        )
+        manifest = train_guard(data, base, folder, emit, seed=job.seed, log=_stderr)
     except (GuardTrainError, ValueError) as exc:
         emit(Error(message=str(exc)))
         return 1

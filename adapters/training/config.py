@@ -7,10 +7,10 @@ import msgspec
 from data.card import MAX_BETA, MAX_RPO_ALPHA, METHODS, Training
 
 OVERRIDABLE = tuple(Training.__struct_fields__)
-"""Every `[training]` key can be overridden on the command line (`--learning-rate 2e-4`)."""
+"""Every `[training]` key can be overridden (`--learning-rate 2e-4`, a job's hyperparameters)."""
 
 
-class RunConfig(msgspec.Struct, frozen=True, kw_only=True):
+class RunConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Everything that decides what a run computes; stored whole in `run.json`."""
 
     persona: str

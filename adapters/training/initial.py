@@ -77,6 +77,26 @@ def with_init(
     )
 
 
+def check_start(config: RunConfig, registry: Registry) -> None:
+    """Refuse a run whose adapter shape differs from its starting checkpoint's, naming the
+    settings, before any data or weights load."""
+    try:
+        ckpt = registry.resolve(parse_model_id(config.init_from or ""))
+    except RegistryError as exc:
+        raise ConfigError(f"init_from {config.init_from}: {exc}") from None
+    if ckpt is None:
+        raise ConfigError(f"init_from {config.init_from}: no checkpoint found")
+    t = config.training
+    shape = checkpoint_shape(ckpt)
+    clashes = [k for k in SHAPE if getattr(t, k) != shape[k]]
+    if clashes:
+        verb = "differs" if len(clashes) == 1 else "differ"
+        raise ConfigError(
+            f"training.{', training.'.join(clashes)} {verb} from the starting checkpoint "
+            f"{config.init_from}"
+        )
+
+
 def init_checkpoint(config: RunConfig, registry: Registry, base_hash: str) -> Path | None:
     """The folder of the run's starting checkpoint, checked against what the run recorded."""
     if config.init_from is None:

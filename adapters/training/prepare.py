@@ -46,7 +46,8 @@ class DataError(PrepareError):
 
 @dataclass(frozen=True)
 class TrainRequest:
-    """What `persona train` was asked to do."""
+    """A new run as asked for (by `persona train`'s flags or a fine-tuning job), before
+    `new_config` resolves it against the card into the order's RunConfig."""
 
     persona: str
     """A persona name (found by discovery) or a persona folder."""

@@ -24,7 +24,10 @@ from adapters.registry import (
     RegistryError,
     parse_model_id,
 )
-from adapters.training.initial import checkpoint_shape, shape_clashes
+from adapters.training.config import ConfigError
+from adapters.training.initial import checkpoint_shape, shape_clashes, with_init
+from adapters.training.order import GuardRun, NewRun
+from adapters.training.prepare import PrepareError, TrainRequest, new_config
 from data.atomic import staged_folder, write_bytes, write_text
 from data.card import NAME_PATTERN, CardError, PersonaCard, Training, load_card
 from data.dataset import read_dataset
@@ -36,7 +39,7 @@ from data.records import PreferenceRecord
 from server.api.routes.files import read_file
 from server.errors import InvalidRequest, ModelNotFoundError, UnsupportedError
 from server.jobs.fine_tuning import new_job_id
-from server.jobs.methods import PREFERENCE_METHODS, MethodError, plan_job, trainer_flags
+from server.jobs.methods import PREFERENCE_METHODS, MethodError, plan_job
 from server.jobs.store import TrainSpec
 from server.jobs.types import CreateJobRequest, FileObject, FineTuningJob, Method
 from server.state import ServerState
@@ -173,20 +176,40 @@ def plan(
         user_provided_suffix=request.suffix,
         persona=card.name,
     )
-    start_flags = ["--from", _version(start)] if start is not None else []
-    if request.iters is not None:
-        start_flags += ["--iters", str(request.iters)]
-    if persona is not None and request.suffix:
-        start_flags += ["--label", request.suffix]
     spec = TrainSpec(
         persona=card.name,
         folder=str(folder),
         data_files=data_files,
-        flags=trainer_flags(method.overrides) + method.flags + start_flags,
+        # A persona job's suffix labels its run; a base-model job's names the new persona.
+        run=_trainer_run(
+            state, request, folder, method.overrides, start, request.suffix if persona else None
+        ),
         eval_checkpoints=request.eval_checkpoints,
         training=training,
     )
     return job, spec
+
+
+def _trainer_run(
+    state: ServerState,
+    request: CreateJobRequest,
+    folder: Path,
+    overrides: dict[str, object],
+    start: Checkpoint | None,
+    label: str | None,
+) -> NewRun | GuardRun:
+    """The trainer's run for this job, resolved as `persona train` resolves its flags."""
+    model = state.settings.model
+    if overrides.get("method") == "guard":
+        seed = overrides.get("seed")
+        return GuardRun(persona=str(folder), base_model=model, seed=seed or 0)  # type: ignore[arg-type]
+    ask = TrainRequest(persona=str(folder), overrides=overrides, iters=request.iters, model=model)
+    registry = Registry(Path(state.settings.adapters_path()))
+    try:
+        config = with_init(new_config(ask), registry, _version(start) if start else None, overrides)
+    except (PrepareError, ConfigError) as exc:
+        raise InvalidRequest(str(exc), param="model") from None
+    return NewRun(config=config, label=label)
 
 
 def _starting_point(

@@ -21,6 +21,7 @@ import msgspec
 
 from adapters.registry import Registry
 from adapters.training.events import Checkpoint, Done, Error, Event, Start, Step
+from adapters.training.order import GuardRun, NewRun, ResumeRun, TrainOrder
 from data.card import load_card
 from data.check import check_dataset
 from data.problem import listed
@@ -31,13 +32,15 @@ from .log import EventLog
 from .progress import apply_event, checkpoint_model, server_stopped
 from .results import metrics_csv
 from .store import JobRecord, Store, TrainSpec
-from .trainer import TrainerProcess, train_command
+from .trainer import TrainerProcess, train_command, write_order
 from .types import FINISHED, FineTuningJob, JobError
 
 log = logging.getLogger("persona.server")
 
 STOP_SECONDS = 60.0
 """How long a shutdown waits for the trainer to finish its step and publish a checkpoint."""
+NO_RUN = "the job holds no trainer settings (it was created by an older server); create it again"
+"""Why a queued job whose record predates `TrainSpec.run` cannot start."""
 SAVE_EVERY = 1.0
 """Seconds between writes of `job.json` while steps stream in (status changes write at once)."""
 
@@ -50,9 +53,8 @@ class JobStateError(ValueError):
 class TrainerSetup:
     """What every trainer of this server is started with."""
 
-    model: str
     adapters: str
-    personas_dirs: tuple[str, ...] = ()
+    """The adapter registry every run publishes into."""
 
 
 OnCheckpoint = Callable[[FineTuningJob, str], Awaitable[None]]
@@ -279,14 +281,15 @@ class JobService:
     async def _run(self, record: JobRecord) -> None:
         job, spec = record.job, record.spec
         resume = job.run if record.resume else None
-        argv = train_command(
-            spec.folder,
-            model=self.setup.model,
-            adapters=self.setup.adapters,
-            personas_dirs=self.setup.personas_dirs,
-            flags=spec.flags,
-            resume=resume,
-        )
+        if resume is not None:
+            run: NewRun | ResumeRun | GuardRun = ResumeRun(persona=job.persona, run=resume)
+        elif spec.run is not None:
+            run = spec.run
+        else:
+            self._finish(record, "failed", JobError("server_error", NO_RUN))
+            return
+        order = TrainOrder(job=run, adapters=self.setup.adapters)
+        argv = train_command(write_order(self.store.root / job.id, order))
         trainer = TrainerProcess(argv)
         self._trainer = (job.id, trainer)
         self._set(record, "running", "Fine-tuning job started" + (f" ({resume})" if resume else ""))

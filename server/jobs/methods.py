@@ -1,7 +1,7 @@
 """Training methods: how a job's `method` becomes the trainer's settings.
 
 Each method is one function in `METHODS`, from the request and the card's `[training]` to a
-`Plan`: the `[training]` overrides and any extra trainer flags. `supervised` is SFT; `dpo` is
+`Plan`: the `[training]` overrides and the values the job reports. `supervised` is SFT; `dpo` is
 OpenAI's DPO (preference pairs, from a starting checkpoint that is also its reference model);
 `orpo` is ORPO, which this server takes in DPO's shape under its own key.
 """
@@ -9,7 +9,7 @@ OpenAI's DPO (preference pairs, from a starting checkpoint that is also its refe
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from adapters.training.config import ConfigError, apply_overrides
 from data.card import MAX_BETA, Training
@@ -42,8 +42,6 @@ class Plan:
     """`[training]` keys that differ from the card."""
     hyperparameters: Hyperparameters
     """The values the job reports (resolved: never `auto`)."""
-    flags: list[str] = field(default_factory=list)
-    """Extra trainer flags a method needs beyond `[training]` overrides."""
     method: Method | None = None
     """The job's `method`, resolved (set by `plan_job`)."""
 
@@ -212,7 +210,7 @@ def plan_job(request: CreateJobRequest, card: Training) -> tuple[Plan, Training]
         batch_size=training.batch_size,
         learning_rate_multiplier=training.learning_rate / card.learning_rate,
     )
-    return Plan(overrides, resolved, plan.flags, _method(kind, resolved, training)), training
+    return Plan(overrides, resolved, _method(kind, resolved, training)), training
 
 
 def _method(kind: str, resolved: Hyperparameters, training: Training) -> Method:
@@ -228,17 +226,3 @@ def _method(kind: str, resolved: Hyperparameters, training: Training) -> Method:
         learning_rate_multiplier=resolved.learning_rate_multiplier,
     )
     return Method(type=kind, **{kind: PreferenceMethod(hyper)})
-
-
-def trainer_flags(overrides: dict[str, object]) -> list[str]:
-    """`--rank 4 --learning-rate 2e-4 --no-grad-checkpoint ...` for `persona train`."""
-    flags: list[str] = []
-    for name, value in sorted(overrides.items()):
-        flag = "--" + name.replace("_", "-")
-        if isinstance(value, bool):
-            flags.append(flag if value else "--no-" + name.replace("_", "-"))
-        elif isinstance(value, list):
-            flags += [flag, ",".join(str(v) for v in value)]
-        else:
-            flags += [flag, repr(value) if isinstance(value, float) else str(value)]
-    return flags

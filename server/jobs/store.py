@@ -9,6 +9,7 @@ from typing import Generic, TypeVar
 
 import msgspec
 
+from adapters.training.order import GuardRun, NewRun
 from data.atomic import write_bytes
 from data.card import Training
 
@@ -26,8 +27,9 @@ class TrainSpec(msgspec.Struct, frozen=True, kw_only=True):
     """The persona folder `persona train` reads (the card and the data to train on)."""
     data_files: list[str]
     """The dataset files, checked while the job is `validating_files`."""
-    flags: list[str] = []
-    """Overrides of the card's `[training]` as trainer flags."""
+    run: NewRun | GuardRun | None = None
+    """The trainer's run, resolved when the job is created (the card, the job's settings and its
+    starting checkpoint); it is written as the trainer's `--config` document at each start."""
     eval_checkpoints: bool = False
     training: Training | None = None
     """The card's `[training]` with the job's settings applied (what the data is checked with)."""

@@ -1,4 +1,7 @@
-"""One `persona train --json` child process: its command line, its events, and how to stop it.
+"""One `persona train --json` child process: its order, its events, and how to stop it.
+
+The child reads everything it does from one typed document (`TrainOrder`, written as JSON into
+the job's folder), never from flags spelled out here.
 
 The trainer stays the one place training happens; the server only reads its JSON events. On
 Linux the child gets SIGTERM if the server dies, which makes it stop after its step with a
@@ -13,10 +16,13 @@ import signal
 import sys
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 
 import msgspec
 
 from adapters.training.events import Done, Error, Event, decode_event
+from adapters.training.order import TrainOrder, encode_order
+from data.atomic import write_bytes
 from data.home import studio_command
 
 PR_SET_PDEATHSIG = 1
@@ -31,22 +37,20 @@ def _die_with_parent() -> None:
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def train_command(
-    persona: str,
-    *,
-    model: str,
-    adapters: str,
-    personas_dirs: Sequence[str] = (),
-    flags: Sequence[str] = (),
-    resume: str | None = None,
-) -> list[str]:
-    """`python -m studio train PERSONA --json ...` for this server's base model and registry."""
-    argv = studio_command("train", persona, "--json", "--adapters", adapters)
-    for folder in personas_dirs:
-        argv += ["--personas", folder]
-    if resume:
-        return [*argv, "--resume", resume]
-    return [*argv, "--model", model, *flags]
+CONFIG = "trainer.json"
+"""The trainer's order, written into the job's folder before each start."""
+
+
+def write_order(folder: Path, order: TrainOrder) -> Path:
+    """Write the order atomically as `folder/trainer.json`; its path."""
+    path = folder / CONFIG
+    write_bytes(path, encode_order(order))
+    return path
+
+
+def train_command(config: Path) -> list[str]:
+    """`python -P -m studio train --config FILE --json`: the trainer on a written order."""
+    return studio_command("train", "--config", str(config), "--json")
 
 
 class TrainerProcess:

@@ -40,7 +40,7 @@ def served(tmp_path: Path, embedded_model_dir: Path) -> Iterator[Served]:
     port = free_port()
     log = tmp_path / "serve.log"
     env = {**os.environ, "PERSONA_HOME": str(tmp_path / "home"), "PERSONA_API_KEY": KEY}
-    command = [sys.executable, "-m", "studio", "serve", "--port", str(port)]
+    command = [sys.executable, "-P", "-m", "studio", "serve", "--port", str(port)]
     with log.open("wb") as sink:
         process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"

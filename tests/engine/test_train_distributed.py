@@ -35,7 +35,7 @@ pytestmark = pytest.mark.skipif(launch_reason() is not None, reason=str(launch_r
 
 def run_train(argv: list[str], home: Path, ranks: int) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, PERSONA_HOME=str(home))
-    command = [sys.executable, "-m", "studio", "train", *argv]
+    command = [sys.executable, "-P", "-m", "studio", "train", *argv]
     if ranks > 1:
         command = [str(LAUNCH), "--backend", "ring", "-n", str(ranks), *command]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600,
@@ -113,7 +113,7 @@ def test_two_ranks_resume_a_stopped_run(tiny_model_dir: Path, tmp_path: Path) ->
             stop.set()
 
     args = parse([*argv[:-1], "--adapters", str(adapters)])
-    trainer = start_session(args, cli.overrides_of(args), stop, emit)
+    trainer = start_session(cli.order_of(args), stop, emit)
     assert trainer is not None
     try:
         assert trainer.train().reason == "stopped"

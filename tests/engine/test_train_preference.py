@@ -56,7 +56,7 @@ def run_until(argv: list[str], stop_after: int | None = None) -> list[Event]:
             stop.set()
 
     args = parse(argv)
-    trainer = start_session(args, cli.overrides_of(args), stop, emit)
+    trainer = start_session(cli.order_of(args), stop, emit)
     assert trainer is not None
     try:
         trainer.train()

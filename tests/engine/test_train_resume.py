@@ -26,7 +26,7 @@ def spawn(argv: list[str], home: Path) -> subprocess.Popen[str]:
     """`persona train ... --json` in a child process."""
     env = dict(os.environ, PERSONA_HOME=str(home))
     return subprocess.Popen(
-        [sys.executable, "-m", "studio.cli", "train", *argv, "--json"],
+        [sys.executable, "-P", "-m", "studio.cli", "train", *argv, "--json"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

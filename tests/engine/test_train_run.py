@@ -135,7 +135,7 @@ def test_bad_data_fails_before_the_first_step_with_file_and_line(
     (folder / "train.jsonl").write_text("\n".join(lines) + "\n")
     args = parse([str(folder), "--model", str(tiny_model_dir), "--json"])
     with pytest.raises(DataError) as caught:
-        start_session(args, {}, threading.Event(), lambda _e: None)
+        start_session(cli.order_of(args), threading.Event(), lambda _e: None)
     text = str(caught.value)
     assert f"{folder / 'train.jsonl'}:2: not valid JSON" in text
     assert f"{folder / 'train.jsonl'}:4:" in text
@@ -163,7 +163,7 @@ def test_overrides_are_checked(persona: Path, tiny_model_dir: Path) -> None:
 
     args = parse([str(persona), "--model", str(tiny_model_dir), "--rank", "0"])
     with pytest.raises(ConfigError, match="rank must be >= 1"):
-        start_session(args, cli.overrides_of(args), threading.Event(), lambda _e: None)
+        start_session(cli.order_of(args), threading.Event(), lambda _e: None)
     with pytest.raises(SystemExit):  # a value outside the listed choices stops at argparse
         parse([str(persona), "--lr-schedule", "wavy"])
 

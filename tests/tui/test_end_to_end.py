@@ -9,13 +9,13 @@ import json
 import os
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fakes import record_notes, wait_for
 
+from data.home import studio_command
 from tui.api import ApiClient
 from tui.app import make_app
 from tui.screens.chat import ChatScreen
@@ -84,7 +84,7 @@ def free_port() -> int:
 def server(home: Path, model: Path, port: int, log: Path) -> Iterator[None]:
     """`persona serve` in its own home folder (its personas, adapters, jobs and files)."""
     env = os.environ | {"PERSONA_HOME": str(home)}
-    command = [sys.executable, "-m", "studio", "serve", "--port", str(port), "--model", str(model)]
+    command = studio_command("serve", "--port", str(port), "--model", str(model))
     with log.open("wb") as sink:
         process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env)
     try:

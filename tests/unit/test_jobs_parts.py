@@ -1,4 +1,4 @@
-"""The job machinery's small parts: methods, trainer flags, the event log, the trainer process."""
+"""The job machinery's small parts: methods, the event log, the trainer process."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from data.card import Training
 from server.api.fine_tune_plan import agreed_system_prompt
 from server.jobs.log import EventLog
-from server.jobs.methods import MethodError, plan_job, trainer_flags
+from server.jobs.methods import MethodError, plan_job
 from server.jobs.trainer import TrainerProcess
 from server.jobs.types import CreateJobRequest
 
@@ -44,7 +44,6 @@ def test_preference_methods_set_the_method_and_beta_and_report_them_resolved(kin
     )
     assert plan.overrides == {"method": kind, "beta": 0.25, "epochs": 2}
     assert (training.method, training.beta, training.epochs) == (kind, 0.25, 2)
-    assert trainer_flags(plan.overrides) == ["--beta", "0.25", "--epochs", "2", "--method", kind]
     assert plan.method is not None
     reported = msgspec.to_builtins(plan.method)
     assert reported["type"] == kind
@@ -132,12 +131,6 @@ def test_what_cannot_be_trained_is_refused_by_name(
     with pytest.raises(MethodError, match=text) as refused:
         plan_job(request(**fields), Training())
     assert refused.value.param == param
-
-
-def test_trainer_flags_spell_every_override_as_the_cli_does() -> None:
-    flags = trainer_flags({"learning_rate": 5e-5, "grad_checkpoint": True, "keys": ["q", "v"]})
-    assert flags == ["--grad-checkpoint", "--keys", "q,v", "--learning-rate", "5e-05"]
-    assert trainer_flags({"grad_checkpoint": False}) == ["--no-grad-checkpoint"]
 
 
 def test_the_system_prompt_of_a_new_persona_needs_every_record_to_agree() -> None:

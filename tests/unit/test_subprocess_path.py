@@ -26,7 +26,7 @@ def test_a_planted_data_py_in_the_working_folder_is_not_imported(tmp_path: Path)
     for argv in (
         studio_command("--help"),
         TuiSettings().command("--help"),
-        [*train_command("juni", model="m", adapters="a")[:4], "--help"],
+        [*train_command(tmp_path / "trainer.json")[:4], "--help"],
     ):
         done = subprocess.run(argv, cwd=tmp_path, capture_output=True, timeout=60)
         assert done.returncode == 0, done.stderr.decode()

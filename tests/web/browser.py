@@ -13,6 +13,8 @@ from pathlib import Path
 
 import httpx
 
+from data.home import studio_command
+
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
     "--headless",
@@ -87,8 +89,7 @@ def serve(home: Path, model: Path, adapters: Path, *flags: str) -> Process:
     env = {**os.environ, "PERSONA_HOME": str(home)}
     env.pop("PERSONA_API_KEY", None)
     # Juni's card has a guard trained for the embedded model only: off on the tiny model.
-    command = [sys.executable, "-m", "studio", "serve", "--port", "{port}", "--model", str(model),
-               "--no-guard"]  # fmt: skip
+    command = studio_command("serve", "--port", "{port}", "--model", str(model), "--no-guard")
     command += ["--adapters", str(adapters), *flags]
     return start(command, home / "serve.log", env, "/health")
 
@@ -96,7 +97,7 @@ def serve(home: Path, model: Path, adapters: Path, *flags: str) -> Process:
 def static_server(folder: Path, log: Path) -> Process:
     """`python -m http.server` in `folder`, as the export's README says."""
     env = {**os.environ}
-    command = [sys.executable, "-m", "http.server", "{port}", "--bind", "127.0.0.1"]
+    command = [sys.executable, "-P", "-m", "http.server", "{port}", "--bind", "127.0.0.1"]
     process = start([*command, "--directory", str(folder)], log, env, "/index.html")
     return process
 

@@ -144,7 +144,7 @@ def _imports_back(exported: dict[str, Any], tmp_path: Path) -> None:
         'name = "copy"\nsystem_prompt = "You are a copy."\nbase_model = "embedded"\n'
     )
     done = subprocess.run(
-        [sys.executable, "-m", "studio", "data", "import", str(source), "--to", str(folder),
+        [sys.executable, "-P", "-m", "studio", "data", "import", str(source), "--to", str(folder),
          "--no-tokenizer"],
         capture_output=True, text=True, timeout=120, check=False,
         env={**os.environ, "PERSONA_HOME": str(tmp_path / "import-home")},

@@ -26,7 +26,7 @@ def test_the_exported_juni_replies_as_llama_cpp_does(browser: Any, tmp_path: Pat
         pytest.skip(reason)
     out = tmp_path / "juni-web"
     done = subprocess.run(
-        [sys.executable, "-m", "studio", "export", "juni", "--to", "web", "--out", str(out)],
+        [sys.executable, "-P", "-m", "studio", "export", "juni", "--to", "web", "--out", str(out)],
         capture_output=True, text=True, timeout=1200, check=False, env=dict(os.environ),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
