@@ -11,8 +11,9 @@ interleave the sides so machine load hits them alike, and medians are compared.
 - N streams: aggregate tok/s, all tokens over wall time, prompt included.
 node-llama-cpp is installed with npm into the cache (`<cache>/llama`), never into the repo; without
 node or npm only our side runs.
-A last row times our single stream again with prompt-lookup drafts on (`--lookup-draft`, the
-server's opt-in `lookup_draft`), checking that the greedy ids are unchanged.
+Extra rows time our single stream with the server's opt-in speed-ups, each in its own engine:
+`gemv_head` (the output layer through NumPy's GEMV, proven to pick MLX's token) and that plus
+`lookup_draft` (`--lookup-draft` tokens of prompt-lookup drafts); each must give the same ids.
 Usage: python bench/vs_llama.py [--tokens 48] [--rounds 2] [--streams 4] [--threads 1,2]
 """
 
@@ -146,10 +147,15 @@ async def main(args: argparse.Namespace) -> None:
     model_dir = prepare_embedded().path
     engine = Engine.load("embedded", max_batch=max(8, args.streams))
     engine.start()
-    drafting = None
+    variants: dict[str, Any] = {"gemv_head": {"gemv_head": True}}
     if args.lookup_draft:
-        drafting = Engine.load("embedded", max_batch=8, lookup_draft=args.lookup_draft)
-        drafting.start()
+        variants[f"gemv_head + lookup_draft {args.lookup_draft}"] = {
+            "gemv_head": True,
+            "lookup_draft": args.lookup_draft,
+        }
+    extra = {label: Engine.load("embedded", **kw) for label, kw in variants.items()}
+    for other in extra.values():
+        other.start()
     prompt = engine.tokenizer.encode(PROMPT)
     threads = [int(t) for t in args.threads.split(",")]
     with tempfile.TemporaryDirectory(prefix="vs-llama-") as tmp:
@@ -162,7 +168,7 @@ async def main(args: argparse.Namespace) -> None:
                 print(f"wrote the f16 GGUF in {time.perf_counter() - started:.0f} s")
         try:
             ours_ids, _ = await engine_stream(engine, prompt, 8)  # warm-up
-            drafted_one: list[float] = []
+            extra_one: dict[str, list[float]] = {label: [] for label in extra}
             ours_one: list[float] = []
             ours_many: list[float] = []
             theirs: dict[tuple[str, int], list[dict[str, Any]]] = {}
@@ -170,12 +176,12 @@ async def main(args: argparse.Namespace) -> None:
                 await asyncio.sleep(SETTLE)
                 ours_ids, tps = await engine_stream(engine, prompt, args.tokens)
                 ours_one.append(tps)
-                if drafting is not None:
+                for label, other in extra.items():
                     await asyncio.sleep(SETTLE)
-                    drafted_ids, tps = await engine_stream(drafting, prompt, args.tokens)
-                    drafted_one.append(tps)
-                    if drafted_ids != ours_ids:
-                        print("lookup drafts changed the greedy reply")
+                    their_ids, tps = await engine_stream(other, prompt, args.tokens)
+                    extra_one[label].append(tps)
+                    if their_ids != ours_ids:
+                        print(f"{label} changed the greedy reply")
                 await asyncio.sleep(SETTLE)
                 ours_many.append(await engine_streams(engine, prompt, args.tokens, args.streams))
                 for name, path in files.items():
@@ -186,8 +192,8 @@ async def main(args: argparse.Namespace) -> None:
                         )
         finally:
             await engine.aclose()
-            if drafting is not None:
-                await drafting.aclose()
+            for other in extra.values():
+                await other.aclose()
     one, many = statistics.median(ours_one), statistics.median(ours_many)
     load = os.getloadavg()[0]
     s = args.streams
@@ -204,11 +210,11 @@ async def main(args: argparse.Namespace) -> None:
         f"| ours (MLX, OpenBLAS) | f32, dequantized Q4_K_M | 2 | {one:.1f} | {many:.1f} "
         f"| 1.00 | {many / one:.2f} | 1.00 | {len(ours_ids)}/{len(ours_ids)} |"
     )
-    if drafted_one:
-        drafted = statistics.median(drafted_one)
+    fast = {label: statistics.median(values) for label, values in extra_one.items()}
+    for label, tps in fast.items():
         print(
-            f"| ours, lookup_draft {args.lookup_draft} | f32, dequantized Q4_K_M | 2 "
-            f"| {drafted:.1f} | - | {one / drafted:.2f} | - | - | same as ours |"
+            f"| ours, {label} | f32, dequantized Q4_K_M | 2 "
+            f"| {tps:.1f} | - | {one / tps:.2f} | - | - | same as ours |"
         )
     for (name, n), runs in theirs.items():
         their_one = statistics.median(r["1"]["decode_tps"] for r in runs)
@@ -220,11 +226,11 @@ async def main(args: argparse.Namespace) -> None:
             f"| {many / their_many:.2f} "
             f"| {same}/{len(ours_ids)} |"
         )
-    if drafted_one:
-        print(f"\nlookup drafts: {drafted / one:.2f}x our plain single stream", end="")
+    for label, tps in fast.items():
+        print(f"\n{label}: {tps / one:.2f}x our plain single stream", end="")
         for (name, n), runs in theirs.items():
             their_one = statistics.median(r["1"]["decode_tps"] for r in runs)
-            print(f"; {drafted / their_one:.2f}x llama.cpp {name.split()[0]} {n} thread", end="")
+            print(f"; {tps / their_one:.2f}x llama.cpp {name.split()[0]} {n} thread", end="")
         print()
     print(
         "\nsame greedy ids: leading tokens identical to ours. "

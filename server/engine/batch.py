@@ -23,6 +23,7 @@ from mlx_lm.models.cache import (
     make_prompt_cache,
 )
 
+from server.engine.gemv_head import GemvHead
 from server.engine.grammar import apply_mask
 from server.engine.lookup import lookup_draft
 from server.engine.lora_bank import LoraBank
@@ -52,6 +53,7 @@ class DecodeBatch:
         *,
         draft: int = 0,
         stop_ids: frozenset[int] = frozenset(),
+        gemv_head: bool = False,
     ) -> None:
         self.model = model
         self.bank = bank
@@ -65,6 +67,9 @@ class DecodeBatch:
         self.accepted = 0
         """Draft tokens the model agreed with (each saved a decode step)."""
         self._stop_ids = stop_ids
+        self.head = GemvHead.for_model(model, banned, self._banned) if gemv_head else None
+        """The output layer through NumPy's GEMV for a lone greedy row, when asked and the model
+        allows it (`gemv_head.py`)."""
         self.rows: list[Row] = []
         self._cache: list[Any] | None = None
         self._next: mx.array | None = None
@@ -119,6 +124,8 @@ class DecodeBatch:
             spoken = self._speculate(rows[0], int(inputs.item()))
             if spoken is not None:
                 return spoken
+        if self.head is not None and len(rows) == 1 and _plain(rows[0]):
+            return self._gemv_step(rows[0], inputs)
         current = [row.pending for row in rows]
         self.bank.select([row.slot for row in rows])
         logits = self.model(inputs[:, None], cache=self._cache)[:, -1, :]
@@ -137,6 +144,16 @@ class DecodeBatch:
             tokens = inputs.tolist()
         self._next = upcoming
         return list(zip(rows, tokens, current, strict=True))
+
+    def _gemv_step(self, row: Row, inputs: mx.array) -> Consumed:
+        """One step of a lone plain greedy row with the output layer in NumPy (synchronous)."""
+        assert self.head is not None
+        self.bank.select([row.slot])
+        hidden = self.model.model(inputs[:, None], cache=self._cache)[:, -1, :]
+        token = int(inputs.item())
+        self._next = self.head.pick(hidden)
+        row.sampler.count += 1
+        return [(row, token, row.pending)]
 
     def _may_speculate(self, row: Row) -> bool:
         """Whether a multi-token pass and a trim keep this row's output and cache exact."""
@@ -320,6 +337,11 @@ def extract_row(cache: list[Any], index: int) -> list[Any]:
     layers = [layer.extract(index) for layer in cache]
     mx.eval([c.state[:2] for c in layers])
     return layers
+
+
+def _plain(row: Row) -> bool:
+    """Whether the row's token is the plain argmax of its raw logits."""
+    return row.sampler.plain and row.grammar is None
 
 
 def _pending_arrays(rows: list[Row]) -> list[mx.array]:

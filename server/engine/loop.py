@@ -70,6 +70,7 @@ class Scheduler:
         max_adapters: int,
         prefix_cache_bytes: int = 0,
         lookup_draft: int = 0,
+        gemv_head: bool = False,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
@@ -93,6 +94,7 @@ class Scheduler:
             banned_ids(tokenizer, self.stop_ids),
             draft=lookup_draft,
             stop_ids=self.stop_ids,
+            gemv_head=gemv_head,
         )
         self._waiting: deque[Handle] = deque()
         self._admitted: deque[Row] = deque()
@@ -138,6 +140,8 @@ class Scheduler:
             prefix_cache_reused_tokens=p.reused_tokens,
             lookup_draft_tokens=self.batch.drafted,
             lookup_accepted_tokens=self.batch.accepted,
+            gemv_head_steps=self.batch.head.proven if self.batch.head else 0,
+            gemv_head_fallbacks=self.batch.head.fallbacks if self.batch.head else 0,
         )
 
     def run(self) -> None:

@@ -156,6 +156,10 @@ class EngineStats:
     """Prompt-lookup draft tokens fed to the model (0 unless `lookup_draft` is on)."""
     lookup_accepted_tokens: int = 0
     """Draft tokens greedy decoding agreed with: decode steps saved."""
+    gemv_head_steps: int = 0
+    """Lone greedy steps whose token NumPy's GEMV picked with a proof (`gemv_head` on)."""
+    gemv_head_fallbacks: int = 0
+    """Lone greedy steps that fell back to MLX's product at a near tie."""
 
 
 class EngineError(Exception):
