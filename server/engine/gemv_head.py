@@ -1,15 +1,24 @@
 """A lone greedy row's output layer as a matrix-vector product, proven to pick MLX's token.
 
 MLX's CPU backend runs every product through `cblas_sgemm`. For one row against Gemma's
-262,144 x 640 output layer, the OpenBLAS that Debian ships (0.3.21) packs the whole matrix for
-that GEMM and reads it twice; NumPy's bundled OpenBLAS runs the same product as a GEMV in about
-half the time. The two differ only in rounding: each fp32 dot product of length n is within
-gamma_n * |h| * |w_j| of the exact one (gamma_n = n*u / (1 - n*u), u = 2**-24, any summation
-order). So when NumPy's best logit leads the runner-up by more than four times that bound, MLX's
-argmax is the same token; otherwise the step falls back to MLX's own product.
+262,144 x 640 output layer, the OpenBLAS that Debian ships (0.3.21) takes about twice as long
+over that GEMM as NumPy's bundled OpenBLAS over the same product as a GEMV. The two differ only
+in rounding: each fp32 dot product of length n is within gamma_n * |h| * |w_j| of the exact one
+(gamma_n = n*u / (1 - n*u), u = 2**-24, any summation order). So when NumPy's best logit leads
+the runner-up by more than four times that bound, MLX's argmax is the same token; otherwise the
+step falls back to MLX's own product.
+
+NumPy's BLAS is set to one thread for the process when the head is built: MLX's OpenBLAS
+workers keep spinning for a while after the blocks' products, and a second pool of workers
+competing with them for two cores made the step slower, not faster.
 """
 
 from __future__ import annotations
+
+import ctypes
+import functools
+from collections.abc import Callable
+from pathlib import Path
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -18,6 +27,27 @@ import numpy as np
 UNIT_ROUNDOFF = 2.0**-24
 SUPPORTED = frozenset({"gemma3_text"})
 """Model types whose logits are exactly `hidden @ weight.T` (no soft-capping or scaling)."""
+SET_THREADS = (
+    "scipy_openblas_set_num_threads64_",
+    "scipy_openblas_set_num_threads",
+    "openblas_set_num_threads",
+)
+"""Names NumPy's bundled OpenBLAS exports its thread setter under, newest wheels first."""
+
+
+@functools.cache
+def numpy_blas_threads() -> Callable[[int], None] | None:
+    """A setter for the thread count of the OpenBLAS bundled with NumPy, if one is found."""
+    for library in sorted((Path(np.__file__).parent.parent / "numpy.libs").glob("*openblas*")):
+        try:
+            handle = ctypes.CDLL(str(library))
+        except OSError:
+            continue
+        for name in SET_THREADS:
+            setter = getattr(handle, name, None)
+            if setter is not None:
+                return lambda n, setter=setter: setter(ctypes.c_int(n))  # type: ignore[misc]
+    return None
 
 
 class GemvHead:
@@ -27,6 +57,8 @@ class GemvHead:
         self.weight = weight
         """The (vocab, hidden) float32 output layer MLX multiplies by."""
         self._mask = mask
+        if (threads := numpy_blas_threads()) is not None:
+            threads(1)  # for the whole process: NumPy's other products here are small
         self._matrix = np.asarray(memoryview(weight))  # a view: no copy of 671 MB
         self._banned = np.asarray(banned, dtype=np.int64)
         n = self._matrix.shape[1]

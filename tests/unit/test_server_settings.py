@@ -68,3 +68,9 @@ def test_lookup_draft_is_off_by_default_and_bounded(tmp_path: Path) -> None:
     for bad in ("-1", "17"):
         with pytest.raises(SettingsError, match="lookup_draft"):
             load_settings(path=missing, environ={"PERSONA_LOOKUP_DRAFT": bad})
+
+
+def test_gemv_head_is_off_by_default(tmp_path: Path) -> None:
+    missing = tmp_path / "x.toml"
+    assert load_settings(path=missing, environ={}).gemv_head is False
+    assert load_settings(path=missing, environ={"PERSONA_GEMV_HEAD": "true"}).gemv_head is True
