@@ -4,8 +4,8 @@ Measured in one run on the embedded 270M (float32, OpenBLAS), medians of `--repe
 - a 1-token step split into the 18 blocks and the output layer (262,144 x 640, tied to the
   embedding) with its argmax, at 1 and 2 OpenBLAS threads;
 - the output layer alone in each layout MLX offers on CPU (fp32, bf16, fp16, 8- and 4-bit
-  `quantized_matmul`): a cheaper layout could pick candidates for an exact fp32 recheck only if
-  it ran faster than the fp32 product;
+  `quantized_matmul`), and as NumPy's fp32 GEMV (`gemv_head`): a cheaper layout could pick
+  candidates for an exact fp32 recheck only if it ran faster than the fp32 product;
 - a low-rank candidate filter with a proven bound (top-r principal directions of the output
   layer; a token is ruled out only when its upper bound is below the best rechecked logit): how
   often 512 candidates certify the greedy token;
@@ -100,7 +100,16 @@ def layouts(weight: Any, hidden: Any, repeats: int) -> dict[str, float]:
     """ms of the output-layer product for one row in each CPU layout."""
     import mlx.core as mx
 
+    import numpy as np
+
+    from server.engine.gemv_head import numpy_blas_threads
+
     out = {"fp32": median_ms(lambda: mx.eval(hidden @ weight.T), repeats)}
+    matrix, vector = np.asarray(memoryview(weight)), np.asarray(memoryview(hidden))[0]
+    setter = numpy_blas_threads()
+    for threads in (1, 2) if setter else ():
+        setter(threads)  # type: ignore[misc]
+        out[f"NumPy GEMV, {threads} thread"] = median_ms(lambda: matrix @ vector, repeats)
     for dtype, name in ((mx.bfloat16, "bf16"), (mx.float16, "fp16")):
         w, h = weight.astype(dtype), hidden.astype(dtype)
         mx.eval(w, h)
