@@ -99,7 +99,6 @@ def step_split(model: Any, prompt: list[int], repeats: int) -> dict[str, float]:
 def layouts(weight: Any, hidden: Any, repeats: int) -> dict[str, float]:
     """ms of the output-layer product for one row in each CPU layout."""
     import mlx.core as mx
-
     import numpy as np
 
     from server.engine.gemv_head import numpy_blas_threads
