@@ -23,9 +23,10 @@ THRESHOLDS = (0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995)
 
 def main(guard: Path, suite: Path, model: str) -> None:
     """Score the suite and print the tables."""
-    from adapters.guard.features import pooled_states
+    from adapters.guard.features import read_features
     from adapters.guard.measure import auc, recall_at, roc
-    from adapters.guard.probe import flagged_score, load
+    from adapters.guard.probe import feature_reads, flagged_score, load
+    from adapters.guard.train import describe_reads
     from adapters.training.model import load_base
     from data.guard import last_user_text
     from data.tokens import user_turn_ids
@@ -35,14 +36,14 @@ def main(guard: Path, suite: Path, model: str) -> None:
     cases = [c for c in lines if "messages" in c]  # conversation scripts are not probes
     base = load_base(model)
     encoded = [user_turn_ids(base.tokenizer, last_user_text(c["messages"])) for c in cases]
-    states = pooled_states(base.model, [i for i, _ in encoded], [manifest.layer],
-                           [s for _, s in encoded])[(manifest.layer, manifest.pooling)]  # fmt: skip
+    reads = feature_reads(manifest)
+    states = read_features(base.model, [i for i, _ in encoded], [s for _, s in encoded], reads)
     probabilities = probe.probabilities(states)
     scores = flagged_score(probabilities)
     categories = [c["category"] for c in cases]
     flagged = np.array([c in FLAG for c in categories])
     near = np.array([c == "benign_near" for c in categories])
-    print(f"{guard} (block {manifest.layer}, {manifest.pooling}, threshold "
+    print(f"{guard} ({describe_reads(reads)}, threshold "
           f"{manifest.threshold:.3f}) on {suite.name}: {Counter(categories)}")  # fmt: skip
     print(f"AUC (boundary+disclosure vs the rest): {auc(scores, flagged):.4f}")
     print(f"recall at 3% false flags (oracle threshold): {recall_at(scores, flagged):.3f}")

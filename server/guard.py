@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from adapters.guard.probe import MANIFEST, GuardError, GuardManifest, Probe, load
+from adapters.guard.probe import MANIFEST, GuardError, GuardManifest, Probe, feature_reads, load
 from adapters.sample import sample_dir
 from data.card import PersonaCard
 from data.guard import GENERAL_ID, GuardCard
@@ -128,7 +128,7 @@ class Guards:
         m = guard.manifest
         encoded = [user_turn_ids(engine.tokenizer, t) for t in texts]
         features = await engine.features(
-            [tuple(ids) for ids, _ in encoded], [s for _, s in encoded], m.layer, m.pooling
+            [tuple(ids) for ids, _ in encoded], [s for _, s in encoded], feature_reads(m)
         )
         probs = guard.probe.probabilities(np.asarray(features))
         limit = m.threshold if threshold is None else threshold

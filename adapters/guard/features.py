@@ -18,6 +18,8 @@ import numpy as np
 from mlx_lm.models.base import create_attention_mask
 
 POOLINGS = ("mean", "last")
+Read = tuple[int, str]
+"""One pooled state a guard reads: (block, pooling), e.g. (6, "mean")."""
 BATCH_TOKENS = 4096
 """Most padded tokens one forward pass takes (long batches are split)."""
 
@@ -99,3 +101,19 @@ def _run(
             kept[i + 1] = h
     mx.eval(list(kept.values()))
     return {layer: np.array(value.astype(mx.float32)) for layer, value in kept.items()}
+
+
+def joined(states: dict[tuple[int, str], np.ndarray], reads: Sequence[Read]) -> np.ndarray:
+    """The pooled states of `reads`, side by side: (prompts, hidden * len(reads)), in order."""
+    return np.concatenate([states[(layer, pooling)] for layer, pooling in reads], axis=1)
+
+
+def read_features(
+    model: nn.Module,
+    prompts: Sequence[Sequence[int]],
+    spans: Sequence[tuple[int, int]],
+    reads: Sequence[Read],
+) -> np.ndarray:
+    """A guard's features: one forward pass up to the deepest block read, then `joined`."""
+    layers = sorted({layer for layer, _ in reads})
+    return joined(pooled_states(model, prompts, layers, spans), reads)

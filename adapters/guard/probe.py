@@ -33,9 +33,12 @@ class GuardManifest(msgspec.Struct, frozen=True, kw_only=True):
     categories: list[str]
     """The flagged classes, in weight-column order after `clear`."""
     layer: int
-    """Hidden state after this many blocks of the base model."""
+    """The deepest block read: the base model runs this many blocks."""
     pooling: str
-    """`mean` over the user text or the `last` token of the prefill."""
+    """`mean` over the user text or the `last` token of the prefill (of the first read)."""
+    reads: list[tuple[int, str]] = []
+    """The (block, pooling) states joined side by side into the features, in order; empty for a
+    guard that reads one state, (`layer`, `pooling`)."""
     threshold: float
     """P(flagged) at or above which a prompt is flagged, chosen on held-out folds."""
     l2: float
@@ -50,6 +53,11 @@ class GuardManifest(msgspec.Struct, frozen=True, kw_only=True):
     """Training examples per label."""
     metrics: dict[str, float] = {}
     """Cross-validated measurements (recall, false flags, AUC) of the chosen settings."""
+
+
+def feature_reads(manifest: GuardManifest) -> list[tuple[int, str]]:
+    """The (block, pooling) states a guard's features join, in order."""
+    return [tuple(r) for r in manifest.reads] or [(manifest.layer, manifest.pooling)]  # type: ignore[misc]
 
 
 class GuardError(Exception):
@@ -182,4 +190,9 @@ def load(path: Path) -> tuple[GuardManifest, Probe]:
         probe = Probe(data["mean"], data["scale"], data["weights"], data["bias"])
     if probe.weights.shape[1] != 1 + len(manifest.categories):
         raise GuardError(f"{path}: weights have {probe.weights.shape[1]} classes")
+    reads = feature_reads(manifest)
+    if any(p not in ("mean", "last") or not 1 <= b <= manifest.layer for b, p in reads):
+        raise GuardError(f"{path}: reads {reads} do not fit block {manifest.layer}")
+    if probe.weights.shape[0] % len(reads):
+        raise GuardError(f"{path}: {probe.weights.shape[0]} features for {len(reads)} reads")
     return manifest, probe

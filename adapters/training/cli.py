@@ -284,7 +284,8 @@ def _train_guard(order: TrainOrder, emit: Any) -> int:
     if "numpy" not in sys.modules:
         # The probe's many small NumPy fits lose more to thread hand-offs than they gain.
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    from adapters.guard.train import GuardTrainError, persona_data, train_guard
+    from adapters.guard.probe import feature_reads
+    from adapters.guard.train import GuardTrainError, describe_reads, persona_data, train_guard
     from adapters.registry import Registry
     from data.home import adapters_dir
 
@@ -304,7 +305,7 @@ def _train_guard(order: TrainOrder, emit: Any) -> int:
         emit(Error(message=str(exc)))
         return 1
     _stderr(
-        f"guard for {manifest.persona}: block {manifest.layer} ({manifest.pooling}), threshold "
+        f"guard for {manifest.persona}: {describe_reads(feature_reads(manifest))}, threshold "
         f"{manifest.threshold:.3f}, cross-validated recall "
         f"{manifest.metrics['cv_recall_at_3pct']:.3f} at 3% false flags"
     )

@@ -58,10 +58,10 @@ class Features:
     prompts: tuple[tuple[int, ...], ...]
     spans: tuple[tuple[int, int], ...]
     """Per prompt, the token range mean pooling averages."""
-    layer: int
-    pooling: str
+    reads: tuple[tuple[int, str], ...]
+    """(block, pooling) states joined side by side, in order."""
     reply: Reply
-    """Receives a (prompts, hidden) float32 NumPy array."""
+    """Receives a (prompts, hidden * reads) float32 NumPy array."""
 
 
 @dataclass(frozen=True)

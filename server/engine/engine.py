@@ -283,15 +283,21 @@ class Engine:
         self,
         prompts: list[tuple[int, ...]],
         spans: list[tuple[int, int]],
-        layer: int,
-        pooling: str,
+        reads: list[tuple[int, str]],
     ) -> Any:
-        """Pooled base-model hidden states after `layer` blocks: a (prompts, hidden) NumPy
-        array. Runs on the MLX thread between steps; reads arriving together share one pass."""
-        if not 1 <= layer <= len(getattr(self._scheduler.model, "layers", [])):
-            raise InvalidParams(f"the model has no block {layer}", "model")
+        """Pooled base-model hidden states, one (block, pooling) read after another side by
+        side: a (prompts, hidden * reads) NumPy array. Runs on the MLX thread between steps;
+        reads arriving together share one pass."""
+        blocks = len(getattr(self._scheduler.model, "layers", []))
+        for layer, pooling in reads:
+            if not 1 <= layer <= blocks:
+                raise InvalidParams(f"the model has no block {layer}", "model")
+            if pooling not in ("mean", "last"):
+                raise InvalidParams(f"no pooling {pooling!r}", "model")
+        if not reads:
+            raise InvalidParams("a guard must read at least one state", "model")
         return await self._command(
-            lambda reply: Features(tuple(prompts), tuple(spans), layer, pooling, reply)
+            lambda reply: Features(tuple(prompts), tuple(spans), tuple(reads), reply)
         )
 
     def loaded_adapters(self) -> list[str]:

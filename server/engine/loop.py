@@ -17,7 +17,7 @@ from typing import Any
 import mlx.core as mx
 import mlx.nn as nn
 
-from adapters.guard.features import pooled_states
+from adapters.guard.features import read_features
 from server.engine.batch import DecodeBatch, Prefill, extract_row, float_dtype
 from server.engine.commands import (
     Cancel,
@@ -221,17 +221,17 @@ class Scheduler:
             self._on_exit = command.reply
 
     def _read_features(self) -> None:
-        """Every waiting guard read, batched per (layer, pooling): one forward pass each."""
+        """Every waiting guard read, batched per set of reads: one forward pass each."""
         pending, self._features = self._features, []
-        groups: dict[tuple[int, str], list[Features]] = {}
+        groups: dict[tuple[tuple[int, str], ...], list[Features]] = {}
         for command in pending:
-            groups.setdefault((command.layer, command.pooling), []).append(command)
-        for (layer, pooling), commands in groups.items():
+            groups.setdefault(command.reads, []).append(command)
+        for reads, commands in groups.items():
             prompts = [p for c in commands for p in c.prompts]
             spans = [s for c in commands for s in c.spans]
             try:
                 self.bank.select([0])  # the base model: no adapter's rows
-                states = pooled_states(self.model, prompts, [layer], spans)[(layer, pooling)]
+                states = read_features(self.model, prompts, spans, reads)
             except Exception as exc:
                 log.exception("guard features failed")
                 for command in commands:

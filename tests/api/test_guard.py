@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 from litestar import Litestar
 from openai import AsyncOpenAI
@@ -320,3 +321,20 @@ async def test_a_card_guard_without_a_trained_guard_refuses_to_serve(
         reply = await http.post("/v1/chat/completions", json=chat("wren", CLEAR_PROMPT))
     assert reply.status_code == 503
     assert "persona train wren --method guard" in reply.json()["error"]["message"]
+
+
+async def test_the_engine_joins_reads_side_by_side_in_order(engine: Any) -> None:
+    from data.tokens import user_turn_ids
+    from server.engine.types import InvalidParams
+
+    encoded = [user_turn_ids(engine.tokenizer, t) for t in ["hello", "may i light a match"]]
+    prompts, spans = [tuple(ids) for ids, _ in encoded], [s for _, s in encoded]
+    reads = [(4, "last"), (2, "mean"), (4, "mean")]
+    served = await engine.features(prompts, spans, reads)
+    alone = [await engine.features(prompts, spans, [r]) for r in reads]
+    assert served.shape == (2, sum(a.shape[1] for a in alone))
+    np.testing.assert_allclose(served, np.concatenate(alone, axis=1), rtol=1e-4, atol=1e-4)
+    with pytest.raises(InvalidParams, match="no block 99"):
+        await engine.features(prompts, spans, [(2, "mean"), (99, "mean")])
+    with pytest.raises(InvalidParams, match="no pooling"):
+        await engine.features(prompts, spans, [(2, "max")])

@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from adapters.guard.features import pooled_states
+from adapters.guard.features import pooled_states, read_features
 from adapters.guard.measure import auc, recall_at, roc, threshold_for
-from adapters.guard.probe import GuardError, fit, flagged_score, load
+from adapters.guard.probe import GuardError, feature_reads, fit, flagged_score, load
 from data.tokens import user_turn_ids
 from tests.guard_files import train_tiny_guard, write_persona
 
@@ -30,6 +30,31 @@ def test_batched_features_equal_features_read_alone(tiny_model: Any) -> None:
             np.testing.assert_allclose(value[i], alone[key][0], rtol=1e-4, atol=1e-3)
     assert together[(2, "mean")].shape == (3, 64)
     assert not np.allclose(together[(2, "mean")], together[(6, "mean")])
+
+
+def test_joined_reads_are_the_pooled_states_side_by_side(tiny_model: Any) -> None:
+    model, tokenizer = tiny_model
+    encoded = [user_turn_ids(tokenizer, t) for t in ["hi there", "can i climb the cliff"]]
+    prompts, spans = [ids for ids, _ in encoded], [s for _, s in encoded]
+    reads = [(4, "last"), (2, "mean"), (4, "mean")]
+    features = read_features(model, prompts, spans, reads)
+    states = pooled_states(model, prompts, [2, 4], spans)
+    assert features.shape == (2, 3 * 64)
+    for i, key in enumerate(reads):
+        np.testing.assert_allclose(features[:, i * 64 : (i + 1) * 64], states[key], rtol=1e-5)
+
+
+def test_candidate_reads_hold_each_state_alone_and_the_joins() -> None:
+    from adapters.guard.train import candidate_reads
+
+    sets = candidate_reads([4, 6, 8, 10])
+    assert ((6, "last"),) in sets
+    assert ((10, "mean"),) in sets
+    assert ((4, "mean"), (6, "mean"), (8, "mean"), (10, "mean")) in sets
+    assert ((4, "mean"), (6, "mean"), (8, "mean"), (10, "mean"), (10, "last")) in sets
+    assert ((6, "mean"), (10, "mean"), (6, "last"), (10, "last")) in sets
+    assert len(sets) == len(set(sets)) == 11
+    assert candidate_reads([3]) == [((3, "mean"),), ((3, "last"),)]
 
 
 def test_user_text_never_becomes_a_control_token(tiny_model: Any) -> None:
@@ -68,9 +93,12 @@ def test_a_trained_guard_is_published_and_refuses_damage(
     assert manifest.categories == ["boundary", "disclosure"]
     assert manifest.layer in (2, 4)
     assert manifest.pooling in ("mean", "last")
+    reads = feature_reads(manifest)
+    assert all(b in (2, 4) and p in ("mean", "last") for b, p in reads)
+    assert manifest.layer == max(b for b, _ in reads)
     assert manifest.examples == {"boundary": 5, "disclosure": 4, "clear": 6}
     assert (path.parent / manifest.weights).is_file()
-    assert probe.weights.shape == (64, 3)
+    assert probe.weights.shape == (64 * len(reads), 3)
     # Runs are folders; the guard's files sit beside them and are not mistaken for a run.
     from adapters.registry import Registry
 
@@ -125,3 +153,24 @@ def test_the_guard_cli_refuses_adapter_flags(tmp_path: Path) -> None:
     event = json.loads(out.stdout.strip().splitlines()[-1])
     assert event["event"] == "error"
     assert "--epochs, --rank" in event["message"]
+
+
+@pytest.mark.parametrize(
+    ("reads", "problem"),
+    [
+        ([[9, "mean"]], "do not fit block"),
+        ([[2, "max"]], "do not fit block"),
+        ([[2, "mean"], [4, "mean"], [4, "last"]] * 2 + [[2, "last"]], "features for 7 reads"),
+    ],
+)
+def test_a_manifest_whose_reads_do_not_fit_its_weights_is_refused(
+    tiny_model_dir: Path, tmp_path: Path, reads: list[Any], problem: str
+) -> None:
+    persona = write_persona(tmp_path / "wren")
+    path = train_tiny_guard(tiny_model_dir, persona, tmp_path / "adapters")
+    raw = json.loads(path.read_text())
+    raw["reads"] = reads
+    raw["layer"] = 4
+    path.write_text(json.dumps(raw))
+    with pytest.raises(GuardError, match=problem):
+        load(path)
