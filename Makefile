@@ -58,6 +58,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/decode.py
 	$(BIN)/python bench/sampling.py
 	$(BIN)/python bench/engine.py
+	$(BIN)/python bench/decode_profile.py
+	$(BIN)/python bench/vs_llama.py
 	$(BIN)/python bench/serve.py
 	$(BIN)/python bench/prefix_cache.py
 	$(BIN)/python bench/hotswap.py

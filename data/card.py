@@ -73,6 +73,9 @@ class Training(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     keys: list[str] | None = None
     """Module names to adapt inside each block; None means mlx-lm's defaults."""
     learning_rate: float = 1e-4
+    max_grad_norm: float = 0.0
+    """Scale each step's gradient down to this global L2 norm when it is larger (Hugging Face's
+    `max_grad_norm`); 0 leaves gradients as they are."""
     lr_schedule: str = "cosine"
     """`constant`, `linear` or `cosine`, after `warmup` steps."""
     warmup: int | None = None
@@ -197,6 +200,8 @@ def validate(card: PersonaCard) -> list[str]:
         problems.append(f"training.beta: must be > 0 and <= {MAX_BETA:g}")
     if not 0 <= t.rpo_alpha <= MAX_RPO_ALPHA:
         problems.append(f"training.rpo_alpha: must be >= 0 and <= {MAX_RPO_ALPHA:g}")
+    if not 0 <= t.max_grad_norm < float("inf"):
+        problems.append("training.max_grad_norm: must be >= 0 (0 = no clipping)")
     if t.fine_tune_type not in ("lora", "dora", "full"):
         problems.append(f"training.fine_tune_type: {t.fine_tune_type!r} is not lora, dora or full")
     if t.lr_schedule not in ("constant", "linear", "cosine"):

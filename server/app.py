@@ -233,6 +233,8 @@ async def _load(state: ServerState, owned: list[Any], holder: dict[str, Any]) ->
             max_batch=settings.max_batch,
             max_adapters=settings.max_adapters,
             prefix_cache_bytes=settings.prefix_cache_bytes,
+            lookup_draft=settings.lookup_draft,
+            gemv_head=settings.gemv_head,
         )
         engine.start()
         owned.append(engine)

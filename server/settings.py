@@ -57,6 +57,14 @@ class ServerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     prefix_cache_bytes: Annotated[int, msgspec.Meta(ge=0)] = 268_435_456
     """Bytes of prompt KV state kept so a conversation's next turn reuses its history
     (least recently used leave first); 0 turns the prefix cache off."""
+    lookup_draft: Annotated[int, msgspec.Meta(ge=0, le=16)] = 0
+    """Prompt-lookup draft tokens a lone greedy stream verifies per forward pass (0: off). The
+    reply is the model's own greedy one except at near-exact ties, where a multi-token pass can
+    round differently from single steps; it only speeds up replies that repeat their context."""
+    gemv_head: bool = False
+    """Compute a lone greedy stream's output layer as NumPy's matrix-vector product (about half
+    the time of MLX's on Linux CPUs), with a proof that it picks MLX's token and a fallback to
+    MLX's product at near ties: replies are unchanged."""
     max_tokens: int = 512
     """Completion length when neither the request, the persona nor the base model sets one."""
     web: Literal["on", "locked", "off"] = "on"

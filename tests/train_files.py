@@ -28,6 +28,7 @@ EVERY_FIELD = Training(
     layers=-1,
     keys=["self_attn.q_proj", "self_attn.v_proj"],
     learning_rate=2.5e-5,
+    max_grad_norm=0.5,
     lr_schedule="linear",
     warmup=3,
     epochs=2,

@@ -37,6 +37,7 @@ FIELD_HELP = {
     "rpo_alpha": "DPO only: weight of the preferred reply's NLL (RPO), in [0, 100]",
     "layers": "last transformer blocks to adapt (-1 for all)",
     "learning_rate": "in (0, 1]",
+    "max_grad_norm": "clip each step's gradient to this global L2 norm (0 = no clipping)",
     "val_fraction": "share of rows held out for validation, in [0, 1)",
     "warmup": "warmup steps (default: 10%% of the run, at most 10)",
     "val_every": "steps between validations (default: about 4 per epoch)",

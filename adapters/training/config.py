@@ -63,6 +63,8 @@ def training_problems(t: Training) -> list[str]:
         problems.append(f"rpo_alpha must be >= 0 and <= {MAX_RPO_ALPHA:g}")
     if t.rpo_alpha and t.method != "dpo":
         problems.append("rpo_alpha applies to method dpo only (ORPO has its own NLL term)")
+    if not 0 <= t.max_grad_norm < float("inf"):
+        problems.append("max_grad_norm must be >= 0 (0 = no clipping)")
     if t.fine_tune_type not in ("lora", "dora", "full"):
         problems.append(f"fine_tune_type {t.fine_tune_type!r} is not lora, dora or full")
     if t.lr_schedule not in ("constant", "linear", "cosine"):

@@ -188,6 +188,8 @@ class Trainer:
         else:  # a short last batch has no rows for this rank
             total, count, tokens, grads = 0.0, 0, 0, zero_grads(self.model)
         total, count, tokens, grads = self.world.combine(total, count, tokens, grads)
+        if t.max_grad_norm > 0:
+            grads, _ = optim.clip_grad_norm(grads, t.max_grad_norm)
         self.optimizer.update(self.model, grads)
         mx.eval(self.model.trainable_parameters(), self.optimizer.state)
         elapsed = time.perf_counter() - tic

@@ -23,7 +23,9 @@ from mlx_lm.models.cache import (
     make_prompt_cache,
 )
 
+from server.engine.gemv_head import GemvHead
 from server.engine.grammar import apply_mask
+from server.engine.lookup import lookup_draft
 from server.engine.lora_bank import LoraBank
 from server.engine.prefix_cache import Reuse, to_batch
 from server.engine.row import PendingLogprob, Row
@@ -43,13 +45,31 @@ class DecodeBatch:
     """The batch of rows that share every decode forward pass."""
 
     def __init__(
-        self, model: nn.Module, bank: LoraBank, vocab_size: int, banned: tuple[int, ...] = ()
+        self,
+        model: nn.Module,
+        bank: LoraBank,
+        vocab_size: int,
+        banned: tuple[int, ...] = (),
+        *,
+        draft: int = 0,
+        stop_ids: frozenset[int] = frozenset(),
+        gemv_head: bool = False,
     ) -> None:
         self.model = model
         self.bank = bank
         self.vocab_size = vocab_size
         self._banned = additive_mask(banned, vocab_size, float_dtype(model)) if banned else None
         """-inf at the tokens no reply may contain (`token_mask.py`), 0 elsewhere."""
+        self.draft = draft
+        """Prompt-lookup draft tokens per pass for a lone plain greedy row (0: off)."""
+        self.drafted = 0
+        """Draft tokens fed so far."""
+        self.accepted = 0
+        """Draft tokens the model agreed with (each saved a decode step)."""
+        self._stop_ids = stop_ids
+        self.head = GemvHead.for_model(model, banned, self._banned) if gemv_head else None
+        """The output layer through NumPy's GEMV for a lone greedy row, when asked and the model
+        allows it (`gemv_head.py`)."""
         self.rows: list[Row] = []
         self._cache: list[Any] | None = None
         self._next: mx.array | None = None
@@ -94,9 +114,18 @@ class DecodeBatch:
         return joined
 
     def step(self) -> Consumed:
-        """Queue the next decode pass for every row, then return the tokens of the last one."""
+        """Queue the next decode pass for every row, then return the tokens of the last one.
+
+        A lone plain greedy row may return several tokens of its own (see `_speculate`).
+        """
         rows, inputs = self.rows, self._next
         assert inputs is not None
+        if self.draft and len(rows) == 1 and self._may_speculate(rows[0]):
+            spoken = self._speculate(rows[0], int(inputs.item()))
+            if spoken is not None:
+                return spoken
+        if self.head is not None and len(rows) == 1 and _plain(rows[0]):
+            return self._gemv_step(rows[0], inputs)
         current = [row.pending for row in rows]
         self.bank.select([row.slot for row in rows])
         logits = self.model(inputs[:, None], cache=self._cache)[:, -1, :]
@@ -115,6 +144,66 @@ class DecodeBatch:
             tokens = inputs.tolist()
         self._next = upcoming
         return list(zip(rows, tokens, current, strict=True))
+
+    def _gemv_step(self, row: Row, inputs: mx.array) -> Consumed:
+        """One step of a lone plain greedy row with the output layer in NumPy (synchronous)."""
+        assert self.head is not None
+        self.bank.select([row.slot])
+        hidden = self.model.model(inputs[:, None], cache=self._cache)[:, -1, :]
+        token = int(inputs.item())
+        self._next = self.head.pick(hidden)
+        row.sampler.count += 1
+        return [(row, token, row.pending)]
+
+    def _may_speculate(self, row: Row) -> bool:
+        """Whether a multi-token pass and a trim keep this row's output and cache exact."""
+        assert self._cache is not None
+        # Stop strings can end a row mid-draft; grammars, processors and logprobs need per-token
+        # work the verification pass does not do. A sliding-window cache can be trimmed only
+        # before it wraps, so the whole pass must fit in the window.
+        return (
+            row.sampler.plain
+            and row.grammar is None
+            and not row.handle.request.params.stop
+            and all(
+                not isinstance(layer, BatchRotatingKVCache)
+                or layer._offset + self.draft + 1 < layer.max_size
+                for layer in self._cache
+            )
+        )
+
+    def _speculate(self, row: Row, token: int) -> Consumed | None:
+        """Feed `token` and a prompt-lookup draft in one pass; keep what greedy decoding agrees
+        with. Returns `token` and the accepted draft, or None when there is nothing to draft."""
+        assert self._cache is not None
+        params = row.handle.request.params
+        left = params.max_tokens - (len(row.fed) - len(row.handle.request.prompt)) - 1
+        if token in self._stop_ids or left <= 0:
+            return None
+        draft = lookup_draft([*row.fed, token], min(self.draft, left))
+        for i, candidate in enumerate(draft):
+            if candidate in self._stop_ids:  # a row ends on a stop id: never run past one
+                draft = draft[:i]
+                break
+        if not draft:
+            return None
+        self.bank.select([row.slot])
+        fed = mx.array([[token, *draft]], dtype=mx.uint32)
+        logits = self.model(fed, cache=self._cache)[0]
+        if self._banned is not None:
+            logits = logits + self._banned
+        picks = mx.argmax(logits, axis=-1).tolist()
+        agreed = 0
+        while agreed < len(draft) and draft[agreed] == picks[agreed]:
+            agreed += 1
+        if agreed < len(draft):
+            for layer in self._cache:
+                layer.trim(len(draft) - agreed)
+        self.drafted += len(draft)
+        self.accepted += agreed
+        row.sampler.count += agreed + 1
+        self._next = mx.array([picks[agreed]], dtype=mx.uint32)
+        return [(row, t, None) for t in (token, *draft[:agreed])]
 
     def extract(self, index: int) -> list[Any]:
         """The KV state of the row at `index` (every token fed so far), see `extract_row`."""
@@ -248,6 +337,11 @@ def extract_row(cache: list[Any], index: int) -> list[Any]:
     layers = [layer.extract(index) for layer in cache]
     mx.eval([c.state[:2] for c in layers])
     return layers
+
+
+def _plain(row: Row) -> bool:
+    """Whether the row's token is the plain argmax of its raw logits."""
+    return row.sampler.plain and row.grammar is None
 
 
 def _pending_arrays(rows: list[Row]) -> list[mx.array]:

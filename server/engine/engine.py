@@ -86,6 +86,8 @@ class Engine:
         max_adapters: int = 8,
         model_path: Path | None = None,
         prefix_cache_bytes: int = 0,
+        lookup_draft: int = 0,
+        gemv_head: bool = False,
     ) -> None:
         self.tokenizer = tokenizer
         """mlx-lm's TokenizerWrapper: apply_chat_template, encode, decode, eos_token_ids."""
@@ -108,6 +110,8 @@ class Engine:
             max_batch=max_batch,
             max_adapters=max_adapters,
             prefix_cache_bytes=prefix_cache_bytes,
+            lookup_draft=lookup_draft,
+            gemv_head=gemv_head,
         )
         self._ids = itertools.count(1)
         self._thread: threading.Thread | None = None
@@ -115,11 +119,21 @@ class Engine:
 
     @classmethod
     def load(
-        cls, model: str, *, max_batch: int = 8, max_adapters: int = 8, prefix_cache_bytes: int = 0
+        cls,
+        model: str,
+        *,
+        max_batch: int = 8,
+        max_adapters: int = 8,
+        prefix_cache_bytes: int = 0,
+        lookup_draft: int = 0,
+        gemv_head: bool = False,
     ) -> Engine:
         """Load a base model (`embedded`, a folder or a hub repo id); blocking.
 
-        `prefix_cache_bytes` bounds the KV states kept for reuse by later prompts (0: none).
+        `prefix_cache_bytes` bounds the KV states kept for reuse by later prompts (0: none);
+        `lookup_draft` > 0 lets a lone greedy stream verify that many prompt-lookup draft
+        tokens per pass (see `server/engine/lookup.py`); `gemv_head` runs a lone greedy row's
+        output layer through NumPy with a proof that the token is MLX's (`gemv_head.py`).
         """
         from mlx_lm.utils import _download, load
 
@@ -145,6 +159,8 @@ class Engine:
             max_adapters=max_adapters,
             model_path=path,
             prefix_cache_bytes=prefix_cache_bytes,
+            lookup_draft=lookup_draft,
+            gemv_head=gemv_head,
         )
 
     def start(self) -> None:

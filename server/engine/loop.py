@@ -69,6 +69,8 @@ class Scheduler:
         max_batch: int,
         max_adapters: int,
         prefix_cache_bytes: int = 0,
+        lookup_draft: int = 0,
+        gemv_head: bool = False,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
@@ -85,7 +87,15 @@ class Scheduler:
         self.batch_sizes: Counter[int] = Counter()
         self._dtype = float_dtype(model)
         self._names = TokenText(tokenizer)
-        self.batch = DecodeBatch(model, self.bank, vocab_size, banned_ids(tokenizer, self.stop_ids))
+        self.batch = DecodeBatch(
+            model,
+            self.bank,
+            vocab_size,
+            banned_ids(tokenizer, self.stop_ids),
+            draft=lookup_draft,
+            stop_ids=self.stop_ids,
+            gemv_head=gemv_head,
+        )
         self._waiting: deque[Handle] = deque()
         self._admitted: deque[Row] = deque()
         """Sequences with a row reserved, waiting for a prefill group, oldest first."""
@@ -128,6 +138,10 @@ class Scheduler:
             prefix_cache_misses=p.misses,
             prefix_cache_evictions=p.evictions,
             prefix_cache_reused_tokens=p.reused_tokens,
+            lookup_draft_tokens=self.batch.drafted,
+            lookup_accepted_tokens=self.batch.accepted,
+            gemv_head_steps=self.batch.head.proven if self.batch.head else 0,
+            gemv_head_fallbacks=self.batch.head.fallbacks if self.batch.head else 0,
         )
 
     def run(self) -> None:
@@ -422,7 +436,13 @@ class Scheduler:
         outbox: list[tuple[Handle, Any]] = []
         done: list[int] = []
         finished: list[int] = []
-        for i, (row, token, pending) in enumerate(consumed):
+        # A speculating row yields several tokens in one step: entries map back to batch
+        # positions, and whatever follows a row's last token is dropped.
+        position = {id(row): i for i, row in enumerate(self.batch.rows)}
+        for row, token, pending in consumed:
+            i = position[id(row)]
+            if i in done:
+                continue
             item = self._advance(row, token, pending)
             if item is None:
                 continue

@@ -152,6 +152,14 @@ class EngineStats:
     """Entries dropped to stay within the budget."""
     prefix_cache_reused_tokens: int = 0
     """Prompt tokens taken from the cache instead of computed."""
+    lookup_draft_tokens: int = 0
+    """Prompt-lookup draft tokens fed to the model (0 unless `lookup_draft` is on)."""
+    lookup_accepted_tokens: int = 0
+    """Draft tokens greedy decoding agreed with: decode steps saved."""
+    gemv_head_steps: int = 0
+    """Lone greedy steps whose token NumPy's GEMV picked with a proof (`gemv_head` on)."""
+    gemv_head_fallbacks: int = 0
+    """Lone greedy steps that fell back to MLX's product at a near tie."""
 
 
 class EngineError(Exception):

@@ -25,6 +25,8 @@ def make_engine(tiny_model_dir: Path, tiny_model: Any) -> Callable[..., Any]:
         max_adapters: int = 4,
         prefix_cache_bytes: int = 0,
         model_dir: Path = tiny_model_dir,
+        lookup_draft: int = 0,
+        gemv_head: bool = False,
     ) -> Engine:
         model, config = load_model(model_dir)
         return Engine(
@@ -37,6 +39,8 @@ def make_engine(tiny_model_dir: Path, tiny_model: Any) -> Callable[..., Any]:
             max_adapters=max_adapters,
             model_path=model_dir,
             prefix_cache_bytes=prefix_cache_bytes,
+            lookup_draft=lookup_draft,
+            gemv_head=gemv_head,
         )
 
     return build

@@ -182,3 +182,22 @@ def test_unset_intervals_follow_the_runs_length(
     record = read_record(Registry(persona_home / "adapters").run_dir("toy", "run-1-short"))
     training = record.config.training
     assert (training.val_every, training.checkpoint_every, training.warmup) == (2, 4, 1)
+
+
+def test_max_grad_norm_clips_each_steps_gradient(
+    tmp_path: Path, tiny_model_dir: Path, persona_home: Path
+) -> None:
+    # Adam divides by the gradient's own size, so only a norm far below eps shows in the
+    # weights: clipped to 1e-9, the LoRA's B factors (zero at the start) barely leave zero.
+    moved = {}
+    folder = write_persona(tmp_path / "toy", toy_rows(), valid=toy_rows(4)[:2])
+    runs = (("plain", []), ("clipped", ["--max-grad-norm", "1e-9"]))
+    for number, (name, extra) in enumerate(runs, 1):
+        events, _ = train([str(folder), "--model", str(tiny_model_dir), "--iters", "2", *extra])
+        assert isinstance(events[-1], Done)
+        registry = Registry(persona_home / "adapters")
+        (checkpoint,) = registry.checkpoints("toy", f"run-{number}")[-1:]
+        weights = mx.load(str(checkpoint.path / "adapters.safetensors"))
+        moved[name] = max(float(mx.abs(v).max()) for k, v in weights.items() if "lora_b" in k)
+    assert moved["plain"] > 1e-4
+    assert moved["clipped"] < moved["plain"] * 1e-3

@@ -59,3 +59,18 @@ def test_prefix_cache_budget_from_file_or_environment_and_never_negative(tmp_pat
     assert load_settings(path=path, environ=env).prefix_cache_bytes == 0
     with pytest.raises(SettingsError, match="prefix_cache_bytes"):
         load_settings(path=tmp_path / "x.toml", environ={"PERSONA_PREFIX_CACHE_BYTES": "-1"})
+
+
+def test_lookup_draft_is_off_by_default_and_bounded(tmp_path: Path) -> None:
+    missing = tmp_path / "x.toml"
+    assert load_settings(path=missing, environ={}).lookup_draft == 0
+    assert load_settings(path=missing, environ={"PERSONA_LOOKUP_DRAFT": "4"}).lookup_draft == 4
+    for bad in ("-1", "17"):
+        with pytest.raises(SettingsError, match="lookup_draft"):
+            load_settings(path=missing, environ={"PERSONA_LOOKUP_DRAFT": bad})
+
+
+def test_gemv_head_is_off_by_default(tmp_path: Path) -> None:
+    missing = tmp_path / "x.toml"
+    assert load_settings(path=missing, environ={}).gemv_head is False
+    assert load_settings(path=missing, environ={"PERSONA_GEMV_HEAD": "true"}).gemv_head is True
