@@ -30,19 +30,17 @@ from server.wire.drafts import DraftInfo, DraftList, DraftReview, DraftTurn
 from server.wire.openai import (
     ChatCompletionChunk,
     ChatMessage,
-    DataCheck,
-    DataRow,
     Health,
     Model,
     ModelList,
     PersonaGuard,
-    PersonaInfo,
-    PersonaList,
     ResolvedSampling,
     Usage,
 )
-from server.wire.personas import PersonaCreated
+from server.wire.personas import PersonaCreated, PersonaInfo, PersonaList
 from server.wire.records import (
+    DataCheck,
+    DataRow,
     DatasetRecord,
     RecordDeleted,
     RecordList,

@@ -18,8 +18,6 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
-from data.card import Training
-from data.problem import Problem
 from server.wire.foreign import ForeignFields
 
 Temperature = Annotated[float, Meta(ge=0.0, le=2.0)]
@@ -310,39 +308,6 @@ class ResolvedSampling(Struct, frozen=True):
     seed: int | None = None
 
 
-class PersonaInfo(Struct, frozen=True):
-    """`GET /v1/personas/{id}`."""
-
-    id: str
-    display_name: str
-    description: str
-    system_prompt: str
-    base_model: str
-    defaults: ResolvedSampling
-    active_adapter: str | None
-    training: Training
-    """The card's `[training]`: the defaults of a fine-tuning job for this persona."""
-    data_files: list[str]
-    """The persona's data on this server (`train.jsonl`, `valid.jsonl`, `eval.jsonl`)."""
-    greetings: list[str] = []
-    """Opening lines a new chat may start with (a character card's first_mes and alternates)."""
-    post_history_instructions: str = ""
-    error: str | None = None
-    """Why the card on disk does not parse; the version described here keeps serving."""
-
-    @property
-    def title(self) -> str:
-        """The name to show people."""
-        return self.display_name or self.id
-
-
-class PersonaList(Struct, frozen=True):
-    """`GET /v1/personas`."""
-
-    data: list[PersonaInfo]
-    object: Literal["list"] = "list"
-
-
 class Health(Struct, frozen=True):
     """`GET /health`."""
 
@@ -359,21 +324,3 @@ def is_set(value: object) -> bool:
 def encode(value: Struct) -> bytes:
     """Encode a wire Struct as compact JSON."""
     return msgspec.json.encode(value)
-
-
-class DataRow(Struct, frozen=True):
-    """One record the data checker could read: where, and the line as written."""
-
-    file: str
-    line: int
-    raw: str
-
-
-class DataCheck(Struct, frozen=True):
-    """`GET /v1/personas/{id}/data/check`: the checker's report, files named relative to the
-    persona folder, each readable record as written, and every problem as file:line."""
-
-    files: list[str]
-    rows: list[DataRow]
-    problems: list[Problem]
-    notes: list[str]

@@ -1,8 +1,13 @@
-"""Wire types of the routes that create personas: `POST /v1/personas` and its `/import`."""
+"""Wire types of the persona routes: list and read (`/v1/personas`), create and import."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from msgspec import Struct, field
+
+from data.card import Training
+from server.wire.openai import ResolvedSampling
 
 
 class PersonaCreate(Struct, frozen=True, forbid_unknown_fields=True):
@@ -35,3 +40,36 @@ class PersonaCreated(Struct, frozen=True):
     folder: str
     files: list[str]
     notes: list[str] = []
+
+
+class PersonaInfo(Struct, frozen=True):
+    """`GET /v1/personas/{id}`."""
+
+    id: str
+    display_name: str
+    description: str
+    system_prompt: str
+    base_model: str
+    defaults: ResolvedSampling
+    active_adapter: str | None
+    training: Training
+    """The card's `[training]`: the defaults of a fine-tuning job for this persona."""
+    data_files: list[str]
+    """The persona's data on this server (`train.jsonl`, `valid.jsonl`, `eval.jsonl`)."""
+    greetings: list[str] = []
+    """Opening lines a new chat may start with (a character card's first_mes and alternates)."""
+    post_history_instructions: str = ""
+    error: str | None = None
+    """Why the card on disk does not parse; the version described here keeps serving."""
+
+    @property
+    def title(self) -> str:
+        """The name to show people."""
+        return self.display_name or self.id
+
+
+class PersonaList(Struct, frozen=True):
+    """`GET /v1/personas`."""
+
+    data: list[PersonaInfo]
+    object: Literal["list"] = "list"

@@ -1,4 +1,4 @@
-"""Wire types of the dataset record routes (`/v1/personas/{id}/records`)."""
+"""Wire types of a persona's data: its records (`/v1/personas/{id}/records`) and their check."""
 
 from __future__ import annotations
 
@@ -86,3 +86,21 @@ class SuiteBuilt(Struct, frozen=True):
     train_records: int
     returned: int
     """Held-out records put back in training: their prompt is close to one that stays there."""
+
+
+class DataRow(Struct, frozen=True):
+    """One record the data checker could read: where, and the line as written."""
+
+    file: str
+    line: int
+    raw: str
+
+
+class DataCheck(Struct, frozen=True):
+    """`GET /v1/personas/{id}/data/check`: the checker's report, files named relative to the
+    persona folder, each readable record as written, and every problem as file:line."""
+
+    files: list[str]
+    rows: list[DataRow]
+    problems: list[Problem]
+    notes: list[str]

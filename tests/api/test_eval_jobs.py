@@ -26,7 +26,7 @@ from data.stats import DatasetStats, dataset_stats
 from server.app import create_app
 from server.catalog import Catalog
 from server.settings import ServerSettings
-from server.wire.openai import DataCheck
+from server.wire.records import DataCheck
 
 pytestmark = [pytest.mark.mlx]
 

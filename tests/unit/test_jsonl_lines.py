@@ -13,7 +13,7 @@ from data.dataset import read_dataset
 from data.eval.suite import read_suite
 from data.jsonl import count_records, read_json_lines, split_records
 from data.stats import dataset_stats
-from server.wire.openai import DataCheck, DataRow
+from server.wire.records import DataCheck, DataRow
 from studio.cli import main
 from tui.data_report import record_at
 

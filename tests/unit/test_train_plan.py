@@ -7,7 +7,8 @@ import pytest
 
 from data.card import Training
 from data.train_plan import derived, describe, estimate_seconds, planned_steps
-from server.wire.openai import PersonaInfo, ResolvedSampling
+from server.wire.openai import ResolvedSampling
+from server.wire.personas import PersonaInfo
 from tui.train_plan_view import plan_text
 from tui.widgets.train_form import TrainOverrides, card_values
 

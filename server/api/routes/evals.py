@@ -26,7 +26,7 @@ from server.jobs.evals import EvalService, EvalStateError, new_eval_id
 from server.jobs.fine_tuning import OnCheckpoint
 from server.jobs.types import CreateEvalRequest, EvalList, EvalRun, EventList, FineTuningJob
 from server.state import ServerState
-from server.wire.openai import DataCheck, DataRow
+from server.wire.records import DataCheck, DataRow
 
 ERRORS = error_responses(400, 404)
 

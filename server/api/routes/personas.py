@@ -9,7 +9,7 @@ from data.personas import EVAL, PREFERENCE, TRAIN_FILES, VALID, PersonaEntry
 from server.api.models import defaults
 from server.errors import NotFoundError, error_responses
 from server.state import ServerState
-from server.wire.openai import PersonaInfo, PersonaList
+from server.wire.personas import PersonaInfo, PersonaList
 
 DATA_FILES = (*TRAIN_FILES, VALID, PREFERENCE, EVAL)
 
