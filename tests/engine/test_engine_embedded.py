@@ -46,70 +46,41 @@ def test_a_greedy_chat_reply_matches_raw_stream_generate(embedded_model_dir: Pat
     assert asyncio.run(generate()) == raw
 
 
-def test_lookup_drafts_keep_the_270m_greedy_replies_and_save_steps() -> None:
+def test_lookup_drafts_and_the_gemv_head_keep_the_270m_greedy_replies() -> None:
+    # One engine for both settings (loading the 270M is the slow part): each setting alone is
+    # switched on over the same weights and must give the plain engine's tokens.
     from server.engine.engine import Engine, GenerationRequest, SamplingParams
 
-    engine = Engine.load("embedded", max_batch=2, max_adapters=1, lookup_draft=4)
+    engine = Engine.load("embedded", max_batch=2, max_adapters=1, lookup_draft=4, gemv_head=True)
     texts = (
-        "The old lighthouse keeper climbed the stairs every evening, and on the last night",
         "Monday, Tuesday, Wednesday, Monday, Tuesday,",
         "<start_of_turn>user\nWhat is the capital of France?<end_of_turn>\n<start_of_turn>model\n",
     )
 
-    async def replies() -> tuple[list[list[int]], list[list[int]]]:
-        engine.start()
-        batch = engine._scheduler.batch
-        try:
-            drafted, plain = [], []
-            for text in texts:
-                request = GenerationRequest(
-                    tuple(engine.tokenizer.encode(text)),
-                    SamplingParams(max_tokens=32, temperature=0.0),
-                )
-                for draft, out in ((4, drafted), (0, plain)):
-                    batch.draft = draft  # the same weights with drafts on, then off
-                    out.append([t async for d in engine.stream(request) for t in d.token_ids])
-            return drafted, plain
-        finally:
-            await engine.aclose()
-
-    drafted, plain = asyncio.run(replies())
-    assert drafted == plain
-    stats = engine.stats()
-    assert stats.lookup_accepted_tokens > 0
-    assert stats.steps < stats.completion_tokens
-
-
-def test_the_gemv_head_keeps_the_270m_greedy_replies_and_proves_most_steps() -> None:
-    from server.engine.engine import Engine, GenerationRequest, SamplingParams
-
-    engine = Engine.load("embedded", max_batch=2, max_adapters=1, gemv_head=True)
-    texts = (
-        "The old lighthouse keeper climbed the stairs every evening, and on the last night",
-        "<start_of_turn>user\nWhat is the capital of France?<end_of_turn>\n<start_of_turn>model\n",
-    )
-
-    async def replies() -> tuple[list[list[int]], list[list[int]]]:
+    async def replies() -> dict[str, list[list[int]]]:
         engine.start()
         batch = engine._scheduler.batch
         head = batch.head
         assert head is not None
+        out: dict[str, list[list[int]]] = {"drafts": [], "gemv": [], "plain": []}
         try:
-            fast, plain = [], []
             for text in texts:
                 request = GenerationRequest(
                     tuple(engine.tokenizer.encode(text)),
                     SamplingParams(max_tokens=24, temperature=0.0),
                 )
-                for chosen, out in ((head, fast), (None, plain)):
-                    batch.head = chosen  # the same weights with the GEMV head on, then off
-                    out.append([t async for d in engine.stream(request) for t in d.token_ids])
-            return fast, plain
+                for name, draft, chosen in (("drafts", 4, None), ("gemv", 0, head),
+                                            ("plain", 0, None)):  # fmt: skip
+                    batch.draft, batch.head = draft, chosen
+                    out[name].append([t async for d in engine.stream(request) for t in d.token_ids])
+            return out
         finally:
-            batch.head = head
+            batch.draft, batch.head = 4, head
             await engine.aclose()
 
-    fast, plain = asyncio.run(replies())
-    assert fast == plain
+    out = asyncio.run(replies())
+    assert out["drafts"] == out["plain"]
+    assert out["gemv"] == out["plain"]
     stats = engine.stats()
+    assert stats.lookup_accepted_tokens > 0
     assert stats.gemv_head_steps > 10 * stats.gemv_head_fallbacks
