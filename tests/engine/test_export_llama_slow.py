@@ -24,10 +24,9 @@ pytestmark = [
 
 PROMPTS = (
     "What lives in a tide pool?",
-    "Why does the lighthouse blink at night?",
     "Can you help me with my homework about volcanoes?",
 )
-TOKENS = 24
+TOKENS = 20
 ALLOWANCE = {"lora on Q4_K_M": 0.5, "fused f16": 0.1}
 """Nats: the largest top-2 margin (on either side) at which a different choice counts as a tie."""
 
