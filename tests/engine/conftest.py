@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -44,3 +46,18 @@ def make_engine(tiny_model_dir: Path, tiny_model: Any) -> Callable[..., Any]:
         )
 
     return build
+
+
+SMALL_WINDOW = 24
+"""The sliding window, in tokens, of `small_window_dir`'s model."""
+
+
+@pytest.fixture(scope="module")
+def small_window_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model with a sliding window of SMALL_WINDOW tokens (same weights)."""
+    folder = tmp_path_factory.mktemp("small-window") / "model"
+    shutil.copytree(tiny_model_dir, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["sliding_window"] = SMALL_WINDOW
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder

@@ -10,8 +10,6 @@ were fed and accepted as planned, so an engine that never speculates cannot pass
 from __future__ import annotations
 
 import asyncio
-import json
-import shutil
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -20,6 +18,7 @@ from adapter_files import publish_random
 
 import server.engine.batch as batch_module
 from server.engine.engine import AdapterRef, Engine, GenerationRequest, SamplingParams
+from tests.engine.conftest import SMALL_WINDOW
 
 DRAFT = 4
 PROMPTS = (
@@ -28,7 +27,6 @@ PROMPTS = (
     "<start_of_turn>user\nList the days of the week twice.<end_of_turn>\n<start_of_turn>model\n",
     "def add(a, b):\n    return a + b\n\ndef add(a, b):\n",
 )
-WINDOW = 24
 """Sliding window of the small-window copy: a 40-token reply wraps it."""
 
 
@@ -196,17 +194,6 @@ async def test_the_prefix_cache_stores_a_drafted_reply_and_the_next_turn_continu
     assert on.stats().prefix_cache_hits == hits + 1, "the stored reply should be continued"
 
 
-@pytest.fixture(scope="module")
-def small_window_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny model with a sliding window of WINDOW tokens (same weights)."""
-    folder = tmp_path_factory.mktemp("small-window") / "model"
-    shutil.copytree(tiny_model_dir, folder)
-    config = json.loads((folder / "config.json").read_text())
-    config["sliding_window"] = WINDOW
-    (folder / "config.json").write_text(json.dumps(config))
-    return folder
-
-
 async def test_drafts_stop_before_a_sliding_window_wraps_and_replies_still_match(
     make_engine: Callable[..., Engine], small_window_dir: Path, known: KnownDrafts
 ) -> None:
@@ -216,12 +203,12 @@ async def test_drafts_stop_before_a_sliding_window_wraps_and_replies_still_match
         engine.start()
     try:
         prompt = encode(on, PROMPTS[0])
-        assert len(prompt) < WINDOW
+        assert len(prompt) < SMALL_WINDOW
         expected = await oracle(off, known, prompt, 40)
         assert await reply(on, prompt, 40) == expected
         assert on.stats().lookup_accepted_tokens > 0
         # The reply wrapped the window: the drafted tokens all fit before it.
-        assert on.stats().lookup_draft_tokens < WINDOW
+        assert on.stats().lookup_draft_tokens < SMALL_WINDOW
     finally:
         for engine in (on, off):
             await engine.aclose()

@@ -9,8 +9,6 @@ a reply may re-tokenize differently and only a shorter prefix matches.
 from __future__ import annotations
 
 import asyncio
-import json
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -20,6 +18,7 @@ from adapter_files import publish_random
 from adapters.registry import Checkpoint
 from server.engine.engine import AdapterRef, Engine, GenerationRequest, SamplingParams
 from server.engine.prefix_cache import MIN_REUSE, common_prefix
+from tests.engine.conftest import SMALL_WINDOW
 
 BUDGET = 64 << 20
 """Ample room for every test conversation on the tiny model."""
@@ -29,7 +28,6 @@ USERS = (
     "and what about the mountains far away from here?",
     "thank you, one last question: what is your favourite colour and why?",
 )
-WINDOW = 24
 """Sliding window of the small-window copy of the tiny model: every conversation wraps it."""
 
 
@@ -42,17 +40,6 @@ def engines(make_engine: Callable[..., Engine]) -> Iterator[tuple[Engine, Engine
     yield pair
     for engine in pair:
         asyncio.run(engine.aclose())
-
-
-@pytest.fixture(scope="module")
-def small_window_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny model with a sliding window of WINDOW tokens (same weights)."""
-    folder = tmp_path_factory.mktemp("small-window") / "model"
-    shutil.copytree(tiny_model_dir, folder)
-    config = json.loads((folder / "config.json").read_text())
-    config["sliding_window"] = WINDOW
-    (folder / "config.json").write_text(json.dumps(config))
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -257,7 +244,7 @@ async def test_sliding_windows_reuse_only_what_is_still_valid(
     on.start()
     off.start()
     try:
-        assert len(first_prompt(on)) < WINDOW, "turn 1 should fit the window"
+        assert len(first_prompt(on)) < SMALL_WINDOW, "turn 1 should fit the window"
         # Turn 1 fits the window; later turns wrap it and continue a whole stored entry.
         assert await token_conversation(on, n=10) == await token_conversation(off, n=10)
         assert hits(on) == 3
@@ -265,7 +252,7 @@ async def test_sliding_windows_reuse_only_what_is_still_valid(
         assert on.stats().prefix_cache_entries == 2
         # A prompt that leaves a wrapped entry before its end cannot reuse it: recomputed.
         long = first_prompt(on, USERS[1] + " " + USERS[2])
-        assert len(long) > WINDOW
+        assert len(long) > SMALL_WINDOW
         reply = await greedy(on, long, n=6)
         branch = long[:-3] + user_turn(on, "a different ending")
         misses = on.stats().prefix_cache_misses
