@@ -12,6 +12,8 @@ import msgspec
 MANIFEST = "manifest.json"
 WEIGHTS = "adapters.safetensors"
 CONFIG = "adapter_config.json"
+MAX_RANK = 256
+"""The highest LoRA rank the engine serves."""
 
 
 class LoraParams(msgspec.Struct, frozen=True, forbid_unknown_fields=False):

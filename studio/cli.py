@@ -32,6 +32,11 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
         "export a persona or model (card, peft, gguf, gguf-full, ollama, mlx)",
     ),
     ("train", "adapters.training.cli", "train a persona's adapter (LoRA, DoRA or full) on mlx-lm"),
+    (
+        "extract-lora",
+        "adapters.extract_cli",
+        "make a full fine-tune servable: extract a LoRA from one of its checkpoints",
+    ),
     ("eval", "studio.eval_cli", "score a persona's held-out eval suite on one or more models"),
     ("tune-sampling", "studio.tune_cli", "sweep sampling settings and recommend defaults"),
     ("serve", "server.cli", "serve the base model and every persona over the OpenAI API"),

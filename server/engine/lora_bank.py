@@ -21,9 +21,6 @@ from mlx.utils import tree_unflatten
 
 from adapters.manifest import Manifest
 
-MAX_RANK = 256
-"""The highest LoRA rank the bank accepts."""
-
 
 class RowSlots:
     """The slot and scale of each batch row for the forward pass being built."""

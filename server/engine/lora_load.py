@@ -12,10 +12,10 @@ from collections.abc import Mapping
 
 import mlx.core as mx
 
-from adapters.manifest import CONFIG, WEIGHTS
+from adapters.manifest import CONFIG, MAX_RANK, WEIGHTS
 from adapters.registry import Checkpoint
 from adapters.verify import checkpoint_problems
-from server.engine.lora_bank import MAX_RANK, AdapterWeights
+from server.engine.lora_bank import AdapterWeights
 from server.engine.types import AdapterError, AdapterRef
 
 SUFFIXES = (".lora_a", ".lora_b")
@@ -65,7 +65,15 @@ def _lora_parameters(ref: AdapterRef) -> tuple[int, float]:
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise AdapterError(f"{CONFIG} is not a usable LoRA config: {exc!r}") from None
     if fine_tune_type != "lora":
-        raise AdapterError(f"fine_tune_type {fine_tune_type!r} cannot be served; only 'lora' can")
+        hint = (
+            f"; `persona extract-lora {ref.manifest.persona}@{ref.manifest.version}` makes a "
+            "servable LoRA of it"
+            if fine_tune_type == "full"
+            else ""
+        )
+        raise AdapterError(
+            f"fine_tune_type {fine_tune_type!r} cannot be served; only 'lora' can{hint}"
+        )
     if not 0 < rank <= MAX_RANK:
         raise AdapterError(f"rank {rank} is outside the supported 1..{MAX_RANK}")
     return rank, scale

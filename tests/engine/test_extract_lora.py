@@ -1,0 +1,197 @@
+"""A full fine-tune made servable: low-rank extraction checked against NumPy and the tuned model."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import mlx.core as mx
+import msgspec
+import numpy as np
+import pytest
+from mlx.utils import tree_flatten
+from mlx_lm.utils import load_model
+
+from adapters.base import content_hash
+from adapters.extract import ExtractError, extract_lora, extract_run
+from adapters.manifest import CONFIG, MANIFEST, LoraParams, Manifest
+from adapters.registry import Registry, parse_model_id, publish_checkpoint
+from data.atomic import write_bytes
+from server.engine.engine import AdapterError, AdapterRef, Engine, ScoreRequest
+
+NAMES = ("q", "k", "v", "o")
+
+
+def test_truncation_keeps_what_numpy_svd_keeps() -> None:
+    """Each factor pair is NumPy's best rank-r approximation; `kept` is its energy share."""
+    rng = np.random.default_rng(0)
+    base = {f"model.layers.0.self_attn.{n}_proj.weight": rng.normal(size=(24, 16)) for n in NAMES}
+    tuned = {k: v + rng.normal(size=v.shape) * 0.1 for k, v in base.items()}
+    result = extract_lora(
+        {k: mx.array(v, dtype=mx.float32) for k, v in base.items()},
+        {k: mx.array(v, dtype=mx.float32) for k, v in tuned.items()},
+        rank=5,
+        model_type="gemma3_text",
+    )
+    kept = total = 0.0
+    for name, value in base.items():
+        u, s, vt = np.linalg.svd(tuned[name] - value, full_matrices=False)
+        best = (u[:, :5] * s[:5]) @ vt[:5]
+        path = name.removesuffix(".weight")
+        a = np.array(result.weights[f"{path}.lora_a"])
+        b = np.array(result.weights[f"{path}.lora_b"])
+        assert a.shape == (16, 5)
+        assert b.shape == (5, 24)
+        np.testing.assert_allclose((a @ b).T, best, atol=1e-4)
+        kept, total = kept + float((s[:5] ** 2).sum()), total + float((s**2).sum())
+    assert result.kept == pytest.approx(kept / total, rel=1e-4)
+    assert result.lora.rank == 5
+    assert result.lora.scale == 1.0
+    assert result.dropped == ()
+
+
+def test_a_low_rank_change_is_kept_whole_and_a_narrow_layer_is_padded() -> None:
+    rng = np.random.default_rng(1)
+    w = rng.normal(size=(8, 3)).astype(np.float32)
+    change = (rng.normal(size=(8, 2)) @ rng.normal(size=(2, 3))).astype(np.float32)
+    name = "model.layers.0.mlp.down_proj.weight"
+    result = extract_lora({name: mx.array(w)}, {name: mx.array(w + change)}, 4, "x")
+    a, b = (np.array(result.weights[f"model.layers.0.mlp.down_proj.lora_{p}"]) for p in "ab")
+    assert a.shape == (3, 4)
+    assert b.shape == (4, 8)
+    np.testing.assert_allclose((a @ b).T, change, atol=1e-5)
+    assert result.kept == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    ("rank", "tuned", "reason"),
+    [
+        (0, {}, "outside the servable"),
+        (300, {}, "outside the servable"),
+        (2, {"model.layers.0.mlp.up_proj.weight": mx.zeros((5, 4))}, "shape differs"),
+        (2, {"model.layers.0.mlp.nope.weight": mx.zeros((4, 4))}, "not in the base"),
+        (2, {"model.norm.weight": mx.ones((4,))}, "no linear layer"),
+    ],
+)
+def test_checkpoints_that_cannot_be_extracted_are_refused_by_reason(
+    rank: int, tuned: dict[str, mx.array], reason: str
+) -> None:
+    base = {"model.layers.0.mlp.up_proj.weight": mx.zeros((4, 4)), "model.norm.weight": mx.zeros(4)}
+    with pytest.raises(ExtractError, match=reason):
+        extract_lora(base, tuned, rank, "gemma3_text")
+
+
+def tuned_copy(model_dir: Path, seed: int, unfoldable: bool) -> dict[str, mx.array]:
+    """What a full fine-tune of the tiny model saves: every block tensor, changed."""
+    base, _ = load_model(model_dir)
+    mx.random.seed(seed)
+    tuned: dict[str, mx.array] = {}
+    for name, value in tree_flatten(base.parameters()):
+        if ".layers." not in name:
+            continue
+        foldable = "input_layernorm" in name or "pre_feedforward" in name or value.ndim == 2
+        scale = 0.05 if foldable or unfoldable else 0.0
+        tuned[name] = value + scale * mx.random.normal(value.shape)
+    return tuned
+
+
+def publish_full(root: Path, model_dir: Path, tuned: dict[str, mx.array], step: int = 40) -> str:
+    """A full fine-tune checkpoint of the tiny model in a registry; its model id."""
+    registry = Registry(root)
+    run, run_dir = registry.new_run("tide", "full")
+    lora = LoraParams(rank=8, scale=20.0, num_layers=2, fine_tune_type="full")
+    parameters = {"rank": 8, "scale": 20.0, "dropout": 0.0}
+    config = json.dumps(
+        {"fine_tune_type": "full", "num_layers": 2, "lora_parameters": parameters}
+    ).encode()
+    write_bytes(run_dir / CONFIG, config)
+    (run_dir / "run.json").write_text(json.dumps({"persona": "tide", "run": run, "config": {
+        "persona": "tide", "base_model": str(model_dir), "train_file": "/nowhere/train.jsonl",
+        "training": {"fine_tune_type": "full", "rank": 8}}}))  # fmt: skip
+    manifest = Manifest("tide", run, step, str(model_dir), content_hash(model_dir), lora, "",
+                        time.time(), metrics={"val_loss": 2.5})  # fmt: skip
+    publish_checkpoint(run_dir, manifest, lambda p: mx.save_safetensors(str(p), tuned), config)
+    return f"tide@{run}:{step}"
+
+
+def logprobs_of(model: Any, tokens: list[int]) -> np.ndarray:
+    """Log-probabilities of each next token (NumPy log-softmax over the model's logits)."""
+    logits = np.array(model(mx.array([tokens]))[0].astype(mx.float32), dtype=np.float64)
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    logp = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    return logp[np.arange(len(tokens) - 1), tokens[1:]]
+
+
+def test_the_served_extraction_scores_as_the_full_fine_tune_does(
+    tiny_model_dir: Path, tiny_model: Any, make_engine: Callable[..., Engine], tmp_path: Path
+) -> None:
+    """At full rank with only foldable norms changed, the engine serving the extracted LoRA gives
+    the tuned model's own log-probabilities: the SVD and the norm folds are exact."""
+    tuned = tuned_copy(tiny_model_dir, seed=3, unfoldable=False)
+    model_id = publish_full(tmp_path, tiny_model_dir, tuned)
+    result = extract_run(Registry(tmp_path), model_id, rank=256, validate=False)
+    assert result.model_id == "tide@run-2-lora256:40"
+    assert result.source == model_id
+    assert result.extraction.dropped == ()
+    assert len(result.extraction.folded) == 12
+    folder = tmp_path / "tide" / "run-2-lora256"
+    manifest = msgspec.json.decode((folder / "checkpoints/0000040" / MANIFEST).read_bytes(),
+                                   type=Manifest)  # fmt: skip
+    assert manifest.lora.fine_tune_type == "lora"
+    assert manifest.lora.rank == 256
+    assert manifest.lora.num_layers == 6
+    record = json.loads((folder / "run.json").read_text())
+    assert record["extracted_from"]["model"] == model_id
+    assert record["config"]["training"]["fine_tune_type"] == "lora"
+    assert (folder / "best").read_text().strip() == "40"
+
+    full, _ = load_model(tiny_model_dir)
+    full.load_weights(list(tuned.items()), strict=False)
+    _, tokenizer = tiny_model
+    chat = [{"role": "user", "content": "Where do crabs sleep?"}]
+    tokens = list(tokenizer.apply_chat_template(chat, add_generation_prompt=True))
+    tokens += tokenizer.encode("In a burrow by the rocks.", add_special_tokens=False)
+    want = logprobs_of(full, tokens)
+    base_model, _ = load_model(tiny_model_dir)
+    base = logprobs_of(base_model, tokens)
+    engine = make_engine(max_batch=2, max_adapters=1)
+    engine.start()
+    try:
+        source = Registry(tmp_path).resolve(parse_model_id(model_id))
+        assert source is not None
+        hint = f"`persona extract-lora {model_id}` makes a servable LoRA"
+        with pytest.raises(AdapterError, match=re.escape(hint)):
+            asyncio.run(engine.load_adapter(AdapterRef(source.manifest, source.path)))
+        adapter = AdapterRef(manifest, folder / "checkpoints/0000040")
+        request = ScoreRequest(tuple(tokens), 1, adapter)
+        got = np.array([t.logprob for t in asyncio.run(engine.score(request))])
+    finally:
+        asyncio.run(engine.aclose())
+    assert np.abs(base - want).max() > 0.05  # the fine-tune really changed the model
+    np.testing.assert_allclose(got, want, atol=2e-3)
+
+
+def test_unfoldable_norms_are_dropped_and_named(tiny_model_dir: Path, tmp_path: Path) -> None:
+    model_id = publish_full(tmp_path, tiny_model_dir, tuned_copy(tiny_model_dir, 4, True))
+    result = extract_run(Registry(tmp_path), model_id, rank=4, label="small", validate=False)
+    dropped = result.extraction.dropped
+    assert result.model_id.endswith("-small:40")
+    assert {n.rsplit(".", 2)[-2] for n in dropped} == {
+        "q_norm", "k_norm", "post_attention_layernorm", "post_feedforward_layernorm"
+    }  # fmt: skip
+    assert 0 < result.extraction.kept < 1
+
+
+def test_only_a_full_fine_tune_is_extracted(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from adapter_files import publish_random
+
+    ckpt = publish_random(tmp_path, "tide", tiny_model_dir)
+    with pytest.raises(ExtractError, match="'lora' checkpoint"):
+        extract_run(Registry(tmp_path), f"tide@{ckpt.manifest.run}", 8, validate=False)
+    with pytest.raises(ExtractError, match="no checkpoint"):
+        extract_run(Registry(tmp_path), "tide@run-9", 8, validate=False)
