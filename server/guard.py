@@ -81,8 +81,10 @@ class Guards:
         """Where a guard named `name` may live, preferred first."""
         return [self.adapters / name / MANIFEST, self.samples / name / MANIFEST]
 
-    def get(self, name: str, base_hash: str) -> LoadedGuard | None:
-        """The newest usable guard for a persona (or `persona-guard`), or None."""
+    def get(self, name: str, engine: Engine) -> LoadedGuard | None:
+        """The newest usable guard for a persona (or `persona-guard`) on the engine's base model,
+        or None."""
+        base_hash = engine.base_hash
         for path in self.paths(name):
             try:
                 stat = path.stat()
@@ -93,7 +95,7 @@ class Guards:
             if held is not None and held.path == path and held.stamp == stamp:
                 return held
             try:
-                manifest, probe = load(path)
+                manifest, probe = load(path, engine.hidden_size)
                 if manifest.base_hash != base_hash:
                     raise GuardError(
                         f"{path}: trained on base {manifest.base_hash[:12]}, this server runs "
@@ -109,11 +111,11 @@ class Guards:
             return self._loaded[name]
         return self._loaded.get(name)
 
-    def for_card(self, card: PersonaCard | None, base_hash: str) -> LoadedGuard | None:
+    def for_card(self, card: PersonaCard | None, engine: Engine) -> LoadedGuard | None:
         """The guard that applies to a persona's requests (None: no card guard or switched off)."""
         if not self.enabled or card is None or card.guard is None:
             return None
-        guard = self.get(card.name, base_hash)
+        guard = self.get(card.name, engine)
         if guard is None:
             raise GuardMissingError(
                 f"persona {card.name!r} has a [guard] but no trained guard; run "
@@ -170,9 +172,9 @@ def pick_reply(card: GuardCard, category: str | None, rng: random.Random) -> str
     return card.fallback_reply
 
 
-def general_guard(guards: Guards, base_hash: str) -> LoadedGuard | None:
+def general_guard(guards: Guards, engine: Engine) -> LoadedGuard | None:
     """The shipped general guard, if present for this base model."""
-    return guards.get(GENERAL_ID, base_hash)
+    return guards.get(GENERAL_ID, engine)
 
 
 def describe(score: Score, action: str) -> dict[str, Any]:

@@ -169,8 +169,12 @@ def publish(folder: Path, probe: Probe, manifest: GuardManifest) -> Path:
     return path
 
 
-def load(path: Path) -> tuple[GuardManifest, Probe]:
-    """Read a published guard (its `guard.json`); GuardError says what is wrong."""
+def load(path: Path, hidden: int | None = None) -> tuple[GuardManifest, Probe]:
+    """Read a published guard (its `guard.json`); GuardError says what is wrong.
+
+    `hidden` is the width of the base model's hidden states; when given, the weights must hold
+    exactly one row per feature the manifest's reads produce (`hidden` x reads).
+    """
     try:
         manifest = msgspec.json.decode(path.read_bytes(), type=GuardManifest)
     except OSError as exc:
@@ -193,6 +197,18 @@ def load(path: Path) -> tuple[GuardManifest, Probe]:
     reads = feature_reads(manifest)
     if any(p not in ("mean", "last") or not 1 <= b <= manifest.layer for b, p in reads):
         raise GuardError(f"{path}: reads {reads} do not fit block {manifest.layer}")
-    if probe.weights.shape[0] % len(reads):
-        raise GuardError(f"{path}: {probe.weights.shape[0]} features for {len(reads)} reads")
+    rows = probe.weights.shape[0]
+    if rows % len(reads):
+        raise GuardError(f"{path}: {rows} features for {len(reads)} reads")
+    if hidden is not None and rows != hidden * len(reads):
+        raise GuardError(
+            f"{path}: {rows} features, but {len(reads)} reads of this model's {hidden}-wide "
+            f"hidden states make {hidden * len(reads)}; it was trained on another model"
+        )
+    if (
+        probe.mean.shape != (rows,)
+        or probe.scale.shape != (rows,)
+        or probe.bias.shape != (probe.weights.shape[1],)
+    ):
+        raise GuardError(f"{path}: the standardisation or the bias does not fit the weights")
     return manifest, probe

@@ -72,7 +72,7 @@ async def guard_jobs(
     persona = resolved.persona
     card = persona.card if persona else None
     try:
-        guard = state.guards.for_card(card, engine.base_hash)
+        guard = state.guards.for_card(card, engine)
     except GuardMissingError as exc:
         raise GuardUnavailableError(str(exc)) from None
     if guard is None or card is None or card.guard is None:

@@ -99,6 +99,8 @@ class Engine:
         """Prompt plus completion tokens the model accepts."""
         self.vocab_size = _vocab_size(model, tokenizer)
         """Token ids run from 0 to vocab_size - 1."""
+        self.hidden_size: int | None = _hidden_size(model)
+        """Width of the hidden states the guard reads (None when the model does not say)."""
         self.max_batch = max_batch
         self.model_path = model_path
         """The local model folder, when known."""
@@ -336,6 +338,11 @@ def _vocab_size(model: nn.Module, tokenizer: Any) -> int:
     args = getattr(model, "args", None)
     size = getattr(args, "vocab_size", None)
     return int(size) if size else len(tokenizer)
+
+
+def _hidden_size(model: nn.Module) -> int | None:
+    size = getattr(getattr(model, "args", None), "hidden_size", None)
+    return int(size) if isinstance(size, int) and size > 0 else None
 
 
 def _context_length(config: dict[str, Any]) -> int:

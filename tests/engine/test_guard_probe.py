@@ -174,3 +174,16 @@ def test_a_manifest_whose_reads_do_not_fit_its_weights_is_refused(
     path.write_text(json.dumps(raw))
     with pytest.raises(GuardError, match=problem):
         load(path)
+
+
+def test_a_guard_trained_on_a_model_of_another_width_is_refused(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """The engine's hidden width decides how many features each read makes."""
+    persona = write_persona(tmp_path / "wren")
+    path = train_tiny_guard(tiny_model_dir, persona, tmp_path / "adapters")
+    hidden = json.loads((tiny_model_dir / "config.json").read_text())["hidden_size"]
+    manifest, probe = load(path, hidden)
+    assert probe.weights.shape[0] == hidden * len(feature_reads(manifest))
+    with pytest.raises(GuardError, match="trained on another model"):
+        load(path, hidden // 2)

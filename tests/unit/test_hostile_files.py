@@ -96,6 +96,7 @@ def charx(members: dict[str, bytes]) -> bytes:
         (".png", png_card(base64.b64encode(DEEP).decode())),
         (".charx", charx({"card.json": DEEP})),
     ],
+    ids=["json", "png", "charx"],  # a zip holds its build time: ids from bytes would vary
 )
 def test_card_import_refuses_deep_json(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], suffix: str, payload: bytes
@@ -196,6 +197,7 @@ def test_a_broken_charx_is_one_line_and_writes_nothing(
         (patched(6, 8, 0x1), "encrypted"),
         (b"PK\x03\x04" + b"\0" * 40, "not a readable CHARX zip"),
     ],
+    ids=["bad-crc", "method-99", "encrypted", "no-directory"],
 )
 def test_a_corrupt_charx_is_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], payload: bytes, problem: str

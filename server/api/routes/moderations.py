@@ -20,6 +20,7 @@ from msgspec import UNSET, Struct, UnsetType
 
 from data.guard import GENERAL_ID
 from server.api.guarded import GuardUnavailableError
+from server.engine.engine import Engine
 from server.errors import InvalidRequestError, ModelNotFoundError, error_responses
 from server.guard import LoadedGuard
 from server.state import ServerState
@@ -83,7 +84,7 @@ async def moderations(data: JSONBody[ModerationRequest], state: ServerState) -> 
     texts = _texts(data.input)
     engine, _ = state.require_runner()
     model = data.model if isinstance(data.model, str) else GENERAL_ID
-    guard, threshold, persona = _guard(state, model, engine.base_hash)
+    guard, threshold, persona = _guard(state, model, engine)
     started = time.perf_counter()
     scores = await state.guards.score(engine, guard, texts, threshold)
     state.metrics.guard_seconds.observe(time.perf_counter() - started)
@@ -138,10 +139,10 @@ def _texts(value: Any) -> list[str]:
     return texts
 
 
-def _guard(state: ServerState, model: str, base_hash: str) -> tuple[LoadedGuard, float | None, str]:
+def _guard(state: ServerState, model: str, engine: Engine) -> tuple[LoadedGuard, float | None, str]:
     """The guard a `model` names, the threshold to apply, and the name it is counted under."""
     if model == GENERAL_ID:
-        guard = state.guards.get(GENERAL_ID, base_hash)
+        guard = state.guards.get(GENERAL_ID, engine)
         if guard is None:
             raise GuardUnavailableError(
                 f"the general guard is not available: {state.guards.errors.get(model, 'missing')}"
@@ -158,7 +159,7 @@ def _guard(state: ServerState, model: str, base_hash: str) -> tuple[LoadedGuard,
             f"persona {model!r} has no [guard] in its card; use '{GENERAL_ID}' or add one",
             param="model",
         )
-    guard = state.guards.get(persona.name, base_hash)
+    guard = state.guards.get(persona.name, engine)
     if guard is None:
         raise GuardUnavailableError(
             f"persona {model!r} has a [guard] but no usable trained guard; run "
