@@ -4,25 +4,28 @@ Each endpoint keeps what is its own (reading its request into prompts, and encod
 its wire type); the steps between are written once here, in the order every endpoint needs:
 the engine (503 while it loads) and the model (404 when unknown) first, then the jobs of every
 prompt built off the event loop, the grammar compiled, the guard consulted, and the jobs run
-whole or streamed.
+whole or streamed. An endpoint calls `Generation.start`, then `respond` with its prompt builder
+and its two encoders (whole and streamed); a client that leaves at any step gets no answer.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from litestar import Response
 from litestar.types import Receive
 
 from server.api.guarded import Build, Guarded, guard_jobs
 from server.api.models import Resolved, resolve
 from server.api.params import Extras
 from server.api.plan import fan_out, plan
+from server.api.sse import disconnected
 from server.api.structured import prepare
 from server.engine.types import Delta, JsonGrammar
-from server.runner import Job, Outcome, Runner
+from server.runner import ClientDisconnectedError, Job, Outcome, Runner
 from server.state import ServerState
 from server.wire.openai import SamplingFields
 
@@ -103,3 +106,29 @@ class Generation:
     async def collect(self, jobs: list[Job], receive: Receive) -> list[Outcome]:
         """Run the jobs to their ends (see `Runner.collect`)."""
         return await self.runner.collect(jobs, receive)
+
+    async def respond(
+        self,
+        build: Build,
+        texts: Sequence[str],
+        grammar: JsonGrammar | None,
+        receive: Receive,
+        *,
+        stream: bool,
+        whole: Callable[[Guarded, list[Outcome]], Awaitable[Any]],
+        streamed: Callable[[Guarded, AsyncGenerator[tuple[int, Delta], None]], Response[Any]],
+    ) -> Response[Any]:
+        """Guard, run and encode: `streamed(guarded, deltas)` when `stream`, else the body
+        `await whole(guarded, outcomes)`; an empty 499 once the client has gone."""
+        try:
+            guarded = await self.guarded(build, texts, grammar, receive)
+        except ClientDisconnectedError:
+            return disconnected()
+        if stream:
+            merged = await self.open(guarded.jobs, receive)
+            return disconnected() if merged is None else streamed(guarded, merged)
+        try:
+            outcomes = await self.collect(guarded.jobs, receive)
+        except ClientDisconnectedError:
+            return disconnected()
+        return Response(await whole(guarded, outcomes))

@@ -8,21 +8,22 @@ from typing import Any
 
 from litestar import Request, Response, post
 from litestar.params import JSONBody
+from litestar.response import Stream
 from msgspec import UNSET
 
-from server.api.guarded import steer_messages
+from server.api.guarded import Guarded, steer_messages
 from server.api.logprobs import chat_logprobs
 from server.api.params import Extras, parse_logit_bias
 from server.api.pipeline import Generation
 from server.api.prompt import chat_messages, chat_prompt, message_text
 from server.api.reply import Head
 from server.api.scoring import score_final_message, wants_score
-from server.api.sse import disconnected, stream_events
+from server.api.sse import stream_events
 from server.api.structured import chat_grammar, refuse_stop
 from server.api.unsupported import check_chat, choices_wanted
 from server.engine.types import Delta
 from server.errors import ModelNotFoundError, error_responses
-from server.runner import ClientDisconnectedError, Job, Outcome
+from server.runner import Job, Outcome
 from server.state import ServerState
 from server.wire.openai import (
     AssistantMessage,
@@ -93,23 +94,26 @@ async def chat_completions(
         limit = max_tokens if is_set(max_tokens) else None
         return gen.jobs(prompt, data, max_tokens=limit, extras=extras, grammar=grammar, n=n)
 
-    try:
-        guarded = await gen.guarded(build, [latest_user(data.messages)], grammar, request.receive)
-    except ClientDisconnectedError:
-        return disconnected()
-    jobs = guarded.jobs
-    head = replace(Head.new("chatcmpl", data.model, gen.engine.base_hash), guard=guarded.verdict)
-    if data.stream is True:
-        include_usage = is_set(data.stream_options) and data.stream_options.include_usage is True
-        merged = await gen.open(jobs, request.receive)
-        if merged is None:
-            return disconnected()
-        return stream_events(_chunks(head, merged, len(jobs), include_usage), state.metrics)
-    try:
-        outcomes = await gen.collect(jobs, request.receive)
-    except ClientDisconnectedError:
-        return disconnected()
-    return Response(_completion(head, outcomes, want_logprobs))
+    head = Head.new("chatcmpl", data.model, gen.engine.base_hash)
+    include_usage = is_set(data.stream_options) and data.stream_options.include_usage is True
+
+    async def whole(guarded: Guarded, outcomes: list[Outcome]) -> ChatCompletion:
+        return _completion(replace(head, guard=guarded.verdict), outcomes, want_logprobs)
+
+    def streamed(guarded: Guarded, merged: AsyncGenerator[tuple[int, Delta], None]) -> Stream:
+        jobs = len(guarded.jobs)
+        chunks = _chunks(replace(head, guard=guarded.verdict), merged, jobs, include_usage)
+        return stream_events(chunks, state.metrics)
+
+    return await gen.respond(
+        build,
+        [latest_user(data.messages)],
+        grammar,
+        request.receive,
+        stream=data.stream is True,
+        whole=whole,
+        streamed=streamed,
+    )
 
 
 def latest_user(messages: Sequence[ChatMessage]) -> str:

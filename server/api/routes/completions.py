@@ -9,20 +9,21 @@ from typing import Any
 
 from litestar import Request, Response, post
 from litestar.params import JSONBody
+from litestar.response import Stream
 from msgspec import UNSET
 
-from server.api.guarded import raw_user_text, steer_raw
+from server.api.guarded import Guarded, raw_user_text, steer_raw
 from server.api.logprobs import TextOffsets, completion_logprobs
 from server.api.params import Extras, parse_logit_bias
 from server.api.pipeline import Generation
 from server.api.prompt import single_bos, text_prompts
 from server.api.reply import Head
-from server.api.sse import disconnected, stream_events
+from server.api.sse import stream_events
 from server.api.structured import chat_grammar, refuse_stop
 from server.api.unsupported import check_completion, choices_wanted
 from server.engine.types import Delta
 from server.errors import error_responses
-from server.runner import ClientDisconnectedError, Job
+from server.runner import Job, Outcome
 from server.state import ServerState
 from server.wire.openai import Completion, CompletionChoice, CompletionRequest, Usage, is_set
 
@@ -65,14 +66,10 @@ async def completions(
             prompt = single_bos(engine.tokenizer, list(engine.tokenizer.encode(steered)))
         return gen.jobs(prompt, data, max_tokens=max_tokens, extras=extras, grammar=grammar, n=n)
 
-    try:
-        guarded = await gen.guarded(
-            build, [raw_user_text(t) for t in texts], grammar, request.receive
-        )
-    except ClientDisconnectedError:
-        return disconnected()
-    jobs = guarded.jobs
-    echoes: list[str] = []
+    head = Head.new("cmpl", data.model, engine.base_hash)
+    include_usage = is_set(data.stream_options) and data.stream_options.include_usage is True
+
+    echoes: list[str] = []  # each choice's echoed prompt, decoded off the loop
     for index, prompt in enumerate(prompts):
         echo = (
             await asyncio.to_thread(_prompt_text, engine.tokenizer, data.prompt, index, prompt)
@@ -80,30 +77,40 @@ async def completions(
             else ""
         )
         echoes += [echo] * n
-    head = replace(Head.new("cmpl", data.model, engine.base_hash), guard=guarded.verdict)
-    if data.stream is True:
-        include_usage = is_set(data.stream_options) and data.stream_options.include_usage is True
-        merged = await gen.open(jobs, request.receive)
-        if merged is None:
-            return disconnected()
-        return stream_events(_pieces(head, merged, echoes, n, include_usage), state.metrics)
-    try:
-        outcomes = await gen.collect(jobs, request.receive)
-    except ClientDisconnectedError:
-        return disconnected()
-    choices = [
-        CompletionChoice(
-            index,
-            echo + outcome.text,
-            outcome.finish_reason,
-            completion_logprobs(outcome.logprobs, TextOffsets(echo)) if top is not None else None,
-        )
-        for index, (outcome, echo) in enumerate(zip(outcomes, echoes, strict=True))
-    ]
-    prompt_tokens = sum(o.prompt_tokens for o in outcomes[::n])
-    completion_tokens = sum(o.completion_tokens for o in outcomes)
-    usage = Usage(prompt_tokens, completion_tokens, prompt_tokens + completion_tokens)
-    return Response(head.build(Completion, choices, outcomes[0].adapter_version, usage))
+
+    async def whole(guarded: Guarded, outcomes: list[Outcome]) -> Completion:
+        choices = [
+            CompletionChoice(
+                index,
+                echo + outcome.text,
+                outcome.finish_reason,
+                (
+                    completion_logprobs(outcome.logprobs, TextOffsets(echo))
+                    if top is not None
+                    else None
+                ),
+            )
+            for index, (outcome, echo) in enumerate(zip(outcomes, echoes, strict=True))
+        ]
+        prompt_tokens = sum(o.prompt_tokens for o in outcomes[::n])
+        completion_tokens = sum(o.completion_tokens for o in outcomes)
+        usage = Usage(prompt_tokens, completion_tokens, prompt_tokens + completion_tokens)
+        head_ = replace(head, guard=guarded.verdict)
+        return head_.build(Completion, choices, outcomes[0].adapter_version, usage)
+
+    def streamed(guarded: Guarded, merged: AsyncGenerator[tuple[int, Delta], None]) -> Stream:
+        head_ = replace(head, guard=guarded.verdict)
+        return stream_events(_pieces(head_, merged, echoes, n, include_usage), state.metrics)
+
+    return await gen.respond(
+        build,
+        [raw_user_text(t) for t in texts],
+        grammar,
+        request.receive,
+        stream=data.stream is True,
+        whole=whole,
+        streamed=streamed,
+    )
 
 
 def _prompt_text(tokenizer: Any, prompt: str | list[Any], index: int, ids: tuple[int, ...]) -> str:

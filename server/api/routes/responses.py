@@ -11,23 +11,25 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import AsyncGenerator
 from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request, Response, delete, get, post
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.response import Stream
 
-from server.api.guarded import steer_messages
+from server.api.guarded import Guarded, steer_messages
 from server.api.params import Extras, parse_logit_bias
 from server.api.pipeline import Generation
 from server.api.prompt import chat_prompt
 from server.api.response_events import Draft, events, keep, sse
 from server.api.responses_input import check_request, read_input, template_messages
-from server.api.sse import disconnected
 from server.api.structured import refuse_stop, text_grammar
+from server.engine.types import Delta
 from server.errors import error_responses
 from server.response_store import Turn
-from server.runner import ClientDisconnectedError, Job
+from server.runner import Job, Outcome
 from server.state import ServerState
 from server.wire.openai import is_set
 from server.wire.responses import (
@@ -79,42 +81,49 @@ async def create_response(
         return gen.jobs(prompt, data, max_tokens=limit, extras=extras, grammar=grammar)
 
     latest = next((t.content for t in reversed(turns) if t.role == "user"), "")
-    try:
-        guarded = await gen.guarded(build, [latest], grammar, request.receive)
-    except ClientDisconnectedError:
-        return disconnected()
-    (job,) = guarded.jobs
-    params = job.request.params
-    draft = Draft(
-        id=f"resp_{uuid.uuid4().hex}",
-        item_id=f"msg_{uuid.uuid4().hex}",
-        created_at=int(time.time()),
-        request=data,
-        temperature=params.temperature,
-        top_p=params.top_p,
-        format=_echo_format(requested, card_format if requested is None else None),
-        input_items=given.items,
-        conversation=turns,
-        guard=guarded.verdict,
+    created_at = int(time.time())
+
+    def draft_of(guarded: Guarded) -> Draft:
+        (job,) = guarded.jobs
+        params = job.request.params
+        return Draft(
+            id=f"resp_{uuid.uuid4().hex}",
+            item_id=f"msg_{uuid.uuid4().hex}",
+            created_at=created_at,
+            request=data,
+            temperature=params.temperature,
+            top_p=params.top_p,
+            format=_echo_format(requested, card_format if requested is None else None),
+            input_items=given.items,
+            conversation=turns,
+            guard=guarded.verdict,
+        )
+
+    async def whole(guarded: Guarded, outcomes: list[Outcome]) -> ResponseObject:
+        draft = draft_of(guarded)
+        (outcome,) = outcomes
+        reply = draft.finish(
+            outcome.text,
+            outcome.finish_reason,
+            outcome.prompt_tokens,
+            outcome.completion_tokens,
+            outcome.adapter_version,
+        )
+        keep(state, draft, reply, outcome.text)
+        return reply
+
+    def streamed(guarded: Guarded, merged: AsyncGenerator[tuple[int, Delta], None]) -> Stream:
+        return sse(events(draft_of(guarded), merged, state), state)
+
+    return await gen.respond(
+        build,
+        [latest],
+        grammar,
+        request.receive,
+        stream=data.stream is True,
+        whole=whole,
+        streamed=streamed,
     )
-    if data.stream is True:
-        merged = await gen.open([job], request.receive)
-        if merged is None:
-            return disconnected()
-        return sse(events(draft, merged, state), state)
-    try:
-        (outcome,) = await gen.collect([job], request.receive)
-    except ClientDisconnectedError:
-        return disconnected()
-    reply = draft.finish(
-        outcome.text,
-        outcome.finish_reason,
-        outcome.prompt_tokens,
-        outcome.completion_tokens,
-        outcome.adapter_version,
-    )
-    keep(state, draft, reply, outcome.text)
-    return Response(reply)
 
 
 @get("/v1/responses/{response_id:str}", summary="Retrieve a stored response", tags=["openai"])
