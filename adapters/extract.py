@@ -55,6 +55,9 @@ FOLDS: dict[str, tuple[float, dict[str, tuple[str, ...]]]] = {
 }
 """model_type -> (norm offset, norm name -> the linear layers it feeds), per block."""
 
+DTYPES = {"float32": mx.float32, "float16": mx.float16, "bfloat16": mx.bfloat16}
+"""How the factors may be stored; float16 halves the file at a relative error near 5e-4."""
+
 BLOCK = re.compile(r"^(?P<block>(?:.+\.)?layers\.\d+)\.(?P<rest>.+)\.weight$")
 
 
@@ -176,6 +179,7 @@ def extract_run(
     rank: int,
     label: str | None = None,
     validate: bool = True,
+    dtype: str = "float32",
     log: Callable[[str], None] = lambda _m: None,
 ) -> ExtractedRun:
     """Extract a LoRA from the full fine-tune checkpoint `model_id` (`persona@run[:step]`) into a
@@ -184,6 +188,8 @@ def extract_run(
     Raises ExtractError when the id names no checkpoint, a checkpoint that is not a full
     fine-tune, or one trained on another base than the one found on this machine.
     """
+    if dtype not in DTYPES:
+        raise ExtractError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)}")
     try:
         ckpt = registry.resolve(parse_model_id(model_id))
     except RegistryError as exc:
@@ -210,7 +216,9 @@ def extract_run(
     tuned = mx.load(str(ckpt.path / WEIGHTS))
     log(f"factoring {sum(v.ndim == 2 for v in tuned.values())} layers at rank {rank}")
     extraction = extract_lora(base, tuned, rank, str(config.get("model_type", "")))
-    val_loss = _validation_loss(record, extraction, base) if validate else None
+    stored = {k: v.astype(DTYPES[dtype]) for k, v in extraction.weights.items()}
+    # Validated as stored: a float16 file is measured in float16.
+    val_loss = _validation_loss(record, stored, extraction.lora.scale, base) if validate else None
     run, run_dir = registry.new_run(manifest.persona, label or f"lora{rank}")
     lora = extraction.lora
     training = {**record["config"]["training"], "fine_tune_type": "lora", "rank": rank,
@@ -255,7 +263,7 @@ def extract_run(
     )
 
     def write(path: Path) -> None:
-        mx.save_safetensors(str(path), extraction.weights, metadata={"format": "mlx"})
+        mx.save_safetensors(str(path), stored, metadata={"format": "mlx"})
 
     publish_checkpoint(run_dir, new, write, adapter_config)
     set_marker(run_dir, "best", manifest.step)
@@ -276,7 +284,10 @@ def _base_weights(folder: Path) -> dict[str, mx.array]:
 
 
 def _validation_loss(
-    record: dict[str, Any], extraction: Extraction, base: Mapping[str, mx.array]
+    record: dict[str, Any],
+    factors: Mapping[str, mx.array],
+    scale: float,
+    base: Mapping[str, mx.array],
 ) -> float | None:
     """The run's validation loss on base + LoRA (the layers merged, the norms the base's)."""
     from adapters.training.loop import validation_loss
@@ -294,11 +305,12 @@ def _validation_loss(
         return None
     model = prepared.base.model
     merged = []
-    for name, a in extraction.weights.items():
+    for name, a in factors.items():
         if name.endswith(".lora_a"):
             path = name[: -len(".lora_a")]
-            b = extraction.weights[f"{path}.lora_b"]
-            weight = base[f"{path}.weight"].astype(mx.float32) + (a @ b).T * extraction.lora.scale
+            b = factors[f"{path}.lora_b"].astype(mx.float32)
+            change = (a.astype(mx.float32) @ b).T * scale
+            weight = base[f"{path}.weight"].astype(mx.float32) + change
             merged.append((f"{path}.weight", weight.astype(base[f"{path}.weight"].dtype)))
     model.load_weights(merged, strict=False)
     mx.eval(model.parameters())

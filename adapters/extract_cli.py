@@ -19,6 +19,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--label", help="label of the new run (default: lora<rank>)")
     parser.add_argument(
+        "--dtype",
+        choices=("float32", "float16", "bfloat16"),
+        default="float32",
+        help="how the factors are stored (float16 halves the file; default float32)",
+    )
+    parser.add_argument(
         "--no-validate",
         action="store_true",
         help="skip the validation loss of the result (it costs a pass over the validation rows)",
@@ -43,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
             args.rank,
             args.label,
             validate=not args.no_validate,
+            dtype=args.dtype,
             log=lambda message: print(message, file=sys.stderr),
         )
     except (ExtractError, RegistryError) as exc:

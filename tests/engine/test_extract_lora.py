@@ -195,3 +195,32 @@ def test_only_a_full_fine_tune_is_extracted(tiny_model_dir: Path, tmp_path: Path
         extract_run(Registry(tmp_path), f"tide@{ckpt.manifest.run}", 8, validate=False)
     with pytest.raises(ExtractError, match="no checkpoint"):
         extract_run(Registry(tmp_path), "tide@run-9", 8, validate=False)
+
+
+def test_a_trained_full_fine_tune_extracts_from_the_command_line(
+    tmp_path: Path, tiny_model_dir: Path, persona_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`persona extract-lora` on a real (tiny) full fine-tune: a float16 LoRA run whose
+    validation loss, measured as stored, is the fine-tune's own at full rank."""
+    from train_files import toy_rows, train, write_persona
+
+    from studio.cli import main
+
+    folder = write_persona(tmp_path / "toy", toy_rows(), valid=toy_rows(4)[:2])
+    train([str(folder), "--model", str(tiny_model_dir), "--iters", "3", "--val-every", "3",
+           "--fine-tune-type", "full", "--layers", "-1", "--learning-rate", "1e-3"])  # fmt: skip
+    registry = Registry(persona_home / "adapters")
+    (full,) = registry.checkpoints("toy", "run-1")[-1:]
+    code = main(["extract-lora", "toy@run-1", "--rank", "64", "--dtype", "float16"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert out.startswith("toy@run-2-lora64:3: rank 64 keeps 100.0% of the change")
+    (lora,) = registry.checkpoints("toy", "run-2-lora64")
+    assert lora.manifest.lora.fine_tune_type == "lora"
+    stored = mx.load(str(lora.path / "adapters.safetensors"))
+    assert {v.dtype for v in stored.values()} == {mx.float16}
+    # The unfoldable norms moved too, so the match is close rather than exact.
+    assert lora.manifest.metrics["val_loss"] == pytest.approx(full.manifest.metrics["val_loss"],
+                                                              abs=0.02)  # fmt: skip
+    assert main(["extract-lora", "toy@run-2-lora64"]) == 1
+    assert "only a 'full' fine-tune needs extracting" in capsys.readouterr().err
