@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -30,9 +31,11 @@ from typing import Any
 import mlx.core as mx
 import msgspec
 
-from adapters.base import content_hash, resolve_model
+from adapters.base import content_hash
 from adapters.manifest import CONFIG, MAX_RANK, WEIGHTS, LoraParams
 from adapters.registry import (
+    MAX_LABEL,
+    SAFE_NAME,
     Registry,
     RegistryError,
     parse_model_id,
@@ -41,6 +44,7 @@ from adapters.registry import (
 )
 from adapters.training.config import RunConfig
 from adapters.training.record import RUN_FILE
+from adapters.verify import checkpoint_problems
 from data.atomic import write_bytes, write_text
 
 FOLDS: dict[str, tuple[float, dict[str, tuple[str, ...]]]] = {
@@ -203,23 +207,31 @@ def extract_run(
             f"{manifest.persona}@{manifest.version} is a {kind!r} checkpoint; "
             "only a 'full' fine-tune needs extracting (a LoRA is served as it is)"
         )
-    base_path = Path(resolve_model(manifest.base_model))
-    if not base_path.is_dir() or content_hash(base_path) != manifest.base_hash:
-        raise ExtractError(
-            f"{manifest.persona}@{manifest.version} was trained on base {manifest.base_hash!r}, "
-            f"which is not at {base_path}"
-        )
+    label = label or f"lora{rank}"
+    if len(label) > MAX_LABEL or not SAFE_NAME.fullmatch(label):
+        raise ExtractError(f"run label {label!r} must be 1-{MAX_LABEL} lowercase letters, digits, "
+                           "'-' or '_'")  # fmt: skip
+    base_path = _base_folder(manifest.base_model)
+    problems = checkpoint_problems(ckpt, content_hash(base_path))
+    if problems:
+        raise ExtractError(f"{manifest.persona}@{manifest.version}: {'; '.join(problems)}")
     source_dir = ckpt.path.parent.parent
-    record = json.loads((source_dir / RUN_FILE).read_text())
-    config = json.loads((base_path / "config.json").read_text())
-    base = _base_weights(base_path)
-    tuned = mx.load(str(ckpt.path / WEIGHTS))
+    try:
+        record = json.loads((source_dir / RUN_FILE).read_text())
+        _ = record["config"]["training"]  # an older record without it is refused here
+        config = json.loads((base_path / "config.json").read_text())
+        base = _base_weights(base_path)
+        tuned = mx.load(str(ckpt.path / WEIGHTS))
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+        raise ExtractError(f"{manifest.persona}@{manifest.version} cannot be read: {exc}") from None
+    if not isinstance(tuned, dict):
+        raise ExtractError(f"{ckpt.path / WEIGHTS} holds no named tensors")
     log(f"factoring {sum(v.ndim == 2 for v in tuned.values())} layers at rank {rank}")
     extraction = extract_lora(base, tuned, rank, str(config.get("model_type", "")))
     stored = {k: v.astype(DTYPES[dtype]) for k, v in extraction.weights.items()}
     # Validated as stored: a float16 file is measured in float16.
     val_loss = _validation_loss(record, stored, extraction.lora.scale, base) if validate else None
-    run, run_dir = registry.new_run(manifest.persona, label or f"lora{rank}")
+    run, run_dir = registry.new_run(manifest.persona, label)
     lora = extraction.lora
     training = {**record["config"]["training"], "fine_tune_type": "lora", "rank": rank,
                 "scale": 1.0, "dropout": 0.0}  # fmt: skip
@@ -253,8 +265,6 @@ def extract_run(
         },
         indent=2,
     ).encode()
-    write_bytes(run_dir / CONFIG, adapter_config)
-    write_text(run_dir / RUN_FILE, json.dumps(record, indent=2))
     metrics = {"kept": extraction.kept}
     if val_loss is not None:
         metrics["val_loss"] = val_loss
@@ -265,8 +275,14 @@ def extract_run(
     def write(path: Path) -> None:
         mx.save_safetensors(str(path), stored, metadata={"format": "mlx"})
 
-    publish_checkpoint(run_dir, new, write, adapter_config)
-    set_marker(run_dir, "best", manifest.step)
+    try:
+        write_bytes(run_dir / CONFIG, adapter_config)
+        write_text(run_dir / RUN_FILE, json.dumps(record, indent=2))
+        publish_checkpoint(run_dir, new, write, adapter_config)
+        set_marker(run_dir, "best", manifest.step)
+    except BaseException:
+        shutil.rmtree(run_dir, ignore_errors=True)  # no half-written run is left behind
+        raise
     return ExtractedRun(
         model_id=f"{manifest.persona}@{run}:{manifest.step}",
         source=f"{manifest.persona}@{manifest.version}",
@@ -274,6 +290,17 @@ def extract_run(
         val_loss=val_loss,
         source_val_loss=manifest.metrics.get("val_loss"),
     )
+
+
+def _base_folder(name: str) -> Path:
+    """The local folder of the base model a checkpoint names (as the trainer finds it)."""
+    from adapters.base import PrepareError
+    from adapters.training.model import model_path
+
+    try:
+        return model_path(name)[0]
+    except (PrepareError, OSError, ValueError) as exc:
+        raise ExtractError(f"the base model {name!r} cannot be found: {exc}") from None
 
 
 def _base_weights(folder: Path) -> dict[str, mx.array]:
@@ -294,12 +321,15 @@ def _validation_loss(
     from adapters.training.loss import TokenLoss
     from adapters.training.prepare import PrepareError, prepare
 
-    config = msgspec.convert(record["config"], RunConfig)
+    try:
+        config = msgspec.convert(record["config"], RunConfig)
+    except msgspec.ValidationError:
+        return None
     if not Path(config.train_file).is_file():
         return None
     try:
         prepared = prepare(config, lambda _m: None)
-    except PrepareError:
+    except (PrepareError, OSError, ValueError):
         return None
     if not prepared.valid:
         return None

@@ -60,8 +60,12 @@ def run(args: argparse.Namespace) -> int:
     if ext.folded:
         print(f"  {len(ext.folded)} norms folded into the layers they feed")
     if ext.dropped:
-        print(f"  {len(ext.dropped)} changed tensors no LoRA can hold were dropped")
+        more = f" and {len(ext.dropped) - 3} more" if len(ext.dropped) > 3 else ""
+        names = ", ".join(ext.dropped[:3]) + more
+        print(f"  {len(ext.dropped)} changed tensors no LoRA can hold were dropped: {names}")
     if result.val_loss is not None:
         source = f"{result.source_val_loss:.3f}" if result.source_val_loss is not None else "?"
         print(f"  validation loss {result.val_loss:.3f} (the full fine-tune: {source})")
+    elif not args.no_validate:
+        print("  no validation loss: the run's data or its validation rows are gone")
     return 0

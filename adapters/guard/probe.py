@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -190,8 +191,13 @@ def load(path: Path, hidden: int | None = None) -> tuple[GuardManifest, Probe]:
         raise GuardError(f"{weights}: cannot read: {exc.strerror}") from None
     if hashlib.sha256(payload).hexdigest() != manifest.weights_sha256:
         raise GuardError(f"{weights}: does not match the hash in {path.name}")
-    with np.load(io.BytesIO(payload), allow_pickle=False) as data:
-        probe = Probe(data["mean"], data["scale"], data["weights"], data["bias"])
+    try:
+        with np.load(io.BytesIO(payload), allow_pickle=False) as data:
+            probe = Probe(data["mean"], data["scale"], data["weights"], data["bias"])
+    except (KeyError, ValueError, OSError, zipfile.BadZipFile) as exc:
+        raise GuardError(f"{weights}: not a guard's weights: {exc}") from None
+    if probe.weights.ndim != 2:
+        raise GuardError(f"{path}: weights have {probe.weights.ndim} dimensions, not 2")
     if probe.weights.shape[1] != 1 + len(manifest.categories):
         raise GuardError(f"{path}: weights have {probe.weights.shape[1]} classes")
     reads = feature_reads(manifest)

@@ -341,7 +341,11 @@ def _vocab_size(model: nn.Module, tokenizer: Any) -> int:
 
 
 def _hidden_size(model: nn.Module) -> int | None:
-    size = getattr(getattr(model, "args", None), "hidden_size", None)
+    args = getattr(model, "args", None)
+    size = getattr(args, "hidden_size", None)
+    text = getattr(args, "text_config", None)
+    if size is None and isinstance(text, dict):  # multimodal Gemma 3 keeps it in text_config
+        size = text.get("hidden_size")
     return int(size) if isinstance(size, int) and size > 0 else None
 
 

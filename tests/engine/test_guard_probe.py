@@ -187,3 +187,38 @@ def test_a_guard_trained_on_a_model_of_another_width_is_refused(
     assert probe.weights.shape[0] == hidden * len(feature_reads(manifest))
     with pytest.raises(GuardError, match="trained on another model"):
         load(path, hidden // 2)
+
+
+@pytest.mark.parametrize(
+    ("arrays", "problem"),
+    [
+        (None, "not a guard's weights"),  # not an npz at all
+        ({"mean": [0.0], "scale": [1.0], "weights": [1.0, 2.0]}, "not a guard's weights"),
+        ({"mean": [0.0], "scale": [1.0], "weights": [1.0, 2.0], "bias": [0.0]}, "1 dimensions"),
+        (
+            {"mean": [0.0, 0.0], "scale": [1.0], "weights": [[1.0, 2.0]] * 2, "bias": [0.0, 0.0]},
+            "does not fit the weights",
+        ),
+    ],
+)
+def test_weights_a_guard_cannot_use_are_refused_by_name(
+    tiny_model_dir: Path, tmp_path: Path, arrays: dict[str, Any] | None, problem: str
+) -> None:
+    """Files whose hash matches their manifest but whose arrays are wrong: a GuardError each."""
+    import hashlib
+    import io
+
+    path = train_tiny_guard(tiny_model_dir, write_persona(tmp_path / "wren"), tmp_path / "ad")
+    raw = json.loads(path.read_text())
+    buffer = io.BytesIO()
+    if arrays is None:
+        buffer.write(b"not a zip")
+    else:
+        np.savez(buffer, **{k: np.asarray(v, dtype=np.float32) for k, v in arrays.items()})
+    payload = buffer.getvalue()
+    (path.parent / raw["weights"]).write_bytes(payload)
+    raw.update(weights_sha256=hashlib.sha256(payload).hexdigest(), categories=["boundary"])
+    raw.update(reads=[[raw["layer"], "mean"]])
+    path.write_text(json.dumps(raw))
+    with pytest.raises(GuardError, match=problem):
+        load(path)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
@@ -69,14 +69,17 @@ async def completions(
     head = Head.new("cmpl", data.model, engine.base_hash)
     include_usage = is_set(data.stream_options) and data.stream_options.include_usage is True
 
-    echoes: list[str] = []  # each choice's echoed prompt, decoded off the loop
-    for index, prompt in enumerate(prompts):
-        echo = (
-            await asyncio.to_thread(_prompt_text, engine.tokenizer, data.prompt, index, prompt)
-            if data.echo
-            else ""
-        )
-        echoes += [echo] * n
+    async def echoes() -> list[str]:
+        """Each choice's echoed prompt, decoded off the loop once the guard has passed."""
+        found: list[str] = []
+        for index, prompt in enumerate(prompts):
+            echo = (
+                await asyncio.to_thread(_prompt_text, engine.tokenizer, data.prompt, index, prompt)
+                if data.echo
+                else ""
+            )
+            found += [echo] * n
+        return found
 
     async def whole(guarded: Guarded, outcomes: list[Outcome]) -> Completion:
         choices = [
@@ -90,7 +93,7 @@ async def completions(
                     else None
                 ),
             )
-            for index, (outcome, echo) in enumerate(zip(outcomes, echoes, strict=True))
+            for index, (outcome, echo) in enumerate(zip(outcomes, await echoes(), strict=True))
         ]
         prompt_tokens = sum(o.prompt_tokens for o in outcomes[::n])
         completion_tokens = sum(o.completion_tokens for o in outcomes)
@@ -124,12 +127,17 @@ def _prompt_text(tokenizer: Any, prompt: str | list[Any], index: int, ids: tuple
 async def _pieces(
     head: Head,
     merged: AsyncGenerator[tuple[int, Delta], None],
-    echoes: list[str],
+    echo_texts: Callable[[], Awaitable[list[str]]],
     n: int,
     include_usage: bool,
 ) -> AsyncIterator[Completion]:
     # OpenAI sends `usage: null` on every piece but the last when usage was asked for.
     usage: Any = None if include_usage else UNSET
+    try:
+        echoes = await echo_texts()
+    except BaseException:
+        await merged.aclose()
+        raise
     offsets = [TextOffsets(echo) for echo in echoes]
     lasts: dict[int, Delta] = {}
     version: str | None = None
