@@ -110,6 +110,7 @@ def extract_lora(
     scales: dict[str, mx.array] = {}
     folded: list[str] = []
     dropped: list[str] = []
+    partly: list[str] = []
     for name, value in sorted(tuned.items()):
         match = BLOCK.match(name)
         if value.ndim == 2 and match:
@@ -117,10 +118,14 @@ def extract_lora(
         norm = match.group("rest") if match else None
         if value.ndim == 1 and norm in folds and match:
             old = base[name].astype(mx.float32) + offset
-            if bool(mx.any(mx.abs(old) < 1e-6).item()):
-                dropped.append(name)
-                continue
-            scale = (value.astype(mx.float32) + offset) / old
+            # A channel the base norm scales to zero reaches no layer: its change cannot be
+            # folded, so it keeps the base's scale; every other channel is folded exactly.
+            dead = mx.abs(old) < 1e-6
+            scale = mx.where(
+                dead, 1.0, (value.astype(mx.float32) + offset) / mx.where(dead, 1.0, old)
+            )
+            if bool(mx.any(dead & (value != base[name])).item()):
+                partly.append(name)
             for layer in folds[norm]:
                 scales[f"{match.group('block')}.{layer}.weight"] = scale
             folded.append(name)
@@ -159,7 +164,7 @@ def extract_lora(
         lora=lora,
         kept=kept / total if total else 1.0,
         folded=tuple(folded),
-        dropped=tuple(dropped),
+        dropped=tuple(dropped) + tuple(f"{name} (channels the base zeroes)" for name in partly),
     )
 
 

@@ -224,3 +224,17 @@ def test_a_trained_full_fine_tune_extracts_from_the_command_line(
                                                               abs=0.02)  # fmt: skip
     assert main(["extract-lora", "toy@run-2-lora64"]) == 1
     assert "only a 'full' fine-tune needs extracting" in capsys.readouterr().err
+
+
+def test_a_norm_channel_the_base_zeroes_is_left_and_the_rest_folded() -> None:
+    """Gemma scales by 1 + weight: a channel at -1 reaches no layer, so only it is not folded."""
+    norm, layer = "model.layers.0.input_layernorm.weight", "model.layers.0.self_attn.q_proj.weight"
+    w = np.arange(6, dtype=np.float32).reshape(3, 2) + 1
+    base = {norm: mx.array([-1.0, 0.5]), layer: mx.array(w)}
+    tuned = {norm: mx.array([-0.5, 1.0]), layer: mx.array(w)}
+    result = extract_lora(base, tuned, 2, "gemma3_text")
+    a = np.array(result.weights["model.layers.0.self_attn.q_proj.lora_a"])
+    b = np.array(result.weights["model.layers.0.self_attn.q_proj.lora_b"])
+    np.testing.assert_allclose((a @ b).T, w * np.array([1.0, 2.0 / 1.5]) - w, atol=1e-5)
+    assert result.folded == (norm,)
+    assert result.dropped == (f"{norm} (channels the base zeroes)",)
