@@ -56,6 +56,16 @@ def read_adapter(
     return AdapterWeights(ref.manifest, rank, scale, cast)
 
 
+def unservable(persona: str, version: str, fine_tune_type: str) -> str:
+    """Why a checkpoint of a type other than `lora` cannot be served, and what to do."""
+    hint = (
+        f"; `persona extract-lora {persona}@{version}` makes a servable LoRA of it"
+        if fine_tune_type == "full"
+        else ""
+    )
+    return f"fine_tune_type {fine_tune_type!r} cannot be served; only 'lora' can{hint}"
+
+
 def _lora_parameters(ref: AdapterRef) -> tuple[int, float]:
     try:
         config = json.loads((ref.path / CONFIG).read_text())
@@ -65,15 +75,7 @@ def _lora_parameters(ref: AdapterRef) -> tuple[int, float]:
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise AdapterError(f"{CONFIG} is not a usable LoRA config: {exc!r}") from None
     if fine_tune_type != "lora":
-        hint = (
-            f"; `persona extract-lora {ref.manifest.persona}@{ref.manifest.version}` makes a "
-            "servable LoRA of it"
-            if fine_tune_type == "full"
-            else ""
-        )
-        raise AdapterError(
-            f"fine_tune_type {fine_tune_type!r} cannot be served; only 'lora' can{hint}"
-        )
+        raise AdapterError(unservable(ref.manifest.persona, ref.manifest.version, fine_tune_type))
     if not 0 < rank <= MAX_RANK:
         raise AdapterError(f"rank {rank} is outside the supported 1..{MAX_RANK}")
     return rank, scale

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from adapters.registry import SAFE_NAME, Checkpoint, Registry, RegistryError, run_sort_key
 from adapters.verify import checkpoint_problems
+from server.engine.lora_load import unservable
 
 
 class AdapterNotFoundError(RegistryError):
@@ -114,5 +115,8 @@ class CheckpointIndex:
         raise AdapterNotFoundError(f"{persona}@{run} has no checkpoint at step {step}")
 
     def _check(self, ckpt: Checkpoint) -> str | None:
+        kind = ckpt.manifest.lora.fine_tune_type
+        if kind != "lora":  # refused before any load, so /v1/models never lists it
+            return unservable(ckpt.manifest.persona, ckpt.manifest.version, kind)
         problems = checkpoint_problems(ckpt, self.base_hash())
         return "; ".join(problems) if problems else None

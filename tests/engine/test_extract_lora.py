@@ -238,3 +238,18 @@ def test_a_norm_channel_the_base_zeroes_is_left_and_the_rest_folded() -> None:
     np.testing.assert_allclose((a @ b).T, w * np.array([1.0, 2.0 / 1.5]) - w, atol=1e-5)
     assert result.folded == (norm,)
     assert result.dropped == (f"{norm} (channels the base zeroes)",)
+
+
+def test_the_index_refuses_a_full_checkpoint_before_any_load(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """So `/v1/models` lists only what can answer, and a request names the command."""
+    from server.hotswap.index import CheckpointIndex
+
+    model_id = publish_full(tmp_path, tiny_model_dir, tuned_copy(tiny_model_dir, 5, False))
+    extract_run(Registry(tmp_path), model_id, rank=4, validate=False)
+    index = CheckpointIndex(Registry(tmp_path), lambda: content_hash(tiny_model_dir))
+    asyncio.run(index.rescan("tide"))
+    assert [c.manifest.run for c in index.usable("tide")] == ["run-2-lora4"]
+    (full,) = [c for c in index.checkpoints("tide") if c.manifest.run == "run-1-full"]
+    assert f"`persona extract-lora {model_id}`" in (index.refusal(full.manifest.key) or "")
