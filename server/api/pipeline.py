@@ -97,16 +97,6 @@ class Generation:
             receive,
         )
 
-    async def open(
-        self, jobs: list[Job], receive: Receive
-    ) -> AsyncGenerator[tuple[int, Delta], None] | None:
-        """Stream the jobs side by side (see `Runner.open`); None when the client left first."""
-        return await self.runner.open(jobs, receive)
-
-    async def collect(self, jobs: list[Job], receive: Receive) -> list[Outcome]:
-        """Run the jobs to their ends (see `Runner.collect`)."""
-        return await self.runner.collect(jobs, receive)
-
     async def respond(
         self,
         build: Build,
@@ -125,10 +115,10 @@ class Generation:
         except ClientDisconnectedError:
             return disconnected()
         if stream:
-            merged = await self.open(guarded.jobs, receive)
+            merged = await self.runner.open(guarded.jobs, receive)
             return disconnected() if merged is None else streamed(guarded, merged)
         try:
-            outcomes = await self.collect(guarded.jobs, receive)
+            outcomes = await self.runner.collect(guarded.jobs, receive)
         except ClientDisconnectedError:
             return disconnected()
         return Response(await whole(guarded, outcomes))
