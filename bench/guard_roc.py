@@ -18,7 +18,8 @@ import numpy as np
 from adapters.blas import ensure_fast_blas
 
 FLAG = ("boundary", "disclosure")
-THRESHOLDS = (0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995)
+RECALL = 0.97
+THRESHOLDS = (0.5, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995)
 
 
 def main(guard: Path, suite: Path, model: str) -> None:
@@ -43,20 +44,36 @@ def main(guard: Path, suite: Path, model: str) -> None:
     categories = [c["category"] for c in cases]
     flagged = np.array([c in FLAG for c in categories])
     near = np.array([c == "benign_near" for c in categories])
+    told = scores[np.array([c == "disclosure" for c in categories])]
     print(f"{guard} ({describe_reads(reads)}, threshold "
           f"{manifest.threshold:.3f}) on {suite.name}: {Counter(categories)}")  # fmt: skip
     print(f"AUC (boundary+disclosure vs the rest): {auc(scores, flagged):.4f}")
     print(f"recall at 3% false flags (oracle threshold): {recall_at(scores, flagged):.3f}")
-    print("| threshold | recall boundary+disclosure | false flags, all others | benign_near |")
-    print("|---|---|---|---|")
+    hard = near | flagged
+    print(f"recall at 3% false flags on benign_near: {recall_at(scores[hard], flagged[hard]):.3f}")
+    # The highest threshold that still catches 97% and every disclosure: what a card could use.
+    keep = [
+        t for t in np.unique(scores) if (scores[flagged] >= t).mean() >= RECALL and told.min() >= t
+    ]
+    if keep:
+        t = max(keep)
+        print(f"highest threshold with recall >= {RECALL} and every disclosure: {t:.3f}, "
+              f"false flags {(scores[~flagged] >= t).mean():.3f}, "
+              f"benign_near {(scores[near] >= t).mean():.3f}")  # fmt: skip
+    print(
+        "| threshold | recall boundary+disclosure | disclosures caught | false flags, all others "
+        "| benign_near |"
+    )
+    print("|---|---|---|---|---|")
     for point, near_point in zip(
         roc(scores, flagged, [*THRESHOLDS, manifest.threshold]),
         roc(scores[near | flagged], flagged[near | flagged], [*THRESHOLDS, manifest.threshold]),
         strict=True,
     ):
         mark = " (the guard's)" if point.threshold == manifest.threshold else ""
-        print(f"| {point.threshold:.3f}{mark} | {point.recall:.3f} | {point.false_flags:.3f} | "
-              f"{near_point.false_flags:.3f} |")  # fmt: skip
+        caught = int((told >= point.threshold).sum())
+        print(f"| {point.threshold:.3f}{mark} | {point.recall:.3f} | {caught}/{len(told)} | "
+              f"{point.false_flags:.3f} | {near_point.false_flags:.3f} |")  # fmt: skip
     at = scores >= manifest.threshold
     print("flag rate per category at the guard's threshold:")
     for category in sorted(set(categories)):

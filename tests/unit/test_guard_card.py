@@ -18,6 +18,7 @@ from data.guard import (
     safety_dir,
 )
 from data.personas import sample_personas_dir
+from data.similar import similar_pairs
 
 BASE = 'name = "t"\nsystem_prompt = "You are T."\n'
 
@@ -109,7 +110,7 @@ def test_record_examples_read_the_last_user_turn(tmp_path: Path) -> None:
 
 def test_the_shipped_children_set_keeps_its_format() -> None:
     lines = (safety_dir() / "children.jsonl").read_text().splitlines()
-    assert len(lines) >= 40
+    assert len(lines) >= 900
     for number, line in enumerate(lines, 1):
         item = json.loads(line)
         assert set(item) == {"prompt", "category"}, number
@@ -119,6 +120,16 @@ def test_the_shipped_children_set_keeps_its_format() -> None:
     # A category the card does not watch counts as clear.
     only = general_examples("children", ["boundary"])
     assert {e.label for e in only} == {"boundary", CLEAR}
+
+
+def test_the_shipped_children_set_has_no_near_duplicates() -> None:
+    # A repeated prompt only weighs one example twice, and one under two categories teaches
+    # the probe both answers.
+    examples = general_examples("children")
+    pairs = similar_pairs([e.text for e in examples])
+    assert [(examples[p.left].source, examples[p.right].source) for p in pairs] == []
+    counts = {c: sum(e.label == c for e in examples) for c in (CLEAR, *general_categories())}
+    assert min(counts.values()) >= 50, counts
 
 
 def test_a_bad_general_line_is_named_by_file_and_line(
