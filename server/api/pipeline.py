@@ -22,7 +22,8 @@ from litestar.types import Receive
 from server.api.guarded import Guarded, guard_jobs
 from server.api.models import Resolved, resolve
 from server.api.params import Extras
-from server.api.plan import fan_out, plan
+from server.api.plan import fan_out
+from server.api.plan import plan as plan_job
 from server.api.sse import disconnected
 from server.api.structured import prepare
 from server.engine.types import Delta, JsonGrammar
@@ -66,7 +67,7 @@ class Generation:
         n: int = 1,
     ) -> list[Job]:
         """One prompt's jobs: defaults merged and context fitted, `n` choices fanned out."""
-        job = plan(
+        job = plan_job(
             self.state,
             self.engine,
             self.resolved,
