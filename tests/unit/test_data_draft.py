@@ -11,9 +11,9 @@ import msgspec
 import pytest
 from scripted_teacher import WORDS, completion, on_target, scripted_teacher, words
 
+from data.authoring.drafts.gaps import DraftTarget, bands, plan
 from data.authoring.drafts.prompt import AnswerError, read_answer, teacher_messages
 from data.authoring.drafts.store import DRAFTS, read_drafts
-from data.authoring.drafts.target import Target, bands, plan
 from data.home import personas_dir
 from data.records import ChatRecord, Message
 from data.stats import dataset_stats
@@ -79,7 +79,7 @@ def test_the_prompt_carries_the_card_examples_and_the_gap() -> None:
 
     card = parse_card(CARD)
     examples = narrow_dataset()[:2]
-    target = Target((60, 79), "boundary", 2)
+    target = DraftTarget((60, 79), "boundary", 2)
     sent = teacher_messages(card, target, examples, ["no records tagged 'boundary'"])
     text = sent[-1]["content"]
     assert "You are Wren Alder, who keeps bees on a rooftop." in text
@@ -116,7 +116,7 @@ def test_drafts_fill_the_gaps_into_drafts_jsonl_never_the_dataset(
     assert (folder / "dataset.jsonl").read_bytes() == dataset
     drafts = read_drafts(folder)
     assert {d.teacher for d in drafts} == {"scripted"}
-    assert drafts[0].target == Target((20, 39), "boundary", 2)
+    assert drafts[0].target == DraftTarget((20, 39), "boundary", 2)
     assert drafts[0].tags == ("boundary",)
     # The request carried the card, examples and the gap, to the model asked for.
     request = teacher.requests[0]
