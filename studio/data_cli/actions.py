@@ -97,7 +97,7 @@ def pairs(args: argparse.Namespace) -> int:
 
     from data.atomic import write_bytes
     from data.authoring.pairs import build_pairs, encode_pairs_file, probes_of
-    from data.eval.run import Target
+    from data.eval.run import ServerTarget
     from data.personas import PAIRS, TRAIN_FILES, PersonaError, resolve
     from data.records import FAILURE_MODES
 
@@ -131,7 +131,7 @@ def pairs(args: argparse.Namespace) -> int:
             card,
             probes,
             args.model,
-            target=Target(args.base_url, key, args.concurrency),
+            target=ServerTarget(args.base_url, key, args.concurrency),
             samples=args.samples,
             seed=args.seed,
             progress=progress,
