@@ -11,7 +11,7 @@ import msgspec
 import pytest
 from scripted_teacher import WORDS, completion, on_target, scripted_teacher, words
 
-from data.authoring.drafts.gaps import DraftTarget, bands, plan
+from data.authoring.drafts.gaps import DraftTarget, bands, plan_drafts
 from data.authoring.drafts.prompt import AnswerError, read_answer, teacher_messages
 from data.authoring.drafts.store import DRAFTS, read_drafts
 from data.home import personas_dir
@@ -66,11 +66,11 @@ def events(out: str) -> list[dict[str, Any]]:
 def test_the_plan_aims_at_the_missing_mode_the_empty_bands_and_multi_turn() -> None:
     stats = dataset_stats(narrow_dataset())
     assert bands((20, 99)) == [(20, 39), (40, 59), (60, 79), (80, 99)]
-    targets = plan(stats, (20, 99))
+    targets = plan_drafts(stats, (20, 99))
     assert targets[0].tag == "boundary"
     assert {t.words for t in targets[:3]} == {(20, 39), (60, 79), (80, 99)}
     assert targets[0].turns == 2  # no multi-turn records yet
-    assert plan(stats, (20, 99), count=3) == targets[:3]
+    assert plan_drafts(stats, (20, 99), count=3) == targets[:3]
     assert len(targets) < 40
 
 
@@ -229,7 +229,7 @@ def test_a_dataset_without_gaps_drafts_nothing(capsys: pytest.CaptureFixture[str
             ]
             reply += 1
         records.append(ChatRecord(tuple(turns), (modes[i],) if i < len(modes) else ()))
-    assert plan(dataset_stats(records), (20, 99)) == []
+    assert plan_drafts(dataset_stats(records), (20, 99)) == []
     folder = make_persona(records)
     with scripted_teacher() as teacher:
         assert draft(teacher.url) == 0

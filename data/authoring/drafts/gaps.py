@@ -54,13 +54,13 @@ def bands(reply_words: Sequence[int]) -> list[tuple[int, int]]:
     return found
 
 
-def plan(
+def plan_drafts(
     stats: DatasetStats,
     reply_words: Sequence[int] = (20, 200),
     card_tags: Sequence[str] = (),
     count: int | None = None,
 ) -> list[DraftTarget]:
-    """`count` targets (default: as many as close every gap, at most `MAX_PLAN`)."""
+    """`count` draft targets (default: as many as close every gap, at most `MAX_PLAN`)."""
     ranges = bands(reply_words)
     band_counts = {b: 0 for b in ranges}
     for band in stats.words.histogram:
