@@ -135,7 +135,7 @@ def supervised(request: CreateJobRequest, card: Training) -> Plan:
 def preference(kind: str) -> Callable[[CreateJobRequest, Training], Plan]:
     """DPO or ORPO on preference pairs: the shared hyperparameters and `beta`."""
 
-    def plan(request: CreateJobRequest, card: Training) -> Plan:
+    def plan_preference(request: CreateJobRequest, card: Training) -> Plan:
         if request.hyperparameters is not None:
             raise MethodError(
                 f"top-level hyperparameters are supervised's; give {kind}'s in "
@@ -154,7 +154,7 @@ def preference(kind: str) -> Callable[[CreateJobRequest, Training], Plan]:
         return Plan(overrides, Hyperparameters(given.n_epochs, given.batch_size,
                                                given.learning_rate_multiplier))  # fmt: skip
 
-    return plan
+    return plan_preference
 
 
 def guard(request: CreateJobRequest, card: Training) -> Plan:
