@@ -19,11 +19,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 from litestar import Response
 from litestar.types import Receive
 
+from server.api.engine_job import fan_out, plan_engine_job
 from server.api.guarded import Guarded, guard_jobs
 from server.api.models import Resolved, resolve
 from server.api.params import Extras
-from server.api.plan import fan_out
-from server.api.plan import plan as plan_job
 from server.api.sse import disconnected
 from server.api.structured import prepare
 from server.engine.types import Delta, JsonGrammar
@@ -67,7 +66,7 @@ class Generation:
         n: int = 1,
     ) -> list[Job]:
         """One prompt's jobs: defaults merged and context fitted, `n` choices fanned out."""
-        job = plan_job(
+        job = plan_engine_job(
             self.state,
             self.engine,
             self.resolved,
