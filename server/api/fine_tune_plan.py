@@ -48,7 +48,7 @@ OWN_DATASET = "persona:"
 """`training_file` of a job that trains on the persona's own dataset on the server."""
 
 
-def plan(
+def plan_fine_tune(
     state: ServerState, request: CreateJobRequest, jobs_root: Path
 ) -> tuple[FineTuningJob, TrainSpec]:
     """The new job and its trainer spec; 4xx errors for anything that cannot be trained."""
