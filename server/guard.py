@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from adapters.guard.probe import MANIFEST, GuardError, GuardManifest, Probe, feature_reads, load
-from adapters.sample import sample_dir
+from adapters.sample_adapters import sample_dir
 from data.card import PersonaCard
 from data.guard import GuardCard
 from data.tokens import user_turn_ids
