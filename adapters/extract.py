@@ -26,10 +26,11 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mlx.core as mx
 import msgspec
+from mlx.utils import tree_flatten
 
 from adapters.base import content_hash
 from adapters.manifest import CONFIG, MAX_RANK, WEIGHTS, LoraParams
@@ -46,6 +47,9 @@ from adapters.training.config import RunConfig
 from adapters.training.record import RUN_FILE
 from adapters.verify import checkpoint_problems
 from data.atomic import write_bytes, write_text
+
+if TYPE_CHECKING:
+    from adapters.training.prepare import Prepared
 
 FOLDS: dict[str, tuple[float, dict[str, tuple[str, ...]]]] = {
     model_type: (
@@ -225,17 +229,26 @@ def extract_run(
         record = json.loads((source_dir / RUN_FILE).read_text())
         _ = record["config"]["training"]  # an older record without it is refused here
         config = json.loads((base_path / "config.json").read_text())
-        base = _base_weights(base_path)
         tuned = mx.load(str(ckpt.path / WEIGHTS))
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise ExtractError(f"{manifest.persona}@{manifest.version} cannot be read: {exc}") from None
     if not isinstance(tuned, dict):
         raise ExtractError(f"{ckpt.path / WEIGHTS} holds no named tensors")
+    # Validation needs the run's base model and data prepared; its weights are the base weights
+    # the factors are taken against, so the base is read from disk only when not validating.
+    prepared = _prepare(record) if validate else None
+    try:
+        if prepared is not None:
+            base = dict(tree_flatten(prepared.base.model.parameters()))
+        else:
+            base = _base_weights(base_path)
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise ExtractError(f"the base model in {base_path} cannot be read: {exc}") from None
     log(f"factoring {sum(v.ndim == 2 for v in tuned.values())} layers at rank {rank}")
     extraction = extract_lora(base, tuned, rank, str(config.get("model_type", "")))
     stored = {k: v.astype(DTYPES[dtype]) for k, v in extraction.weights.items()}
     # Validated as stored: a float16 file is measured in float16.
-    val_loss = _validation_loss(record, stored, extraction.lora.scale, base) if validate else None
+    val_loss = _validation_loss(prepared, stored, extraction.lora.scale, base) if prepared else None
     run, run_dir = registry.new_run(manifest.persona, label)
     lora = extraction.lora
     training = {**record["config"]["training"], "fine_tune_type": "lora", "rank": rank,
@@ -315,15 +328,9 @@ def _base_weights(folder: Path) -> dict[str, mx.array]:
     return weights
 
 
-def _validation_loss(
-    record: dict[str, Any],
-    factors: Mapping[str, mx.array],
-    scale: float,
-    base: Mapping[str, mx.array],
-) -> float | None:
-    """The run's validation loss on base + LoRA (the layers merged, the norms the base's)."""
-    from adapters.training.loop import validation_loss
-    from adapters.training.loss import TokenLoss
+def _prepare(record: dict[str, Any]) -> Prepared | None:
+    """The run's model and tokenized data as its trainer prepared them; None when the record's
+    config, its training file or its validation split is gone (the loss is then not measured)."""
     from adapters.training.prepare import PrepareError, prepare
 
     try:
@@ -336,8 +343,19 @@ def _validation_loss(
         prepared = prepare(config, lambda _m: None)
     except (PrepareError, OSError, ValueError):
         return None
-    if not prepared.valid:
-        return None
+    return prepared if prepared.valid else None
+
+
+def _validation_loss(
+    prepared: Prepared,
+    factors: Mapping[str, mx.array],
+    scale: float,
+    base: Mapping[str, mx.array],
+) -> float:
+    """The run's validation loss on base + LoRA (the layers merged, the norms the base's)."""
+    from adapters.training.loop import validation_loss
+    from adapters.training.loss import TokenLoss
+
     model = prepared.base.model
     merged = []
     for name, a in factors.items():
@@ -349,4 +367,5 @@ def _validation_loss(
             merged.append((f"{path}.weight", weight.astype(base[f"{path}.weight"].dtype)))
     model.load_weights(merged, strict=False)
     mx.eval(model.parameters())
-    return validation_loss(TokenLoss(model), model, prepared.valid, config.training.batch_size)
+    batch = prepared.config.training.batch_size
+    return validation_loss(TokenLoss(model), model, prepared.valid, batch)

@@ -110,7 +110,7 @@ def generation_config_layer(model_dir: Path | None) -> Sampling:
 
 
 @dataclass(frozen=True)
-class Target:
+class RequestedModel:
     """What a request's `model` names: the base model, or a persona and maybe a pinned version."""
 
     model: str
@@ -196,10 +196,10 @@ class Catalog:
         """One persona by name."""
         return self._entries.get(name)
 
-    def target(self, model: str, base_ids: Sequence[str]) -> Target:
+    def requested_model(self, model: str, base_ids: Sequence[str]) -> RequestedModel:
         """Resolve a `model` field; raise ModelNotFoundError for anything not served here."""
         if model in base_ids:
-            return Target(model, None, None)
+            return RequestedModel(model, None, None)
         try:
             ref = parse_model_id(model)
         except RegistryError:
@@ -211,7 +211,7 @@ class Catalog:
                 "GET /v1/models lists the models served here.",
                 param="model",
             )
-        return Target(model, entry, ref)
+        return RequestedModel(model, entry, ref)
 
 
 @dataclass(frozen=True)

@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
 def _seed_sample_adapters(settings: ServerSettings) -> None:
     """On the embedded model, copy the shipped sample adapters into an empty registry slot."""
     from adapters.base import EMBEDDED, EMBEDDED_ID
-    from adapters.sample import install_sample_adapters
+    from adapters.sample_adapters import install_sample_adapters
 
     if settings.model not in (EMBEDDED, EMBEDDED_ID):
         return

@@ -13,14 +13,14 @@ import logging
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from adapters.guard.probe import MANIFEST, GuardError, GuardManifest, Probe, feature_reads, load
-from adapters.sample import sample_dir
+from adapters.sample_adapters import sample_dir
 from data.card import PersonaCard
-from data.guard import GENERAL_ID, GuardCard
+from data.guard import GuardCard
 from data.tokens import user_turn_ids
 
 if TYPE_CHECKING:
@@ -170,13 +170,3 @@ def pick_reply(card: GuardCard, category: str | None, rng: random.Random) -> str
     if replies:
         return rng.choice(replies)
     return card.fallback_reply
-
-
-def general_guard(guards: Guards, engine: Engine) -> LoadedGuard | None:
-    """The shipped general guard, if present for this base model."""
-    return guards.get(GENERAL_ID, engine)
-
-
-def describe(score: Score, action: str) -> dict[str, Any]:
-    """The `persona_guard` field's content."""
-    return {"category": score.category, "score": round(score.score, 4), "action": action}

@@ -131,7 +131,7 @@ def _guard(args: argparse.Namespace, files: PersonaFiles, key: str) -> None:
 
 async def _evaluate(args: argparse.Namespace, files: PersonaFiles, models: list[str], key: str):  # type: ignore[no-untyped-def]
     from data.eval.judge import Judge
-    from data.eval.run import Target, run_eval
+    from data.eval.run import ServerTarget, run_eval
 
     overrides: dict[str, float | int] = {}
     if args.temperature is not None:
@@ -143,7 +143,7 @@ async def _evaluate(args: argparse.Namespace, files: PersonaFiles, models: list[
     def progress(done: int, total: int) -> None:
         print(f"\r  {done}/{total} replies", end="", file=sys.stderr, flush=True)
 
-    target = Target(args.base_url, key, args.concurrency)
+    target = ServerTarget(args.base_url, key, args.concurrency)
     try:
         result = await run_eval(
             files.card,

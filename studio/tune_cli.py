@@ -109,7 +109,7 @@ async def sweep(  # type: ignore[no-untyped-def]
     client: Any = None,
 ):
     """Score every grid point with the cheap metrics (through `client` if given)."""
-    from data.eval.run import Target, run_eval
+    from data.eval.run import ServerTarget, run_eval
     from data.eval.tune import Point
 
     cases = list(files.cases)
@@ -123,7 +123,7 @@ async def sweep(  # type: ignore[no-untyped-def]
             cases,
             files.training_replies,
             [model],
-            target=Target(args.base_url, key, args.concurrency),
+            target=ServerTarget(args.base_url, key, args.concurrency),
             samples=1,
             seed=args.seed,
             overrides=values,

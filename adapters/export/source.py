@@ -107,7 +107,7 @@ def resolve_source(
         raise ExportError(str(exc)) from None
     base_name = options.model or EMBEDDED
     if base_name in (EMBEDDED, EMBEDDED_ID):
-        from adapters.sample import install_sample_adapters
+        from adapters.sample_adapters import install_sample_adapters
 
         install_sample_adapters(root)
     registry = Registry(root)

@@ -22,7 +22,7 @@ import msgspec
 
 from ..card import PersonaCard
 from ..eval.criteria import CriteriaResult, check_reply, rules_for
-from ..eval.run import Target, make_client, request_fields
+from ..eval.run import ServerTarget, make_client, request_fields
 from ..records import (
     FAILURE_MODES,
     Message,
@@ -98,7 +98,7 @@ async def build_pairs(
     probes: Sequence[Probe],
     model: str,
     *,
-    target: Target | None = None,
+    target: ServerTarget | None = None,
     samples: int = 2,
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
@@ -112,7 +112,7 @@ async def build_pairs(
     """
     import openai
 
-    target = target or Target()
+    target = target or ServerTarget()
     owned = client is None
     if client is None:
         client = make_client(target)

@@ -16,7 +16,7 @@ from typing import Any
 from ..card import PersonaCard
 from .criteria import check_reply, rules_for
 from .metrics import Drift, MemoIndex, TurnScores, contains, drift, word_count
-from .run import SampleResult, Target, ask, make_client, request_fields, sample_result
+from .run import SampleResult, ServerTarget, ask, make_client, request_fields, sample_result
 from .suite import ConversationScript
 
 
@@ -72,7 +72,7 @@ async def run_drift(
     models: Sequence[str],
     turns: int,
     *,
-    target: Target | None = None,
+    target: ServerTarget | None = None,
     samples: int = 1,
     seed: int = 0,
     overrides: dict[str, float | int] | None = None,
@@ -88,7 +88,7 @@ async def run_drift(
     short = [s.id for s in scripts if len(s.turns) < turns]
     if short:
         raise ValueError(f"--turns {turns}: these scripts have fewer turns: {', '.join(short)}")
-    target = target or Target()
+    target = target or ServerTarget()
     owned = client is None
     if client is None:
         client = make_client(target)

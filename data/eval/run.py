@@ -126,8 +126,9 @@ class EvalResult(msgspec.Struct, frozen=True):
     contrast_replies: list[ReplyScore] = []
 
 
-class Target(msgspec.Struct, frozen=True):
-    """Where to send requests."""
+class ServerTarget(msgspec.Struct, frozen=True):
+    """The OpenAI-compatible server requests go to: its URL and key, how many at once, and how
+    long one may take (seconds)."""
 
     base_url: str = "http://127.0.0.1:8000/v1"
     api_key: str = "not-needed"
@@ -278,8 +279,8 @@ def _messages(case: EvalCase, card: PersonaCard, model: str) -> list[dict[str, s
     return messages
 
 
-def make_client(target: Target) -> Any:
-    """An `openai.AsyncOpenAI` for the target, with no retries (a 4xx is an answer)."""
+def make_client(target: ServerTarget) -> Any:
+    """An `openai.AsyncOpenAI` for the target server, with no retries (a 4xx is an answer)."""
     return openai_client(target.base_url, target.api_key, timeout=target.timeout)
 
 
@@ -301,7 +302,7 @@ async def run_eval(
     training_replies: Sequence[str],
     models: Sequence[str],
     *,
-    target: Target | None = None,
+    target: ServerTarget | None = None,
     samples: int = 1,
     seed: int = 0,
     overrides: dict[str, float | int] | None = None,
@@ -320,7 +321,7 @@ async def run_eval(
     `client` may be an `openai.AsyncOpenAI` the caller owns (tests pass one bound to an
     in-process app); otherwise one is made for `target` and closed at the end.
     """
-    target = target or Target()
+    target = target or ServerTarget()
     owned = client is None
     if client is None:
         client = make_client(target)
@@ -396,4 +397,4 @@ async def run_eval(
     )  # fmt: skip
 
 
-__all__ = ["MEMO_N", "EvalResult", "ModelScores", "SampleResult", "Target", "run_eval"]
+__all__ = ["MEMO_N", "EvalResult", "ModelScores", "SampleResult", "ServerTarget", "run_eval"]

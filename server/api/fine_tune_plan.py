@@ -39,7 +39,7 @@ from data.records import PreferenceRecord
 from server.api.routes.files import read_file
 from server.errors import InvalidRequest, ModelNotFoundError, UnsupportedError
 from server.jobs.fine_tuning import new_job_id
-from server.jobs.methods import PREFERENCE_METHODS, MethodError, plan_job
+from server.jobs.methods import PREFERENCE_METHODS, MethodError, plan_training
 from server.jobs.store import TrainSpec
 from server.jobs.types import CreateJobRequest, FileObject, FineTuningJob, Method
 from server.state import ServerState
@@ -48,7 +48,7 @@ OWN_DATASET = "persona:"
 """`training_file` of a job that trains on the persona's own dataset on the server."""
 
 
-def plan(
+def plan_fine_tune(
     state: ServerState, request: CreateJobRequest, jobs_root: Path
 ) -> tuple[FineTuningJob, TrainSpec]:
     """The new job and its trainer spec; 4xx errors for anything that cannot be trained."""
@@ -129,7 +129,7 @@ def plan(
         raise InvalidRequest("iters must be at least 1", param="iters", code="invalid_value")
     # Everything is checked before anything is written: a refused request leaves nothing behind.
     try:
-        method, training = plan_job(request, persona.card.training if persona else Training())
+        method, training = plan_training(request, persona.card.training if persona else Training())
     except MethodError as exc:
         raise InvalidRequest(str(exc), param=exc.param, code="invalid_value") from None
     clashes = shape_clashes(checkpoint_shape(start), method.overrides) if start else []

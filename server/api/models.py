@@ -1,8 +1,8 @@
 """Which model a request names, and the sampling defaults it runs with.
 
-`resolve` turns a request's `model` into its target (the base model, a persona, a pinned version
-or a loaded LoRA) and the adapter it runs on; `merged` layers request fields over the persona card
-over the base model over the server. The state holds what these read; they decide.
+`resolve` turns a request's `model` into the model it names (the base model, a persona, a pinned
+version or a loaded LoRA) and the adapter it runs on; `merged` layers request fields over the
+persona card over the base model over the server. The state holds what these read; they decide.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from adapters.registry import ModelRef, RegistryError
 from data.card import Sampling
 from data.personas import PersonaEntry
 from data.problem import quote
-from server.catalog import Target, card_layer, merge, server_defaults
+from server.catalog import RequestedModel, card_layer, merge, server_defaults
 from server.engine.types import AdapterRef
 from server.errors import ModelNotFoundError
 from server.runner import AdapterUnavailableError
@@ -23,39 +23,39 @@ from server.wire.openai import ResolvedSampling
 
 @dataclass(frozen=True)
 class Resolved:
-    """A request's target with the adapter it runs on."""
+    """The model a request names, with the adapter it runs on."""
 
-    target: Target
+    requested: RequestedModel
     adapter: AdapterRef | None
 
     @property
     def persona(self) -> PersonaEntry | None:
         """The persona named, if any."""
-        return self.target.persona
+        return self.requested.persona
 
     @property
     def label(self) -> str:
         """The name metrics count this request under."""
-        return self.persona.name if self.persona else self.target.model
+        return self.persona.name if self.persona else self.requested.model
 
 
 def resolve(state: ServerState, model: str) -> Resolved:
-    """The target and adapter of a request's `model`; 404 for anything not served here."""
+    """The model and adapter a request's `model` names; 404 for anything not served here."""
     if model in state.lora_names() and state.catalog.get(model) is None:
-        target = Target(model, None, ModelRef(model))
+        requested = RequestedModel(model, None, ModelRef(model))
     else:
-        target = state.catalog.target(model, state.base_ids())
-    if target.ref is None:
-        return Resolved(target, None)
+        requested = state.catalog.requested_model(model, state.base_ids())
+    if requested.ref is None:
+        return Resolved(requested, None)
     if state.adapters is None:
-        if target.ref.run is not None:
+        if requested.ref.run is not None:
             raise ModelNotFoundError(
                 f"The model {quote(model)} does not exist: no adapters are served.",
                 param="model",
             )
-        return Resolved(target, None)
+        return Resolved(requested, None)
     try:
-        return Resolved(target, state.adapters.resolve(target.ref))
+        return Resolved(requested, state.adapters.resolve(requested.ref))
     except RegistryError as exc:
         if hasattr(exc, "reason"):
             raise AdapterUnavailableError(str(exc), param="model") from None

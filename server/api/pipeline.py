@@ -1,27 +1,28 @@
 """The generation pipeline chat, completions and Responses share: start, plan, guard, then run.
 
-Each endpoint keeps what is its own (reading its request into prompts, and encoding outcomes as
-its wire type); the steps between are written once here, in the order every endpoint needs:
+Each endpoint keeps what is its own in one module beside this one (chat_plan.py,
+completion_plan.py, response_plan.py): reading its request into prompts, and encoding outcomes
+as its wire type. The steps between are written once here, in the order every endpoint needs:
 the engine (503 while it loads) and the model (404 when unknown) first, then the jobs of every
 prompt built off the event loop, the grammar compiled, the guard consulted, and the jobs run
-whole or streamed. An endpoint calls `Generation.start`, then `respond` with its prompt builder
-and its two encoders (whole and streamed); a client that leaves at any step gets no answer.
+whole or streamed. A handler calls `Generation.start`, reads its request into a `RequestPlan`,
+then `respond`; a client that leaves at any step gets no answer.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from litestar import Response
 from litestar.types import Receive
 
-from server.api.guarded import Build, Guarded, guard_jobs
+from server.api.engine_job import fan_out, plan_engine_job
+from server.api.guarded import Guarded, guard_jobs
 from server.api.models import Resolved, resolve
 from server.api.params import Extras
-from server.api.plan import fan_out, plan
 from server.api.sse import disconnected
 from server.api.structured import prepare
 from server.engine.types import Delta, JsonGrammar
@@ -65,7 +66,7 @@ class Generation:
         n: int = 1,
     ) -> list[Job]:
         """One prompt's jobs: defaults merged and context fitted, `n` choices fanned out."""
-        job = plan(
+        job = plan_engine_job(
             self.state,
             self.engine,
             self.resolved,
@@ -77,17 +78,17 @@ class Generation:
         )
         return fan_out(job, n)
 
-    async def guarded(
-        self, build: Build, texts: Sequence[str], grammar: JsonGrammar | None, receive: Receive
-    ) -> Guarded:
-        """Every prompt's jobs (`build(i, None)`, `texts[i]` its latest user text), after the
-        grammar compiles and the guard has screened them; a bad request fails before the guard.
+    async def guarded(self, plan: RequestPlan, receive: Receive) -> Guarded:
+        """Every prompt's jobs (`plan.build(i, None)`, `plan.texts[i]` its latest user text),
+        after the grammar compiles and the guard has screened them; a bad request fails before
+        the guard.
 
         Raises ClientDisconnectedError when the client leaves while the guard checks replies.
         """
+        build, texts = plan.build, plan.texts
         # 10,000 messages or a 2 MB prompt take seconds to render and tokenize: off the loop.
         plain = await asyncio.to_thread(lambda: [build(i, None) for i in range(len(texts))])
-        await prepare(self.engine, grammar)
+        await prepare(self.engine, plan.grammar)
         return await guard_jobs(
             self.state,
             self.engine,
@@ -97,28 +98,52 @@ class Generation:
             receive,
         )
 
-    async def respond(
-        self,
-        build: Build,
-        texts: Sequence[str],
-        grammar: JsonGrammar | None,
-        receive: Receive,
-        *,
-        stream: bool,
-        whole: Callable[[Guarded, list[Outcome]], Awaitable[Any]],
-        streamed: Callable[[Guarded, AsyncGenerator[tuple[int, Delta], None]], Response[Any]],
-    ) -> Response[Any]:
-        """Guard, run and encode: `streamed(guarded, deltas)` when `stream`, else the body
-        `await whole(guarded, outcomes)`; an empty 499 once the client has gone."""
+    async def respond(self, plan: RequestPlan, receive: Receive) -> Response[Any]:
+        """Guard, run and encode: `plan.streamed(guarded, deltas)` when `plan.stream`, else
+        the body `await plan.whole(guarded, outcomes)`; an empty 499 once the client has gone."""
         try:
-            guarded = await self.guarded(build, texts, grammar, receive)
+            guarded = await self.guarded(plan, receive)
         except ClientDisconnectedError:
             return disconnected()
-        if stream:
+        if plan.stream:
             merged = await self.runner.open(guarded.jobs, receive)
-            return disconnected() if merged is None else streamed(guarded, merged)
+            return disconnected() if merged is None else plan.streamed(guarded, merged)
         try:
             outcomes = await self.runner.collect(guarded.jobs, receive)
         except ClientDisconnectedError:
             return disconnected()
-        return Response(await whole(guarded, outcomes))
+        return Response(await plan.whole(guarded, outcomes))
+
+
+class RequestPlan(Protocol):
+    """What an endpoint read from its request, and how it encodes the outcome: every prompt's
+    jobs, their latest user texts, the grammar, and the whole and streamed reply."""
+
+    @property
+    def texts(self) -> Sequence[str]:
+        """Each prompt's latest user text, for the guard."""
+        ...
+
+    @property
+    def grammar(self) -> JsonGrammar | None:
+        """The JSON grammar every job decodes under, or None."""
+        ...
+
+    @property
+    def stream(self) -> bool:
+        """Whether the client asked for a stream."""
+        ...
+
+    def build(self, index: int, guidance: str | None) -> list[Job]:
+        """Prompt `index`'s jobs, one per choice, steered by `guidance` when given."""
+        ...
+
+    async def whole(self, guarded: Guarded, outcomes: list[Outcome]) -> Any:
+        """The whole reply's body, from every job's outcome in job order."""
+        ...
+
+    def streamed(
+        self, guarded: Guarded, merged: AsyncGenerator[tuple[int, Delta], None]
+    ) -> Response[Any]:
+        """The streamed reply, from the merged deltas (job index, delta)."""
+        ...

@@ -1,9 +1,9 @@
 """Training methods: how a job's `method` becomes the trainer's settings.
 
 Each method is one function in `METHODS`, from the request and the card's `[training]` to a
-`Plan`: the `[training]` overrides and the values the job reports. `supervised` is SFT; `dpo` is
-OpenAI's DPO (preference pairs, from a starting checkpoint that is also its reference model);
-`orpo` is ORPO, which this server takes in DPO's shape under its own key.
+`TrainingPlan`: the `[training]` overrides and the values the job reports. `supervised` is SFT;
+`dpo` is OpenAI's DPO (preference pairs, from a starting checkpoint that is also its reference
+model); `orpo` is ORPO, which this server takes in DPO's shape under its own key.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class MethodError(ValueError):
 
 
 @dataclass(frozen=True)
-class Plan:
+class TrainingPlan:
     """What the trainer is told for one job."""
 
     overrides: dict[str, object]
@@ -43,7 +43,7 @@ class Plan:
     hyperparameters: Hyperparameters
     """The values the job reports (resolved: never `auto`)."""
     method: Method | None = None
-    """The job's `method`, resolved (set by `plan_job`)."""
+    """The job's `method`, resolved (set by `plan_training`)."""
 
 
 MAX_LEARNING_RATE = 1.0
@@ -115,7 +115,7 @@ def _shared(
     return overrides
 
 
-def supervised(request: CreateJobRequest, card: Training) -> Plan:
+def supervised(request: CreateJobRequest, card: Training) -> TrainingPlan:
     """Supervised fine-tuning on chat records (the trainer's own loss over assistant turns)."""
     given = request.hyperparameters
     if request.method is not None and request.method.supervised is not None:
@@ -129,13 +129,13 @@ def supervised(request: CreateJobRequest, card: Training) -> Plan:
     overrides = _shared(given, card, "hyperparameters")
     if card.method != "sft":
         overrides["method"] = "sft"  # a job's method is its own, whatever the card trains with
-    return Plan(overrides, given)
+    return TrainingPlan(overrides, given)
 
 
-def preference(kind: str) -> Callable[[CreateJobRequest, Training], Plan]:
+def preference(kind: str) -> Callable[[CreateJobRequest, Training], TrainingPlan]:
     """DPO or ORPO on preference pairs: the shared hyperparameters and `beta`."""
 
-    def plan(request: CreateJobRequest, card: Training) -> Plan:
+    def plan_preference(request: CreateJobRequest, card: Training) -> TrainingPlan:
         if request.hyperparameters is not None:
             raise MethodError(
                 f"top-level hyperparameters are supervised's; give {kind}'s in "
@@ -151,13 +151,13 @@ def preference(kind: str) -> Callable[[CreateJobRequest, Training], Plan]:
             if not 0 < given.beta <= MAX_BETA:  # type: ignore[operator]
                 raise MethodError(f"beta must be > 0 and <= {MAX_BETA:g}", f"{where}.beta")
             overrides["beta"] = float(given.beta)  # type: ignore[arg-type]
-        return Plan(overrides, Hyperparameters(given.n_epochs, given.batch_size,
-                                               given.learning_rate_multiplier))  # fmt: skip
+        reported = Hyperparameters(given.n_epochs, given.batch_size, given.learning_rate_multiplier)
+        return TrainingPlan(overrides, reported)
 
-    return plan
+    return plan_preference
 
 
-def guard(request: CreateJobRequest, card: Training) -> Plan:
+def guard(request: CreateJobRequest, card: Training) -> TrainingPlan:
     """The persona's guard: a probe on the base model, trained from the card's `[guard]`
     categories; no adapter, so no LoRA settings or hyperparameters."""
     if request.hyperparameters is not None:
@@ -168,10 +168,10 @@ def guard(request: CreateJobRequest, card: Training) -> Plan:
             f"method.type guard trains a probe, not an adapter: drop {', '.join(given)}",
             given[0],
         )
-    return Plan({"method": "guard"}, Hyperparameters())
+    return TrainingPlan({"method": "guard"}, Hyperparameters())
 
 
-METHODS: dict[str, Callable[[CreateJobRequest, Training], Plan]] = {
+METHODS: dict[str, Callable[[CreateJobRequest, Training], TrainingPlan]] = {
     "supervised": supervised,
     "dpo": preference("dpo"),
     "orpo": preference("orpo"),
@@ -183,7 +183,7 @@ PREFERENCE_METHODS = frozenset({"dpo", "orpo"})
 """Methods that train on preference pairs (`preference.jsonl`), not chat records."""
 
 
-def plan_job(request: CreateJobRequest, card: Training) -> tuple[Plan, Training]:
+def plan_training(request: CreateJobRequest, card: Training) -> tuple[TrainingPlan, Training]:
     """The plan for a job and the resolved training settings; MethodError for anything wrong."""
     kind = request.method.type if request.method is not None else "supervised"
     method = METHODS.get(kind)
@@ -210,7 +210,7 @@ def plan_job(request: CreateJobRequest, card: Training) -> tuple[Plan, Training]
         batch_size=training.batch_size,
         learning_rate_multiplier=training.learning_rate / card.learning_rate,
     )
-    return Plan(overrides, resolved, _method(kind, resolved, training)), training
+    return TrainingPlan(overrides, resolved, _method(kind, resolved, training)), training
 
 
 def _method(kind: str, resolved: Hyperparameters, training: Training) -> Method:

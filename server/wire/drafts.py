@@ -6,7 +6,7 @@ from typing import Literal
 
 from msgspec import UNSET, Struct, UnsetType
 
-from data.authoring.drafts.target import Target as DraftTarget
+from data.authoring.drafts.gaps import DraftTarget
 
 
 class DraftTurn(Struct, frozen=True):

@@ -19,32 +19,32 @@ from data.split import contamination, split_rows, write_split
 from data.stats import dataset_stats
 from data.tokens import ChatTokenizer
 
-from .paths import Target, UsageError, load_tokenizer, read_card, resolve_targets
+from .paths import FileGroup, UsageError, group_paths, load_tokenizer, read_card
 from .render import render_stats
 
 
-def check(targets: list[Target], use_tokenizer: bool) -> int:
+def check(groups: list[FileGroup], use_tokenizer: bool) -> int:
     """Print every problem as file:line; 1 when any is an error."""
     errors = warnings = records = 0
     tokenizers: dict[str, tuple[ChatTokenizer | None, str | None]] = {}
-    for target in targets:
-        card, problems = read_card(target)
+    for group in groups:
+        card, problems = read_card(group)
         tokenizer, note = None, None
-        if use_tokenizer and card is not None and (target.datasets or target.eval_file):
+        if use_tokenizer and card is not None and (group.datasets or group.eval_file):
             if card.base_model not in tokenizers:
                 tokenizers[card.base_model] = load_tokenizer(card.base_model)
             tokenizer, note = tokenizers[card.base_model]
-        report = check_dataset(target.datasets, card, tokenizer)
+        report = check_dataset(group.datasets, card, tokenizer)
         problems += report.problems
         records += len(report.rows)
-        if target.eval_file is not None:
-            numbered, found = read_suite(target.eval_file)
-            scripts, bad_scripts = read_scripts(target.eval_file)
+        if group.eval_file is not None:
+            numbered, found = read_suite(group.eval_file)
+            scripts, bad_scripts = read_scripts(group.eval_file)
             problems += found + bad_scripts
             words = card.style.reply_words if card is not None else ()
-            problems += pair_reply_problems(str(target.eval_file), numbered, words, tokenizer)
-            problems += contamination(str(target.eval_file), numbered, report.rows)
-            problems += contamination(str(target.eval_file), script_probes(scripts), report.rows)
+            problems += pair_reply_problems(str(group.eval_file), numbered, words, tokenizer)
+            problems += contamination(str(group.eval_file), numbered, report.rows)
+            problems += contamination(str(group.eval_file), script_probes(scripts), report.rows)
             records += len(numbered) + len(scripts)
         for line in listed(problems):
             print(line)
@@ -52,21 +52,21 @@ def check(targets: list[Target], use_tokenizer: bool) -> int:
         if not use_tokenizer:
             notes.append("token checks skipped (--no-tokenizer)")
         for text in notes:
-            print(f"{target.label}: note: {text}", file=sys.stderr)
+            print(f"{group.label}: note: {text}", file=sys.stderr)
         errors += sum(p.severity == "error" for p in problems)
         warnings += sum(p.severity == "warning" for p in problems)
     print(f"{records} records checked: {errors} errors, {warnings} warnings")
     return 1 if errors else 0
 
 
-def stats(targets: list[Target], use_tokenizer: bool, as_json: bool, width: int) -> int:
-    """Print the stats of each target's datasets; 1 when a file could not be read fully."""
+def stats(groups: list[FileGroup], use_tokenizer: bool, as_json: bool, width: int) -> int:
+    """Print the stats of each group's datasets; 1 when a file could not be read fully."""
     failed = False
-    for target in targets:
-        if not target.datasets:
+    for group in groups:
+        if not group.datasets:
             continue
-        card, problems = read_card(target)
-        loaded = read_datasets(target.datasets)
+        card, problems = read_card(group)
+        loaded = read_datasets(group.datasets)
         tokenizer, note = (None, None)
         if use_tokenizer and card is not None:
             tokenizer, note = load_tokenizer(card.base_model)
@@ -76,17 +76,17 @@ def stats(targets: list[Target], use_tokenizer: bool, as_json: bool, width: int)
         if as_json:
             sys.stdout.write(msgspec.json.encode(result).decode() + "\n")
         else:
-            names = ", ".join(p.name for p in target.datasets)
-            print(f"== {target.label} ({names})")
+            names = ", ".join(p.name for p in group.datasets)
+            print(f"== {group.label} ({names})")
             print(render_stats(result, width))
         if bad:
             print(
-                f"{target.label}: {len(bad)} problems left records out; "
+                f"{group.label}: {len(bad)} problems left records out; "
                 "run `persona data check` to see them",
                 file=sys.stderr,
             )
         if note:
-            print(f"{target.label}: note: {note}", file=sys.stderr)
+            print(f"{group.label}: note: {note}", file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -97,7 +97,7 @@ def pairs(args: argparse.Namespace) -> int:
 
     from data.atomic import write_bytes
     from data.authoring.pairs import build_pairs, encode_pairs_file, probes_of
-    from data.eval.run import Target
+    from data.eval.run import ServerTarget
     from data.personas import PAIRS, TRAIN_FILES, PersonaError, resolve
     from data.records import FAILURE_MODES
 
@@ -131,7 +131,7 @@ def pairs(args: argparse.Namespace) -> int:
             card,
             probes,
             args.model,
-            target=Target(args.base_url, key, args.concurrency),
+            target=ServerTarget(args.base_url, key, args.concurrency),
             samples=args.samples,
             seed=args.seed,
             progress=progress,
@@ -164,10 +164,9 @@ def pairs(args: argparse.Namespace) -> int:
 
 def split(args: argparse.Namespace) -> int:
     """Write train/valid(/test) files; refuse to overwrite the input or a sample persona."""
-    targets = resolve_targets([args.path])
-    target = targets[0]
-    source = _split_source(target, Path(args.path))
-    card, problems = read_card(target)
+    group = group_paths([args.path])[0]
+    source = _split_source(group, Path(args.path))
+    card, problems = read_card(group)
     report = check_dataset([source], card)
     problems += report.errors
     if problems:
@@ -193,7 +192,7 @@ def split(args: argparse.Namespace) -> int:
     for s in result.strata:
         print(f"{s.stratum:<12} {s.train:>6} {s.valid:>6} {s.test:>6}")
     print(f"{result.groups} groups of near-duplicate prompts were kept within one split")
-    eval_file = args.eval or target.eval_file
+    eval_file = args.eval or group.eval_file
     if eval_file is not None:
         numbered, found = read_suite(eval_file)
         overlaps = found + contamination(str(eval_file), numbered, result.train)
@@ -203,11 +202,11 @@ def split(args: argparse.Namespace) -> int:
     return 0
 
 
-def _split_source(target: Target, given: Path) -> Path:
+def _split_source(group: FileGroup, given: Path) -> Path:
     if given.is_file():
         return given
     # The whole dataset when there is one: a split of `train.jsonl` would shrink it each time.
-    folder = Path(target.label)
+    folder = Path(group.label)
     source = (folder / DATASET) if (folder / DATASET).is_file() else training_set(folder)
     if source is None:
         raise UsageError(f"{folder}: no {DATASET} or {TRAIN} to split")

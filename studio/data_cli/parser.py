@@ -13,7 +13,7 @@ from pathlib import Path
 from data.personas import PAIRS
 from data.records import FAILURE_MODES
 
-from .paths import UsageError, resolve_targets
+from .paths import UsageError, group_paths
 
 
 def positive_int(text: str) -> int:
@@ -118,10 +118,10 @@ def run(args: argparse.Namespace) -> int:
             return run_import(args)
         if args.data_command == "pairs":
             return actions.pairs(args)
-        targets = resolve_targets(args.paths, args.card)
+        groups = group_paths(args.paths, args.card)
     except UsageError as exc:
         print(f"persona data: {exc}", file=sys.stderr)
         return 2
     if args.data_command == "check":
-        return actions.check(targets, not args.no_tokenizer)
-    return actions.stats(targets, not args.no_tokenizer, args.json, args.width)
+        return actions.check(groups, not args.no_tokenizer)
+    return actions.stats(groups, not args.no_tokenizer, args.json, args.width)

@@ -27,8 +27,9 @@ from data.tokens import ChatTokenizer
 
 
 @dataclass
-class Target:
-    """The files of one persona (or of loose files) to work on together."""
+class FileGroup:
+    """Files `persona data` works on together: a persona folder's datasets and eval suite (or
+    loose files, grouped by their folder), checked against one card."""
 
     label: str
     card_path: Path | None
@@ -40,9 +41,9 @@ class UsageError(Exception):
     """A PATH that is neither a file, a folder nor a persona name."""
 
 
-def resolve_targets(paths: Sequence[str], card: Path | None = None) -> list[Target]:
+def group_paths(paths: Sequence[str], card: Path | None = None) -> list[FileGroup]:
     """Group PATH arguments by the persona they belong to."""
-    targets: dict[str, Target] = {}
+    groups: dict[str, FileGroup] = {}
     for text in paths:
         path = Path(text)
         if not path.exists():
@@ -51,36 +52,36 @@ def resolve_targets(paths: Sequence[str], card: Path | None = None) -> list[Targ
             except PersonaError:
                 raise UsageError(f"{text}: no such file, folder or persona") from None
         if path.is_dir():
-            target = targets.setdefault(str(path), Target(str(path), _card_in(path, card)))
-            target.datasets += [p for n in (*TRAIN_FILES, VALID) if (p := path / n).is_file()]
-            target.eval_file = path / EVAL if (path / EVAL).is_file() else None
+            group = groups.setdefault(str(path), FileGroup(str(path), _card_in(path, card)))
+            group.datasets += [p for n in (*TRAIN_FILES, VALID) if (p := path / n).is_file()]
+            group.eval_file = path / EVAL if (path / EVAL).is_file() else None
             # Pairs repeat training prompts on purpose: check them apart from the SFT data.
             pairs = [p for n in (PREFERENCE, PAIRS) if (p := path / n).is_file()]
             if pairs:
                 label = f"{path}{os.sep}{PREFERENCE}"
-                targets.setdefault(label, Target(label, _card_in(path, card), pairs))
-            if not target.datasets and target.eval_file is None and not pairs:
+                groups.setdefault(label, FileGroup(label, _card_in(path, card), pairs))
+            if not group.datasets and group.eval_file is None and not pairs:
                 raise UsageError(f"{path}: holds no {' / '.join(TRAIN_FILES)} or {EVAL}")
             continue
         folder = path.parent
-        target = targets.setdefault(str(folder), Target(str(folder), _card_in(folder, card)))
+        group = groups.setdefault(str(folder), FileGroup(str(folder), _card_in(folder, card)))
         if path.name == EVAL:
-            target.eval_file = path
+            group.eval_file = path
         else:
-            target.datasets.append(path)
-    return list(targets.values())
+            group.datasets.append(path)
+    return list(groups.values())
 
 
-def read_card(target: Target) -> tuple[PersonaCard | None, list[Problem]]:
-    """The target's card, or the problems that stop it from loading."""
-    if target.card_path is None:
+def read_card(group: FileGroup) -> tuple[PersonaCard | None, list[Problem]]:
+    """The group's card, or the problems that stop it from loading."""
+    if group.card_path is None:
         return None, []
     try:
-        return load_card(target.card_path), []
+        return load_card(group.card_path), []
     except CardError as exc:
-        prefix = f"{target.card_path}: "
+        prefix = f"{group.card_path}: "
         return None, [
-            error(str(target.card_path), 0, line.removeprefix(prefix))
+            error(str(group.card_path), 0, line.removeprefix(prefix))
             for line in str(exc).splitlines()
         ]
 

@@ -14,6 +14,7 @@ import pytest
 import uvicorn
 from litestar import Litestar
 
+import server.api.routes.adapters as adapter_api
 from adapters.manifest import LoraParams, Manifest
 from adapters.registry import Registry, publish_checkpoint
 from server.api.routes.adapters import adapter_routes
@@ -79,7 +80,8 @@ class Live:
 
 
 @pytest.fixture
-async def live(tmp_path: Path) -> AsyncIterator[Live]:
+async def live(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Live]:
+    monkeypatch.setattr(adapter_api, "KEEPALIVE_SECONDS", 0.05)
     root = tmp_path / "adapters"
     engine = ScriptedEngine()
     service = AdapterService(
@@ -89,7 +91,7 @@ async def live(tmp_path: Path) -> AsyncIterator[Live]:
     state = ServerState.create(ServerSettings(), Catalog([]), ServerMetrics(4, lambda: None))
     state.adapters = service
     app = Litestar(
-        route_handlers=adapter_routes(keepalive_seconds=0.05),
+        route_handlers=adapter_routes(),
         state=state,
         exception_handlers={Exception: handle_exception},
     )

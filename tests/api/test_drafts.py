@@ -11,8 +11,8 @@ import msgspec
 import pytest
 from scripted_teacher import scripted_teacher, words
 
+from data.authoring.drafts.gaps import DraftTarget
 from data.authoring.drafts.store import add_draft, new_draft, read_drafts
-from data.authoring.drafts.target import Target
 from data.dataset import read_dataset
 from data.records import ChatRecord, Message
 from data.stats import DatasetStats
@@ -95,9 +95,9 @@ async def test_edit_and_reject_through_the_api(
 ) -> None:
     folder = personas_dir / "wren"
     turns = (Message("user", "Do bees sleep?"), Message("assistant", "They rest in the hive."))
-    first = new_draft(turns, Target((20, 39), "idk"), "scripted", ("idk",))
+    first = new_draft(turns, DraftTarget((20, 39), "idk"), "scripted", ("idk",))
     second = new_draft(
-        (*turns[:1], Message("assistant", "Yes, in short naps.")), Target((20, 39)), "scripted"
+        (*turns[:1], Message("assistant", "Yes, in short naps.")), DraftTarget((20, 39)), "scripted"
     )
     add_draft(folder, first)
     add_draft(folder, second)

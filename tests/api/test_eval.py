@@ -111,14 +111,14 @@ async def test_sweep_scores_every_grid_point(
 async def test_a_seeded_eval_at_concurrency_four_repeats_its_replies(
     client: AsyncOpenAI, personas_dir: Path, base: str
 ) -> None:
-    from data.eval.run import Target
+    from data.eval.run import ServerTarget
 
     card = load_card(personas_dir / "pip")
     cases = [
         EvalCase(f"c-{i}", "general", (Message("user", text),))
         for i, text in enumerate(["Tell me about gears.", "Why?", "Sing a song.", "Hello!"])
     ]
-    target = Target(base_url="unused", concurrency=4)
+    target = ServerTarget(base_url="unused", concurrency=4)
     overrides: dict[str, float | int] = {"temperature": 0.9, "top_p": 0.95, "max_tokens": 8}
 
     async def replies() -> list[tuple[str, str, int, str]]:

@@ -139,3 +139,48 @@ async def test_the_files_folder_has_a_quota(
         assert content.content == one
         root = app.state.files.root
         assert not [p for p in root.iterdir() if p.name.startswith(".")]
+
+
+async def test_uploads_have_their_own_body_limit(
+    settings: Any, engine: Any, catalog: Any, running: Any
+) -> None:
+    import msgspec
+
+    from server.app import create_app
+
+    lines = [
+        b'{"messages": [{"role": "user", "content": "a%d"}, {"role": "assistant", "content": "b"}]}'
+        % i
+        for i in range(300)
+    ]
+    dataset = b"\n".join(lines) + b"\n"
+    small_json = msgspec.structs.replace(settings, max_body_bytes=4_000, max_file_bytes=30_000)
+    app = create_app(small_json, engine, catalog=catalog)
+    async with (
+        running(app),
+        httpx2.AsyncClient(
+            transport=httpx2.ASGITransport(app=app), base_url="http://localhost"
+        ) as http,
+    ):
+        # A file over the JSON bodies' limit but under max_file_bytes is taken...
+        upload = await http.post(
+            "/v1/files", files={"file": ("a.jsonl", dataset)}, data={"purpose": "fine-tune"}
+        )
+        assert len(dataset) > 4_000
+        assert upload.status_code == 200, upload.text
+        # ...while a JSON body that size is still refused on every other route.
+        chat = await http.post(
+            "/v1/chat/completions",
+            json={"model": "pip", "messages": [{"role": "user", "content": "x" * len(dataset)}]},
+        )
+        assert chat.status_code == 413
+        assert set(chat.json()) == {"error"}
+        # A body past max_file_bytes and its framing is refused before it is read through.
+        huge = await http.post(
+            "/v1/files",
+            files={"file": ("b.jsonl", dataset * 400)},
+            data={"purpose": "fine-tune"},
+        )
+        assert huge.status_code == 413
+        assert error(huge)["code"] == "request_too_large"
+        assert [f["filename"] for f in (await http.get("/v1/files")).json()["data"]] == ["a.jsonl"]

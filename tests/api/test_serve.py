@@ -72,7 +72,7 @@ def served(tmp_path: Path, embedded_model_dir: Path) -> Iterator[Served]:
 def shipped_sample_version(persona: str) -> str:
     """The `run:step` of the sample adapter shipped for a persona."""
     from adapters.registry import read_manifest
-    from adapters.sample import sample_dir
+    from adapters.sample_adapters import sample_dir
 
     checkpoints = sorted((sample_dir() / persona).glob("run-*/checkpoints/*"))
     manifest = read_manifest(checkpoints[-1])

@@ -10,9 +10,9 @@ from typing import Any
 import httpx2
 import pytest
 
-import server.api.routes.chat as chat_route
-import server.api.routes.completions as completions_route
-import server.api.routes.responses as responses_route
+import server.api.chat_plan as chat_plan
+import server.api.completion_plan as completion_plan
+import server.api.response_plan as response_plan
 
 
 def recording(target: Callable[..., Any], threads: list[int]) -> Callable[..., Any]:
@@ -28,10 +28,10 @@ async def test_prompts_are_built_off_the_event_loop(
 ) -> None:
     threads: list[int] = []
     for module, name in (
-        (chat_route, "chat_prompt"),
-        (completions_route, "text_prompts"),
-        (completions_route, "_prompt_text"),
-        (responses_route, "chat_prompt"),
+        (chat_plan, "chat_prompt"),
+        (completion_plan, "text_prompts"),
+        (completion_plan, "_prompt_text"),
+        (response_plan, "chat_prompt"),
     ):
         monkeypatch.setattr(module, name, recording(getattr(module, name), threads))
     loop_thread = threading.get_ident()
@@ -54,13 +54,13 @@ async def test_health_answers_while_a_huge_prompt_is_tokenized(
     import asyncio
 
     started: list[float] = []
-    real = chat_route.chat_prompt
+    real = chat_plan.chat_prompt
 
     def timed(*args: Any, **kwargs: Any) -> Any:
         started.append(time.perf_counter())
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(chat_route, "chat_prompt", timed)
+    monkeypatch.setattr(chat_plan, "chat_prompt", timed)
     text = "hello there, my good friend; how are you doing today?"
     many = [{"role": "user" if i % 2 == 0 else "assistant", "content": text} for i in range(9999)]
     big = asyncio.create_task(

@@ -7,8 +7,9 @@ from pathlib import Path
 
 from train_files import toy_rows, train, write_persona
 
+from adapters.pack_sample import pack_run
 from adapters.registry import ModelRef, Registry
-from adapters.sample import install_sample_adapters, pack_run, sample_dir
+from adapters.sample_adapters import install_sample_adapters, sample_dir
 from adapters.verify import checkpoint_problems
 
 

@@ -10,8 +10,8 @@ import pytest
 from fakes import record_notes, wait_for
 from textual.widgets import TabbedContent
 
+from data.authoring.drafts.gaps import DraftTarget
 from data.authoring.drafts.store import add_draft, new_draft, read_drafts
-from data.authoring.drafts.target import Target
 from data.home import personas_dir
 from data.records import Message
 from server.app import create_app
@@ -38,7 +38,7 @@ def write_persona() -> Path:
             Message("user", f"Question {n} about hives?"),
             Message("assistant", f"Answer {n}."),
         )
-        add_draft(folder, new_draft(turns, Target((20, 39), tag), "scripted", (tag,)))
+        add_draft(folder, new_draft(turns, DraftTarget((20, 39), tag), "scripted", (tag,)))
     return folder
 
 

@@ -13,7 +13,7 @@ from fakes import JUNI, RUN
 from adapters.training.events import DatasetInfo
 from data.card import load_card
 from data.personas import sample_personas_dir
-from server.jobs.methods import plan_job
+from server.jobs.methods import plan_training
 from server.jobs.types import CreateJobRequest
 from tui.adapter_view import checkpoint_lines, last_error, rollback_target, summary
 from tui.api import ServerHealth
@@ -209,7 +209,7 @@ def test_a_job_body_from_the_form_trains_exactly_the_edited_values() -> None:
     body = job_body(edited, defaults)
     assert set(body) == {"rank", "method"}
     request = msgspec.convert({"model": "juni", **body}, CreateJobRequest)
-    _plan, training = plan_job(request, card.training)
+    _plan, training = plan_training(request, card.training)
     assert (training.epochs, training.rank) == (1, 16)
     assert training.learning_rate == pytest.approx(3e-4)
     assert training.batch_size == card.training.batch_size
@@ -228,7 +228,7 @@ def test_a_preference_job_body_names_its_method_and_beta_as_the_server_plans_it(
     body = job_body(edited, defaults)
     hyper = {"n_epochs": 1, "beta": 0.3}
     assert body == {"method": {"type": method, method: {"hyperparameters": hyper}}}
-    plan, training = plan_job(msgspec.convert({"model": "juni", **body}, CreateJobRequest),
+    plan, training = plan_training(msgspec.convert({"model": "juni", **body}, CreateJobRequest),
                               card.training)  # fmt: skip
     assert (training.method, training.beta, training.epochs) == (method, 0.3, 1)
     assert plan.method is not None

@@ -11,9 +11,9 @@ import msgspec
 import pytest
 from scripted_teacher import WORDS, completion, on_target, scripted_teacher, words
 
+from data.authoring.drafts.gaps import DraftTarget, bands, plan_drafts
 from data.authoring.drafts.prompt import AnswerError, read_answer, teacher_messages
 from data.authoring.drafts.store import DRAFTS, read_drafts
-from data.authoring.drafts.target import Target, bands, plan
 from data.home import personas_dir
 from data.records import ChatRecord, Message
 from data.stats import dataset_stats
@@ -66,11 +66,11 @@ def events(out: str) -> list[dict[str, Any]]:
 def test_the_plan_aims_at_the_missing_mode_the_empty_bands_and_multi_turn() -> None:
     stats = dataset_stats(narrow_dataset())
     assert bands((20, 99)) == [(20, 39), (40, 59), (60, 79), (80, 99)]
-    targets = plan(stats, (20, 99))
+    targets = plan_drafts(stats, (20, 99))
     assert targets[0].tag == "boundary"
     assert {t.words for t in targets[:3]} == {(20, 39), (60, 79), (80, 99)}
     assert targets[0].turns == 2  # no multi-turn records yet
-    assert plan(stats, (20, 99), count=3) == targets[:3]
+    assert plan_drafts(stats, (20, 99), count=3) == targets[:3]
     assert len(targets) < 40
 
 
@@ -79,7 +79,7 @@ def test_the_prompt_carries_the_card_examples_and_the_gap() -> None:
 
     card = parse_card(CARD)
     examples = narrow_dataset()[:2]
-    target = Target((60, 79), "boundary", 2)
+    target = DraftTarget((60, 79), "boundary", 2)
     sent = teacher_messages(card, target, examples, ["no records tagged 'boundary'"])
     text = sent[-1]["content"]
     assert "You are Wren Alder, who keeps bees on a rooftop." in text
@@ -116,7 +116,7 @@ def test_drafts_fill_the_gaps_into_drafts_jsonl_never_the_dataset(
     assert (folder / "dataset.jsonl").read_bytes() == dataset
     drafts = read_drafts(folder)
     assert {d.teacher for d in drafts} == {"scripted"}
-    assert drafts[0].target == Target((20, 39), "boundary", 2)
+    assert drafts[0].target == DraftTarget((20, 39), "boundary", 2)
     assert drafts[0].tags == ("boundary",)
     # The request carried the card, examples and the gap, to the model asked for.
     request = teacher.requests[0]
@@ -229,7 +229,7 @@ def test_a_dataset_without_gaps_drafts_nothing(capsys: pytest.CaptureFixture[str
             ]
             reply += 1
         records.append(ChatRecord(tuple(turns), (modes[i],) if i < len(modes) else ()))
-    assert plan(dataset_stats(records), (20, 99)) == []
+    assert plan_drafts(dataset_stats(records), (20, 99)) == []
     folder = make_persona(records)
     with scripted_teacher() as teacher:
         assert draft(teacher.url) == 0

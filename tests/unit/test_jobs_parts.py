@@ -12,7 +12,7 @@ import pytest
 from data.card import Training
 from server.api.fine_tune_plan import agreed_system_prompt
 from server.jobs.log import EventLog
-from server.jobs.methods import MethodError, plan_job
+from server.jobs.methods import MethodError, plan_training
 from server.jobs.trainer import TrainerProcess
 from server.jobs.types import CreateJobRequest
 
@@ -25,11 +25,11 @@ def test_supervised_hyperparameters_scale_the_cards_learning_rate() -> None:
     card = Training(learning_rate=1e-4, epochs=3, batch_size=4)
     hyper = {"n_epochs": 2, "batch_size": "auto", "learning_rate_multiplier": 0.5}
     method = {"type": "supervised", "supervised": {"hyperparameters": hyper}}
-    plan, training = plan_job(request(method=method, rank=16, seed=7), card)
+    plan, training = plan_training(request(method=method, rank=16, seed=7), card)
     assert (training.epochs, training.batch_size, training.rank, training.seed) == (2, 4, 16, 7)
     assert training.learning_rate == pytest.approx(5e-5)
     assert plan.hyperparameters.learning_rate_multiplier == pytest.approx(0.5)
-    legacy, _ = plan_job(request(hyperparameters={"n_epochs": 5}), card)
+    legacy, _ = plan_training(request(hyperparameters={"n_epochs": 5}), card)
     assert legacy.overrides == {"epochs": 5}
 
 
@@ -39,7 +39,7 @@ def test_preference_methods_set_the_method_and_beta_and_report_them_resolved(kin
 
     card = Training(learning_rate=1e-4, epochs=3, batch_size=4, beta=0.1)
     hyper = {"beta": 0.25, "n_epochs": 2, "learning_rate_multiplier": "auto"}
-    plan, training = plan_job(
+    plan, training = plan_training(
         request(method={"type": kind, kind: {"hyperparameters": hyper}}), card
     )
     assert plan.overrides == {"method": kind, "beta": 0.25, "epochs": 2}
@@ -53,16 +53,16 @@ def test_preference_methods_set_the_method_and_beta_and_report_them_resolved(kin
     assert (dpo.hyperparameters.beta, dpo.hyperparameters.n_epochs) == (0.25, 2)
     assert (dpo.hyperparameters.batch_size, dpo.hyperparameters.learning_rate_multiplier) == (4, 1)
     # Left out, beta is the card's.
-    plain, trained = plan_job(request(method={"type": kind}), card)
+    plain, trained = plan_training(request(method={"type": kind}), card)
     assert (plain.overrides, trained.beta) == ({"method": kind}, 0.1)
 
 
 def test_a_supervised_job_trains_sft_even_when_the_card_says_dpo() -> None:
-    plan, training = plan_job(request(), Training(method="dpo"))
+    plan, training = plan_training(request(), Training(method="dpo"))
     assert (plan.overrides, training.method) == ({"method": "sft"}, "sft")
     assert plan.method is not None
     assert plan.method.type == "supervised"
-    assert plan_job(request(), Training())[0].overrides == {}
+    assert plan_training(request(), Training())[0].overrides == {}
 
 
 @pytest.mark.parametrize(
@@ -129,7 +129,7 @@ def test_what_cannot_be_trained_is_refused_by_name(
     fields: dict[str, object], param: str | None, text: str
 ) -> None:
     with pytest.raises(MethodError, match=text) as refused:
-        plan_job(request(**fields), Training())
+        plan_training(request(**fields), Training())
     assert refused.value.param == param
 
 

@@ -130,62 +130,126 @@ def test_the_layout_check_sees_a_circle() -> None:
         tuple(TopologicalSorter({"a": {"b"}, "b": {"a"}}).static_order())
 
 
-def test_data_neither_prints_nor_parses_argv() -> None:
-    # The command lines of data live in studio: data returns values and raises errors.
+def test_data_imports_neither_adapters_nor_server(graph: dict[str, set[str]]) -> None:
+    # data/ is the bottom layer: the trainer, the server and the TUI read it, never the reverse.
+    data = [m for m in graph if _under(m, "data")]
+    assert len(data) > 10
+    wrong = sorted(
+        f"{module} imports {target}"
+        for module in data
+        for target in graph[module]
+        if _under(target, "adapters") or _under(target, "server")
+    )
+    assert wrong == []
+
+
+def data_files() -> list[Path]:
+    """Every module of data/."""
+    return sorted((ROOT / "data").rglob("*.py"))
+
+
+def prints_in(path: Path) -> list[str]:
+    """Each call of the builtin `print` in a module, as `file:line`."""
+    return [
+        f"{path.name}:{node.lineno}"
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "print"
+    ]
+
+
+def argv_uses_in(path: Path) -> list[str]:
+    """Each import of argparse and each read of `sys.argv` in a module, as `file:line what`."""
     found = []
-    for path in sorted((ROOT / "data").rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            where = f"{path.relative_to(ROOT)}:{getattr(node, 'lineno', 0)}"
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-                if node.func.id == "print":
-                    found.append(f"{where} calls print")
-            elif isinstance(node, ast.Import | ast.ImportFrom):
-                names = [a.name for a in node.names] + [getattr(node, "module", None) or ""]
-                if "argparse" in names:
-                    found.append(f"{where} imports argparse")
-            elif isinstance(node, ast.Attribute) and node.attr == "argv":
-                found.append(f"{where} reads argv")
-    assert found == []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        where = f"{path.name}:{getattr(node, 'lineno', 0)}"
+        if isinstance(node, ast.Import):
+            if any(alias.name.partition(".")[0] == "argparse" for alias in node.names):
+                found.append(f"{where} imports argparse")
+        elif isinstance(node, ast.ImportFrom):
+            module = (node.module or "").partition(".")[0]
+            if module == "argparse":
+                found.append(f"{where} imports argparse")
+            elif module == "sys" and any(alias.name == "argv" for alias in node.names):
+                found.append(f"{where} imports sys.argv")
+        elif isinstance(node, ast.Attribute) and node.attr == "argv":
+            found.append(f"{where} reads argv")
+    return found
+
+
+def test_data_never_prints() -> None:
+    # data returns values and raises errors; the command lines that print live in studio/.
+    assert [hit for path in data_files() for hit in prints_in(path)] == []
+
+
+def test_data_never_parses_argv() -> None:
+    # Flags are parsed in studio/ and reach data as typed arguments.
+    assert [hit for path in data_files() for hit in argv_uses_in(path)] == []
+
+
+def test_the_data_checks_see_print_and_argv(tmp_path: Path) -> None:
+    path = tmp_path / "cli.py"
+    path.write_text(
+        "import argparse\nimport sys\nfrom sys import argv\n"
+        "def main():\n    print(sys.argv)\n    self.print('fine')\n"
+    )
+    assert prints_in(path) == ["cli.py:5"]
+    assert argv_uses_in(path) == [
+        "cli.py:1 imports argparse",
+        "cli.py:3 imports sys.argv",
+        "cli.py:5 reads argv",
+    ]
 
 
 ROUTE_DECORATORS = {"get", "post", "put", "patch", "delete", "head", "route", "websocket"}
-NESTED_HANDLERS = {
-    "server/api/routes/adapters.py",
-    "server/api/routes/files.py",
-}
-"""Route files whose handlers are still closures inside a `*_routes()` factory, none may join:
-the SSE keepalive and the upload size limit each reach a decorator through the factory."""
 
 
-def _nested_handlers(path: Path) -> list[str]:
-    nested = []
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-            continue
-        for inner in ast.walk(node):
-            if inner is node or not isinstance(inner, ast.FunctionDef | ast.AsyncFunctionDef):
-                continue
-            for decorator in inner.decorator_list:
-                func = decorator.func if isinstance(decorator, ast.Call) else decorator
-                name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
-                if name in ROUTE_DECORATORS:
-                    nested.append(f"{node.name}.{inner.name}")
-    return nested
+def _is_route(decorator: ast.expr) -> bool:
+    func = decorator.func if isinstance(decorator, ast.Call) else decorator
+    name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+    return name in ROUTE_DECORATORS
+
+
+def handlers_in(path: Path) -> tuple[list[str], list[str]]:
+    """The route handlers a module defines: (module-level ones, ones nested in a function as
+    `outer.inner`)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    functions = (ast.FunctionDef, ast.AsyncFunctionDef)
+    top = [
+        node.name
+        for node in tree.body
+        if isinstance(node, functions) and any(map(_is_route, node.decorator_list))
+    ]
+    nested = [
+        f"{node.name}.{inner.name}"
+        for node in ast.walk(tree)
+        if isinstance(node, functions)
+        for inner in ast.walk(node)
+        if inner is not node
+        and isinstance(inner, functions)
+        and any(map(_is_route, inner.decorator_list))
+    ]
+    return top, nested
 
 
 def test_route_handlers_are_module_level_functions() -> None:
     # A module-level handler can be named, imported and read; a closure only through its factory.
-    files = {
-        str(path.relative_to(ROOT)): _nested_handlers(path)
+    routes = sorted((ROOT / "server" / "api" / "routes").glob("*.py"))
+    top = [name for path in routes for name in handlers_in(path)[0]]
+    assert len(top) > 30
+    nested = {
+        str(path.relative_to(ROOT)): found
         for path in sorted((ROOT / "server").rglob("*.py"))
+        if (found := handlers_in(path)[1])
     }
-    nested = {name for name, handlers in files.items() if handlers}
-    assert nested - NESTED_HANDLERS == set(), {n: files[n] for n in nested - NESTED_HANDLERS}
-    # The list only shrinks: a file whose handlers moved out leaves it.
-    assert NESTED_HANDLERS - nested == set()
+    assert nested == {}
 
 
 def test_the_handler_check_sees_a_closure(tmp_path: Path) -> None:
     path = tmp_path / "routes.py"
-    path.write_text("def make():\n    @get('/x')\n    def handler():\n        pass\n")
-    assert _nested_handlers(path) == ["make.handler"]
+    path.write_text(
+        "@post('/y')\nasync def kept():\n    pass\n"
+        "def make():\n    @get('/x')\n    def handler():\n        pass\n"
+    )
+    assert handlers_in(path) == (["kept"], ["make.handler"])

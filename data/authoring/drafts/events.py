@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from .target import Target
+from .gaps import DraftTarget
 
 
 class Start(msgspec.Struct, frozen=True, tag="start"):
@@ -20,7 +20,7 @@ class Drafted(msgspec.Struct, frozen=True, tag="draft"):
     """One answer from the teacher: kept (with its draft id) or dropped (with the reason)."""
 
     index: int
-    target: Target
+    target: DraftTarget
     kept: bool
     id: str | None = None
     reason: str | None = None

@@ -16,7 +16,7 @@ import msgspec
 from ...card import PersonaCard
 from ...json_depth import NestingError, check_depth
 from ...records import Message, Record, as_messages
-from .target import Target
+from .gaps import DraftTarget
 
 EXAMPLES = 3
 SYSTEM = (
@@ -49,7 +49,7 @@ class _Answer(msgspec.Struct):
 
 
 def teacher_messages(
-    card: PersonaCard, target: Target, examples: Sequence[Record], gaps: Sequence[str]
+    card: PersonaCard, target: DraftTarget, examples: Sequence[Record], gaps: Sequence[str]
 ) -> list[dict[str, str]]:
     """The chat messages to send the teacher for one target."""
     style = card.style
@@ -85,7 +85,7 @@ def teacher_messages(
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "\n".join(lines)}]
 
 
-def choose_examples(records: Sequence[Record], target: Target, seed: int) -> list[Record]:
+def choose_examples(records: Sequence[Record], target: DraftTarget, seed: int) -> list[Record]:
     """Up to `EXAMPLES` records, those tagged like the target first, varied by `seed`."""
     tagged = [r for r in records if target.tag and target.tag in r.tags]
     others = [r for r in records if r not in tagged]

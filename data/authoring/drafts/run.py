@@ -21,9 +21,9 @@ from ...similar import cross_pairs
 from ...stats import dataset_stats
 from ...tokens import ChatTokenizer
 from .events import Done, Drafted, DraftEvent, Failed, Start
+from .gaps import DraftTarget, gaps, plan_drafts
 from .prompt import AnswerError, choose_examples, read_answer, teacher_messages
 from .store import DRAFTS, add_draft, new_draft, read_drafts
-from .target import Target, gaps, plan
 
 MAX_BAD_ANSWERS = 3
 """Unreadable answers in a row after which the teacher counts as answering badly."""
@@ -93,7 +93,7 @@ def _said(exc: object) -> str:
 
 def screen(
     messages: Sequence[Message],
-    target: Target,
+    target: DraftTarget,
     known_prompts: Sequence[str],
     card: PersonaCard | None,
     tokenizer: ChatTokenizer | None,
@@ -131,7 +131,7 @@ async def draft(
     """Draft up to `count` conversations (default: enough to close every gap) into drafts.jsonl."""
     stats = dataset_stats(records, card)
     pending = read_drafts(folder)
-    targets = plan(stats, card.style.reply_words, card_tags, count)
+    targets = plan_drafts(stats, card.style.reply_words, card_tags, count)
     wanted = gaps(stats)
     emit(Start(card.name, teacher.model, len(targets), tuple(wanted)))
     known = [prompt_text(r) for r in records] + [prompt_text(d.record) for d in pending]

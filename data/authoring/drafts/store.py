@@ -23,7 +23,7 @@ from ...check import record_problems
 from ...dataset import Row, read_dataset
 from ...jsonl import split_records
 from ...records import ChatRecord, Message, encode_record, record_key
-from .target import Target
+from .gaps import DraftTarget
 
 DRAFTS = "drafts.jsonl"
 LOCK = "drafts.lock"
@@ -34,7 +34,7 @@ class Draft(msgspec.Struct, frozen=True, omit_defaults=True):
 
     id: str
     messages: tuple[Message, ...]
-    target: Target
+    target: DraftTarget
     teacher: str
     """The teacher's model id."""
     created: float
@@ -56,7 +56,7 @@ class DraftError(Exception):
 
 
 def new_draft(
-    messages: Sequence[Message], target: Target, teacher: str, tags: Sequence[str] = ()
+    messages: Sequence[Message], target: DraftTarget, teacher: str, tags: Sequence[str] = ()
 ) -> Draft:
     """A draft with a fresh id."""
     return Draft(
@@ -91,7 +91,9 @@ def keep(folder: Path, messages: Sequence[Message], tags: Sequence[str], source:
     """A conversation from a chat, added as a draft for review; DraftError if not a record."""
     replies = [len(m.content.split()) for m in messages if m.role == "assistant"]
     turns = sum(m.role == "user" for m in messages)
-    target = Target((min(replies, default=0), max(replies, default=0)), tags[0] if tags else None)
+    target = DraftTarget(
+        (min(replies, default=0), max(replies, default=0)), tags[0] if tags else None
+    )
     draft = new_draft(messages, msgspec.structs.replace(target, turns=max(turns, 1)), source, tags)
     problems = record_problems(Row("chat", 0, draft.record, ""))
     errors = [p.message for p in problems if p.severity == "error"]

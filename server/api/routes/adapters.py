@@ -46,102 +46,108 @@ def app_error(exc: RegistryError, param: str | None = None) -> AppError:
     return InvalidRequest(str(exc), param=param, code="invalid_value")
 
 
-def adapter_routes(keepalive_seconds: float = KEEPALIVE_SECONDS) -> list[HTTPRouteHandler]:
+@get("/v1/adapters", summary="List personas' adapters", tags=["adapters"], responses=ERRORS)
+async def list_adapters(state: ServerState) -> AdapterList:
+    """Every persona's runs, checkpoints, active version, loaded versions and last error."""
+    return AdapterList(service(state).states())
+
+
+@get(
+    "/v1/adapters/{persona:str}",
+    summary="One persona's adapters",
+    tags=["adapters"],
+    responses=ERRORS,
+)
+async def persona_adapters(state: ServerState, persona: FromPath[str]) -> PersonaAdapters:
+    """One persona's runs, checkpoints, active version, loaded versions and last error."""
+    try:
+        return service(state).state(persona)
+    except RegistryError as exc:
+        raise app_error(exc) from None
+
+
+@post(
+    "/v1/adapters/{persona:str}/activate",
+    status_code=200,
+    summary="Pin a persona to a checkpoint",
+    tags=["adapters"],
+    responses=ERRORS,
+)
+async def activate(
+    state: ServerState, persona: FromPath[str], data: JSONBody[ActivateRequest]
+) -> PersonaAdapters:
+    """Pin (or roll back) a persona to a run's checkpoint; no step means the run's latest."""
+    try:
+        return await service(state).activate(persona, data.run, data.step)
+    except RegistryError as exc:
+        raise app_error(exc) from None
+
+
+@post(
+    "/v1/adapters/{persona:str}/follow",
+    status_code=200,
+    summary="Follow the newest checkpoint",
+    tags=["adapters"],
+    responses=ERRORS,
+)
+async def follow(state: ServerState, persona: FromPath[str]) -> PersonaAdapters:
+    """Let a persona serve its newest loadable checkpoint again."""
+    try:
+        return await service(state).follow(persona)
+    except RegistryError as exc:
+        raise app_error(exc) from None
+
+
+@get(
+    "/v1/adapters/events",
+    summary="Adapter events (server-sent)",
+    tags=["adapters"],
+    responses=ERRORS,
+)
+async def adapter_events(state: ServerState) -> ServerSentEvent:
+    """`event: adapter` for each load, failure, activation and unload; keep-alive comments."""
+    return ServerSentEvent(event_stream(service(state), KEEPALIVE_SECONDS))
+
+
+@post(
+    "/v1/load_lora_adapter",
+    status_code=200,
+    summary="Serve a checkpoint under a new model name (vLLM-compatible)",
+    tags=["adapters"],
+    responses=ERRORS,
+)
+async def load_lora_adapter(state: ServerState, data: JSONBody[LoadLoraRequest]) -> str:
+    """Register `lora_name` for a checkpoint folder inside the adapters folder."""
+    adapters = service(state)
+    try:
+        adapters.check_lora_name(data.lora_name)
+    except RegistryError as exc:
+        raise app_error(exc, "lora_name") from None
+    try:
+        await adapters.load_lora(data.lora_name, data.lora_path)
+    except RegistryError as exc:
+        raise app_error(exc, "lora_path") from None
+    return f"Success: LoRA adapter '{data.lora_name}' added successfully."
+
+
+@post(
+    "/v1/unload_lora_adapter",
+    status_code=200,
+    summary="Forget a model name added by load_lora_adapter (vLLM-compatible)",
+    tags=["adapters"],
+    responses=ERRORS,
+)
+async def unload_lora_adapter(state: ServerState, data: JSONBody[UnloadLoraRequest]) -> str:
+    """Forget `lora_name`; its weights leave memory unless a persona still serves them."""
+    try:
+        await service(state).unload_lora(data.lora_name)
+    except RegistryError as exc:
+        raise app_error(exc, "lora_name") from None
+    return f"Success: LoRA adapter '{data.lora_name}' removed successfully."
+
+
+def adapter_routes() -> list[HTTPRouteHandler]:
     """The admin handlers, for `create_app` to register."""
-
-    @get("/v1/adapters", summary="List personas' adapters", tags=["adapters"], responses=ERRORS)
-    async def list_adapters(state: ServerState) -> AdapterList:
-        """Every persona's runs, checkpoints, active version, loaded versions and last error."""
-        return AdapterList(service(state).states())
-
-    @get(
-        "/v1/adapters/{persona:str}",
-        summary="One persona's adapters",
-        tags=["adapters"],
-        responses=ERRORS,
-    )
-    async def persona_adapters(state: ServerState, persona: FromPath[str]) -> PersonaAdapters:
-        """One persona's runs, checkpoints, active version, loaded versions and last error."""
-        try:
-            return service(state).state(persona)
-        except RegistryError as exc:
-            raise app_error(exc) from None
-
-    @post(
-        "/v1/adapters/{persona:str}/activate",
-        status_code=200,
-        summary="Pin a persona to a checkpoint",
-        tags=["adapters"],
-        responses=ERRORS,
-    )
-    async def activate(
-        state: ServerState, persona: FromPath[str], data: JSONBody[ActivateRequest]
-    ) -> PersonaAdapters:
-        """Pin (or roll back) a persona to a run's checkpoint; no step means the run's latest."""
-        try:
-            return await service(state).activate(persona, data.run, data.step)
-        except RegistryError as exc:
-            raise app_error(exc) from None
-
-    @post(
-        "/v1/adapters/{persona:str}/follow",
-        status_code=200,
-        summary="Follow the newest checkpoint",
-        tags=["adapters"],
-        responses=ERRORS,
-    )
-    async def follow(state: ServerState, persona: FromPath[str]) -> PersonaAdapters:
-        """Let a persona serve its newest loadable checkpoint again."""
-        try:
-            return await service(state).follow(persona)
-        except RegistryError as exc:
-            raise app_error(exc) from None
-
-    @get(
-        "/v1/adapters/events",
-        summary="Adapter events (server-sent)",
-        tags=["adapters"],
-        responses=ERRORS,
-    )
-    async def adapter_events(state: ServerState) -> ServerSentEvent:
-        """`event: adapter` for each load, failure, activation and unload; keep-alive comments."""
-        return ServerSentEvent(event_stream(service(state), keepalive_seconds))
-
-    @post(
-        "/v1/load_lora_adapter",
-        status_code=200,
-        summary="Serve a checkpoint under a new model name (vLLM-compatible)",
-        tags=["adapters"],
-        responses=ERRORS,
-    )
-    async def load_lora_adapter(state: ServerState, data: JSONBody[LoadLoraRequest]) -> str:
-        """Register `lora_name` for a checkpoint folder inside the adapters folder."""
-        adapters = service(state)
-        try:
-            adapters.check_lora_name(data.lora_name)
-        except RegistryError as exc:
-            raise app_error(exc, "lora_name") from None
-        try:
-            await adapters.load_lora(data.lora_name, data.lora_path)
-        except RegistryError as exc:
-            raise app_error(exc, "lora_path") from None
-        return f"Success: LoRA adapter '{data.lora_name}' added successfully."
-
-    @post(
-        "/v1/unload_lora_adapter",
-        status_code=200,
-        summary="Forget a model name added by load_lora_adapter (vLLM-compatible)",
-        tags=["adapters"],
-        responses=ERRORS,
-    )
-    async def unload_lora_adapter(state: ServerState, data: JSONBody[UnloadLoraRequest]) -> str:
-        """Forget `lora_name`; its weights leave memory unless a persona still serves them."""
-        try:
-            await service(state).unload_lora(data.lora_name)
-        except RegistryError as exc:
-            raise app_error(exc, "lora_name") from None
-        return f"Success: LoRA adapter '{data.lora_name}' removed successfully."
-
     return [
         list_adapters,
         adapter_events,

@@ -7,10 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, BinaryIO, Literal
 
-from litestar import Response, delete, get, post
+from litestar import Response, Router, delete, get, post
 from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
-from litestar.handlers import HTTPRouteHandler
 from litestar.params import Body, FromPath, FromQuery
 
 from data.check import check_dataset
@@ -97,111 +96,116 @@ def save_upload(source: BinaryIO, target: Path, limit: int, room: int) -> int:
     return size
 
 
-def file_routes(settings: ServerSettings) -> list[HTTPRouteHandler]:
-    """The Files API handlers, with the upload limit from the settings."""
-    limit = settings.max_file_bytes
-    quota = settings.max_files_total_bytes
-
-    @post(
-        "/v1/files",
-        status_code=200,
-        summary="Upload a file",
-        tags=["files"],
-        request_max_body_size=limit + MULTIPART_OVERHEAD,
-        responses=error_responses(400, 413),
-    )
-    async def create_file(
-        state: ServerState,
-        data: Annotated[Upload, Body(media_type=RequestEncodingType.MULTI_PART)],
-    ) -> FileObject:
-        """Store a JSONL file under a new id once the data checks pass; nothing is kept if not."""
-        if data.purpose not in PURPOSES:
-            raise InvalidRequest(
-                f"purpose {data.purpose!r} is not supported here; use one of: "
-                + ", ".join(PURPOSES),
-                param="purpose",
-                code="invalid_value",
-            )
-        # Streamed to disk in blocks: an upload is never held whole in memory.
-        staged = state.files.staging_path()
-        try:
-            room = quota - await asyncio.to_thread(state.files.used_bytes)
-            await asyncio.to_thread(save_upload, data.file.file, staged, limit, room)
-            problems = await asyncio.to_thread(problems_in, staged, data.purpose)
-            if problems:
-                raise InvalidRequest(
-                    f"{clip(data.file.filename or 'the file')} has {len(problems)} error(s):\n"
-                    + "\n".join(listed(problems)),
-                    param="file",
-                    code="invalid_file",
-                )
-            return await asyncio.to_thread(
-                state.files.adopt, staged, data.file.filename or "upload.jsonl", data.purpose
-            )
-        finally:
-            staged.unlink(missing_ok=True)
-            await data.file.close()
-
-    @get("/v1/files", summary="List files", tags=["files"])
-    async def list_files(
-        state: ServerState,
-        purpose: FromQuery[str | None] = None,
-        after: FromQuery[str | None] = None,
-        limit: FromQuery[int] = 100,
-        order: FromQuery[Literal["asc", "desc"]] = "desc",
-    ) -> FileList:
-        """Files by creation time (`order`, newest first by default), `limit` after `after`."""
-        found = state.files.list(purpose)
-        if order == "asc":
-            found.reverse()
-        ids = [f.id for f in found]
-        start = ids.index(after) + 1 if after in ids else 0
-        chunk = found[start : start + max(1, limit)]
-        return FileList(
-            data=chunk,
-            has_more=start + len(chunk) < len(found),
-            first_id=chunk[0].id if chunk else None,
-            last_id=chunk[-1].id if chunk else None,
+@post(
+    "/v1/files",
+    status_code=200,
+    summary="Upload a file",
+    tags=["files"],
+    responses=error_responses(400, 413),
+)
+async def create_file(
+    state: ServerState,
+    data: Annotated[Upload, Body(media_type=RequestEncodingType.MULTI_PART)],
+) -> FileObject:
+    """Store a JSONL file under a new id once the data checks pass; nothing is kept if not."""
+    if data.purpose not in PURPOSES:
+        raise InvalidRequest(
+            f"purpose {data.purpose!r} is not supported here; use one of: " + ", ".join(PURPOSES),
+            param="purpose",
+            code="invalid_value",
         )
+    # Streamed to disk in blocks: an upload is never held whole in memory.
+    settings = state.settings
+    staged = state.files.staging_path()
+    try:
+        room = settings.max_files_total_bytes - await asyncio.to_thread(state.files.used_bytes)
+        limit = settings.max_file_bytes
+        await asyncio.to_thread(save_upload, data.file.file, staged, limit, room)
+        problems = await asyncio.to_thread(problems_in, staged, data.purpose)
+        if problems:
+            raise InvalidRequest(
+                f"{clip(data.file.filename or 'the file')} has {len(problems)} error(s):\n"
+                + "\n".join(listed(problems)),
+                param="file",
+                code="invalid_file",
+            )
+        return await asyncio.to_thread(
+            state.files.adopt, staged, data.file.filename or "upload.jsonl", data.purpose
+        )
+    finally:
+        staged.unlink(missing_ok=True)
+        await data.file.close()
 
-    @get(
-        "/v1/files/{file_id:str}",
-        summary="Retrieve a file",
-        tags=["files"],
-        responses=error_responses(404),
+
+@get("/v1/files", summary="List files", tags=["files"])
+async def list_files(
+    state: ServerState,
+    purpose: FromQuery[str | None] = None,
+    after: FromQuery[str | None] = None,
+    limit: FromQuery[int] = 100,
+    order: FromQuery[Literal["asc", "desc"]] = "desc",
+) -> FileList:
+    """Files by creation time (`order`, newest first by default), `limit` after `after`."""
+    found = state.files.list(purpose)
+    if order == "asc":
+        found.reverse()
+    ids = [f.id for f in found]
+    start = ids.index(after) + 1 if after in ids else 0
+    chunk = found[start : start + max(1, limit)]
+    return FileList(
+        data=chunk,
+        has_more=start + len(chunk) < len(found),
+        first_id=chunk[0].id if chunk else None,
+        last_id=chunk[-1].id if chunk else None,
     )
-    async def retrieve_file(state: ServerState, file_id: FromPath[str]) -> FileObject:
-        """One file's object."""
-        return read_file(state.files, file_id)
 
-    @get(
-        "/v1/files/{file_id:str}/content",
-        summary="A file's content",
-        tags=["files"],
-        responses=error_responses(404),
-        media_type="application/octet-stream",
-    )
-    async def file_content(state: ServerState, file_id: FromPath[str]) -> Response[bytes]:
-        """The file's bytes as uploaded (or as the server wrote them, for results)."""
-        try:
-            content = state.files.content(file_id)
-        except MissingFileError:
-            raise file_not_found(file_id) from None
-        return Response(content, media_type="application/octet-stream")
 
-    @delete(
-        "/v1/files/{file_id:str}",
-        status_code=200,
-        summary="Delete a file",
-        tags=["files"],
-        responses=error_responses(404),
-    )
-    async def delete_file(state: ServerState, file_id: FromPath[str]) -> FileDeleted:
-        """Remove a file; later reads of it get a 404."""
-        try:
-            state.files.delete(file_id)
-        except MissingFileError:
-            raise file_not_found(file_id) from None
-        return FileDeleted(id=file_id)
+@get(
+    "/v1/files/{file_id:str}",
+    summary="Retrieve a file",
+    tags=["files"],
+    responses=error_responses(404),
+)
+async def retrieve_file(state: ServerState, file_id: FromPath[str]) -> FileObject:
+    """One file's object."""
+    return read_file(state.files, file_id)
 
-    return [create_file, list_files, retrieve_file, file_content, delete_file]
+
+@get(
+    "/v1/files/{file_id:str}/content",
+    summary="A file's content",
+    tags=["files"],
+    responses=error_responses(404),
+    media_type="application/octet-stream",
+)
+async def file_content(state: ServerState, file_id: FromPath[str]) -> Response[bytes]:
+    """The file's bytes as uploaded (or as the server wrote them, for results)."""
+    try:
+        content = state.files.content(file_id)
+    except MissingFileError:
+        raise file_not_found(file_id) from None
+    return Response(content, media_type="application/octet-stream")
+
+
+@delete(
+    "/v1/files/{file_id:str}",
+    status_code=200,
+    summary="Delete a file",
+    tags=["files"],
+    responses=error_responses(404),
+)
+async def delete_file(state: ServerState, file_id: FromPath[str]) -> FileDeleted:
+    """Remove a file; later reads of it get a 404."""
+    try:
+        state.files.delete(file_id)
+    except MissingFileError:
+        raise file_not_found(file_id) from None
+    return FileDeleted(id=file_id)
+
+
+def file_routes(settings: ServerSettings) -> list[Router]:
+    """The Files API handlers, under a body limit of one upload (`max_file_bytes`) and its
+    multipart framing rather than the JSON bodies' limit."""
+    handlers = [create_file, list_files, retrieve_file, file_content, delete_file]
+    limit = settings.max_file_bytes + MULTIPART_OVERHEAD
+    return [Router("/", route_handlers=handlers, request_max_body_size=limit)]

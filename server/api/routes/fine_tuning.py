@@ -15,7 +15,7 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from adapters.registry import Registry
 from data.home import home_dir
-from server.api.fine_tune_plan import plan
+from server.api.fine_tune_plan import plan_fine_tune
 from server.errors import InvalidRequest, NotFound, error_responses
 from server.jobs.fine_tuning import JobService, JobStateError, page
 from server.jobs.log import EventLog
@@ -86,7 +86,7 @@ async def sse_events(events: EventLog, after: str | None) -> AsyncIterator[Serve
 async def create_job(state: ServerState, data: JSONBody[CreateJobRequest]) -> FineTuningJob:
     """Check the request, then queue a job; it trains once its files are validated."""
     # Off the event loop: planning reads the upload through and copies it (up to 50 MB).
-    job, spec = await asyncio.to_thread(plan, state, data, jobs_root())
+    job, spec = await asyncio.to_thread(plan_fine_tune, state, data, jobs_root())
     return service(state).create(job, spec)
 
 

@@ -7,6 +7,9 @@ package are read-only; copying one (`persona new NAME --from juni`) gives a pers
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
@@ -28,7 +31,6 @@ from data.record_edit import (
 from data.records import FAILURE_MODES, ChatRecord, CompletionRecord, as_messages
 from data.tokens import ChatTokenizer
 from server.errors import (
-    AppError,
     ConflictError,
     InvalidRequestError,
     NotFoundError,
@@ -85,20 +87,52 @@ def _file(entry: PersonaEntry, name: str) -> Path:
     return files[name]
 
 
-def _tokenizer(state: ServerState) -> ChatTokenizer | None:
-    return state.engine.tokenizer if state.engine is not None else None
+@dataclass(frozen=True)
+class EditTarget:
+    """A record write's target: a persona that may be changed, and the file to change."""
+
+    entry: PersonaEntry
+    path: Path
+    tokenizer: ChatTokenizer | None
+    """The served model's tokenizer, for the checks that count tokens; None while it loads."""
+
+    @classmethod
+    def of(cls, state: ServerState, persona_id: str, file: str | None = None) -> EditTarget:
+        """The named persona's `file` (its training file when None); 404 for an unknown persona
+        or file, 400 for a read-only sample."""
+        entry = persona_entry(state, persona_id)
+        writable(entry)
+        path = append_target(entry) if file is None else _file(entry, file)
+        tokenizer = state.engine.tokenizer if state.engine is not None else None
+        return cls(entry, path, tokenizer)
+
+    @property
+    def others(self) -> list[Path]:
+        """The persona's other dataset files, which a record must not repeat."""
+        return [p for p in self.entry.data_files if p != self.path]
 
 
-def _others(entry: PersonaEntry, path: Path) -> list[Path]:
-    return [p for p in entry.data_files if p != path]
+@contextmanager
+def refusals() -> Iterator[None]:
+    """Turn a refused edit into HTTP: 404 for a missing line, 409 for a changed one, else 400."""
+    try:
+        yield
+    except EditError as exc:
+        if exc.kind == "missing":
+            raise NotFoundError(str(exc), param="line", code="record_not_found") from None
+        if exc.kind == "changed":
+            raise ConflictError(str(exc), param="hash", code="record_changed") from None
+        raise InvalidRequestError(str(exc), param="messages", code="invalid_record") from None
 
 
-def _refused(exc: EditError) -> AppError:
-    if exc.kind == "missing":
-        return NotFoundError(str(exc), param="line", code="record_not_found")
-    if exc.kind == "changed":
-        return ConflictError(str(exc), param="hash", code="record_changed")
-    return InvalidRequestError(str(exc), param="messages", code="invalid_record")
+def _require_hash(hash: str | None) -> str:
+    if not hash:
+        raise InvalidRequestError(
+            "hash is required: send the hash the record was listed with",
+            param="hash",
+            code="missing_required_parameter",
+        )
+    return hash
 
 
 def _record(data: RecordWrite) -> ChatRecord:
@@ -162,14 +196,10 @@ def create_record(
     persona_id: FromPath[str], data: JSONBody[RecordWrite], state: ServerState
 ) -> RecordSaved:
     """Append a conversation to the persona's training file, if the checker finds no error."""
-    entry = persona_entry(state, persona_id)
-    writable(entry)
-    path = append_target(entry)
-    try:
-        saved = add_record(path, _record(data), entry.card, _tokenizer(state), _others(entry, path))
-    except EditError as exc:
-        raise _refused(exc) from None
-    return RecordSaved(path.name, saved.line, saved.hash, saved.records, saved.problems)
+    edit = EditTarget.of(state, persona_id)
+    with refusals():
+        saved = add_record(edit.path, _record(data), edit.entry.card, edit.tokenizer, edit.others)
+    return RecordSaved(edit.path.name, saved.line, saved.hash, saved.records, saved.problems)
 
 
 @put(
@@ -187,23 +217,13 @@ def update_record(
     state: ServerState,
 ) -> RecordSaved:
     """Replace the record at `file:line`, if it is unchanged since listed and has no error."""
-    entry = persona_entry(state, persona_id)
-    writable(entry)
-    path = _file(entry, file)
-    if not data.hash:
-        raise InvalidRequestError(
-            "hash is required: send the hash the record was listed with",
-            param="hash",
-            code="missing_required_parameter",
-        )
-    try:
+    edit = EditTarget.of(state, persona_id, file)
+    expected = _require_hash(data.hash)
+    with refusals():
         saved = replace_record(
-            path, line, data.hash, _record(data), entry.card, _tokenizer(state),
-            _others(entry, path),
-        )  # fmt: skip
-    except EditError as exc:
-        raise _refused(exc) from None
-    return RecordSaved(path.name, saved.line, saved.hash, saved.records, saved.problems)
+            edit.path, line, expected, _record(data), edit.entry.card, edit.tokenizer, edit.others
+        )
+    return RecordSaved(edit.path.name, saved.line, saved.hash, saved.records, saved.problems)
 
 
 @delete(
@@ -222,20 +242,10 @@ def remove_record(
     hash: FromQuery[str] = "",
 ) -> RecordDeleted:
     """Delete the record at `file:line`, if it is unchanged since listed (`?hash=`)."""
-    entry = persona_entry(state, persona_id)
-    writable(entry)
-    path = _file(entry, file)
-    if not hash:
-        raise InvalidRequestError(
-            "hash is required: send the hash the record was listed with",
-            param="hash",
-            code="missing_required_parameter",
-        )
-    try:
-        left = delete_record(path, line, hash)
-    except EditError as exc:
-        raise _refused(exc) from None
-    return RecordDeleted(path.name, line, left)
+    edit = EditTarget.of(state, persona_id, file)
+    with refusals():
+        left = delete_record(edit.path, line, _require_hash(hash))
+    return RecordDeleted(edit.path.name, line, left)
 
 
 def record_routes() -> list[HTTPRouteHandler]:

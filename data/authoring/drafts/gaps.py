@@ -26,7 +26,7 @@ MIN_BAND_WIDTH = 10
 MAX_PLAN = 200
 
 
-class Target(msgspec.Struct, frozen=True):
+class DraftTarget(msgspec.Struct, frozen=True):
     """One draft to ask for: every reply in `words` (inclusive), tagged `tag`, `turns` long."""
 
     words: tuple[int, int]
@@ -54,13 +54,13 @@ def bands(reply_words: Sequence[int]) -> list[tuple[int, int]]:
     return found
 
 
-def plan(
+def plan_drafts(
     stats: DatasetStats,
     reply_words: Sequence[int] = (20, 200),
     card_tags: Sequence[str] = (),
     count: int | None = None,
-) -> list[Target]:
-    """`count` targets (default: as many as close every gap, at most `MAX_PLAN`)."""
+) -> list[DraftTarget]:
+    """`count` draft targets (default: as many as close every gap, at most `MAX_PLAN`)."""
     ranges = bands(reply_words)
     band_counts = {b: 0 for b in ranges}
     for band in stats.words.histogram:
@@ -72,7 +72,7 @@ def plan(
     multi = stats.multi_turn
     tags = {s.text: s.count for s in stats.tags}
     modes = {s.text: s.count for s in stats.failure_modes}
-    targets: list[Target] = []
+    targets: list[DraftTarget] = []
     limit = MAX_PLAN if count is None else count
     while len(targets) < limit:
         total = records + 1
@@ -89,7 +89,7 @@ def plan(
             tag = min(short_tags, key=lambda t: tags.get(t, 0))
         turns = 2 if few_multi else 1
         band = min(ranges, key=lambda r: (band_counts[r], r))
-        targets.append(Target(band, tag, turns))
+        targets.append(DraftTarget(band, tag, turns))
         records += 1
         replies += turns
         multi += turns > 1

@@ -1,8 +1,8 @@
-"""Sample adapters shipped with the package, so a fresh install chats in character at once.
+"""`python -m adapters.pack_sample PERSONA RUN`: pack a trained run as a shipped sample adapter.
 
-`adapters/sample/<persona>/<run>/` holds a run's `run.json`, its `adapter_config.json` and only
-its best checkpoint. `install_sample_adapters` copies each into the user's registry unless a run
-of that name is already there; `pack_run` makes such a folder from a trained run.
+The packed folder, `adapters/sample/<persona>/<run>/`, holds the run's `run.json` (with the
+trainer's machine paths cut to file names), its `adapter_config.json` and one checkpoint;
+`sample_adapters.py` installs it into an empty registry.
 """
 
 from __future__ import annotations
@@ -16,43 +16,9 @@ from pathlib import Path
 from data.atomic import write_text
 
 from .manifest import CONFIG, MANIFEST, WEIGHTS
-from .registry import SAFE_NAME, Registry, read_manifest, set_marker
-
-RUN_FILE = "run.json"
-
-
-def sample_dir() -> Path:
-    """The read-only sample adapters inside the package."""
-    return Path(__file__).parent / "sample"
-
-
-def install_sample_adapters(dest: Path, source: Path | None = None) -> list[Path]:
-    """Copy every shipped sample run into the registry at `dest` if absent; return new run dirs."""
-    source = source or sample_dir()
-    installed: list[Path] = []
-    if not source.is_dir():
-        return installed
-    for persona in sorted(
-        p for p in source.iterdir() if p.is_dir() and SAFE_NAME.fullmatch(p.name)
-    ):
-        for run in sorted(
-            r for r in persona.iterdir() if r.is_dir() and SAFE_NAME.fullmatch(r.name)
-        ):
-            target = dest / persona.name / run.name
-            if target.exists():
-                continue
-            steps = [c for c in sorted((run / "checkpoints").glob("*")) if read_manifest(c)]
-            if not steps:
-                continue
-            staging = target.with_name(f".{run.name}.installing")
-            shutil.rmtree(staging, ignore_errors=True)
-            shutil.copytree(run, staging)
-            step = read_manifest(steps[-1]).step  # type: ignore[union-attr]
-            set_marker(staging, "best", step)
-            set_marker(staging, "latest", step)
-            staging.rename(target)
-            installed.append(target)
-    return installed
+from .registry import Registry
+from .sample_adapters import sample_dir
+from .training.record import RUN_FILE
 
 
 def pack_run(
@@ -83,10 +49,12 @@ def pack_run(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m adapters.sample PERSONA RUN`: pack a trained run as the shipped sample."""
+    """`python -m adapters.pack_sample PERSONA RUN`: pack a trained run as the shipped sample."""
     from data.home import adapters_dir
 
-    parser = argparse.ArgumentParser(prog="python -m adapters.sample", description=main.__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m adapters.pack_sample", description=main.__doc__
+    )
     parser.add_argument("persona")
     parser.add_argument("run")
     parser.add_argument("--adapters", type=Path, help="registry to read (default: the user's)")

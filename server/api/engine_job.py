@@ -22,7 +22,7 @@ RANDOM_SEED = -1
 """llama.cpp's and SillyTavern's "no seed": a request with `seed: -1` is sampled unseeded."""
 
 
-def plan(
+def plan_engine_job(
     state: ServerState,
     engine: Engine,
     resolved: Resolved,
