@@ -7,13 +7,12 @@ logit_bias, logprobs and `n`; `whole` and `streamed` encode the outcomes in Open
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
 
 from litestar.response import Stream
-from msgspec import UNSET
 
+from server.api.chunks import ready, stream_chunks, usage_asked
 from server.api.guarded import Guarded, steer_messages
 from server.api.logprobs import chat_logprobs
 from server.api.params import Extras, parse_logit_bias
@@ -103,14 +102,7 @@ class ChatPlan:
             add_generation_prompt=not prefill and data.add_generation_prompt is not False,
             continue_final_message=prefill,
         )
-        return self.gen.jobs(
-            prompt,
-            data,
-            max_tokens=self.max_tokens,
-            extras=self.extras,
-            grammar=self.grammar,
-            n=self.n,
-        )
+        return self.gen.jobs(prompt, self)
 
     async def whole(self, guarded: Guarded, outcomes: list[Outcome]) -> ChatCompletion:
         """The whole chat completion: one choice per outcome."""
@@ -119,10 +111,10 @@ class ChatPlan:
 
     def streamed(self, guarded: Guarded, merged: AsyncGenerator[tuple[int, Delta], None]) -> Stream:
         """The chunks as server-sent events, usage last when `stream_options` asks for it."""
-        data = self.request
-        include_usage = is_set(data.stream_options) and data.stream_options.include_usage is True
         head = replace(self.head, guard=guarded.verdict)
-        chunks = _chunks(head, merged, len(guarded.jobs), include_usage)
+        choices = ready(_ChatChoices(len(guarded.jobs)))
+        usage = usage_asked(self.request)
+        chunks = stream_chunks(merged, head, ChatCompletionChunk, choices, usage)
         return stream_events(chunks, self.gen.state.metrics)
 
 
@@ -151,33 +143,23 @@ def _completion(head: Head, outcomes: list[Outcome], logprobs: bool) -> ChatComp
     return head.build(ChatCompletion, choices, outcomes[0].adapter_version, usage)
 
 
-async def _chunks(
-    head: Head, merged: AsyncGenerator[tuple[int, Delta], None], n: int, include_usage: bool
-) -> AsyncIterator[ChatCompletionChunk]:
-    """Role chunks for every choice, then content and a finish chunk per choice as they come."""
-    # OpenAI sends `usage: null` on every chunk but the last when usage was asked for.
-    usage: Any = None if include_usage else UNSET
-    lasts: dict[int, Delta] = {}
-    version: str | None = None
-    try:
-        async for index, delta in merged:
-            if not lasts:
-                version = delta.adapter_version
-                for choice in range(n):
-                    opening = ChunkChoice(choice, ChunkDelta(role="assistant", content=""), None)
-                    yield head.build(ChatCompletionChunk, [opening], version, usage)
-            lasts[index] = delta
-            if delta.text or delta.logprobs:
-                logprobs = ChoiceLogprobs(chat_logprobs(delta.logprobs)) if delta.logprobs else None
-                piece = ChunkChoice(index, ChunkDelta(content=delta.text), None, logprobs)
-                yield head.build(ChatCompletionChunk, [piece], version, usage)
-            if delta.finish_reason is not None:
-                done = ChunkChoice(index, ChunkDelta(), delta.finish_reason)
-                yield head.build(ChatCompletionChunk, [done], version, usage)
-    finally:
-        await merged.aclose()
-    if include_usage and lasts:
-        prompt = lasts[0].prompt_tokens
-        completion = sum(d.token_count for d in lasts.values())
-        total = Usage(prompt, completion, prompt + completion)
-        yield head.build(ChatCompletionChunk, [], version, total)
+@dataclass(frozen=True)
+class _ChatChoices:
+    """Streamed chat choices: a role for each of `n` first, then content deltas."""
+
+    n: int
+
+    def opening(self) -> list[ChunkChoice]:
+        role = ChunkDelta(role="assistant", content="")
+        return [ChunkChoice(i, role, None) for i in range(self.n)]
+
+    def piece(self, index: int, delta: Delta) -> ChunkChoice:
+        logprobs = ChoiceLogprobs(chat_logprobs(delta.logprobs)) if delta.logprobs else None
+        return ChunkChoice(index, ChunkDelta(content=delta.text), None, logprobs)
+
+    def finish(self, index: int, delta: Delta) -> ChunkChoice:
+        return ChunkChoice(index, ChunkDelta(), delta.finish_reason)
+
+    def prompt_tokens(self, lasts: Mapping[int, Delta]) -> int:
+        # Every choice answers the one prompt.
+        return lasts[0].prompt_tokens

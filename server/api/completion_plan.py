@@ -9,13 +9,13 @@ Choice `p * n + k` is the k-th of `n` completions of prompt p, as in OpenAI's AP
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
 from litestar.response import Stream
-from msgspec import UNSET
 
+from server.api.chunks import stream_chunks, usage_asked
 from server.api.guarded import Guarded, raw_user_text, steer_raw
 from server.api.logprobs import TextOffsets, completion_logprobs
 from server.api.params import Extras, parse_logit_bias
@@ -76,14 +76,7 @@ class CompletionPlan:
             tokenizer = self.gen.engine.tokenizer
             steered = steer_raw(self.decoded[index], guidance)
             prompt = single_bos(tokenizer, list(tokenizer.encode(steered)))
-        return self.gen.jobs(
-            prompt,
-            self.request,
-            max_tokens=self.max_tokens,
-            extras=self.extras,
-            grammar=self.grammar,
-            n=self.n,
-        )
+        return self.gen.jobs(prompt, self)
 
     async def echoes(self) -> list[str]:
         """Each choice's echoed prompt (empty without `echo`), decoded off the loop; called
@@ -124,11 +117,13 @@ class CompletionPlan:
 
     def streamed(self, guarded: Guarded, merged: AsyncGenerator[tuple[int, Delta], None]) -> Stream:
         """The pieces as server-sent events, usage last when `stream_options` asks for it."""
-        data = self.request
-        include_usage = is_set(data.stream_options) and data.stream_options.include_usage is True
         head = replace(self.head, guard=guarded.verdict)
-        pieces = _pieces(head, merged, self.echoes, self.n, include_usage)
+        pieces = stream_chunks(merged, head, Completion, self._choices, usage_asked(self.request))
         return stream_events(pieces, self.gen.state.metrics)
+
+    async def _choices(self) -> _CompletionChoices:
+        echoes = await self.echoes()
+        return _CompletionChoices(echoes, [TextOffsets(echo) for echo in echoes], self.n)
 
 
 def _prompt_text(tokenizer: Any, prompt: str | list[Any], index: int, ids: tuple[int, ...]) -> str:
@@ -139,44 +134,27 @@ def _prompt_text(tokenizer: Any, prompt: str | list[Any], index: int, ids: tuple
     return str(tokenizer.decode(list(ids)))
 
 
-async def _pieces(
-    head: Head,
-    merged: AsyncGenerator[tuple[int, Delta], None],
-    echo_texts: Callable[[], Awaitable[list[str]]],
-    n: int,
-    include_usage: bool,
-) -> AsyncIterator[Completion]:
-    # OpenAI sends `usage: null` on every piece but the last when usage was asked for.
-    usage: Any = None if include_usage else UNSET
-    try:
-        echoes = await echo_texts()
-    except BaseException:
-        await merged.aclose()
-        raise
-    offsets = [TextOffsets(echo) for echo in echoes]
-    lasts: dict[int, Delta] = {}
-    version: str | None = None
-    try:
-        async for index, delta in merged:
-            if not lasts:
-                version = delta.adapter_version
-                for choice, echo in enumerate(echoes):
-                    if echo:
-                        piece = CompletionChoice(choice, echo, None)
-                        yield head.build(Completion, [piece], version, usage)
-            lasts[index] = delta
-            if delta.text or delta.logprobs:
-                logprobs = (
-                    completion_logprobs(delta.logprobs, offsets[index]) if delta.logprobs else None
-                )
-                piece = CompletionChoice(index, delta.text, None, logprobs)
-                yield head.build(Completion, [piece], version, usage)
-            if delta.finish_reason is not None:
-                done = CompletionChoice(index, "", delta.finish_reason)
-                yield head.build(Completion, [done], version, usage)
-    finally:
-        await merged.aclose()
-    if include_usage and lasts:
-        prompt = sum(lasts[i].prompt_tokens for i in range(0, len(echoes), n) if i in lasts)
-        completion = sum(d.token_count for d in lasts.values())
-        yield head.build(Completion, [], version, Usage(prompt, completion, prompt + completion))
+@dataclass(frozen=True)
+class _CompletionChoices:
+    """Streamed completion choices: each non-empty echo first, then text pieces whose logprob
+    offsets continue after their echo."""
+
+    echoes: list[str]
+    offsets: list[TextOffsets]
+    n: int
+
+    def opening(self) -> list[CompletionChoice]:
+        return [CompletionChoice(i, echo, None) for i, echo in enumerate(self.echoes) if echo]
+
+    def piece(self, index: int, delta: Delta) -> CompletionChoice:
+        offsets = self.offsets[index]
+        logprobs = completion_logprobs(delta.logprobs, offsets) if delta.logprobs else None
+        return CompletionChoice(index, delta.text, None, logprobs)
+
+    def finish(self, index: int, delta: Delta) -> CompletionChoice:
+        return CompletionChoice(index, "", delta.finish_reason)
+
+    def prompt_tokens(self, lasts: Mapping[int, Delta]) -> int:
+        # Choices p * n to p * n + n - 1 share prompt p: count it once, from its first choice.
+        firsts = range(0, len(self.echoes), self.n)
+        return sum(lasts[i].prompt_tokens for i in firsts if i in lasts)

@@ -55,28 +55,20 @@ class Generation:
         size = getattr(self.engine, "vocab_size", None)
         return int(size) if size else len(self.engine.tokenizer)
 
-    def jobs(
-        self,
-        prompt: tuple[int, ...],
-        request: SamplingFields,
-        *,
-        max_tokens: int | None,
-        extras: Extras,
-        grammar: JsonGrammar | None,
-        n: int = 1,
-    ) -> list[Job]:
-        """One prompt's jobs: defaults merged and context fitted, `n` choices fanned out."""
+    def jobs(self, prompt: tuple[int, ...], plan: JobSettings) -> list[Job]:
+        """One prompt's jobs under `plan`'s settings: defaults merged and context fitted,
+        `plan.n` choices fanned out."""
         job = plan_engine_job(
             self.state,
             self.engine,
             self.resolved,
             prompt,
-            request,
-            max_tokens=max_tokens,
-            extras=extras,
-            grammar=grammar,
+            plan.request,
+            max_tokens=plan.max_tokens,
+            extras=plan.extras,
+            grammar=plan.grammar,
         )
-        return fan_out(job, n)
+        return fan_out(job, plan.n)
 
     async def guarded(self, plan: RequestPlan, receive: Receive) -> Guarded:
         """Every prompt's jobs (`plan.build(i, None)`, `plan.texts[i]` its latest user text),
@@ -113,6 +105,35 @@ class Generation:
         except ClientDisconnectedError:
             return disconnected()
         return Response(await plan.whole(guarded, outcomes))
+
+
+class JobSettings(Protocol):
+    """What a plan read that every one of its jobs shares, for `Generation.jobs`."""
+
+    @property
+    def request(self) -> SamplingFields:
+        """The checked request: its sampling fields over the persona's defaults."""
+        ...
+
+    @property
+    def max_tokens(self) -> int | None:
+        """The request's token budget, or None for the persona's."""
+        ...
+
+    @property
+    def extras(self) -> Extras:
+        """logit_bias and logprobs, which have no persona default."""
+        ...
+
+    @property
+    def grammar(self) -> JsonGrammar | None:
+        """The JSON grammar every job decodes under, or None."""
+        ...
+
+    @property
+    def n(self) -> int:
+        """How many choices each prompt gets."""
+        ...
 
 
 class RequestPlan(Protocol):

@@ -99,13 +99,12 @@ class ResponsePlan:
     def build(self, _: int, guidance: str | None) -> list[Job]:
         """The conversation's one job, `guidance` added to its last user turn."""
         prompt = chat_prompt(self.gen.engine.tokenizer, steer_messages(self.messages, guidance))
-        return self.gen.jobs(
-            prompt,
-            self.request,
-            max_tokens=self.max_tokens,
-            extras=self.extras,
-            grammar=self.grammar,
-        )
+        return self.gen.jobs(prompt, self)
+
+    @property
+    def n(self) -> int:
+        """One choice: the Responses API has no `n`."""
+        return 1
 
     def draft(self, guarded: Guarded) -> Draft:
         """The response as known before its reply: a new id, the job's sampling, the guard's
