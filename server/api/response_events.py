@@ -123,21 +123,22 @@ async def events(
 
     `merged` is `Runner.open` of the one job: its first delta has already arrived.
     """
-    _, first = await anext(merged)
-    version = first.adapter_version
-    seq = iter(range(1 << 62))
-    pending = draft.response("in_progress", [], version=version)
-    yield ResponseEvent("response.created", next(seq), pending)
-    yield ResponseEvent("response.in_progress", next(seq), pending)
-    yield OutputItemEvent(
-        "response.output_item.added", next(seq), 0, draft.message("in_progress", None)
-    )
-    yield ContentPartEvent(
-        "response.content_part.added", next(seq), draft.item_id, 0, 0, OutputText("")
-    )
-    pieces: list[str] = []
-    last = first
+    # The iterator is closed however the stream ends, a client leaving at the first event too.
     try:
+        _, first = await anext(merged)
+        version = first.adapter_version
+        seq = iter(range(1 << 62))
+        pending = draft.response("in_progress", [], version=version)
+        yield ResponseEvent("response.created", next(seq), pending)
+        yield ResponseEvent("response.in_progress", next(seq), pending)
+        yield OutputItemEvent(
+            "response.output_item.added", next(seq), 0, draft.message("in_progress", None)
+        )
+        yield ContentPartEvent(
+            "response.content_part.added", next(seq), draft.item_id, 0, 0, OutputText("")
+        )
+        pieces: list[str] = []
+        last = first
         if first.text:
             pieces.append(first.text)
             yield TextDeltaEvent(next(seq), draft.item_id, first.text)

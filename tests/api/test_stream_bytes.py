@@ -2,8 +2,9 @@
 
 Each case feeds a plan's `streamed` a script of merged (choice index, Delta) pairs and compares
 every SSE byte with a file in tests/fixtures/streams/: the opening chunks, `usage: null` on all
-but the last chunk when usage is asked for, echoes first, prompts counted once. Two more check
-that the engine's iterator is closed when the client leaves early or the echo cannot be decoded.
+but the last chunk when usage is asked for, echoes first, prompts counted once. The rest check
+that the engine's iterator is closed when the client leaves early (Responses too) or the echo
+cannot be decoded.
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ from server.api.guarded import Guarded
 from server.api.params import Extras
 from server.api.pipeline import Generation
 from server.api.reply import Head
+from server.api.response_events import Draft, events, sse
 from server.engine.types import Delta, TokenLogprob
 from server.metrics import ServerMetrics
 from server.wire.openai import ChatCompletionRequest, CompletionRequest
+from server.wire.responses import ResponsesRequest
 
 STREAMS = Path(__file__).parent.parent / "fixtures" / "streams"
 CREATED = 1_700_000_000
@@ -231,4 +234,17 @@ async def test_an_echo_that_cannot_be_decoded_closes_the_engine_iterator() -> No
     assert b'"code":"internal_error"' in sent
     assert b"[DONE]" not in sent
     assert script.gen.ag_frame is None
+    assert not script.finished
+
+
+async def test_a_responses_client_leaving_at_the_first_event_closes_the_engine_iterator() -> None:
+    request = msgspec.convert({"model": "pip", "input": "hi"}, ResponsesRequest)
+    draft = Draft("resp_x", "msg_x", CREATED, request, 1.0, 1.0, {"type": "text"}, [], [])
+    script = Script([(0, Delta(" a", 1, 2)), (0, Delta("", 1, 2, finish_reason="stop"))])
+    state: Any = State()
+    frames: AsyncIterator[bytes] = sse(events(draft, script.gen, state), state).iterator
+    first = await anext(frames)
+    assert first.startswith(b"event: response.created\ndata: {")
+    await frames.aclose()  # type: ignore[attr-defined]
+    assert script.closed
     assert not script.finished
