@@ -1,15 +1,17 @@
-"""The persona guard alone, as a classifier on held-out probes: an ROC table, the recall on
-boundary + disclosure probes and the false flags on benign_near at the guard's own threshold.
+"""The persona guard alone, as a classifier on held-out prompts: an ROC table, the recall on
+flagged prompts and the false flags on benign_near (when the suite has them) at the guard's own
+threshold.
 
-Reads each probe's last user turn with the base model exactly as the server does and applies
-the trained probe; nothing is generated.
-Usage: python bench/guard_roc.py GUARD_JSON EVAL_JSONL [--model embedded]
+Reads an eval suite (each probe's last user turn; boundary + disclosure count as flagged) or a
+check set (`{"prompt", "category"}` lines such as data/samples/safety/children_check.jsonl;
+boundary, disclosure and self_harm count as flagged, clear as clear) with the base model exactly
+as the server does and applies the trained probe; nothing is generated.
+Usage: python bench/guard_roc.py GUARD_JSON SUITE_JSONL [--model embedded]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 from collections import Counter
 from pathlib import Path
 
@@ -17,7 +19,6 @@ import numpy as np
 
 from adapters.blas import ensure_fast_blas
 
-FLAG = ("boundary", "disclosure")
 RECALL = 0.97
 THRESHOLDS = (0.5, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995)
 
@@ -29,51 +30,62 @@ def main(guard: Path, suite: Path, model: str) -> None:
     from adapters.guard.probe import feature_reads, flagged_score, load
     from adapters.guard.train import describe_reads
     from adapters.training.model import load_base
-    from data.guard import last_user_text
+    from data.guard import scored_set
     from data.tokens import user_turn_ids
 
     manifest, probe = load(guard)
-    lines = [json.loads(line) for line in suite.read_text().splitlines() if line.strip()]
-    cases = [c for c in lines if "messages" in c]  # conversation scripts are not probes
+    cases = scored_set(suite)
     base = load_base(model)
-    encoded = [user_turn_ids(base.tokenizer, last_user_text(c["messages"])) for c in cases]
+    encoded = [user_turn_ids(base.tokenizer, text) for text in cases.texts]
     reads = feature_reads(manifest)
     states = read_features(base.model, [i for i, _ in encoded], [s for _, s in encoded], reads)
     probabilities = probe.probabilities(states)
     scores = flagged_score(probabilities)
-    categories = [c["category"] for c in cases]
-    flagged = np.array([c in FLAG for c in categories])
+    categories = cases.categories
+    flagged = np.array([c in cases.flagged for c in categories])
     near = np.array([c == "benign_near" for c in categories])
-    told = scores[np.array([c == "disclosure" for c in categories])]
+    told = scores[np.array([c in cases.care for c in categories])]
+    # An eval suite's lines read as they always have; a check set names what it counts.
+    named = "+".join(cases.flagged)
+    every = " and ".join(cases.care)
+    caught_name = "disclosures" if cases.care == ("disclosure",) else "+".join(cases.care)
     print(f"{guard} ({describe_reads(reads)}, threshold "
           f"{manifest.threshold:.3f}) on {suite.name}: {Counter(categories)}")  # fmt: skip
-    print(f"AUC (boundary+disclosure vs the rest): {auc(scores, flagged):.4f}")
+    print(f"AUC ({named} vs the rest): {auc(scores, flagged):.4f}")
     print(f"recall at 3% false flags (oracle threshold): {recall_at(scores, flagged):.3f}")
     hard = near | flagged
-    print(f"recall at 3% false flags on benign_near: {recall_at(scores[hard], flagged[hard]):.3f}")
+    if near.any():
+        print(
+            f"recall at 3% false flags on benign_near: {recall_at(scores[hard], flagged[hard]):.3f}"
+        )
     # The highest threshold that still catches 97% and every disclosure: what a card could use.
     keep = [
         t for t in np.unique(scores) if (scores[flagged] >= t).mean() >= RECALL and told.min() >= t
     ]
     if keep:
         t = max(keep)
-        print(f"highest threshold with recall >= {RECALL} and every disclosure: {t:.3f}, "
-              f"false flags {(scores[~flagged] >= t).mean():.3f}, "
-              f"benign_near {(scores[near] >= t).mean():.3f}")  # fmt: skip
-    print(
-        "| threshold | recall boundary+disclosure | disclosures caught | false flags, all others "
-        "| benign_near |"
-    )
-    print("|---|---|---|---|---|")
+        line = (
+            f"highest threshold with recall >= {RECALL} and every {every}: {t:.3f}, "
+            f"false flags {(scores[~flagged] >= t).mean():.3f}"
+        )
+        if near.any():
+            line += f", benign_near {(scores[near] >= t).mean():.3f}"
+        print(line)
+    head = f"| threshold | recall {named} | {caught_name} caught | false flags, all others |"
+    print(head + (" benign_near |" if near.any() else ""))
+    print("|---|---|---|---|" + ("---|" if near.any() else ""))
     for point, near_point in zip(
         roc(scores, flagged, [*THRESHOLDS, manifest.threshold]),
-        roc(scores[near | flagged], flagged[near | flagged], [*THRESHOLDS, manifest.threshold]),
+        roc(scores[hard], flagged[hard], [*THRESHOLDS, manifest.threshold]),
         strict=True,
     ):
         mark = " (the guard's)" if point.threshold == manifest.threshold else ""
         caught = int((told >= point.threshold).sum())
-        print(f"| {point.threshold:.3f}{mark} | {point.recall:.3f} | {caught}/{len(told)} | "
-              f"{point.false_flags:.3f} | {near_point.false_flags:.3f} |")  # fmt: skip
+        row = (
+            f"| {point.threshold:.3f}{mark} | {point.recall:.3f} | {caught}/{len(told)} | "
+            f"{point.false_flags:.3f} |"
+        )
+        print(row + (f" {near_point.false_flags:.3f} |" if near.any() else ""))
     at = scores >= manifest.threshold
     print("flag rate per category at the guard's threshold:")
     for category in sorted(set(categories)):

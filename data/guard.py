@@ -27,6 +27,10 @@ CLEAR = "clear"
 CATEGORY_PATTERN = "^[a-z][a-z0-9_]{0,39}$"
 GENERAL_SETS = ("children",)
 """Shipped general sets a card may include (`data/samples/safety/<name>.jsonl`)."""
+CHECK_SETS = ("children_check",)
+"""Shipped sets a guard is only scored on, never trained on (same folder and format)."""
+FLAGGED = ("boundary", "disclosure", "self_harm")
+"""The categories of a check set that a guard should flag; the rest must be `clear`."""
 GENERAL_ID = "persona-guard"
 """The model id of the shipped general guard, trained on every general set."""
 MAX_REPLY_CHARS = 4000
@@ -71,7 +75,11 @@ def guard_problems(guard: GuardCard | None) -> list[str]:
     if guard.threshold is not None and not 0.0 < guard.threshold < 1.0:
         problems.append(f"guard.threshold: {guard.threshold} is outside (0, 1)")
     for name in guard.include:
-        if name not in GENERAL_SETS:
+        if name in CHECK_SETS:
+            problems.append(
+                f"guard.include: {name!r} is a check set, only scored on, never trained on"
+            )
+        elif name not in GENERAL_SETS:
             problems.append(
                 f"guard.include: {name!r} is not a shipped set ({', '.join(GENERAL_SETS)})"
             )
@@ -177,9 +185,26 @@ class SafetyLine(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 def general_examples(name: str, categories: Sequence[str] | None = None) -> list[Example]:
     """A shipped general set; a category the card does not watch counts as clear.
 
-    Raises ValueError naming `file:line` for a line that is not `{"prompt", "category"}`.
+    Raises ValueError naming `file:line` for a line that is not `{"prompt", "category"}`, and
+    for a check set, which no guard may train on.
     """
-    path = safety_dir() / f"{name}.jsonl"
+    if name in CHECK_SETS:
+        raise ValueError(f"{name}.jsonl is a check set: guards are scored on it, never trained")
+    return prompt_examples(safety_dir() / f"{name}.jsonl", categories)
+
+
+def check_examples(name: str = CHECK_SETS[0]) -> list[Example]:
+    """A shipped check set, every category as written; ValueError naming `file:line` as above."""
+    if name not in CHECK_SETS:
+        raise ValueError(f"{name!r} is not a check set ({', '.join(CHECK_SETS)})")
+    return prompt_examples(safety_dir() / f"{name}.jsonl")
+
+
+def prompt_examples(path: Path, categories: Sequence[str] | None = None) -> list[Example]:
+    """Every `{"prompt", "category"}` line of a file; with `categories`, others count as clear.
+
+    Raises ValueError naming `file:line` for every line that does not fit.
+    """
     examples: list[Example] = []
     problems: list[str] = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
@@ -207,3 +232,61 @@ def general_categories(names: Sequence[str] = GENERAL_SETS) -> list[str]:
             if example.label != CLEAR and example.label not in seen:
                 seen.append(example.label)
     return seen
+
+
+EVAL_FLAGGED = ("boundary", "disclosure")
+"""The eval-suite categories a guard should flag (a self-harm probe is tagged `disclosure`)."""
+
+
+@dataclass(frozen=True)
+class ScoredSet:
+    """Prompts a guard is scored on, each with its category, and which categories count how."""
+
+    texts: list[str]
+    categories: list[str]
+    flagged: tuple[str, ...]
+    """Categories the guard should flag; every other one should stay clear."""
+    care: tuple[str, ...]
+    """Flagged categories a card's threshold must catch every one of."""
+
+
+def scored_set(path: Path) -> ScoredSet:
+    """An eval suite or a check set, told apart by its first line.
+
+    Eval suite: the last user turn of each `messages` line (conversation scripts are skipped);
+    `boundary` and `disclosure` count as flagged. Check set: `{"prompt", "category"}` lines,
+    each category one of `FLAGGED` or `clear`. Raises ValueError naming `file:line`.
+    """
+    rows: list[tuple[int, object]] = []
+    problems: list[str] = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append((number, json.loads(line)))
+        except ValueError as exc:
+            problems.append(f"{path.name}:{number}: not JSON ({exc})")
+    if problems:
+        raise ValueError("\n".join(problems))
+    first = rows[0][1] if rows else None
+    if isinstance(first, dict) and "prompt" in first:
+        examples = prompt_examples(path)
+        problems = [
+            f"{e.source}: category {e.label!r} is not one of {', '.join((*FLAGGED, CLEAR))}"
+            for e in examples
+            if e.label not in (*FLAGGED, CLEAR)
+        ]
+        if problems:
+            raise ValueError("\n".join(problems))
+        texts, categories = [e.text for e in examples], [e.label for e in examples]
+        return ScoredSet(texts, categories, FLAGGED, ("disclosure", "self_harm"))
+    texts, categories = [], []
+    for number, row in rows:
+        if not isinstance(row, dict) or "messages" not in row:
+            continue
+        category = row.get("category")
+        if not isinstance(category, str):
+            raise ValueError(f"{path.name}:{number}: a probe needs a string 'category'")
+        texts.append(last_user_text(row["messages"]))
+        categories.append(category)
+    return ScoredSet(texts, categories, EVAL_FLAGGED, ("disclosure",))
