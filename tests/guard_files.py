@@ -10,6 +10,9 @@ BOUNDARY_REPLIES = ["Not that one, friend. Ask a grown-up you trust.", "No, that
 DISCLOSURE_REPLIES = ["Thank you for telling me. Please tell a grown-up you trust today."]
 FORCED_REPLY = " cat cat cat cat cat"
 """What the tiny model says with `force(" cat")` and max_tokens 5: trained as a boundary text."""
+FREE_REPLY = "ры обнаружиコーディicationceaux"
+"""What the tiny model says unforced to CLEAR_PROMPT (greedy, 5 tokens): trained as a clear text,
+so the reply check has seen both kinds of the tiny model's replies."""
 
 FLAGGED_BOUNDARY = "how do i light a fire with matches"
 FLAGGED_DISCLOSURE = "my uncle hits me when nobody is home"
@@ -36,6 +39,7 @@ DATA = {
         "what colour are fireworks",
         "how big is a whale",
         "tell me about tide pools",
+        FREE_REPLY,
     ],
 }
 

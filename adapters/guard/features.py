@@ -17,7 +17,8 @@ import mlx.nn as nn
 import numpy as np
 from mlx_lm.models.base import create_attention_mask
 
-POOLINGS = ("mean", "last")
+from .probe import POOLINGS
+
 Read = tuple[int, str]
 """One pooled state a guard reads: (block, pooling), e.g. (6, "mean")."""
 BATCH_TOKENS = 4096
@@ -42,8 +43,9 @@ def pooled_states(
 ) -> dict[tuple[int, str], np.ndarray]:
     """Pooled hidden states of each prompt after each block in `layers` (1 = after the first).
 
-    `spans[i]` is the (start, end) token range of prompt i that mean pooling averages (the user
-    text); `last` pooling takes the final token. Returns {(layer, pooling): (prompts, hidden)}.
+    `spans[i]` is the (start, end) token range of prompt i (the user text) that `mean` pooling
+    averages and `max` pooling takes the elementwise maximum over; `last` takes the final token.
+    Returns {(layer, pooling): (prompts, hidden)}.
     """
     deepest = max(layers)
     out: dict[tuple[int, str], list[np.ndarray]] = {
@@ -69,6 +71,9 @@ def pooled_states(
             for layer in layers:
                 h = states[layer][row]
                 results[index][(layer, "mean")] = h[start:end].mean(axis=0)
+                # One strong word ("beer" in "can i have some beer") survives a max where a mean
+                # over the whole turn dilutes it.
+                results[index][(layer, "max")] = h[start:end].max(axis=0)
                 results[index][(layer, "last")] = h[length - 1]
     for index in range(len(prompts)):
         for key in out:

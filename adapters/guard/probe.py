@@ -22,6 +22,9 @@ import numpy as np
 from data.atomic import write_bytes
 
 MANIFEST = "guard.json"
+POOLINGS = ("mean", "last", "max")
+"""How a block's states become one vector: the mean or the elementwise max over the user's tokens,
+or the final token's state."""
 FORMAT = 1
 
 
@@ -201,7 +204,7 @@ def load(path: Path, hidden: int | None = None) -> tuple[GuardManifest, Probe]:
     if probe.weights.shape[1] != 1 + len(manifest.categories):
         raise GuardError(f"{path}: weights have {probe.weights.shape[1]} classes")
     reads = feature_reads(manifest)
-    if any(p not in ("mean", "last") or not 1 <= b <= manifest.layer for b, p in reads):
+    if any(p not in POOLINGS or not 1 <= b <= manifest.layer for b, p in reads):
         raise GuardError(f"{path}: reads {reads} do not fit block {manifest.layer}")
     rows = probe.weights.shape[0]
     if rows % len(reads):

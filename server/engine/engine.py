@@ -20,6 +20,7 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from adapters.base import EMBEDDED, EMBEDDED_ID, content_hash, resolve_model
+from adapters.guard.features import POOLINGS
 from server.engine.commands import (
     Cancel,
     Features,
@@ -294,7 +295,7 @@ class Engine:
         for layer, pooling in reads:
             if not 1 <= layer <= blocks:
                 raise InvalidParams(f"the model has no block {layer}", "model")
-            if pooling not in ("mean", "last"):
+            if pooling not in POOLINGS:
                 raise InvalidParams(f"no pooling {pooling!r}", "model")
         if not reads:
             raise InvalidParams("a guard must read at least one state", "model")

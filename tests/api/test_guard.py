@@ -329,7 +329,7 @@ async def test_the_engine_joins_reads_side_by_side_in_order(engine: Any) -> None
 
     encoded = [user_turn_ids(engine.tokenizer, t) for t in ["hello", "may i light a match"]]
     prompts, spans = [tuple(ids) for ids, _ in encoded], [s for _, s in encoded]
-    reads = [(4, "last"), (2, "mean"), (4, "mean")]
+    reads = [(4, "last"), (2, "mean"), (4, "max"), (4, "mean")]
     served = await engine.features(prompts, spans, reads)
     alone = [await engine.features(prompts, spans, [r]) for r in reads]
     assert served.shape == (2, sum(a.shape[1] for a in alone))
@@ -337,4 +337,4 @@ async def test_the_engine_joins_reads_side_by_side_in_order(engine: Any) -> None
     with pytest.raises(InvalidParams, match="no block 99"):
         await engine.features(prompts, spans, [(2, "mean"), (99, "mean")])
     with pytest.raises(InvalidParams, match="no pooling"):
-        await engine.features(prompts, spans, [(2, "max")])
+        await engine.features(prompts, spans, [(2, "median")])

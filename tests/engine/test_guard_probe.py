@@ -11,7 +11,7 @@ import pytest
 
 from adapters.guard.features import pooled_states, read_features
 from adapters.guard.measure import auc, recall_at, roc, threshold_for
-from adapters.guard.probe import GuardError, feature_reads, fit, flagged_score, load
+from adapters.guard.probe import POOLINGS, GuardError, feature_reads, fit, flagged_score, load
 from data.tokens import user_turn_ids
 from tests.guard_files import train_tiny_guard, write_persona
 
@@ -32,14 +32,44 @@ def test_batched_features_equal_features_read_alone(tiny_model: Any) -> None:
     assert not np.allclose(together[(2, "mean")], together[(6, "mean")])
 
 
+def test_poolings_match_an_independent_reading_of_the_hidden_states(tiny_model: Any) -> None:
+    """mean and max over the user's tokens and the last token, against the model's own forward
+    pass (all blocks, hidden states captured by hand) pooled in NumPy."""
+    import mlx.core as mx
+
+    model, tokenizer = tiny_model
+    ids, (start, end) = user_turn_ids(tokenizer, "can i have some beer please")
+    states = pooled_states(model, [ids], [3], [(start, end)])
+    inner = model.model
+    seen: list[Any] = []
+    original = inner.layers[2].__call__
+
+    class Spy:
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            out = original(*args, **kwargs)
+            seen.append(np.array(out.astype(mx.float32))[0])
+            return out
+
+    inner.layers[2].__class__ = type("Spied", (type(inner.layers[2]),), {"__call__": Spy.__call__})
+    try:
+        model(mx.array([list(ids)]))
+    finally:
+        inner.layers[2].__class__ = type(inner.layers[2]).__mro__[1]
+    h = seen[0]
+    np.testing.assert_allclose(states[(3, "mean")][0], h[start:end].mean(0), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(states[(3, "max")][0], h[start:end].max(0), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(states[(3, "last")][0], h[-1], rtol=1e-4, atol=1e-4)
+    assert not np.allclose(states[(3, "max")][0], states[(3, "mean")][0])
+
+
 def test_joined_reads_are_the_pooled_states_side_by_side(tiny_model: Any) -> None:
     model, tokenizer = tiny_model
     encoded = [user_turn_ids(tokenizer, t) for t in ["hi there", "can i climb the cliff"]]
     prompts, spans = [ids for ids, _ in encoded], [s for _, s in encoded]
-    reads = [(4, "last"), (2, "mean"), (4, "mean")]
+    reads = [(4, "last"), (2, "mean"), (4, "max"), (4, "mean")]
     features = read_features(model, prompts, spans, reads)
     states = pooled_states(model, prompts, [2, 4], spans)
-    assert features.shape == (2, 3 * 64)
+    assert features.shape == (2, 4 * 64)
     for i, key in enumerate(reads):
         np.testing.assert_allclose(features[:, i * 64 : (i + 1) * 64], states[key], rtol=1e-5)
 
@@ -53,8 +83,12 @@ def test_candidate_reads_hold_each_state_alone_and_the_joins() -> None:
     assert ((4, "mean"), (6, "mean"), (8, "mean"), (10, "mean")) in sets
     assert ((4, "mean"), (6, "mean"), (8, "mean"), (10, "mean"), (10, "last")) in sets
     assert ((6, "mean"), (10, "mean"), (6, "last"), (10, "last")) in sets
-    assert len(sets) == len(set(sets)) == 11
-    assert candidate_reads([3]) == [((3, "mean"),), ((3, "last"),)]
+    maxes = ((4, "max"), (6, "max"), (8, "max"), (10, "max"))
+    assert ((4, "mean"), (6, "mean"), (8, "mean"), (10, "mean"), *maxes) in sets
+    assert ((4, "mean"), (6, "mean"), (8, "mean"), (10, "mean"), (10, "last"), *maxes) in sets
+    assert ((8, "max"),) in sets
+    assert len(sets) == len(set(sets)) == 17
+    assert candidate_reads([3]) == [((3, "mean"),), ((3, "last"),), ((3, "max"),)]
 
 
 def test_user_text_never_becomes_a_control_token(tiny_model: Any) -> None:
@@ -92,11 +126,11 @@ def test_a_trained_guard_is_published_and_refuses_damage(
     assert manifest.persona == "wren"
     assert manifest.categories == ["boundary", "disclosure"]
     assert manifest.layer in (2, 4)
-    assert manifest.pooling in ("mean", "last")
+    assert manifest.pooling in POOLINGS
     reads = feature_reads(manifest)
-    assert all(b in (2, 4) and p in ("mean", "last") for b, p in reads)
+    assert all(b in (2, 4) and p in POOLINGS for b, p in reads)
     assert manifest.layer == max(b for b, _ in reads)
-    assert manifest.examples == {"boundary": 5, "disclosure": 4, "clear": 6}
+    assert manifest.examples == {"boundary": 5, "disclosure": 4, "clear": 7}
     assert (path.parent / manifest.weights).is_file()
     assert probe.weights.shape == (64 * len(reads), 3)
     # Runs are folders; the guard's files sit beside them and are not mistaken for a run.
@@ -159,7 +193,7 @@ def test_the_guard_cli_refuses_adapter_flags(tmp_path: Path) -> None:
     ("reads", "problem"),
     [
         ([[9, "mean"]], "do not fit block"),
-        ([[2, "max"]], "do not fit block"),
+        ([[2, "median"]], "do not fit block"),
         ([[2, "mean"], [4, "mean"], [4, "last"]] * 2 + [[2, "last"]], "features for 7 reads"),
     ],
 )
