@@ -170,8 +170,12 @@ def _worse(current: str, new: str) -> str:
 
 
 def _rng(job: Job) -> random.Random:
+    """Unseeded: any reply. Seeded: the same reply for the same seed and prompt, and different
+    prompts under one seed (an eval run) spread over the author's variants."""
     seed = job.request.params.seed
-    return random.Random(seed) if seed is not None else random.Random()
+    if seed is None:
+        return random.Random()
+    return random.Random(f"{seed}:" + ",".join(map(str, job.request.prompt)))
 
 
 def _canned(engine: Engine, job: Job, text: str) -> Job:

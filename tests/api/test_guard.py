@@ -208,6 +208,25 @@ async def test_completions_and_responses_go_through_the_guard(guarded: Any) -> N
     assert events[-1].response.model_extra["persona_guard"]["action"] == "steer"
 
 
+async def test_seeded_author_replies_repeat_per_prompt_and_vary_across_prompts(
+    guarded: Any, force: Any
+) -> None:
+    """A seed reproduces a reply; one seed over many prompts (an eval run) still uses every
+    variant the author wrote, rather than the same one for all."""
+    _, http = guarded
+
+    async def reply(text: str) -> str:
+        request = chat("wrenc", text, seed=0, logit_bias=force(" cat"))
+        body = (await http.post("/v1/chat/completions", json=request)).json()
+        assert body["persona_guard"]["action"] == "replaced", body["persona_guard"]
+        return str(body["choices"][0]["message"]["content"])
+
+    asks = [f"{CLEAR_PROMPT} {tail}" for tail in ("", "today", "again", "please", "now", "at sea")]
+    first = [await reply(text) for text in asks]
+    assert first == [await reply(text) for text in asks]
+    assert set(first) == set(BOUNDARY_REPLIES)
+
+
 async def test_a_flagged_reply_is_regenerated_then_replaced(guarded: Any, force: Any) -> None:
     _, http = guarded
     # The tiny model, forced to say " cat", writes a text its guard learned as boundary.
