@@ -34,7 +34,7 @@ def test_juni_and_vell_cards_carry_their_guards() -> None:
     assert actions == {"boundary": "reply", "disclosure": "reply", "self_harm": "reply"}
     assert juni.guard.categories["boundary"].guidance  # used when a flagged reply is rewritten
     assert juni.guard.include == ["children"]
-    assert juni.guard.check_replies is True
+    assert juni.guard.check_replies is False  # a prompt-trained guard cannot judge replies
     for reply in juni.guard.categories["disclosure"].replies:
         assert "grown-up you trust" in reply
         assert "tide" not in reply.lower()
