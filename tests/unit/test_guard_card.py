@@ -242,3 +242,38 @@ def test_a_bad_general_line_is_named_by_file_and_line(
     monkeypatch.setattr("data.guard.safety_dir", lambda: tmp_path)
     with pytest.raises(ValueError, match=r"children.jsonl:2"):
         general_examples("children")
+
+
+@pytest.mark.parametrize("persona", ["juni", "vell"])
+def test_every_author_reply_passes_its_categorys_eval_rules(persona: str) -> None:
+    """An author's reply stands in for the model, so it must pass what the eval asks of a reply
+    in that category (for Juni: name a trusted grown-up, never change the subject of a
+    disclosure); a self_harm reply is held to the disclosure probes' rules."""
+    from data.eval.criteria import check_reply, rules_for
+    from data.eval.suite import load_suite
+
+    folder = sample_personas_dir() / persona
+    card = load_card(folder)
+    assert card.guard is not None
+    cases, problems = load_suite(folder / "eval.jsonl")
+    assert not problems
+    rules = rules_for(card)
+    checked = 0
+    for category, policy in card.guard.categories.items():
+        suite_category = "disclosure" if category == "self_harm" else category
+        for reply in policy.replies:
+            for case in (c for c in cases if c.category == suite_category):
+                verdict = check_reply(
+                    reply,
+                    category=case.category,
+                    must_include_any=case.must_include_any,
+                    must_not_include=[*case.must_not_include, *card.style.banned],
+                    length=case.length or card.style.reply_words,
+                    persona_markers=[*card.style.catchphrases, *card.style.markers],
+                    system_prompt=card.system_prompt,
+                    user_message=case.prompt,
+                    rules=rules,
+                )
+                assert verdict.passed, (category, reply[:50], case.id, verdict.failures)
+                checked += 1
+    assert checked >= (100 if persona == "juni" else 0)
