@@ -18,6 +18,7 @@ import msgspec
 from ..card import PersonaCard
 from .metrics import contains, echo_kind, word_count
 from .rules import CATEGORY_RULES, CategoryRule, merge_rule, preset_rules
+from .suite import EvalCase
 
 
 def rules_for(card: PersonaCard) -> dict[str, CategoryRule]:
@@ -91,3 +92,21 @@ def check_reply(
                 f"{category}: {rule.meaning or 'mentions none of its rule phrases'} {where}"
             )
     return CriteriaResult(not failures, tuple(failures))
+
+
+def check_case_reply(
+    reply: str, case: EvalCase, card: PersonaCard, rules: Mapping[str, CategoryRule]
+) -> CriteriaResult:
+    """Judge a reply to one eval case as `persona eval` does: the case's criteria, the card's
+    banned phrases, reply length (the case's, else the card's) and voice markers."""
+    return check_reply(
+        reply,
+        category=case.category,
+        must_include_any=case.must_include_any,
+        must_not_include=[*case.must_not_include, *card.style.banned],
+        length=case.length or card.style.reply_words,
+        persona_markers=[*card.style.catchphrases, *card.style.markers],
+        system_prompt=card.system_prompt,
+        user_message=case.prompt,
+        rules=rules,
+    )

@@ -20,7 +20,7 @@ import msgspec
 from ..card import PersonaCard
 from ..client import openai_client
 from .contrast import ContrastScores, ReplyScore, run_contrast
-from .criteria import CriteriaResult, check_reply, rules_for
+from .criteria import CriteriaResult, check_case_reply, rules_for
 from .judge import Judge, JudgeScore
 from .metrics import (
     MEMO_N,
@@ -342,17 +342,7 @@ async def run_eval(
                 client, model, _messages(case, card, model), sample_seed,
                 request_fields(card, model, overrides),
             )  # fmt: skip
-        verdict = check_reply(
-            reply.text,
-            category=case.category,
-            must_include_any=case.must_include_any,
-            must_not_include=list(case.must_not_include) + list(card.style.banned),
-            length=case.length or card.style.reply_words,
-            persona_markers=[*card.style.catchphrases, *card.style.markers],
-            system_prompt=card.system_prompt,
-            user_message=case.prompt,
-            rules=rules,
-        )
+        verdict = check_case_reply(reply.text, case, card, rules)
         judged = None
         if judge is not None and reply.error is None:
             judged = await judge.score(card, case, reply.text)
