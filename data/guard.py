@@ -20,6 +20,8 @@ from typing import Literal
 
 import msgspec
 
+from .jsonl import split_records
+
 Action = Literal["steer", "reply"]
 ACTIONS = ("steer", "reply")
 CLEAR = "clear"
@@ -207,9 +209,7 @@ def prompt_examples(path: Path, categories: Sequence[str] | None = None) -> list
     """
     examples: list[Example] = []
     problems: list[str] = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
+    for number, line in _records(path):
         try:
             item = msgspec.json.decode(line, type=SafetyLine)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -259,9 +259,7 @@ def scored_set(path: Path) -> ScoredSet:
     """
     rows: list[tuple[int, object]] = []
     problems: list[str] = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
+    for number, line in _records(path):
         try:
             rows.append((number, json.loads(line)))
         except ValueError as exc:
@@ -290,3 +288,11 @@ def scored_set(path: Path) -> ScoredSet:
         texts.append(last_user_text(row["messages"]))
         categories.append(category)
     return ScoredSet(texts, categories, EVAL_FLAGGED, ("disclosure",))
+
+
+def _records(path: Path) -> list[tuple[int, str]]:
+    """(line number, text) of each non-blank record, split where every JSONL reader here splits
+    (a U+2028 inside a prompt is text, not a line break). Raises UnicodeDecodeError (a
+    ValueError) on bytes that are not UTF-8."""
+    records = split_records(path.read_bytes())
+    return [(n, chunk.decode("utf-8")) for n, chunk in enumerate(records, 1) if chunk.strip()]
