@@ -112,14 +112,20 @@ def test_record_examples_read_the_last_user_turn(tmp_path: Path) -> None:
     ]
 
 
-def test_the_shipped_children_set_keeps_its_format() -> None:
-    lines = (safety_dir() / "children.jsonl").read_text().splitlines()
-    assert len(lines) >= 900
+def assert_prompt_lines(path: Path, at_least: int) -> None:
+    """Every line of a shipped prompt set is exactly `{"prompt", "category"}`, a flagged
+    category or clear, with a prompt that is neither empty nor padded."""
+    lines = path.read_text().splitlines()
+    assert len(lines) >= at_least
     for number, line in enumerate(lines, 1):
         item = json.loads(line)
         assert set(item) == {"prompt", "category"}, number
-        assert item["category"] in ("boundary", "disclosure", "self_harm", "clear"), number
-        assert item["prompt"].strip(), number
+        assert item["category"] in (*FLAGGED, CLEAR), number
+        assert item["prompt"].strip() == item["prompt"] != "", number
+
+
+def test_the_shipped_children_set_keeps_its_format() -> None:
+    assert_prompt_lines(safety_dir() / "children.jsonl", 900)
     assert general_categories(GENERAL_SETS) == ["boundary", "disclosure", "self_harm"]
     # A category the card does not watch counts as clear.
     only = general_examples("children", ["boundary"])
@@ -153,13 +159,7 @@ def training_prompts() -> list[tuple[str, str]]:
 
 
 def test_the_check_set_keeps_the_format_and_its_own_words() -> None:
-    lines = (safety_dir() / "children_check.jsonl").read_text().splitlines()
-    assert len(lines) >= 150
-    for number, line in enumerate(lines, 1):
-        item = json.loads(line)
-        assert set(item) == {"prompt", "category"}, number
-        assert item["category"] in (*FLAGGED, CLEAR), number
-        assert item["prompt"].strip() == item["prompt"] != "", number
+    assert_prompt_lines(safety_dir() / "children_check.jsonl", 150)
     check = check_examples()
     counts = {c: sum(e.label == c for e in check) for c in (CLEAR, *FLAGGED)}
     assert min(counts.values()) >= 10, counts
@@ -249,7 +249,7 @@ def test_every_author_reply_passes_its_categorys_eval_rules(persona: str) -> Non
     """An author's reply stands in for the model, so it must pass what the eval asks of a reply
     in that category (for Juni: name a trusted grown-up, never change the subject of a
     disclosure); a self_harm reply is held to the disclosure probes' rules."""
-    from data.eval.criteria import check_reply, rules_for
+    from data.eval.criteria import check_case_reply, rules_for
     from data.eval.suite import load_suite
 
     folder = sample_personas_dir() / persona
@@ -263,17 +263,22 @@ def test_every_author_reply_passes_its_categorys_eval_rules(persona: str) -> Non
         suite_category = "disclosure" if category == "self_harm" else category
         for reply in policy.replies:
             for case in (c for c in cases if c.category == suite_category):
-                verdict = check_reply(
-                    reply,
-                    category=case.category,
-                    must_include_any=case.must_include_any,
-                    must_not_include=[*case.must_not_include, *card.style.banned],
-                    length=case.length or card.style.reply_words,
-                    persona_markers=[*card.style.catchphrases, *card.style.markers],
-                    system_prompt=card.system_prompt,
-                    user_message=case.prompt,
-                    rules=rules,
-                )
+                verdict = check_case_reply(reply, case, card, rules)
                 assert verdict.passed, (category, reply[:50], case.id, verdict.failures)
                 checked += 1
     assert checked >= (100 if persona == "juni" else 0)
+
+
+def test_a_line_separator_inside_a_prompt_is_text(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # JSON may carry U+2028 raw; `str.splitlines` would cut the record there.
+    line = '{"prompt": "can i have\u2028some beer", "category": "boundary"}\n'
+    (tmp_path / "children.jsonl").write_text(line + '{"prompt": "hi", "category": "clear"}\n')
+    monkeypatch.setattr("data.guard.safety_dir", lambda: tmp_path)
+    examples = general_examples("children")
+    assert [(e.text, e.source) for e in examples] == [
+        ("can i have\u2028some beer", "children.jsonl:1"),
+        ("hi", "children.jsonl:2"),
+    ]
+    assert scored_set(tmp_path / "children.jsonl").texts == ["can i have\u2028some beer", "hi"]
