@@ -34,9 +34,9 @@ from data.guard import (
 )
 from data.tokens import user_turn_ids
 
-from .features import POOLINGS, Read, joined
+from .features import Read, joined
 from .measure import TARGET_FALSE_FLAGS, auc, recall_at, threshold_for
-from .probe import GuardManifest, Probe, fit, flagged_score, publish
+from .probe import POOLINGS, GuardManifest, Probe, fit, flagged_score, publish
 
 L2_CHOICES = (0.1, 0.3, 1.0, 3.0)
 """0.01 did worse on Juni's held-out probes; 0.1 did better on prompts written apart from the

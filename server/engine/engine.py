@@ -20,7 +20,7 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from adapters.base import EMBEDDED, EMBEDDED_ID, content_hash, resolve_model
-from adapters.guard.features import POOLINGS
+from adapters.guard.probe import POOLINGS
 from server.engine.commands import (
     Cancel,
     Features,
