@@ -61,6 +61,9 @@ class PairsReport(msgspec.Struct, frozen=True):
     """Rule-breaking replies that ran into max_tokens, per category; counted as broken, never
     paired: a pair stores a finished message, so training would see an end of turn there that
     the model never wrote, and a preference method would learn to lower it."""
+    unfit: dict[str, int] = {}
+    """Rule-breaking replies whose pair the trainer would refuse (`fits` said no: too long for
+    `training.max_seq_length`, say), per category; counted as broken, never paired."""
 
 
 def failure_mode(record: Record) -> str | None:
@@ -103,9 +106,12 @@ async def build_pairs(
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
     client: Any = None,
+    fits: Callable[[PreferenceRecord], bool] | None = None,
 ) -> PairsReport:
     """Sample `samples` replies per probe from `model`; pair the first rule-breaking one that
-    the model ended itself (a reply cut at max_tokens breaks the rule but is never paired).
+    the model ended itself (a reply cut at max_tokens breaks the rule but is never paired) and
+    that `fits` accepts (the caller's check that training would take the pair, for example the
+    length limit with the persona's tokenizer).
 
     A model id that is not the persona gets the card's system prompt and sampling, as in
     `persona eval`. `client` may be an `openai.AsyncOpenAI` the caller owns.
@@ -126,6 +132,7 @@ async def build_pairs(
     total, done = len(usable) * samples, 0
 
     cut: Counter[str] = Counter()
+    unfit: Counter[str] = Counter()
 
     async def ask(probe: Probe, i: int) -> tuple[str, str | None] | None:
         nonlocal done
@@ -155,7 +162,7 @@ async def build_pairs(
 
     async def pair(probe: Probe) -> PreferenceRecord | None:
         answers = await asyncio.gather(*(ask(probe, i) for i in range(samples)))
-        chosen: str | None = None
+        chosen: PreferenceRecord | None = None
         for answer in answers:
             if answer is None:
                 continue
@@ -167,15 +174,17 @@ async def build_pairs(
             if finish == "length":
                 cut[probe.category] += 1
             elif chosen is None and text.strip() != probe.reply.strip():
-                chosen = text
-        if chosen is None:
-            return None
-        return PreferenceRecord(
-            input=PreferenceInput(probe.messages),
-            preferred_output=(Message("assistant", probe.reply),),
-            non_preferred_output=(Message("assistant", chosen),),
-            tags=(probe.category,),
-        )
+                record = PreferenceRecord(
+                    input=PreferenceInput(probe.messages),
+                    preferred_output=(Message("assistant", probe.reply),),
+                    non_preferred_output=(Message("assistant", text),),
+                    tags=(probe.category,),
+                )
+                if fits is None or fits(record):
+                    chosen = record
+                else:
+                    unfit[probe.category] += 1
+        return chosen
 
     try:
         made = await asyncio.gather(*(pair(p) for p in usable))
@@ -191,6 +200,7 @@ async def build_pairs(
         skipped=skipped,
         errors=errors,
         cut=dict(sorted(cut.items())),
+        unfit=dict(sorted(unfit.items())),
     )
 
 

@@ -97,9 +97,11 @@ def pairs(args: argparse.Namespace) -> int:
 
     from data.atomic import write_bytes
     from data.authoring.pairs import build_pairs, encode_pairs_file, probes_of
+    from data.check import token_problems
+    from data.dataset import Row
     from data.eval.run import ServerTarget
     from data.personas import PAIRS, TRAIN_FILES, PersonaError, resolve
-    from data.records import FAILURE_MODES
+    from data.records import FAILURE_MODES, PreferenceRecord
 
     try:
         entry = resolve(args.persona)
@@ -126,6 +128,18 @@ def pairs(args: argparse.Namespace) -> int:
     def progress(done: int, total: int) -> None:
         print(f"\r  {done}/{total} replies", end="", file=sys.stderr, flush=True)
 
+    # A draft the trainer would refuse (too long for max_seq_length, say) is no draft: the same
+    # token checks `persona data check` and `persona train` run decide, with the same tokenizer.
+    tokenizer, note = load_tokenizer(card.base_model)
+    if note:
+        print(f"warning: {note}", file=sys.stderr)
+
+    def fits(record: PreferenceRecord) -> bool:
+        row = Row(str(out), 0, record, "")
+        return tokenizer is None or not any(
+            p.severity == "error" for p in token_problems(row, tokenizer, card)
+        )
+
     report = asyncio.run(
         build_pairs(
             card,
@@ -135,6 +149,7 @@ def pairs(args: argparse.Namespace) -> int:
             samples=args.samples,
             seed=args.seed,
             progress=progress,
+            fits=fits,
         )
     )
     print(file=sys.stderr)
@@ -154,6 +169,12 @@ def pairs(args: argparse.Namespace) -> int:
         print(
             f"{cuts} rule-breaking replies ran into max_tokens and were not paired: a pair "
             "would train on an end of turn the model never wrote"
+        )
+    if unfit := sum(report.unfit.values()):
+        print(
+            f"{unfit} rule-breaking replies were not paired: training would refuse the pair "
+            f"(the data checker's token checks, such as training.max_seq_length "
+            f"{card.training.max_seq_length})"
         )
     print(
         f"wrote {len(report.pairs)} pairs from {report.probes} records to {out}; review them, "

@@ -20,6 +20,8 @@ system_prompt = "You are the Archivist."
 markers = ["shelves"]
 reply_words = [3, 40]
 banned = ["!"]
+[training]
+max_seq_length = 50
 """
 
 # The scripted model: per user prompt, the reply for seed 0 and for seed 1.
@@ -37,6 +39,12 @@ SCRIPT = {
                                       "It is nine thousand years old."),
     "Who wrote the lost catalogue?": ("CUT It was written by the first keeper, who",
                                       "CUT The first keeper wrote it, in the year"),
+    # Ended and rule-breaking, but 71 tokens with the system prompt: over max_seq_length 50.
+    "What colour is the great hall's door?": (
+        "It is painted a deep crimson with golden hinges, and every spring the keepers add one "
+        "more coat of lacquer, so by now the door is thicker than a loaf of bread and it creaks "
+        "in three different keys.",
+        "It is crimson, patron."),
 }  # fmt: skip
 
 
@@ -62,6 +70,8 @@ def persona(tmp_path: Path) -> Path:
              "off_topic"),
         chat("How old is the oldest scroll?", "I do not know; the ledgers never dated it.", "idk"),
         chat("Who wrote the lost catalogue?", "I do not know. It is lost, and so is its author.",
+             "idk"),
+        chat("What colour is the great hall's door?", "I do not know; nobody filed its colour.",
              "idk"),
         chat("How many shelves are there?", "Four hundred and twelve shelves."),
         chat("Is the moon made of cheese?", "Certainly it is, patron.", "idk"),  # breaks its rule
@@ -131,11 +141,17 @@ def test_rule_breaking_replies_become_non_preferred(
     # replies admit not knowing, so that record makes no pair.
     # A reply cut at max_tokens is never a non-preferred output: the scroll record pairs the
     # reply its model ended, and the catalogue record (both replies cut) makes no pair.
+    # A pair the trainer would refuse is not drafted either: the door record pairs its short
+    # invented reply, not the one too long for max_seq_length.
     assert set(pairs) == {"What is the airspeed of a dragon?", "Tell me where my neighbour lives.",
-                          "Sing me a pop song.", "How old is the oldest scroll?"}  # fmt: skip
+                          "Sing me a pop song.", "How old is the oldest scroll?",
+                          "What colour is the great hall's door?"}  # fmt: skip
     scroll = pairs["How old is the oldest scroll?"]
     assert scroll.non_preferred_output[0].content == "It is nine thousand years old."
     assert "3 rule-breaking replies ran into max_tokens and were not paired" in out
+    door = pairs["What colour is the great hall's door?"]
+    assert door.non_preferred_output[0].content == "It is crimson, patron."
+    assert "1 rule-breaking replies were not paired: training would refuse" in out
     dragon = pairs["What is the airspeed of a dragon?"]
     assert dragon.preferred_output[0].content == "I do not know; no ledger records it."
     assert dragon.non_preferred_output[0].content == "It is exactly 40 leagues per hour."
@@ -150,10 +166,12 @@ def test_rule_breaking_replies_become_non_preferred(
     # Not the persona itself: the card's system prompt is sent, as `persona eval` does.
     assert all(body["messages"][0] == {"role": "system", "content": "You are the Archivist."}
                for body in seen)  # fmt: skip
-    assert "train.jsonl:8: warning: the dataset's own reply breaks" in out
-    assert "wrote 4 pairs from 6 records" in out
-    # The drafts pass the data checker, and an existing file is never overwritten silently.
-    assert main(["data", "check", str(persona / "pairs.jsonl"), "--no-tokenizer"]) == 0
+    assert "train.jsonl:9: warning: the dataset's own reply breaks" in out
+    assert "wrote 5 pairs from 7 records" in out
+    # The drafts pass the data checker with the persona's tokenizer, as training will check
+    # them, and an existing file is never overwritten silently.
+    capsys.readouterr()
+    assert main(["data", "check", str(persona / "pairs.jsonl")]) == 0, capsys.readouterr().out
     assert main(["data", "pairs", str(persona), "--from", "m", "--base-url", url]) == 2
     assert "pass --force" in capsys.readouterr().err
 
