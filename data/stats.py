@@ -16,7 +16,15 @@ from collections.abc import Iterable, Sequence
 import msgspec
 
 from .card import PersonaCard
-from .records import FAILURE_MODES, PreferenceRecord, Record, prompt_text, replies, user_turns
+from .records import (
+    FAILURE_MODES,
+    Message,
+    PreferenceRecord,
+    Record,
+    prompt_text,
+    replies,
+    user_turns,
+)
 from .similar import normalise, similar_pairs
 from .tokens import ChatTokenizer, text_tokens
 
@@ -88,6 +96,12 @@ class PreferenceStats(msgspec.Struct, frozen=True):
     """Share of pairs whose non-preferred reply is the longer one (a length bias if near 0 or 1)."""
     tags: tuple[Share, ...]
     """Tags of the pairs, as a share of pairs."""
+    preferred_openers: tuple[Share, ...] = ()
+    """The first two words of the preferred replies, most used first, as a share of pairs."""
+    non_preferred_openers: tuple[Share, ...] = ()
+    """The same for the non-preferred replies. One opening in many of them teaches a preference
+    method to avoid that opening more than the content, and the model moves to its next favourite
+    one."""
 
 
 def preference_stats(records: Sequence[Record]) -> PreferenceStats | None:
@@ -95,8 +109,8 @@ def preference_stats(records: Sequence[Record]) -> PreferenceStats | None:
     pairs = [r for r in records if isinstance(r, PreferenceRecord)]
     if not pairs:
         return None
-    good = [len(" ".join(m.content for m in r.preferred_output).split()) for r in pairs]
-    bad = [len(" ".join(m.content for m in r.non_preferred_output).split()) for r in pairs]
+    good = [len(_text(r.preferred_output).split()) for r in pairs]
+    bad = [len(_text(r.non_preferred_output).split()) for r in pairs]
     counts = Counter(tag for r in pairs for tag in dict.fromkeys(r.tags))
     return PreferenceStats(
         pairs=len(pairs),
@@ -106,7 +120,13 @@ def preference_stats(records: Sequence[Record]) -> PreferenceStats | None:
             sum(b > g for g, b in zip(good, bad, strict=True)) / len(pairs), 3
         ),
         tags=tuple(Share(t, c, c / len(pairs)) for t, c in sorted(counts.items(), key=_by_count)),
+        preferred_openers=_top(_opener(_text(r.preferred_output)) for r in pairs),
+        non_preferred_openers=_top(_opener(_text(r.non_preferred_output)) for r in pairs),
     )
+
+
+def _text(messages: Sequence[Message]) -> str:
+    return " ".join(m.content for m in messages)
 
 
 class DatasetStats(msgspec.Struct, frozen=True):
@@ -264,6 +284,17 @@ def stats_warnings(stats: DatasetStats) -> list[str]:
             for s in shares
             if s.share > DOMINANT and s.count > 1 and not _holds_marker(s.text, wanted)
         ]
+    if stats.preference is not None:
+        for side, shares in (
+            ("preferred", stats.preference.preferred_openers),
+            ("non-preferred", stats.preference.non_preferred_openers),
+        ):
+            found += [
+                f"{s.share:.0%} of {side} replies open with {s.text!r}: a preference method "
+                "learns that opening more than the content; vary it or add pairs without it"
+                for s in shares[:1]
+                if s.share > DOMINANT and s.count > 1
+            ]
     if stats.duplicate_prompts or stats.near_duplicate_prompts:
         found.append(
             f"{stats.duplicate_prompts} duplicate and {stats.near_duplicate_prompts} "

@@ -88,6 +88,8 @@ def render_stats(stats: DatasetStats, width: int = 40) -> str:
             f"on average, non-preferred {pref.non_preferred_words:.1f}; the non-preferred reply "
             f"is the longer one in {pref.longer_non_preferred:.0%} of pairs",
             *shares("Pair tags", pref.tags, "pairs"),
+            *shares("Preferred openings", pref.preferred_openers[:3], "pairs"),
+            *shares("Non-preferred openings", pref.non_preferred_openers[:3], "pairs"),
         ]
     if stats.warnings:
         lines += ["", "Warnings:"] + [f"  {w}" for w in stats.warnings]

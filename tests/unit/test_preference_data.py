@@ -102,3 +102,32 @@ def test_stats_report_the_pairs(tmp_path: Path) -> None:
     assert pref.longer_non_preferred == 0.5
     assert {s.text for s in pref.tags} == {"boundary", "idk"}
     assert dataset_stats([rows[2].record], CARD).preference is None
+
+
+def test_stats_name_an_opening_that_most_non_preferred_replies_share(tmp_path: Path) -> None:
+    # Rejected replies drafted from one model's failures often open the same way; a preference
+    # method then learns to avoid the opening, not the content, and moves to the next one.
+    lines = [
+        pair(f"Q{i}?", f"{good} the answer to {i}.", f"{bad} an answer to {i}.")
+        for i, (good, bad) in enumerate(
+            [("Well, here is", "Hmm, I'm afraid"), ("Yes, that is", "Hmm, I'm afraid"),
+             ("Of course, and", "Hmm, I'm afraid"), ("Ask a grown-up", "Sure, here is"),
+             ("Nobody knows", "Maybe it is"), ("I wonder about", "Oh, it is")]
+        )
+    ]  # fmt: skip
+    stats = dataset_stats([r.record for r in read_dataset(write(tmp_path, lines)).rows], CARD)
+    pref = stats.preference
+    assert pref is not None
+    assert (pref.non_preferred_openers[0].text, pref.non_preferred_openers[0].count) == (
+        "hmm i'm",
+        3,
+    )
+    assert pref.preferred_openers[0].count == 1
+    warned = [w for w in stats.warnings if "open with" in w]
+    assert warned == [
+        '50% of non-preferred replies open with "hmm i\'m": a preference method learns that '
+        "opening more than the content; vary it or add pairs without it"
+    ]
+    varied = [line.replace("Hmm, I'm afraid", f"Reply {n} says") for n, line in enumerate(lines)]
+    stats = dataset_stats([r.record for r in read_dataset(write(tmp_path, varied)).rows], CARD)
+    assert not [w for w in stats.warnings if "open with" in w]
