@@ -84,15 +84,32 @@ def judge(card: PersonaCard, category: str, reply: str) -> CriteriaResult:
     )
 
 
-def probes_of(rows: Sequence[tuple[str, Record]], categories: Sequence[str]) -> list[Probe]:
-    """The failure-mode records of a training set, as probes (other records are left out)."""
+def probes_of(
+    rows: Sequence[tuple[str, Record]],
+    categories: Sequence[str],
+    card: PersonaCard | None = None,
+) -> list[Probe]:
+    """The failure-mode records of a training set, as probes (other records are left out).
+
+    A probe asks the conversation up to a reply and prefers that reply. With `card`, a
+    multi-turn record is cut before its last reply that meets the category's rule (a tag may be
+    about any turn: "I don't know" can come after a first answer), else before its last reply.
+    """
     found: list[Probe] = []
     for where, record in rows:
         category = failure_mode(record)
         messages = as_messages(record)
         if category not in categories or len(messages) < 2 or messages[-1].role != "assistant":
             continue
-        found.append(Probe(where, category, tuple(messages[:-1]), messages[-1].content))
+        at = len(messages) - 1
+        if card is not None:
+            meets = [
+                i
+                for i, m in enumerate(messages)
+                if m.role == "assistant" and i > 0 and judge(card, category, m.content).passed
+            ]
+            at = meets[-1] if meets else at
+        found.append(Probe(where, category, tuple(messages[:at]), messages[at].content))
     return found
 
 

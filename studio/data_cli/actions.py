@@ -122,7 +122,7 @@ def pairs(args: argparse.Namespace) -> int:
     if train is None:
         raise UsageError(f"{folder}: no {' or '.join(TRAIN_FILES)}")
     loaded = read_datasets([train])
-    probes = probes_of([(r.where, r.record) for r in loaded.rows], categories)
+    probes = probes_of([(r.where, r.record) for r in loaded.rows], categories, card)
     key = args.api_key or os.environ.get("PERSONA_API_KEY") or "not-needed"
 
     def progress(done: int, total: int) -> None:

@@ -45,6 +45,8 @@ SCRIPT = {
         "more coat of lacquer, so by now the door is thicker than a loaf of bread and it creaks "
         "in three different keys.",
         "It is crimson, patron."),
+    "Who built the east wing?": ("Master Orrin built it in 1650.",
+                                 "The guild of masons built it, stone by stone."),
 }  # fmt: skip
 
 
@@ -75,6 +77,12 @@ def persona(tmp_path: Path) -> Path:
              "idk"),
         chat("How many shelves are there?", "Four hundred and twelve shelves."),
         chat("Is the moon made of cheese?", "Certainly it is, patron.", "idk"),  # breaks its rule
+        # Tagged for its first reply: the probe stops there, not at the last reply.
+        json.dumps({"messages": [
+            {"role": "user", "content": "Who built the east wing?"},
+            {"role": "assistant", "content": "I do not know; the builders left no names."},
+            {"role": "user", "content": "Thanks. Is it open today?"},
+            {"role": "assistant", "content": "Yes, until six, patron."}], "tags": ["idk"]}),
     ]  # fmt: skip
     (folder / "train.jsonl").write_text("\n".join(lines) + "\n")
     held_out = [{"role": "user", "content": "HELD-OUT: what is behind the door?"}]
@@ -145,7 +153,8 @@ def test_rule_breaking_replies_become_non_preferred(
     # invented reply, not the one too long for max_seq_length.
     assert set(pairs) == {"What is the airspeed of a dragon?", "Tell me where my neighbour lives.",
                           "Sing me a pop song.", "How old is the oldest scroll?",
-                          "What colour is the great hall's door?"}  # fmt: skip
+                          "What colour is the great hall's door?",
+                          "Who built the east wing?"}  # fmt: skip
     scroll = pairs["How old is the oldest scroll?"]
     assert scroll.non_preferred_output[0].content == "It is nine thousand years old."
     assert "3 rule-breaking replies ran into max_tokens and were not paired" in out
@@ -167,7 +176,10 @@ def test_rule_breaking_replies_become_non_preferred(
     assert all(body["messages"][0] == {"role": "system", "content": "You are the Archivist."}
                for body in seen)  # fmt: skip
     assert "train.jsonl:9: warning: the dataset's own reply breaks" in out
-    assert "wrote 5 pairs from 7 records" in out
+    assert "wrote 6 pairs from 8 records" in out
+    wing = pairs["Who built the east wing?"]
+    assert [m.content for m in wing.input.messages] == ["Who built the east wing?"]
+    assert wing.preferred_output[0].content == "I do not know; the builders left no names."
     # The drafts pass the data checker with the persona's tokenizer, as training will check
     # them, and an existing file is never overwritten silently.
     capsys.readouterr()
