@@ -284,17 +284,15 @@ def stats_warnings(stats: DatasetStats) -> list[str]:
             for s in shares
             if s.share > DOMINANT and s.count > 1 and not _holds_marker(s.text, wanted)
         ]
-    if stats.preference is not None:
-        for side, shares in (
-            ("preferred", stats.preference.preferred_openers),
-            ("non-preferred", stats.preference.non_preferred_openers),
-        ):
-            found += [
-                f"{s.share:.0%} of {side} replies open with {s.text!r}: a preference method "
-                "learns that opening more than the content; vary it or add pairs without it"
-                for s in shares[:1]
-                if s.share > DOMINANT and s.count > 1
-            ]
+    # The preferred replies are among the replies whose openers are checked above; the
+    # non-preferred ones are not.
+    rejected = stats.preference.non_preferred_openers if stats.preference else ()
+    if rejected and rejected[0].share > DOMINANT and rejected[0].count > 1:
+        found.append(
+            f"{rejected[0].share:.0%} of non-preferred replies open with {rejected[0].text!r}: a "
+            "preference method learns that opening more than the content; vary it or add pairs "
+            "without it"
+        )
     if stats.duplicate_prompts or stats.near_duplicate_prompts:
         found.append(
             f"{stats.duplicate_prompts} duplicate and {stats.near_duplicate_prompts} "

@@ -101,14 +101,18 @@ def probes_of(
         messages = as_messages(record)
         if category not in categories or len(messages) < 2 or messages[-1].role != "assistant":
             continue
-        at = len(messages) - 1
+        last = len(messages) - 1
+        at = last
         if card is not None:
-            meets = [
-                i
-                for i, m in enumerate(messages)
-                if m.role == "assistant" and i > 0 and judge(card, category, m.content).passed
-            ]
-            at = meets[-1] if meets else at
+            at = next(
+                (
+                    i
+                    for i in range(last, 0, -1)
+                    if messages[i].role == "assistant"
+                    and judge(card, category, messages[i].content).passed
+                ),
+                last,
+            )
         found.append(Probe(where, category, tuple(messages[:at]), messages[at].content))
     return found
 
