@@ -148,8 +148,9 @@ async def build_pairs(
     asked: Counter[str] = Counter()
     broken: Counter[str] = Counter()
     errors: list[str] = []
-    skipped = [p.where for p in probes if not judge(card, p.category, p.reply).passed]
-    usable = [p for p in probes if p.where not in set(skipped)]
+    passes = [judge(card, p.category, p.reply).passed for p in probes]
+    skipped = [p.where for p, ok in zip(probes, passes, strict=True) if not ok]
+    usable = [p for p, ok in zip(probes, passes, strict=True) if ok]
     total, done = len(usable) * samples, 0
 
     cut: Counter[str] = Counter()
