@@ -1,8 +1,12 @@
-"""Serve a full fine-tune as a LoRA: a low-rank extraction of one checkpoint's weight changes.
+"""Serve a full or DoRA fine-tune as a LoRA: a low-rank extraction of one checkpoint's weight
+changes.
 
 The engine serves every persona from one shared base model plus a bank of LoRA factors, so a full
-fine-tune cannot be hot-swapped as it is. This turns one of its checkpoints into a LoRA checkpoint
-of a new run, which the server picks up like any other.
+or DoRA fine-tune cannot be hot-swapped as it is. This turns one of its checkpoints into a LoRA
+checkpoint of a new run, which the server picks up like any other. A DoRA checkpoint is first
+fused into the weights it stands for, as mlx-lm fuses it: `W' = m / |W + s B^T A^T|_row *
+(W + s B^T A^T)`, which rescales every output row and so is not low-rank in general; the SVD
+below then factors `W' - W` like a full fine-tune's.
 
 For each adapted linear layer with base weight W (out x in) and tuned weight W', the change
 D = W' - W is factored by a truncated SVD, D ~ U_r S_r V_r^T, the best rank-r approximation in the
@@ -86,6 +90,30 @@ class Extraction:
     """Norm weights whose change was folded into the layers after them."""
     dropped: tuple[str, ...]
     """Tuned tensors whose change no LoRA can hold (changed norms that cannot be folded)."""
+
+
+def fuse_dora(
+    base: Mapping[str, mx.array], checkpoint: Mapping[str, mx.array], scale: float
+) -> dict[str, mx.array]:
+    """The tuned weights a DoRA checkpoint stands for, by base weight name.
+
+    `checkpoint` holds `<path>.lora_a` (in x r), `<path>.lora_b` (r x out) and `<path>.m` (out)
+    per adapted layer, as mlx-lm's `DoRALinear` saves them. Raises ExtractError for a layer
+    missing one of them or one the base lacks.
+    """
+    paths = sorted({name.rsplit(".", 1)[0] for name in checkpoint})
+    tuned: dict[str, mx.array] = {}
+    for path in paths:
+        parts = [checkpoint.get(f"{path}.{p}") for p in ("lora_a", "lora_b", "m")]
+        weight = base.get(f"{path}.weight")
+        if any(p is None for p in parts) or weight is None:
+            raise ExtractError(
+                f"{path}: a DoRA layer needs lora_a, lora_b and m over a base weight"
+            )
+        a, b, m = (p.astype(mx.float32) for p in parts)  # type: ignore[union-attr]
+        w = weight.astype(mx.float32) + scale * (b.T @ a.T)
+        tuned[f"{path}.weight"] = (m / mx.linalg.norm(w, axis=1))[:, None] * w
+    return tuned
 
 
 def extract_lora(
@@ -195,11 +223,12 @@ def extract_run(
     dtype: str = "float32",
     log: Callable[[str], None] = lambda _m: None,
 ) -> ExtractedRun:
-    """Extract a LoRA from the full fine-tune checkpoint `model_id` (`persona@run[:step]`) into a
-    new run of the same persona, published like a trained checkpoint (manifest last).
+    """Extract a LoRA from the full or DoRA fine-tune checkpoint `model_id`
+    (`persona@run[:step]`) into a new run of the same persona, published like a trained
+    checkpoint (manifest last).
 
-    Raises ExtractError when the id names no checkpoint, a checkpoint that is not a full
-    fine-tune, or one trained on another base than the one found on this machine.
+    Raises ExtractError when the id names no checkpoint, a LoRA checkpoint (served as it is), or
+    one trained on another base than the one found on this machine.
     """
     if dtype not in DTYPES:
         raise ExtractError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)}")
@@ -211,10 +240,10 @@ def extract_run(
         raise ExtractError(f"no checkpoint answers to {model_id!r}")
     manifest = ckpt.manifest
     kind = manifest.lora.fine_tune_type
-    if kind != "full":
+    if kind not in ("full", "dora"):
         raise ExtractError(
             f"{manifest.persona}@{manifest.version} is a {kind!r} checkpoint; "
-            "only a 'full' fine-tune needs extracting (a LoRA is served as it is)"
+            "only a 'full' or 'dora' fine-tune needs extracting (a LoRA is served as it is)"
         )
     label = label or f"lora{rank}"
     if len(label) > MAX_LABEL or not SAFE_NAME.fullmatch(label):
@@ -244,6 +273,8 @@ def extract_run(
             base = _base_weights(base_path)
     except (OSError, ValueError, RuntimeError) as exc:
         raise ExtractError(f"the base model in {base_path} cannot be read: {exc}") from None
+    if kind == "dora":
+        tuned = fuse_dora(base, tuned, manifest.lora.scale)
     log(f"factoring {sum(v.ndim == 2 for v in tuned.values())} layers at rank {rank}")
     extraction = extract_lora(base, tuned, rank, str(config.get("model_type", "")))
     stored = {k: v.astype(DTYPES[dtype]) for k, v in extraction.weights.items()}

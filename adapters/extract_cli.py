@@ -1,4 +1,4 @@
-"""`persona extract-lora MODEL`: make a full fine-tune's checkpoint servable as a LoRA."""
+"""`persona extract-lora MODEL`: make a full or DoRA fine-tune's checkpoint servable as a LoRA."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ DEFAULT_RANK = 64
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the `extract-lora` arguments."""
     parser.add_argument(
-        "model", help="a full fine-tune checkpoint: persona@run (its best) or persona@run:step"
+        "model",
+        help="a full or DoRA fine-tune checkpoint: persona@run (its best) or persona@run:step",
     )
     parser.add_argument(
         "--rank", type=int, default=DEFAULT_RANK, help=f"LoRA rank (default {DEFAULT_RANK})"

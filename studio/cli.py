@@ -35,7 +35,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     (
         "extract-lora",
         "adapters.extract_cli",
-        "make a full fine-tune servable: extract a LoRA from one of its checkpoints",
+        "make a full or DoRA fine-tune servable: extract a LoRA from one of its checkpoints",
     ),
     ("eval", "studio.eval_cli", "score a persona's held-out eval suite on one or more models"),
     ("tune-sampling", "studio.tune_cli", "sweep sampling settings and recommend defaults"),

@@ -60,7 +60,7 @@ def unservable(persona: str, version: str, fine_tune_type: str) -> str:
     """Why a checkpoint of a type other than `lora` cannot be served, and what to do."""
     hint = (
         f"; `persona extract-lora {persona}@{version}` makes a servable LoRA of it"
-        if fine_tune_type == "full"
+        if fine_tune_type in ("full", "dora")
         else ""
     )
     return f"fine_tune_type {fine_tune_type!r} cannot be served; only 'lora' can{hint}"

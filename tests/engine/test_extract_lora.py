@@ -223,7 +223,7 @@ def test_a_trained_full_fine_tune_extracts_from_the_command_line(
     assert lora.manifest.metrics["val_loss"] == pytest.approx(full.manifest.metrics["val_loss"],
                                                               abs=0.02)  # fmt: skip
     assert main(["extract-lora", "toy@run-2-lora64"]) == 1
-    assert "only a 'full' fine-tune needs extracting" in capsys.readouterr().err
+    assert "only a 'full' or 'dora' fine-tune needs extracting" in capsys.readouterr().err
 
 
 def test_a_norm_channel_the_base_zeroes_is_left_and_the_rest_folded() -> None:
@@ -253,3 +253,65 @@ def test_the_index_refuses_a_full_checkpoint_before_any_load(
     assert [c.manifest.run for c in index.usable("tide")] == ["run-2-lora4"]
     (full,) = [c for c in index.checkpoints("tide") if c.manifest.run == "run-1-full"]
     assert f"`persona extract-lora {model_id}`" in (index.refusal(full.manifest.key) or "")
+
+
+def test_a_dora_checkpoint_is_served_as_mlx_lm_runs_it(
+    tiny_model_dir: Path, tiny_model: Any, make_engine: Callable[..., Engine], tmp_path: Path
+) -> None:
+    """A DoRA checkpoint (mlx-lm's own layers, each output row rescaled by its magnitude) is
+    refused by the engine with the extract hint, and at full rank the extracted LoRA scores
+    exactly as the DoRA model itself does."""
+    from mlx_lm.tuner.utils import linear_to_lora_layers
+
+    dora, _ = load_model(tiny_model_dir)
+    dora.freeze()
+    linear_to_lora_layers(dora, 2, {"rank": 4, "scale": 8.0, "dropout": 0.0}, use_dora=True)
+    mx.random.seed(5)
+    trained = {
+        name: value + 0.05 * mx.random.normal(value.shape)
+        for name, value in tree_flatten(dora.trainable_parameters())
+    }
+    assert any(name.endswith(".m") for name in trained)
+    dora.load_weights(list(trained.items()), strict=False)
+    registry = Registry(tmp_path)
+    run, run_dir = registry.new_run("tide", "dora")
+    lora = LoraParams(rank=4, scale=8.0, num_layers=2, fine_tune_type="dora")
+    parameters = {"rank": 4, "scale": 8.0, "dropout": 0.0}
+    config = json.dumps(
+        {"fine_tune_type": "dora", "num_layers": 2, "lora_parameters": parameters}
+    ).encode()
+    write_bytes(run_dir / CONFIG, config)
+    (run_dir / "run.json").write_text(json.dumps({"persona": "tide", "run": run, "config": {
+        "persona": "tide", "base_model": str(tiny_model_dir), "train_file": "/nowhere/t.jsonl",
+        "training": {"fine_tune_type": "dora", "rank": 4}}}))  # fmt: skip
+    manifest = Manifest("tide", run, 12, str(tiny_model_dir), content_hash(tiny_model_dir), lora,
+                        "", time.time(), metrics={"val_loss": 2.5})  # fmt: skip
+    publish_checkpoint(run_dir, manifest, lambda p: mx.save_safetensors(str(p), trained), config)
+    model_id = f"tide@{run}:12"
+
+    result = extract_run(Registry(tmp_path), model_id, rank=256, validate=False)
+    assert result.model_id == "tide@run-2-lora256:12"
+    assert result.extraction.dropped == ()
+    assert result.extraction.kept == pytest.approx(1.0)
+    _, tokenizer = tiny_model
+    chat = [{"role": "user", "content": "What do gulls eat?"}]
+    tokens = list(tokenizer.apply_chat_template(chat, add_generation_prompt=True))
+    tokens += tokenizer.encode("Chips, mostly, and crabs.", add_special_tokens=False)
+    want = logprobs_of(dora, tokens)
+    base_model, _ = load_model(tiny_model_dir)
+    assert np.abs(logprobs_of(base_model, tokens) - want).max() > 0.05
+    engine = make_engine(max_batch=2, max_adapters=1)
+    engine.start()
+    try:
+        source = Registry(tmp_path).resolve(parse_model_id(model_id))
+        assert source is not None
+        hint = f"`persona extract-lora {model_id}` makes a servable LoRA"
+        with pytest.raises(AdapterError, match=re.escape(hint)):
+            asyncio.run(engine.load_adapter(AdapterRef(source.manifest, source.path)))
+        extracted = Registry(tmp_path).resolve(parse_model_id(result.model_id))
+        assert extracted is not None
+        request = ScoreRequest(tuple(tokens), 1, AdapterRef(extracted.manifest, extracted.path))
+        got = np.array([t.logprob for t in asyncio.run(engine.score(request))])
+    finally:
+        asyncio.run(engine.aclose())
+    np.testing.assert_allclose(got, want, atol=2e-3)
