@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {len(ext.dropped)} changed tensors no LoRA can hold were dropped: {names}")
     if result.val_loss is not None:
         source = f"{result.source_val_loss:.3f}" if result.source_val_loss is not None else "?"
-        print(f"  validation loss {result.val_loss:.3f} (the full fine-tune: {source})")
+        print(f"  validation loss {result.val_loss:.3f} (the checkpoint it came from: {source})")
     elif not args.no_validate:
         print("  no validation loss: the run's data or its validation rows are gone")
     return 0
