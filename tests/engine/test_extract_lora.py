@@ -100,23 +100,52 @@ def tuned_copy(model_dir: Path, seed: int, unfoldable: bool) -> dict[str, mx.arr
     return tuned
 
 
-def publish_full(root: Path, model_dir: Path, tuned: dict[str, mx.array], step: int = 40) -> str:
-    """A full fine-tune checkpoint of the tiny model in a registry; its model id."""
+def publish_tuned(
+    root: Path,
+    model_dir: Path,
+    tuned: dict[str, mx.array],
+    step: int = 40,
+    kind: str = "full",
+    rank: int = 8,
+    scale: float = 20.0,
+) -> str:
+    """A `kind` ("full" or "dora") checkpoint of the tiny model in a registry; its model id."""
     registry = Registry(root)
-    run, run_dir = registry.new_run("tide", "full")
-    lora = LoraParams(rank=8, scale=20.0, num_layers=2, fine_tune_type="full")
-    parameters = {"rank": 8, "scale": 20.0, "dropout": 0.0}
+    run, run_dir = registry.new_run("tide", kind)
+    lora = LoraParams(rank=rank, scale=scale, num_layers=2, fine_tune_type=kind)
+    parameters = {"rank": rank, "scale": scale, "dropout": 0.0}
     config = json.dumps(
-        {"fine_tune_type": "full", "num_layers": 2, "lora_parameters": parameters}
+        {"fine_tune_type": kind, "num_layers": 2, "lora_parameters": parameters}
     ).encode()
     write_bytes(run_dir / CONFIG, config)
     (run_dir / "run.json").write_text(json.dumps({"persona": "tide", "run": run, "config": {
         "persona": "tide", "base_model": str(model_dir), "train_file": "/nowhere/train.jsonl",
-        "training": {"fine_tune_type": "full", "rank": 8}}}))  # fmt: skip
+        "training": {"fine_tune_type": kind, "rank": rank}}}))  # fmt: skip
     manifest = Manifest("tide", run, step, str(model_dir), content_hash(model_dir), lora, "",
                         time.time(), metrics={"val_loss": 2.5})  # fmt: skip
     publish_checkpoint(run_dir, manifest, lambda p: mx.save_safetensors(str(p), tuned), config)
     return f"tide@{run}:{step}"
+
+
+def served_logprobs(
+    make_engine: Callable[..., Engine], root: Path, source_id: str, lora_id: str, tokens: list[int]
+) -> np.ndarray:
+    """The engine refuses `source_id` naming `persona extract-lora`, and scores `tokens` with the
+    extracted `lora_id`: each next token's log-probability."""
+    engine = make_engine(max_batch=2, max_adapters=1)
+    engine.start()
+    try:
+        source = Registry(root).resolve(parse_model_id(source_id))
+        assert source is not None
+        hint = f"`persona extract-lora {source_id}` makes a servable LoRA"
+        with pytest.raises(AdapterError, match=re.escape(hint)):
+            asyncio.run(engine.load_adapter(AdapterRef(source.manifest, source.path)))
+        lora = Registry(root).resolve(parse_model_id(lora_id))
+        assert lora is not None
+        request = ScoreRequest(tuple(tokens), 1, AdapterRef(lora.manifest, lora.path))
+        return np.array([t.logprob for t in asyncio.run(engine.score(request))])
+    finally:
+        asyncio.run(engine.aclose())
 
 
 def logprobs_of(model: Any, tokens: list[int]) -> np.ndarray:
@@ -133,7 +162,7 @@ def test_the_served_extraction_scores_as_the_full_fine_tune_does(
     """At full rank with only foldable norms changed, the engine serving the extracted LoRA gives
     the tuned model's own log-probabilities: the SVD and the norm folds are exact."""
     tuned = tuned_copy(tiny_model_dir, seed=3, unfoldable=False)
-    model_id = publish_full(tmp_path, tiny_model_dir, tuned)
+    model_id = publish_tuned(tmp_path, tiny_model_dir, tuned)
     result = extract_run(Registry(tmp_path), model_id, rank=256, validate=False)
     assert result.model_id == "tide@run-2-lora256:40"
     assert result.source == model_id
@@ -159,25 +188,13 @@ def test_the_served_extraction_scores_as_the_full_fine_tune_does(
     want = logprobs_of(full, tokens)
     base_model, _ = load_model(tiny_model_dir)
     base = logprobs_of(base_model, tokens)
-    engine = make_engine(max_batch=2, max_adapters=1)
-    engine.start()
-    try:
-        source = Registry(tmp_path).resolve(parse_model_id(model_id))
-        assert source is not None
-        hint = f"`persona extract-lora {model_id}` makes a servable LoRA"
-        with pytest.raises(AdapterError, match=re.escape(hint)):
-            asyncio.run(engine.load_adapter(AdapterRef(source.manifest, source.path)))
-        adapter = AdapterRef(manifest, folder / "checkpoints/0000040")
-        request = ScoreRequest(tuple(tokens), 1, adapter)
-        got = np.array([t.logprob for t in asyncio.run(engine.score(request))])
-    finally:
-        asyncio.run(engine.aclose())
+    got = served_logprobs(make_engine, tmp_path, model_id, result.model_id, tokens)
     assert np.abs(base - want).max() > 0.05  # the fine-tune really changed the model
     np.testing.assert_allclose(got, want, atol=2e-3)
 
 
 def test_unfoldable_norms_are_dropped_and_named(tiny_model_dir: Path, tmp_path: Path) -> None:
-    model_id = publish_full(tmp_path, tiny_model_dir, tuned_copy(tiny_model_dir, 4, True))
+    model_id = publish_tuned(tmp_path, tiny_model_dir, tuned_copy(tiny_model_dir, 4, True))
     result = extract_run(Registry(tmp_path), model_id, rank=4, label="small", validate=False)
     dropped = result.extraction.dropped
     assert result.model_id.endswith("-small:40")
@@ -246,7 +263,7 @@ def test_the_index_refuses_a_full_checkpoint_before_any_load(
     """So `/v1/models` lists only what can answer, and a request names the command."""
     from server.hotswap.index import CheckpointIndex
 
-    model_id = publish_full(tmp_path, tiny_model_dir, tuned_copy(tiny_model_dir, 5, False))
+    model_id = publish_tuned(tmp_path, tiny_model_dir, tuned_copy(tiny_model_dir, 5, False))
     extract_run(Registry(tmp_path), model_id, rank=4, validate=False)
     index = CheckpointIndex(Registry(tmp_path), lambda: content_hash(tiny_model_dir))
     asyncio.run(index.rescan("tide"))
@@ -273,21 +290,7 @@ def test_a_dora_checkpoint_is_served_as_mlx_lm_runs_it(
     }
     assert any(name.endswith(".m") for name in trained)
     dora.load_weights(list(trained.items()), strict=False)
-    registry = Registry(tmp_path)
-    run, run_dir = registry.new_run("tide", "dora")
-    lora = LoraParams(rank=4, scale=8.0, num_layers=2, fine_tune_type="dora")
-    parameters = {"rank": 4, "scale": 8.0, "dropout": 0.0}
-    config = json.dumps(
-        {"fine_tune_type": "dora", "num_layers": 2, "lora_parameters": parameters}
-    ).encode()
-    write_bytes(run_dir / CONFIG, config)
-    (run_dir / "run.json").write_text(json.dumps({"persona": "tide", "run": run, "config": {
-        "persona": "tide", "base_model": str(tiny_model_dir), "train_file": "/nowhere/t.jsonl",
-        "training": {"fine_tune_type": "dora", "rank": 4}}}))  # fmt: skip
-    manifest = Manifest("tide", run, 12, str(tiny_model_dir), content_hash(tiny_model_dir), lora,
-                        "", time.time(), metrics={"val_loss": 2.5})  # fmt: skip
-    publish_checkpoint(run_dir, manifest, lambda p: mx.save_safetensors(str(p), trained), config)
-    model_id = f"tide@{run}:12"
+    model_id = publish_tuned(tmp_path, tiny_model_dir, trained, 12, "dora", rank=4, scale=8.0)
 
     result = extract_run(Registry(tmp_path), model_id, rank=256, validate=False)
     assert result.model_id == "tide@run-2-lora256:12"
@@ -300,18 +303,5 @@ def test_a_dora_checkpoint_is_served_as_mlx_lm_runs_it(
     want = logprobs_of(dora, tokens)
     base_model, _ = load_model(tiny_model_dir)
     assert np.abs(logprobs_of(base_model, tokens) - want).max() > 0.05
-    engine = make_engine(max_batch=2, max_adapters=1)
-    engine.start()
-    try:
-        source = Registry(tmp_path).resolve(parse_model_id(model_id))
-        assert source is not None
-        hint = f"`persona extract-lora {model_id}` makes a servable LoRA"
-        with pytest.raises(AdapterError, match=re.escape(hint)):
-            asyncio.run(engine.load_adapter(AdapterRef(source.manifest, source.path)))
-        extracted = Registry(tmp_path).resolve(parse_model_id(result.model_id))
-        assert extracted is not None
-        request = ScoreRequest(tuple(tokens), 1, AdapterRef(extracted.manifest, extracted.path))
-        got = np.array([t.logprob for t in asyncio.run(engine.score(request))])
-    finally:
-        asyncio.run(engine.aclose())
+    got = served_logprobs(make_engine, tmp_path, model_id, result.model_id, tokens)
     np.testing.assert_allclose(got, want, atol=2e-3)
