@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import mlx.core as mx
+import mlx.nn as nn
 import msgspec
 from mlx.utils import tree_flatten
 
@@ -95,12 +96,15 @@ class Extraction:
 def fuse_dora(
     base: Mapping[str, mx.array], checkpoint: Mapping[str, mx.array], scale: float
 ) -> dict[str, mx.array]:
-    """The tuned weights a DoRA checkpoint stands for, by base weight name.
+    """The tuned weights a DoRA checkpoint stands for, by base weight name: each layer fused
+    by mlx-lm's own `DoRALinear.fuse()`.
 
     `checkpoint` holds `<path>.lora_a` (in x r), `<path>.lora_b` (r x out) and `<path>.m` (out)
-    per adapted layer, as mlx-lm's `DoRALinear` saves them. Raises ExtractError for a layer
-    missing one of them or one the base lacks.
+    per adapted layer, as `DoRALinear` saves them. Raises ExtractError for a layer missing one
+    of them or one the base lacks.
     """
+    from mlx_lm.tuner.dora import DoRALinear
+
     paths = sorted({name.rsplit(".", 1)[0] for name in checkpoint})
     tuned: dict[str, mx.array] = {}
     for path in paths:
@@ -110,9 +114,11 @@ def fuse_dora(
             raise ExtractError(
                 f"{path}: a DoRA layer needs lora_a, lora_b and m over a base weight"
             )
-        a, b, m = (p.astype(mx.float32) for p in parts)  # type: ignore[union-attr]
-        w = weight.astype(mx.float32) + scale * (b.T @ a.T)
-        tuned[f"{path}.weight"] = (m / mx.linalg.norm(w, axis=1))[:, None] * w
+        linear = nn.Linear(weight.shape[1], weight.shape[0], bias=False)
+        linear.weight = weight.astype(mx.float32)
+        layer = DoRALinear.from_base(linear, r=parts[0].shape[1], scale=scale)  # type: ignore[union-attr]
+        layer.lora_a, layer.lora_b, layer.m = (p.astype(mx.float32) for p in parts)  # type: ignore[union-attr]
+        tuned[f"{path}.weight"] = layer.fuse().weight
     return tuned
 
 
